@@ -1,0 +1,304 @@
+/*
+** klevdb.h - the public API of libklevdb, a local message store that keeps
+** one Kafka-style partition in a directory and reads and writes the same
+** files as the Go library klevdb (github.com/klev-dev/klevdb).
+**
+** Conventions: every call returns a klevdb_err (KLEVDB_OK = 0); results go
+** through out-parameters. Calls on a handle leave a message readable with
+** klevdb_errmsg(); directory-level calls take a klevdb_error* (may be NULL).
+** A handle is used by one thread at a time; open one handle per thread
+** (klevdb_open on a directory already open in the process shares the store,
+** so a second handle is cheap and needs no second lock).
+*/
+#ifndef KLEVDB_H
+#define KLEVDB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Special offsets (as in Go klevdb). */
+#define KLEVDB_OFFSET_OLDEST  (-2)
+#define KLEVDB_OFFSET_NEWEST  (-1)
+#define KLEVDB_OFFSET_INVALID (-3)
+
+/* "No time given": publish stamps the message with the current time. */
+#define KLEVDB_TIME_UNSET INT64_MIN
+
+/* Largest key + value of one message, as in Go klevdb. */
+#define KLEVDB_MAX_PAYLOAD (64 * 1024 * 1024)
+
+typedef enum klevdb_err {
+  KLEVDB_OK = 0,
+  KLEVDB_ENOTFOUND,        /* no such offset, key or time */
+  KLEVDB_EINVALID_OFFSET,  /* offset outside what the log has */
+  KLEVDB_ENOINDEX,         /* key or time operation without that index */
+  KLEVDB_EREADONLY,        /* write on a read-only store */
+  KLEVDB_ECORRUPT_LOG,     /* a .log file does not parse */
+  KLEVDB_ECORRUPT_INDEX,   /* an .index file does not parse or disagrees */
+  KLEVDB_ELOCKED,          /* another process writes this store */
+  KLEVDB_ETOOBIG,          /* key + value over KLEVDB_MAX_PAYLOAD */
+  KLEVDB_EIO,              /* a system call failed */
+  KLEVDB_EINVAL,           /* bad argument */
+  KLEVDB_ENOMEM,           /* out of memory */
+  KLEVDB_ECLOSED,          /* the store was closed (wakes blocked readers) */
+  KLEVDB_ETIMEOUT          /* a blocking read ran out of time */
+} klevdb_err;
+
+/* An error with its message, for calls that have no handle. */
+typedef struct klevdb_error {
+  klevdb_err code;
+  char msg[256];           /* "klevdb: ..." */
+} klevdb_error;
+
+/* Name of an error class: "not_found", "invalid_offset", ... */
+const char *klevdb_errname(klevdb_err code);
+
+/* ------------------------------------------------------------------ */
+/* Options                                                             */
+
+typedef enum klevdb_version {
+  KLEVDB_VERSION_DEFAULT = 0,  /* V2 */
+  KLEVDB_V1 = 1,
+  KLEVDB_V2 = 2
+} klevdb_version;
+
+typedef struct klevdb_options {
+  int create_dirs;       /* mkdir -p the directory (0700) */
+  int readonly;          /* no writes; takes no lock; follows other writers */
+  int key_index;         /* index messages by key (FNV-1a-64 of the key) */
+  int time_index;        /* index messages by time */
+  int auto_sync;         /* fsync log and index after every publish */
+  int64_t rollover;      /* start a new segment past this many log bytes; <= 0: 1 MiB */
+  int check;             /* check the last segment at open */
+  int recover;           /* recover the last segment at open (read-write only) */
+  klevdb_version new_segments_version; /* format of new segments (default V2) */
+  int keep_rewrite_version;            /* deletes keep a segment's own format */
+  int eager_migrate;                   /* migrate every segment at open */
+} klevdb_options;
+
+/* ------------------------------------------------------------------ */
+/* Messages                                                            */
+
+/* A message. On publish, offset is ignored (assigned by the log) and time
+** KLEVDB_TIME_UNSET means now. On read, key/value point into the store's
+** memory (see klevdb_batch); a zero-length key or value is absent. */
+typedef struct klevdb_msg {
+  int64_t offset;
+  int64_t time;            /* microseconds since the Unix epoch */
+  const uint8_t *key;
+  size_t key_len;
+  const uint8_t *value;
+  size_t value_len;
+} klevdb_msg;
+
+#define klevdb_msg_has_key(m)   ((m)->key_len > 0)
+#define klevdb_msg_has_value(m) ((m)->value_len > 0)
+
+/* The result of a read. Reads fill a caller-owned batch; the messages'
+** key and value stay valid until the batch's next use or
+** klevdb_batch_free(), even if the segment is deleted or gc'ed meanwhile.
+** Initialise with KLEVDB_BATCH_INIT. */
+typedef struct klevdb_batch {
+  klevdb_msg *msgs;
+  size_t len;
+  size_t cap;
+  int64_t next_offset;     /* where the next consume should start */
+  void *pin;               /* internal: keeps the memory mapped */
+} klevdb_batch;
+
+#define KLEVDB_BATCH_INIT {0, 0, 0, 0, 0}
+void klevdb_batch_free(klevdb_batch *b);
+
+/* ------------------------------------------------------------------ */
+/* Opening and closing                                                 */
+
+typedef struct klevdb klevdb;
+
+/* Opens the store in dir. A read-write open takes an exclusive flock(2) on
+** dir/.lock (KLEVDB_ELOCKED if another process, Go or C, holds it). Several
+** opens of one directory in a process share the store. */
+klevdb_err klevdb_open(const char *dir, const klevdb_options *opts,
+                       klevdb **out, klevdb_error *err);
+
+/* Syncs (read-write) and closes the handle; the store closes with its last
+** handle. Wakes blocked readers of this handle. NULL is a no-op. */
+klevdb_err klevdb_close(klevdb *db);
+
+/* The message of the last failed call on this handle. */
+const char *klevdb_errmsg(const klevdb *db);
+klevdb_err klevdb_errcode(const klevdb *db);
+
+/* The options the store runs with (defaults applied). */
+void klevdb_get_options(const klevdb *db, klevdb_options *out);
+
+/* ------------------------------------------------------------------ */
+/* Writing                                                             */
+
+/* Appends msgs[0..n) as one batch; their offsets are next_offset + i.
+** *next_out (may be NULL) receives the new next offset. All or nothing:
+** on any error nothing of the batch stays on disk. */
+klevdb_err klevdb_publish(klevdb *db, const klevdb_msg *msgs, size_t n,
+                          int64_t *next_out);
+
+/* The offset the next published message gets. */
+klevdb_err klevdb_next_offset(klevdb *db, int64_t *out);
+
+/* ------------------------------------------------------------------ */
+/* Reading                                                             */
+
+/* Up to max_count messages from offset on (or KLEVDB_OFFSET_OLDEST/NEWEST),
+** from one segment, as Go's Consume. b->next_offset is where to go on. */
+klevdb_err klevdb_consume(klevdb *db, int64_t offset, size_t max_count,
+                          klevdb_batch *b);
+
+/* Up to max_count messages with this key at or after offset. */
+klevdb_err klevdb_consume_by_key(klevdb *db, const void *key, size_t key_len,
+                                 int64_t offset, size_t max_count,
+                                 klevdb_batch *b);
+
+/* As klevdb_consume, but when there is nothing at or after offset yet,
+** waits up to timeout_ms (< 0: forever) for a publish. Returns KLEVDB_OK
+** with an empty batch on timeout; KLEVDB_ECLOSED when the store closes. */
+klevdb_err klevdb_consume_blocking(klevdb *db, int64_t offset,
+                                   size_t max_count, int64_t timeout_ms,
+                                   klevdb_batch *b);
+
+/* Wakes every klevdb_consume_blocking of this handle (from another thread);
+** they return KLEVDB_ECLOSED. */
+void klevdb_interrupt(klevdb *db);
+
+/* One message by offset; b->msgs[0] on success. */
+klevdb_err klevdb_get(klevdb *db, int64_t offset, klevdb_batch *b);
+
+/* The newest message with this key (an empty key is a valid key). */
+klevdb_err klevdb_get_by_key(klevdb *db, const void *key, size_t key_len,
+                             klevdb_batch *b);
+klevdb_err klevdb_offset_by_key(klevdb *db, const void *key, size_t key_len,
+                                int64_t *offset_out);
+
+/* The first message whose indexed time is at or after time_us. */
+klevdb_err klevdb_get_by_time(klevdb *db, int64_t time_us, klevdb_batch *b);
+klevdb_err klevdb_offset_by_time(klevdb *db, int64_t time_us,
+                                 int64_t *offset_out, int64_t *time_out);
+
+/* Bytes one message costs on disk in the current format (record + item). */
+int64_t klevdb_size(const klevdb *db, const klevdb_msg *m);
+
+typedef struct klevdb_stat {
+  int64_t segments;
+  int64_t messages;
+  int64_t size;            /* bytes of all logs and indexes */
+} klevdb_stat;
+
+klevdb_err klevdb_stat_get(klevdb *db, klevdb_stat *out);
+
+/* First and last message of the store (0 messages: both -1). */
+typedef struct klevdb_bounds {
+  int64_t oldest_offset, newest_offset;
+  int64_t oldest_time, newest_time;
+  int64_t next_offset;
+} klevdb_bounds;
+klevdb_err klevdb_bounds_get(klevdb *db, klevdb_bounds *out);
+
+/* ------------------------------------------------------------------ */
+/* Deleting and maintenance                                            */
+
+typedef struct klevdb_deleted {
+  int64_t count;           /* messages removed */
+  int64_t size;            /* bytes, counted as Go does (record + item) */
+} klevdb_deleted;
+
+/* Go's Delete: removes the given offsets that live in the segment holding
+** the smallest of them (one segment per call). If deleted_offsets is not
+** NULL it receives the removed offsets in log order (free() it). */
+klevdb_err klevdb_delete(klevdb *db, const int64_t *offsets, size_t n,
+                         klevdb_deleted *out, int64_t **deleted_offsets);
+
+/* A half-open range of offsets [from, to). */
+typedef struct klevdb_range {
+  int64_t from, to;
+} klevdb_range;
+
+/* Removes every message inside the ranges, in all segments. Segments that
+** lose every message are unlinked without being read. */
+klevdb_err klevdb_delete_ranges(klevdb *db, const klevdb_range *ranges,
+                                size_t n, klevdb_deleted *out);
+
+/* fsyncs the head; *next_out (may be NULL) gets the next offset. */
+klevdb_err klevdb_sync(klevdb *db, int64_t *next_out);
+
+/* Releases memory of segments not read for unused_for_us microseconds. */
+klevdb_err klevdb_gc(klevdb *db, int64_t unused_for_us);
+
+/* Copies every segment into dir (created), skipping unchanged files. */
+klevdb_err klevdb_backup(klevdb *db, const char *dir);
+
+/* ------------------------------------------------------------------ */
+/* Retention (Go's finders, trims and compactions). Each deletes what it  */
+/* finds across all segments (Go's ...Multi variants).                    */
+
+klevdb_err klevdb_trim_by_offset(klevdb *db, int64_t before, klevdb_deleted *out);
+klevdb_err klevdb_trim_by_count(klevdb *db, int64_t keep, klevdb_deleted *out);
+klevdb_err klevdb_trim_by_size(klevdb *db, int64_t max_size, klevdb_deleted *out);
+klevdb_err klevdb_trim_by_age(klevdb *db, int64_t before_us, klevdb_deleted *out);
+/* Keeps the newest message of each key among those at or before before_us. */
+klevdb_err klevdb_compact_updates(klevdb *db, int64_t before_us, klevdb_deleted *out);
+/* Drops tombstones (absent value) at or before before_us that are the
+** oldest message of their key. */
+klevdb_err klevdb_compact_deletes(klevdb *db, int64_t before_us, klevdb_deleted *out);
+
+/* Go's finders: the offsets the matching trim/compact would remove, in
+** order (free() *offsets). */
+typedef enum klevdb_find {
+  KLEVDB_FIND_OFFSET, KLEVDB_FIND_COUNT, KLEVDB_FIND_SIZE, KLEVDB_FIND_AGE,
+  KLEVDB_FIND_UPDATES, KLEVDB_FIND_DELETES
+} klevdb_find;
+klevdb_err klevdb_find_offsets(klevdb *db, klevdb_find what, int64_t arg,
+                               int64_t **offsets, size_t *n);
+
+/* ------------------------------------------------------------------ */
+/* Directory-level helpers (no lock taken; do not run them on a store   */
+/* another process writes, except stat and check).                       */
+
+klevdb_err klevdb_dir_check(const char *dir, const klevdb_options *opts,
+                            klevdb_error *err);
+klevdb_err klevdb_dir_recover(const char *dir, const klevdb_options *opts,
+                              klevdb_error *err);
+klevdb_err klevdb_dir_stat(const char *dir, const klevdb_options *opts,
+                           klevdb_stat *out, klevdb_error *err);
+klevdb_err klevdb_dir_backup(const char *src, const char *dst,
+                             klevdb_error *err);
+klevdb_err klevdb_dir_migrate(const char *dir, const klevdb_options *opts,
+                              klevdb_version to, klevdb_error *err);
+
+/* ------------------------------------------------------------------ */
+/* Typed codecs (Go's typed logs). Encoders write into out (cap bytes)   */
+/* and return the length needed (write nothing if it exceeds cap).       */
+
+/* Zig-zag LEB128, at most 10 bytes. */
+size_t klevdb_varint_encode(int64_t v, uint8_t out[10]);
+/* Returns bytes read, or 0 (short buffer) or -1 (overflow). */
+int klevdb_varint_decode(const uint8_t *in, size_t len, int64_t *v);
+
+/* Go's json.Marshal of a string (HTML escaping on, invalid UTF-8 as
+** \ufffd). Returns the length of the JSON text. */
+size_t klevdb_json_string_encode(const uint8_t *s, size_t len, uint8_t *out,
+                                 size_t cap);
+/* Decodes one JSON string (or null -> ""), as Go's json.Unmarshal into a
+** string: returns the decoded length, or -1 if in is not a JSON string. */
+long klevdb_json_string_decode(const uint8_t *in, size_t len, uint8_t *out,
+                               size_t cap);
+/* 1 if in is one valid JSON value (RFC 8259), else 0. */
+int klevdb_json_valid(const uint8_t *in, size_t len);
+
+/* FNV-1a-64, the key hash on disk. */
+uint64_t klevdb_key_hash(const void *key, size_t len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* KLEVDB_H */

@@ -1,0 +1,453 @@
+/*
+** dirops.c - directory maintenance without a lock (spec section 7): check,
+** recover, stat, backup and migrate of a store's segments, plus Go's
+** backup copy rule. Rewrites go to a temp file renamed over the original.
+*/
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "kdb.h"
+
+#define PATH_CAP 4096
+/* Room left in a path for "/<20 digits>.index.recover" and the like. */
+#define DIR_MAX (PATH_CAP - 64)
+
+static int opts_params(const klevdb_options *o) {
+  if (!o) return 0;
+  return (o->time_index ? IDX_TIMES : 0) | (o->key_index ? IDX_KEYS : 0);
+}
+
+/* Fills the log and index paths of a segment; a directory name too long
+** for them is refused rather than silently cut. */
+static klevdb_err seg_paths(const char *dir, int64_t base, char *lpath, char *ipath,
+                            klevdb_error *e) {
+  if (strlen(dir) > DIR_MAX) return kerr(e, KLEVDB_EINVAL, "directory name too long");
+  seg_path(lpath, PATH_CAP, dir, base, ".log");
+  seg_path(ipath, PATH_CAP, dir, base, ".index");
+  return KLEVDB_OK;
+}
+
+/* Reads a whole file. A missing file sets *missing when the caller can
+** live without it; otherwise it is an I/O error, not ENOTFOUND, because
+** that class means "no such offset" to users. */
+static klevdb_err load(const char *path, uint8_t **data, size_t *len,
+                       bool *missing, klevdb_error *e) {
+  klevdb_err rc = file_read(path, data, len, e);
+  if (missing) *missing = false;
+  if (rc != KLEVDB_ENOTFOUND) return rc;
+  if (missing) {
+    *missing = true;
+    return KLEVDB_OK;
+  }
+  return kerr_sys(e, ENOENT, "open %s", path);
+}
+
+static klevdb_err unlink_missing_ok(const char *path, klevdb_error *e) {
+  if (unlink(path) < 0 && errno != ENOENT) return kerr_sys(e, errno, "remove %s", path);
+  return KLEVDB_OK;
+}
+
+static int write_all(int fd, const uint8_t *p, size_t n) {
+  while (n) {
+    ssize_t w = write(fd, p, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0) return errno;
+    p += w;
+    n -= (size_t)w;
+  }
+  return 0;
+}
+
+/* Writes data to tmp (a fresh file: a stale one from a crash is removed,
+** never appended to) and renames it over path, so that readers which
+** mapped the old file keep valid memory. */
+static klevdb_err replace_file(const char *tmp, const char *path,
+                               const uint8_t *data, size_t len, klevdb_error *e) {
+  klevdb_err rc = unlink_missing_ok(tmp, e);
+  if (rc) return rc;
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) return kerr_sys(e, errno, "create %s", tmp);
+  int err = write_all(fd, data, len);
+  if (!err && fsync(fd) < 0) err = errno;
+  if (close(fd) < 0 && !err) err = errno;
+  if (!err && rename(tmp, path) < 0) err = errno;
+  if (err) {
+    unlink(tmp);
+    return kerr_sys(e, err, "replace %s", path);
+  }
+  return KLEVDB_OK;
+}
+
+/* The items a rebuild would write for this log image (0-start clamp). */
+static klevdb_err log_items(const uint8_t *data, size_t size, int64_t base,
+                            int params, int *ver, kbuf *items, int64_t *end,
+                            klevdb_error *e) {
+  klevdb_err rc = log_detect(data, (int64_t)size, base, ver, e);
+  if (rc) return rc;
+  int64_t last_ts = 0;
+  return log_scan(data, (int64_t)size, *ver, log_start(*ver), params, &last_ts,
+                  items, end, e);
+}
+
+klevdb_err seg_check(const char *dir, int64_t base, int params, klevdb_error *e) {
+  char lpath[PATH_CAP], ipath[PATH_CAP];
+  if (seg_paths(dir, base, lpath, ipath, e)) return KLEVDB_EINVAL;
+  uint8_t *log = NULL, *idx = NULL;
+  size_t lsize, isize;
+  kbuf items = {0};
+  int ver, iver;
+  int64_t end, ds;
+  bool missing;
+
+  klevdb_err rc = load(lpath, &log, &lsize, NULL, e);
+  if (!rc) rc = log_items(log, lsize, base, params, &ver, &items, &end, e);
+  if (!rc) rc = load(ipath, &idx, &isize, &missing, e);
+  if (!rc && !missing) {
+    rc = index_detect(idx, (int64_t)isize, base, params, &iver, &ds, e);
+    if (!rc && ((size_t)((int64_t)isize - ds) != items.len ||
+                (items.len && memcmp(idx + ds, items.p, items.len) != 0)))
+      rc = kerr(e, KLEVDB_ECORRUPT_INDEX, "index corrupted");
+  }
+  free(log);
+  free(idx);
+  kbuf_free(&items);
+  return rc;
+}
+
+klevdb_err seg_recover(const char *dir, int64_t base, int params, bool sync,
+                       klevdb_error *e) {
+  char lpath[PATH_CAP], ipath[PATH_CAP], tmp[PATH_CAP + 16];
+  if (seg_paths(dir, base, lpath, ipath, e)) return KLEVDB_EINVAL;
+  snprintf(tmp, sizeof(tmp), "%s.recover", lpath);
+  uint8_t *log = NULL, *idx = NULL;
+  size_t lsize, isize = 0;
+  kbuf items = {0};
+  int ver, iver;
+  int64_t end = 0, ds;
+  bool missing = false;
+
+  klevdb_err rc = load(lpath, &log, &lsize, NULL, e);
+  if (!rc) rc = log_detect(log, (int64_t)lsize, base, &ver, e);
+  if (rc) goto out; /* a bad file header is beyond repair */
+  int64_t last_ts = 0;
+  klevdb_error scan_err; /* a corrupt record is what Recover repairs */
+  rc = log_scan(log, (int64_t)lsize, ver, log_start(ver), params, &last_ts, &items,
+                &end, &scan_err);
+  if (rc && rc != KLEVDB_ECORRUPT_LOG) {
+    if (e) *e = scan_err;
+    goto out;
+  }
+  /* A stale temp from a crashed Recover is dropped whatever happens next
+  ** (Go appends to it, B14). */
+  rc = unlink_missing_ok(tmp, e);
+  if (rc) goto out;
+  /* The log ends at the last good record: a bad record and also a torn
+  ** header at the tail (which Go keeps, B1) are cut off. */
+  if ((size_t)end < lsize) {
+    rc = replace_file(tmp, lpath, log, (size_t)end, e);
+    if (rc) goto out;
+  }
+
+  rc = load(ipath, &idx, &isize, &missing, e);
+  if (rc || missing) goto sync;
+  rc = index_detect(idx, (int64_t)isize, base, params, &iver, &ds, &scan_err);
+  if (rc == KLEVDB_ECORRUPT_INDEX) {
+    /* The next open rebuilds it with the current params. */
+    rc = unlink_missing_ok(ipath, e);
+  } else if (!rc && ((size_t)((int64_t)isize - ds) != items.len ||
+                     (items.len && memcmp(idx + ds, items.p, items.len) != 0))) {
+    rc = index_write(ipath, iver, params, items.p, items.len, e);
+  }
+sync:
+  if (!rc && sync) rc = dir_sync(dir, e);
+out:
+  free(log);
+  free(idx);
+  kbuf_free(&items);
+  return rc;
+}
+
+klevdb_err seg_migrate(const char *dir, int64_t base, int params, int ver,
+                       bool sync, klevdb_error *e) {
+  char lpath[PATH_CAP], ipath[PATH_CAP], tmp[PATH_CAP + 16];
+  if (seg_paths(dir, base, lpath, ipath, e)) return KLEVDB_EINVAL;
+  snprintf(tmp, sizeof(tmp), "%s.migrate", lpath);
+  uint8_t *log = NULL;
+  size_t lsize;
+  kbuf out = {0}, items = {0};
+  int from;
+  size_t isz = item_size(params);
+
+  klevdb_err rc = load(lpath, &log, &lsize, NULL, e);
+  if (!rc) rc = log_detect(log, (int64_t)lsize, base, &from, e);
+  if (rc || from == ver) goto out;
+  rc = unlink_missing_ok(tmp, e);
+  if (rc) goto out;
+
+  /* The whole new log is built before anything on disk changes, so that a
+  ** corrupt record fails the migration with the segment intact (Go has
+  ** already deleted the index then, B26). */
+  rc = kbuf_reserve(&out, FILE_HDR, e);
+  if (rc) goto out;
+  if (ver == FMT_V2) {
+    log_header(out.p);
+    out.len = FILE_HDR;
+  }
+  int64_t pos = log_start(from), last_ts = 0;
+  for (;;) {
+    klevdb_msg m;
+    int64_t len;
+    int r = rec_decode(from, log + pos, (int64_t)lsize - pos, true, &m, &len, e);
+    if (r == 0) break;
+    if (r < 0) {
+      rc = KLEVDB_ECORRUPT_LOG;
+      goto out;
+    }
+    size_t rs = (size_t)rec_size(ver, m.key_len, m.value_len);
+    if ((rc = kbuf_reserve(&out, rs, e)) || (rc = kbuf_reserve(&items, isz, e))) goto out;
+    if (m.time > last_ts) last_ts = m.time;
+    item_encode(items.p + items.len, params, m.offset, (int64_t)out.len, last_ts,
+                (params & IDX_KEYS) ? klevdb_key_hash(m.key, m.key_len) : 0);
+    items.len += isz;
+    out.len += rec_encode(ver, out.p + out.len, m.offset, m.time, m.key, m.key_len,
+                          m.value, m.value_len);
+    pos += len;
+  }
+
+  /* The old index describes old positions: it must not survive the log. */
+  rc = unlink_missing_ok(ipath, e);
+  if (!rc) rc = replace_file(tmp, lpath, out.p, out.len, e);
+  if (!rc) rc = index_write(ipath, ver, params, items.p, items.len, e);
+  if (!rc && sync) rc = dir_sync(dir, e);
+out:
+  free(log);
+  kbuf_free(&out);
+  kbuf_free(&items);
+  return rc;
+}
+
+klevdb_err file_copy(const char *src, const char *dst, klevdb_error *e) {
+  int in = open(src, O_RDONLY | O_CLOEXEC);
+  if (in < 0) return kerr_sys(e, errno, "copy open %s", src);
+  struct stat ss, ds;
+  if (fstat(in, &ss) < 0) {
+    int err = errno;
+    close(in);
+    return kerr_sys(e, err, "copy stat %s", src);
+  }
+  if (stat(dst, &ds) == 0 && ds.st_size == ss.st_size &&
+      ds.st_mtim.tv_sec == ss.st_mtim.tv_sec && ds.st_mtim.tv_nsec == ss.st_mtim.tv_nsec) {
+    close(in);
+    return KLEVDB_OK;
+  }
+  int out = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (out < 0) {
+    int err = errno;
+    close(in);
+    return kerr_sys(e, err, "copy create %s", dst);
+  }
+  int64_t copied = 0;
+  int err = 0;
+  uint8_t *buf = malloc(1 << 16);
+  if (!buf) err = ENOMEM;
+  while (!err) {
+    ssize_t r = read(in, buf, 1 << 16);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) err = errno;
+    if (r <= 0) break;
+    if ((err = write_all(out, buf, (size_t)r)) != 0) break;
+    copied += r;
+  }
+  free(buf);
+  close(in);
+  if (!err && fsync(out) < 0) err = errno;
+  struct timespec times[2] = {ss.st_mtim, ss.st_mtim};
+  if (!err && futimens(out, times) < 0) err = errno;
+  if (close(out) < 0 && !err) err = errno;
+  if (err) return kerr_sys(e, err, "copy %s to %s", src, dst);
+  if (copied < (int64_t)ss.st_size)
+    return kerr(e, KLEVDB_EIO, "copy %s: partial copy (%lld/%lld)", src,
+                (long long)copied, (long long)ss.st_size);
+  return KLEVDB_OK;
+}
+
+/* ---- directory level ---- */
+
+/* The message is built even when the caller passed no error struct. */
+#define LOCAL_ERR(err)                                                         \
+  klevdb_error local_err_;                                                     \
+  klevdb_error *e = (err) ? (err) : &local_err_;                               \
+  e->code = KLEVDB_OK;                                                         \
+  e->msg[0] = 0
+#define NEED_DIR(d)                                                            \
+  if (!(d)) return kerr(e, KLEVDB_EINVAL, "no directory given")
+
+klevdb_err klevdb_dir_check(const char *dir, const klevdb_options *opts,
+                            klevdb_error *err) {
+  LOCAL_ERR(err);
+  NEED_DIR(dir);
+  int64_t *bases;
+  size_t n;
+  klevdb_err rc = dir_segments(dir, true, &bases, &n, e);
+  if (rc || n == 0) return rc;
+  int64_t base = bases[n - 1];
+  free(bases);
+  rc = seg_check(dir, base, opts_params(opts), e);
+  if (rc) kerr_wrap(e, "check %lld", (long long)base);
+  return rc;
+}
+
+klevdb_err klevdb_dir_recover(const char *dir, const klevdb_options *opts,
+                              klevdb_error *err) {
+  LOCAL_ERR(err);
+  NEED_DIR(dir);
+  int64_t *bases;
+  size_t n;
+  klevdb_err rc = dir_segments(dir, true, &bases, &n, e);
+  if (rc || n == 0) return rc;
+  int64_t base = bases[n - 1];
+  free(bases);
+  rc = seg_recover(dir, base, opts_params(opts), true, e);
+  if (rc) kerr_wrap(e, "recover %lld", (long long)base);
+  return rc;
+}
+
+/* One segment's share of Stat (spec 3.10): the index header is validated
+** but its body is neither read nor required to be aligned. */
+static klevdb_err seg_stat(const char *dir, int64_t base, int params,
+                           klevdb_stat *st, klevdb_error *e) {
+  char lpath[PATH_CAP], ipath[PATH_CAP];
+  if (seg_paths(dir, base, lpath, ipath, e)) return KLEVDB_EINVAL;
+  struct stat ls;
+  if (stat(lpath, &ls) < 0) return kerr_sys(e, errno, "stat log %s", lpath);
+  int fd = open(ipath, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return kerr_sys(e, errno, "stat index %s", ipath);
+  struct stat is;
+  uint8_t hdr[FILE_HDR];
+  ssize_t got = 0;
+  int err = fstat(fd, &is) < 0 ? errno : 0;
+  if (!err && is.st_size > 0) {
+    size_t want = is.st_size < FILE_HDR ? (size_t)is.st_size : FILE_HDR;
+    while ((got = pread(fd, hdr, want, 0)) < 0 && errno == EINTR) {}
+    if (got < 0) err = errno;
+    else if ((size_t)got < want) err = EIO;
+  }
+  close(fd);
+  if (err) return kerr_sys(e, err, "stat index %s", ipath);
+
+  int64_t size = is.st_size, ds = 0;
+  if (size > 0) {
+    /* index_detect also checks alignment, which Stat must not: a V2
+    ** header is validated against a header-only size, a V1 file (no
+    ** header) against a size of one item. */
+    int iver;
+    klevdb_error scratch;
+    if (index_detect(hdr, size < FILE_HDR ? size : FILE_HDR, base, params, &iver, &ds,
+                     &scratch) != KLEVDB_OK) {
+      int64_t probe = size < FILE_HDR ? size : (int64_t)item_size(params);
+      klevdb_err rc = index_detect(hdr, probe, base, params, &iver, &ds, e);
+      if (rc) return rc;
+    }
+  }
+  st->segments += 1;
+  st->messages += (size - ds) / (int64_t)item_size(params);
+  st->size += (int64_t)ls.st_size + size;
+  return KLEVDB_OK;
+}
+
+klevdb_err klevdb_dir_stat(const char *dir, const klevdb_options *opts,
+                           klevdb_stat *out, klevdb_error *err) {
+  LOCAL_ERR(err);
+  NEED_DIR(dir);
+  if (!out) return kerr(e, KLEVDB_EINVAL, "stat: no result given");
+  klevdb_stat st = {0, 0, 0};
+  *out = st;
+  int64_t *bases;
+  size_t n;
+  klevdb_err rc = dir_segments(dir, true, &bases, &n, e);
+  if (rc) return rc;
+  for (size_t i = 0; i < n && !rc; i++) {
+    rc = seg_stat(dir, bases[i], opts_params(opts), &st, e);
+    if (rc) kerr_wrap(e, "stat %lld", (long long)bases[i]);
+  }
+  free(bases);
+  if (!rc) *out = st;
+  return rc;
+}
+
+static klevdb_err mkdir_p(const char *path, klevdb_error *e) {
+  char buf[PATH_CAP];
+  size_t len = strlen(path);
+  if (len == 0 || len >= sizeof(buf)) return kerr(e, KLEVDB_EINVAL, "bad directory name");
+  memcpy(buf, path, len + 1);
+  for (size_t i = 1; i <= len; i++) {
+    if (buf[i] != '/' && buf[i] != 0) continue;
+    char c = buf[i];
+    buf[i] = 0;
+    if (mkdir(buf, 0700) < 0 && errno != EEXIST) return kerr_sys(e, errno, "mkdir %s", buf);
+    buf[i] = c;
+  }
+  struct stat st;
+  if (stat(path, &st) < 0) return kerr_sys(e, errno, "mkdir %s", path);
+  if (!S_ISDIR(st.st_mode)) return kerr_sys(e, ENOTDIR, "mkdir %s", path);
+  return KLEVDB_OK;
+}
+
+klevdb_err klevdb_dir_backup(const char *src, const char *dst, klevdb_error *err) {
+  LOCAL_ERR(err);
+  NEED_DIR(src);
+  NEED_DIR(dst);
+  if (strlen(src) > DIR_MAX || strlen(dst) > DIR_MAX)
+    return kerr(e, KLEVDB_EINVAL, "backup: directory name too long");
+  struct stat st;
+  if (stat(src, &st) < 0) {
+    if (errno == ENOENT) return KLEVDB_OK;
+    return kerr_sys(e, errno, "backup stat %s", src);
+  }
+  int64_t *bases;
+  size_t n;
+  klevdb_err rc = dir_segments(src, false, &bases, &n, e);
+  if (!rc) rc = mkdir_p(dst, e);
+  if (rc) {
+    free(bases);
+    return rc;
+  }
+  for (size_t i = 0; i < n && !rc; i++) {
+    char from[PATH_CAP], to[PATH_CAP];
+    seg_path(from, sizeof(from), src, bases[i], ".log");
+    seg_path(to, sizeof(to), dst, bases[i], ".log");
+    rc = file_copy(from, to, e);
+    if (!rc) {
+      seg_path(from, sizeof(from), src, bases[i], ".index");
+      seg_path(to, sizeof(to), dst, bases[i], ".index");
+      rc = file_copy(from, to, e);
+    }
+    if (rc) kerr_wrap(e, "backup %lld", (long long)bases[i]);
+  }
+  free(bases);
+  if (!rc) rc = dir_sync(dst, e);
+  return rc;
+}
+
+klevdb_err klevdb_dir_migrate(const char *dir, const klevdb_options *opts,
+                              klevdb_version to, klevdb_error *err) {
+  LOCAL_ERR(err);
+  NEED_DIR(dir);
+  if (to != KLEVDB_V1 && to != KLEVDB_V2)
+    return kerr(e, KLEVDB_EINVAL, "migrate: version must be specified (e.g. KLEVDB_V2)");
+  int64_t *bases;
+  size_t n;
+  klevdb_err rc = dir_segments(dir, true, &bases, &n, e);
+  if (rc) return rc;
+  int ver = to == KLEVDB_V1 ? FMT_V1 : FMT_V2;
+  for (size_t i = 0; i < n && !rc; i++) {
+    rc = seg_migrate(dir, bases[i], opts_params(opts), ver, true, e);
+    if (rc) kerr_wrap(e, "migrate %lld", (long long)bases[i]);
+  }
+  free(bases);
+  return rc;
+}

@@ -1,0 +1,199 @@
+/*
+** kdb.h - internal declarations shared by the files of libklevdb: errors,
+** byte order, CRC-32C, the record format (message.c) and the index item
+** format (index.c). Nothing here is part of the public API.
+*/
+#ifndef KDB_H
+#define KDB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "klevdb.h"
+
+/* ---- errors (error.c) ---- */
+
+/* Sets e (if not NULL) to code and a "klevdb: ..." message; returns code. */
+klevdb_err kerr(klevdb_error *e, klevdb_err code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* As kerr, with ": strerror(errno_value)" appended, class KLEVDB_EIO
+** (KLEVDB_ENOMEM for ENOMEM). */
+klevdb_err kerr_sys(klevdb_error *e, int errno_value, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Puts "what: " in front of the message already in e (returns nothing:
+** with e NULL there is no code to return; callers return their own). */
+void kerr_wrap(klevdb_error *e, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* ---- byte order ---- */
+
+static inline uint64_t get_be64(const uint8_t *p) {
+  uint64_t v;
+  memcpy(&v, p, 8);
+  return __builtin_bswap64(v);
+}
+static inline uint32_t get_be32(const uint8_t *p) {
+  uint32_t v;
+  memcpy(&v, p, 4);
+  return __builtin_bswap32(v);
+}
+static inline void put_be64(uint8_t *p, uint64_t v) {
+  v = __builtin_bswap64(v);
+  memcpy(p, &v, 8);
+}
+static inline void put_be32(uint8_t *p, uint32_t v) {
+  v = __builtin_bswap32(v);
+  memcpy(p, &v, 4);
+}
+
+/* ---- CRC-32C (crc32c.c) ---- */
+
+/* Standard CRC-32C: crc32c(0, "123456789", 9) == 0xE3069283. Chainable:
+** crc32c(crc32c(0, a, n), b, m) == crc32c(0, a||b, n+m). */
+uint32_t crc32c(uint32_t crc, const void *p, size_t n);
+
+/* ---- FNV-1a-64 key hash (codec.c: klevdb_key_hash) ---- */
+
+#define FNV_OFFSET 0xcbf29ce484222325ULL
+#define FNV_PRIME 0x100000001b3ULL
+
+/* ---- log records (message.c) ---- */
+
+#define FILE_HDR 8           /* V2 file header of .log and .index */
+#define REC_HDR 28           /* record header, both versions */
+#define REC_TRAILER 8        /* V2 only */
+enum { FMT_V1 = 1, FMT_V2 = 2 };
+
+static inline int64_t rec_size(int ver, size_t klen, size_t vlen) {
+  return (int64_t)(REC_HDR + klen + vlen + (ver == FMT_V2 ? REC_TRAILER : 0));
+}
+static inline int64_t log_start(int ver) { return ver == FMT_V2 ? FILE_HDR : 0; }
+
+/* The 8-byte V2 log header. */
+void log_header(uint8_t out[FILE_HDR]);
+
+/* Detects a log's format from its first bytes (hdr holds min(size, 8)
+** bytes) and the segment's base offset; size 0 is an empty V1 log. */
+klevdb_err log_detect(const uint8_t *hdr, int64_t size, int64_t base, int *ver,
+                      klevdb_error *e);
+
+/* Encodes one record at out (rec_size bytes); returns its size. */
+size_t rec_encode(int ver, uint8_t *out, int64_t offset, int64_t time,
+                  const uint8_t *key, size_t klen, const uint8_t *val,
+                  size_t vlen);
+
+/* Decodes the record at p with avail bytes up to the end of data.
+** Returns 1 with *m (key/value pointing into p) and *len, 0 at end of data
+** (fewer than REC_HDR bytes, spec 2.6 note), or -1 with e set
+** (KLEVDB_ECORRUPT_LOG). verify: check the CRC. */
+int rec_decode(int ver, const uint8_t *p, int64_t avail, bool verify,
+               klevdb_msg *m, int64_t *len, klevdb_error *e);
+
+/* ---- index items (index.c) ---- */
+
+#define IDX_TIMES 0x01
+#define IDX_KEYS 0x02
+
+static inline size_t item_size(int params) {
+  return 16 + ((params & IDX_TIMES) ? 8 : 0) + ((params & IDX_KEYS) ? 8 : 0);
+}
+static inline int64_t item_off(const uint8_t *it) { return (int64_t)get_be64(it); }
+static inline int64_t item_pos(const uint8_t *it) { return (int64_t)get_be64(it + 8); }
+static inline int64_t item_ts(const uint8_t *it, int params) {
+  return (params & IDX_TIMES) ? (int64_t)get_be64(it + 16) : 0;
+}
+static inline uint64_t item_hash(const uint8_t *it, int params) {
+  return (params & IDX_KEYS) ? get_be64(it + ((params & IDX_TIMES) ? 24 : 16)) : 0;
+}
+void item_encode(uint8_t *out, int params, int64_t off, int64_t pos, int64_t ts,
+                 uint64_t hash);
+
+/* The 8-byte V2 index header. */
+void index_header(uint8_t out[FILE_HDR], int params);
+
+/* Validates an index file's header (spec 3.9): hdr holds min(size, 8)
+** bytes. Sets *ver and *data_start (0 for V1, 8 for V2). */
+klevdb_err index_detect(const uint8_t *hdr, int64_t size, int64_t base,
+                        int params, int *ver, int64_t *data_start,
+                        klevdb_error *e);
+
+/* Searches over n raw items (spec 5.0). Each returns an item index or one
+** of the negative codes below. */
+enum { IX_EMPTY = -1, IX_AFTER_END = -2, IX_BEFORE_START = -3, IX_ABSENT = -4 };
+/* First item with offset >= o (idx_consume without the special offsets). */
+long items_seek(const uint8_t *items, size_t n, size_t isz, int64_t o);
+/* The item with offset exactly o. */
+long items_find(const uint8_t *items, size_t n, size_t isz, int64_t o);
+/* First item with (clamped) time >= ts. */
+long items_time(const uint8_t *items, size_t n, size_t isz, int params,
+                int64_t ts);
+
+
+/* ---- segment files (segfile.c) ---- */
+
+/* "<dir>/<20-digit base><ext>", ext like ".log" or ".index". */
+void seg_path(char *out, size_t cap, const char *dir, int64_t base, const char *ext);
+
+/* Segment discovery (spec 1.2): the bases of every "*.log" in dir, sorted
+** ascending (free() *bases). A missing directory gives n = 0 and, with
+** missing_ok false, KLEVDB_EIO. */
+klevdb_err dir_segments(const char *dir, bool missing_ok, int64_t **bases,
+                        size_t *n, klevdb_error *e);
+
+/* A read-only mapping of a whole file, refcounted so that readers can keep
+** using it after the segment was deleted, rewritten or gc'ed. */
+typedef struct kmap {
+  const uint8_t *data;
+  size_t len;       /* bytes mapped (may exceed the file size: reserve) */
+  int refs;         /* atomic */
+} kmap;
+/* Maps reserve bytes (at least the file size) of fd; len 0 maps nothing. */
+klevdb_err kmap_open(int fd, size_t reserve, kmap **out, klevdb_error *e);
+kmap *kmap_ref(kmap *m);
+void kmap_unref(kmap *m);
+
+/* Reads a whole file into memory (malloc'ed; *len bytes). Missing file:
+** KLEVDB_ENOTFOUND. */
+klevdb_err file_read(const char *path, uint8_t **data, size_t *len, klevdb_error *e);
+
+/* A growable byte buffer. */
+typedef struct kbuf {
+  uint8_t *p;
+  size_t len, cap;
+} kbuf;
+klevdb_err kbuf_reserve(kbuf *b, size_t extra, klevdb_error *e);
+void kbuf_free(kbuf *b);
+
+/* Scans the records of a log image (data, size bytes, format ver) from
+** position from, appending one index item per record to items (clamping
+** times from *last_ts, updated). Stops at end of data; *end gets the
+** position after the last good record. Returns KLEVDB_ECORRUPT_LOG (with
+** *end at the bad record) if a record does not parse. */
+klevdb_err log_scan(const uint8_t *data, int64_t size, int ver, int64_t from,
+                    int params, int64_t *last_ts, kbuf *items, int64_t *end,
+                    klevdb_error *e);
+
+/* Writes a whole index file (header for ver V2, then items), fsynced,
+** replacing any file at path. */
+klevdb_err index_write(const char *path, int ver, int params,
+                       const uint8_t *items, size_t len, klevdb_error *e);
+
+/* Syncs a directory (after renames). */
+klevdb_err dir_sync(const char *dir, klevdb_error *e);
+
+/* ---- directory maintenance (dirops.c) ---- */
+
+/* Check and Recover of one segment (spec 7.1, 7.2). */
+klevdb_err seg_check(const char *dir, int64_t base, int params, klevdb_error *e);
+klevdb_err seg_recover(const char *dir, int64_t base, int params, bool sync,
+                       klevdb_error *e);
+/* Migrate of one segment to format ver (spec 7.5); index_ver for a
+** rebuilt index. */
+klevdb_err seg_migrate(const char *dir, int64_t base, int params, int ver,
+                       bool sync, klevdb_error *e);
+/* Go's backup copy rule (spec 5.12): skip when size and mtime match. */
+klevdb_err file_copy(const char *src, const char *dst, klevdb_error *e);
+
+#endif /* KDB_H */

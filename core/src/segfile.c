@@ -1,0 +1,222 @@
+/*
+** segfile.c - file plumbing shared by the store and the directory helpers:
+** segment names and discovery, refcounted read-only mappings, whole-file
+** reads, log scanning into index items, and index file writing.
+*/
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "kdb.h"
+
+void seg_path(char *out, size_t cap, const char *dir, int64_t base, const char *ext) {
+  snprintf(out, cap, "%s/%020lld%s", dir, (long long)base, ext);
+}
+
+static int cmp_i64(const void *a, const void *b) {
+  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+  return (x > y) - (x < y);
+}
+
+klevdb_err dir_segments(const char *dir, bool missing_ok, int64_t **bases,
+                        size_t *n, klevdb_error *e) {
+  *bases = NULL;
+  *n = 0;
+  DIR *d = opendir(dir);
+  if (!d) {
+    if (errno == ENOENT && missing_ok) return KLEVDB_OK;
+    return kerr_sys(e, errno, "open directory %s", dir);
+  }
+  size_t cap = 0;
+  klevdb_err rc = KLEVDB_OK;
+  struct dirent *de;
+  while ((de = readdir(d)) != NULL) {
+    size_t len = strlen(de->d_name);
+    if (len < 5 || strcmp(de->d_name + len - 4, ".log") != 0) continue;
+    char *end;
+    errno = 0;
+    long long v = strtoll(de->d_name, &end, 10);
+    if (errno || end != de->d_name + len - 4 || end == de->d_name) {
+      rc = kerr(e, KLEVDB_EINVAL, "find parse offset: %s is not a segment name", de->d_name);
+      break;
+    }
+    if (*n == cap) {
+      cap = cap ? cap * 2 : 16;
+      int64_t *nb = realloc(*bases, cap * sizeof(int64_t));
+      if (!nb) {
+        rc = kerr_sys(e, ENOMEM, "list %s", dir);
+        break;
+      }
+      *bases = nb;
+    }
+    (*bases)[(*n)++] = v;
+  }
+  closedir(d);
+  if (rc) {
+    free(*bases);
+    *bases = NULL;
+    *n = 0;
+    return rc;
+  }
+  if (*n > 1) qsort(*bases, *n, sizeof(int64_t), cmp_i64);
+  return KLEVDB_OK;
+}
+
+klevdb_err kmap_open(int fd, size_t reserve, kmap **out, klevdb_error *e) {
+  kmap *m = calloc(1, sizeof(*m));
+  if (!m) return kerr_sys(e, ENOMEM, "map");
+  if (reserve) {
+    void *p = mmap(NULL, reserve, PROT_READ, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED) {
+      int err = errno;
+      free(m);
+      return kerr_sys(e, err, "mmap");
+    }
+    m->data = p;
+    m->len = reserve;
+  }
+  m->refs = 1;
+  *out = m;
+  return KLEVDB_OK;
+}
+
+kmap *kmap_ref(kmap *m) {
+  if (m) __atomic_add_fetch(&m->refs, 1, __ATOMIC_RELAXED);
+  return m;
+}
+
+void kmap_unref(kmap *m) {
+  if (!m || __atomic_sub_fetch(&m->refs, 1, __ATOMIC_ACQ_REL) != 0) return;
+  if (m->len) munmap((void *)m->data, m->len);
+  free(m);
+}
+
+klevdb_err file_read(const char *path, uint8_t **data, size_t *len, klevdb_error *e) {
+  *data = NULL;
+  *len = 0;
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return kerr(e, KLEVDB_ENOTFOUND, "%s does not exist", path);
+    return kerr_sys(e, errno, "open %s", path);
+  }
+  struct stat st;
+  if (fstat(fd, &st) < 0) {
+    int err = errno;
+    close(fd);
+    return kerr_sys(e, err, "stat %s", path);
+  }
+  size_t n = (size_t)st.st_size, got = 0;
+  uint8_t *p = malloc(n ? n : 1);
+  if (!p) {
+    close(fd);
+    return kerr_sys(e, ENOMEM, "read %s", path);
+  }
+  while (got < n) {
+    ssize_t r = pread(fd, p + got, n - got, (off_t)got);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) {
+      int err = r < 0 ? errno : EIO;
+      free(p);
+      close(fd);
+      return kerr_sys(e, err, "read %s", path);
+    }
+    got += (size_t)r;
+  }
+  close(fd);
+  *data = p;
+  *len = n;
+  return KLEVDB_OK;
+}
+
+klevdb_err kbuf_reserve(kbuf *b, size_t extra, klevdb_error *e) {
+  if (b->cap - b->len >= extra) return KLEVDB_OK;
+  size_t cap = b->cap ? b->cap : 4096;
+  while (cap - b->len < extra) cap *= 2;
+  uint8_t *p = realloc(b->p, cap);
+  if (!p) return kerr_sys(e, ENOMEM, "grow buffer");
+  b->p = p;
+  b->cap = cap;
+  return KLEVDB_OK;
+}
+
+void kbuf_free(kbuf *b) {
+  free(b->p);
+  b->p = NULL;
+  b->len = b->cap = 0;
+}
+
+klevdb_err log_scan(const uint8_t *data, int64_t size, int ver, int64_t from,
+                    int params, int64_t *last_ts, kbuf *items, int64_t *end,
+                    klevdb_error *e) {
+  size_t isz = item_size(params);
+  int64_t pos = from;
+  for (;;) {
+    klevdb_msg m;
+    int64_t len;
+    int r = rec_decode(ver, data + pos, size - pos, true, &m, &len, e);
+    if (r == 0) break;
+    if (r < 0) {
+      *end = pos;
+      return KLEVDB_ECORRUPT_LOG;
+    }
+    klevdb_err rc = kbuf_reserve(items, isz, e);
+    if (rc) {
+      *end = pos;
+      return rc;
+    }
+    if (m.time > *last_ts) *last_ts = m.time;
+    item_encode(items->p + items->len, params, m.offset, pos, *last_ts,
+                (params & IDX_KEYS) ? klevdb_key_hash(m.key, m.key_len) : 0);
+    items->len += isz;
+    pos += len;
+  }
+  *end = pos;
+  return KLEVDB_OK;
+}
+
+static klevdb_err write_all(int fd, const uint8_t *p, size_t n) {
+  while (n) {
+    ssize_t w = write(fd, p, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0) return (klevdb_err)errno;
+    p += w;
+    n -= (size_t)w;
+  }
+  return 0;
+}
+
+klevdb_err index_write(const char *path, int ver, int params,
+                       const uint8_t *items, size_t len, klevdb_error *e) {
+  char tmp[4096];
+  snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return kerr_sys(e, errno, "create %s", tmp);
+  int err = 0;
+  if (ver == FMT_V2) {
+    uint8_t h[FILE_HDR];
+    index_header(h, params);
+    err = (int)write_all(fd, h, FILE_HDR);
+  }
+  if (!err) err = (int)write_all(fd, items, len);
+  if (!err && fsync(fd) < 0) err = errno;
+  if (close(fd) < 0 && !err) err = errno;
+  if (!err && rename(tmp, path) < 0) err = errno;
+  if (err) {
+    unlink(tmp);
+    return kerr_sys(e, err, "write index %s", path);
+  }
+  return KLEVDB_OK;
+}
+
+klevdb_err dir_sync(const char *dir, klevdb_error *e) {
+  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return kerr_sys(e, errno, "open directory %s", dir);
+  int err = fsync(fd) < 0 ? errno : 0;
+  close(fd);
+  return err ? kerr_sys(e, err, "sync directory %s", dir) : KLEVDB_OK;
+}

@@ -1,0 +1,600 @@
+/*
+** segment.c - one segment of an open store: a .log and its .index. Lazy
+** loading of sealed segments (both files mmapped), the head that the
+** writer appends to, following a tail another process appends to, and the
+** rewrite without some offsets that Delete is built on.
+*/
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "store.h"
+
+#define PATH_CAP 4096
+
+seg *seg_new(int64_t base) {
+  seg *s = calloc(1, sizeof(*s));
+  if (!s) return NULL;
+  s->base = base;
+  s->fd = -1;
+  pthread_mutex_init(&s->load_mu, NULL);
+  return s;
+}
+
+void seg_unload(seg *s) {
+  kmap_unref(s->log);
+  s->log = NULL;
+  kmap_unref(s->imap);
+  s->imap = NULL;
+  kbuf_free(&s->ibuf);
+  s->n = 0;
+  __atomic_store_n(&s->loaded, false, __ATOMIC_RELEASE);
+}
+
+void seg_free(seg *s) {
+  if (!s) return;
+  if (s->fd >= 0) close(s->fd);
+  seg_unload(s);
+  pthread_mutex_destroy(&s->load_mu);
+  free(s);
+}
+
+/* Room to map for a log that grows: appends land in the mapping without a
+** remap until the file passes it. */
+static size_t log_reserve(const store *st, int64_t size) {
+  int64_t r = st->opts.rollover * 2;
+  if (r < size * 2) r = size * 2;
+  if (r < (1 << 20)) r = 1 << 20;
+  return ((size_t)r + 4095) & ~(size_t)4095;
+}
+
+/* Maps the log of s; live logs keep their fd and get room to grow. */
+static klevdb_err log_map(store *st, seg *s, klevdb_error *e) {
+  char path[PATH_CAP];
+  seg_path(path, sizeof(path), st->dir, s->base, ".log");
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT && st->ro && st->nsegs == 1 && s->base == 0) {
+      /* The virtual empty segment of a read-only store with no files. */
+      s->ver = FMT_V2;
+      s->log_end = 0;
+      return kmap_open(-1, 0, &s->log, e);
+    }
+    return kerr_sys(e, errno, "open %s", path);
+  }
+  struct stat sb;
+  if (fstat(fd, &sb) < 0) {
+    int err = errno;
+    close(fd);
+    return kerr_sys(e, err, "stat %s", path);
+  }
+  int64_t size = sb.st_size;
+  size_t reserve = s->live ? log_reserve(st, size) : (size_t)size;
+  kmap *m;
+  klevdb_err rc = kmap_open(fd, reserve, &m, e);
+  if (rc) {
+    close(fd);
+    kerr_wrap(e, "map %s", path);
+    return rc;
+  }
+  int ver;
+  rc = log_detect(m->data, size, s->base, &ver, e);
+  if (rc) {
+    kmap_unref(m);
+    close(fd);
+    kerr_wrap(e, "segment %lld", (long long)s->base);
+    return rc;
+  }
+  s->ver = ver;
+  s->ino = sb.st_ino;
+  s->log = m;
+  s->log_end = size;
+  if (s->live) s->fd = fd;
+  else close(fd);
+  return KLEVDB_OK;
+}
+
+/* Items of a sealed segment: the mapped .index, or a rebuilt one when it
+** is missing or holds no items (spec 3.7). */
+static klevdb_err index_map(store *st, seg *s, klevdb_error *e) {
+  char path[PATH_CAP];
+  seg_path(path, sizeof(path), st->dir, s->base, ".index");
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  struct stat sb;
+  if (fd >= 0 && fstat(fd, &sb) < 0) {
+    int err = errno;
+    close(fd);
+    return kerr_sys(e, err, "stat %s", path);
+  }
+  if (fd < 0 && errno != ENOENT) return kerr_sys(e, errno, "open %s", path);
+  if (fd < 0 || sb.st_size <= FILE_HDR) {
+    if (fd >= 0) close(fd);
+    int64_t last_ts = 0, end;
+    kbuf items = {0};
+    klevdb_err rc = log_scan(s->log->data, s->log_end, s->ver, log_start(s->ver),
+                             st->params, &last_ts, &items, &end, e);
+    if (rc) {
+      kbuf_free(&items);
+      kerr_wrap(e, "segment %lld: rebuild index", (long long)s->base);
+      return rc;
+    }
+    s->iver = st->newver;
+    if (!st->ro) {
+      /* Go writes the rebuilt index too; a read-only store never writes. */
+      rc = index_write(path, s->iver, st->params, items.p, items.len, e);
+      if (rc) {
+        kbuf_free(&items);
+        return rc;
+      }
+    }
+    s->ibuf = items;
+    s->n = items.len / st->isz;
+    s->isize = (s->iver == FMT_V2 ? FILE_HDR : 0) + (int64_t)items.len;
+    return KLEVDB_OK;
+  }
+  kmap *m;
+  klevdb_err rc = kmap_open(fd, (size_t)sb.st_size, &m, e);
+  close(fd);
+  if (rc) {
+    kerr_wrap(e, "map %s", path);
+    return rc;
+  }
+  int iver;
+  int64_t ioff;
+  rc = index_detect(m->data, sb.st_size, s->base, st->params, &iver, &ioff, e);
+  if (rc) {
+    kmap_unref(m);
+    kerr_wrap(e, "segment %lld", (long long)s->base);
+    return rc;
+  }
+  s->imap = m;
+  s->ioff = ioff;
+  s->iver = iver;
+  s->n = (size_t)(sb.st_size - ioff) / st->isz;
+  s->isize = sb.st_size;
+  return KLEVDB_OK;
+}
+
+/* True when item i names a record that the log really holds there. */
+static bool item_ok(const store *st, const seg *s, const uint8_t *items, size_t i) {
+  klevdb_msg m;
+  int64_t len;
+  const uint8_t *it = items + i * st->isz;
+  int64_t pos = item_pos(it);
+  if (pos < log_start(s->ver) || pos >= s->log_end) return false;
+  if (rec_decode(s->ver, s->log->data + pos, s->log_end - pos, true, &m, &len, NULL) != 1)
+    return false;
+  return m.offset == item_off(it);
+}
+
+/* Items of a live segment: the .index file's items, checked against the
+** log, then every record past the last indexed one. The index may lag the
+** log (the writer buffers items) or, after a crash, run ahead of it. */
+static klevdb_err live_items(store *st, seg *s, bool writer, bool *rewrite,
+                             klevdb_error *e) {
+  char path[PATH_CAP];
+  seg_path(path, sizeof(path), st->dir, s->base, ".index");
+  uint8_t *data = NULL;
+  size_t len = 0;
+  klevdb_err rc = file_read(path, &data, &len, e);
+  if (rc && rc != KLEVDB_ENOTFOUND) return rc;
+  *rewrite = false;
+  s->iver = st->newver;
+  kbuf *b = &s->ibuf;
+  b->len = 0;
+  if (rc == KLEVDB_OK && len > FILE_HDR) {
+    int64_t ioff;
+    rc = index_detect(data, (int64_t)len, s->base, st->params, &s->iver, &ioff, e);
+    if (rc) {
+      /* An item torn by a crash leaves the file unaligned: keep the whole
+      ** items (the log has the rest) if the header itself is good. */
+      size_t hdr = FILE_HDR;
+      size_t aligned = hdr + (len - hdr) / st->isz * st->isz;
+      if (memcmp(data, "\xffklevi", 6) != 0 || aligned == len || aligned <= hdr ||
+          index_detect(data, (int64_t)aligned, s->base, st->params, &s->iver, &ioff, NULL)) {
+        free(data);
+        kerr_wrap(e, "segment %lld", (long long)s->base);
+        return rc;
+      }
+      rc = KLEVDB_OK;
+      len = aligned;
+      *rewrite = writer;
+    }
+    size_t bytes = len - (size_t)ioff;
+    rc = kbuf_reserve(b, bytes, e);
+    if (rc) {
+      free(data);
+      return rc;
+    }
+    memcpy(b->p, data + ioff, bytes);
+    b->len = bytes;
+  } else if (rc == KLEVDB_OK && len > 0) {
+    /* A header alone (or a torn one): valid when it parses, else rebuilt. */
+    int64_t ioff;
+    if (index_detect(data, (int64_t)len, s->base, st->params, &s->iver, &ioff, NULL)) {
+      if (len == FILE_HDR) {
+        rc = index_detect(data, (int64_t)len, s->base, st->params, &s->iver, &ioff, e);
+        free(data);
+        kerr_wrap(e, "segment %lld", (long long)s->base);
+        return rc;
+      }
+      s->iver = st->newver;
+      *rewrite = true;
+    }
+  } else if (rc == KLEVDB_ENOTFOUND) {
+    *rewrite = writer;
+  }
+  free(data);
+  size_t n = b->len / st->isz;
+  /* Trust the items if the last one matches its record. A V2 index that
+  ** ran ahead of its log (power loss) loses the items past the log's end.
+  ** A V1 index records no params, so a mismatch there may just as well be
+  ** a store opened with the wrong key/time options: refuse, change nothing. */
+  if (n && !item_ok(st, s, b->p, n - 1)) {
+    if (s->iver == FMT_V1)
+      return kerr(e, KLEVDB_ECORRUPT_INDEX,
+                  "segment %lld: index corrupted: the V1 index does not match the log "
+                  "(other key_index/time_index options than the store's?)",
+                  (long long)s->base);
+    while (n && !item_ok(st, s, b->p, n - 1)) n--;
+    b->len = n * st->isz;
+    *rewrite = true;
+  }
+  s->n = n;
+  int64_t from = log_start(s->ver), last_ts = 0;
+  if (n) {
+    const uint8_t *last = b->p + (n - 1) * st->isz;
+    klevdb_msg m;
+    int64_t rlen;
+    rec_decode(s->ver, s->log->data + item_pos(last), s->log_end - item_pos(last),
+               false, &m, &rlen, NULL);
+    from = item_pos(last) + rlen;
+    last_ts = item_ts(last, st->params);
+  }
+  int64_t end;
+  klevdb_error scan_err;
+  rc = log_scan(s->log->data, s->log_end, s->ver, from, st->params, &last_ts, b,
+                &end, &scan_err);
+  if (rc && rc != KLEVDB_ECORRUPT_LOG) {
+    if (e) *e = scan_err;
+    return rc;
+  }
+  /* A record that does not parse at the tail is a write torn by a crash;
+  ** the writer cuts it (and any partial header, spec B1), a reader stops. */
+  s->log_end = end;
+  s->n = b->len / st->isz;
+  return KLEVDB_OK;
+}
+
+klevdb_err seg_load(store *st, seg *s, klevdb_error *e) {
+  if (__atomic_load_n(&s->loaded, __ATOMIC_ACQUIRE)) return KLEVDB_OK;
+  pthread_mutex_lock(&s->load_mu);
+  klevdb_err rc = KLEVDB_OK;
+  if (!s->loaded) {
+    if (!s->log) rc = log_map(st, s, e);
+    if (!rc && s->live) {
+      bool rewrite;
+      if (s->log->len == 0) s->n = 0;
+      else rc = live_items(st, s, false, &rewrite, e);
+    } else if (!rc) {
+      rc = index_map(st, s, e);
+    }
+    if (!rc) __atomic_store_n(&s->loaded, true, __ATOMIC_RELEASE);
+  }
+  pthread_mutex_unlock(&s->load_mu);
+  return rc;
+}
+
+klevdb_err seg_follow(store *st, seg *s, klevdb_error *e) {
+  if (!s->live || s->fd < 0 || !s->loaded) return KLEVDB_OK;
+  struct stat sb;
+  if (fstat(s->fd, &sb) < 0) return kerr_sys(e, errno, "stat segment %lld", (long long)s->base);
+  if (sb.st_size < s->log_end) {
+    /* Cut under us (a recover): load again from scratch. */
+    close(s->fd);
+    s->fd = -1;
+    seg_unload(s);
+    return seg_load(st, s, e);
+  }
+  if (sb.st_size == s->log_end) return KLEVDB_OK;
+  if ((size_t)sb.st_size > s->log->len) {
+    kmap *m;
+    klevdb_err rc = kmap_open(s->fd, log_reserve(st, sb.st_size), &m, e);
+    if (rc) return rc;
+    kmap_unref(s->log);
+    s->log = m;
+  }
+  int64_t last_ts = s->n ? item_ts(s->ibuf.p + (s->n - 1) * st->isz, st->params) : 0;
+  int64_t end;
+  klevdb_error scan_err;
+  klevdb_err rc = log_scan(s->log->data, sb.st_size, s->ver, s->log_end, st->params,
+                           &last_ts, &s->ibuf, &end, &scan_err);
+  if (rc && rc != KLEVDB_ECORRUPT_LOG) {
+    if (e) *e = scan_err;
+    return rc;
+  }
+  /* A record still being written ends the scan; the next follow reads it. */
+  s->log_end = end;
+  s->n = s->ibuf.len / st->isz;
+  return KLEVDB_OK;
+}
+
+klevdb_err seg_read(const store *st, const seg *s, size_t i, klevdb_msg *m,
+                    klevdb_error *e) {
+  const uint8_t *it = seg_items(s) + i * st->isz;
+  int64_t pos = item_pos(it), len;
+  if (pos < log_start(s->ver) || pos >= s->log_end)
+    return kerr(e, KLEVDB_ECORRUPT_INDEX,
+                "segment %lld: index corrupted: offset %lld points past the log",
+                (long long)s->base, (long long)item_off(it));
+  int r = rec_decode(s->ver, s->log->data + pos, s->log_end - pos, true, m, &len, e);
+  if (r < 0) {
+    kerr_wrap(e, "segment %lld: offset %lld", (long long)s->base, (long long)item_off(it));
+    return KLEVDB_ECORRUPT_LOG;
+  }
+  if (r == 0)
+    return kerr(e, KLEVDB_ECORRUPT_LOG, "segment %lld: log corrupted: short data",
+                (long long)s->base);
+  if (m->offset != item_off(it))
+    return kerr(e, KLEVDB_ECORRUPT_INDEX,
+                "segment %lld: index corrupted: offset %lld holds message %lld",
+                (long long)s->base, (long long)item_off(it), (long long)m->offset);
+  return KLEVDB_OK;
+}
+
+int64_t seg_rec_len(const store *st, const seg *s, size_t i) {
+  const uint8_t *it = seg_items(s) + i * st->isz;
+  if (i + 1 < s->n) return item_pos(it + st->isz) - item_pos(it);
+  /* The last record: its own header says how long it is. */
+  klevdb_msg m;
+  int64_t len, pos = item_pos(it);
+  if (pos >= 0 && pos < s->log_end &&
+      rec_decode(s->ver, s->log->data + pos, s->log_end - pos, false, &m, &len, NULL) == 1)
+    return len;
+  return s->log_end - pos;
+}
+
+klevdb_err seg_stat(store *st, seg *s, int64_t *msgs, int64_t *bytes,
+                    klevdb_error *e) {
+  klevdb_err rc = seg_load(st, s, e);
+  if (rc) return rc;
+  int64_t isize = s->live ? (s->iver == FMT_V2 ? FILE_HDR : 0) + (int64_t)(s->n * st->isz)
+                          : s->isize;
+  if (st->ro && st->nsegs == 1 && s->log->len == 0) isize = 0;
+  *msgs = (int64_t)s->n;
+  *bytes = s->log_end + isize;
+  return KLEVDB_OK;
+}
+
+/* ---- the head of a read-write store ---- */
+
+static klevdb_err write_full(int fd, const uint8_t *p, size_t n) {
+  while (n) {
+    ssize_t w = write(fd, p, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0) return (klevdb_err)errno;
+    if (w == 0) return (klevdb_err)EIO;
+    p += w;
+    n -= (size_t)w;
+  }
+  return KLEVDB_OK;
+}
+
+klevdb_err head_open(store *st, seg *s, bool create, klevdb_error *e) {
+  char lpath[PATH_CAP], ipath[PATH_CAP];
+  seg_path(lpath, sizeof(lpath), st->dir, s->base, ".log");
+  seg_path(ipath, sizeof(ipath), st->dir, s->base, ".index");
+  int fd = open(lpath, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return kerr_sys(e, errno, "open %s", lpath);
+  struct stat sb;
+  if (fstat(fd, &sb) < 0) {
+    int err = errno;
+    close(fd);
+    return kerr_sys(e, err, "stat %s", lpath);
+  }
+  if (sb.st_size == 0 && st->newver == FMT_V2) {
+    uint8_t h[FILE_HDR];
+    log_header(h);
+    int err = (int)write_full(fd, h, FILE_HDR);
+    if (err) {
+      close(fd);
+      return kerr_sys(e, err, "write %s", lpath);
+    }
+    sb.st_size = FILE_HDR;
+  }
+  s->live = true;
+  s->fd = fd;
+  klevdb_err rc = kmap_open(fd, log_reserve(st, sb.st_size), &s->log, e);
+  if (rc) goto fail;
+  s->ino = sb.st_ino;
+  s->log_end = sb.st_size;
+  if (sb.st_size == 0) s->ver = FMT_V1;
+  else if ((rc = log_detect(s->log->data, sb.st_size, s->base, &s->ver, e))) {
+    kerr_wrap(e, "segment %lld", (long long)s->base);
+    goto fail;
+  }
+
+  bool rewrite;
+  rc = live_items(st, s, true, &rewrite, e);
+  if (rc) goto fail;
+  if (s->log_end < sb.st_size) {
+    /* Cut a torn tail so the next record follows the last good one. */
+    if (ftruncate(fd, s->log_end) < 0 || fdatasync(fd) < 0) {
+      rc = kerr_sys(e, errno, "truncate %s", lpath);
+      goto fail;
+    }
+  }
+  size_t have = s->n * st->isz;
+  int ifd = open(ipath, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+  if (ifd < 0) {
+    rc = kerr_sys(e, errno, "open %s", ipath);
+    goto fail;
+  }
+  struct stat ib;
+  if (fstat(ifd, &ib) < 0) {
+    rc = kerr_sys(e, errno, "stat %s", ipath);
+    close(ifd);
+    goto fail;
+  }
+  int64_t hdr = s->iver == FMT_V2 ? FILE_HDR : 0;
+  int64_t file_items = ib.st_size > hdr ? ib.st_size - hdr : 0;
+  if (rewrite || file_items > (int64_t)have || ib.st_size == 0 ||
+      (ib.st_size < hdr)) {
+    /* Start the file again: header, then every item (flushed below). */
+    if (ftruncate(ifd, 0) < 0) {
+      rc = kerr_sys(e, errno, "truncate %s", ipath);
+      close(ifd);
+      goto fail;
+    }
+    if (hdr) {
+      uint8_t h[FILE_HDR];
+      index_header(h, st->params);
+      int err = (int)write_full(ifd, h, FILE_HDR);
+      if (err) {
+        rc = kerr_sys(e, err, "write %s", ipath);
+        close(ifd);
+        goto fail;
+      }
+    }
+    file_items = 0;
+  }
+  st->ifd = ifd;
+  st->iflushed = (size_t)file_items;
+  s->loaded = true;
+  if (s->n) st->last_ts = item_ts(s->ibuf.p + (s->n - 1) * st->isz, st->params);
+  else if (!create) st->last_ts = 0;
+  return head_flush(st, s, e);
+
+fail:
+  kmap_unref(s->log);
+  s->log = NULL;
+  close(fd);
+  s->fd = -1;
+  s->live = false;
+  kbuf_free(&s->ibuf);
+  s->n = 0;
+  return rc;
+}
+
+klevdb_err head_flush(store *st, seg *h, klevdb_error *e) {
+  size_t have = h->n * st->isz;
+  if (st->iflushed >= have) return KLEVDB_OK;
+  int err = (int)write_full(st->ifd, h->ibuf.p + st->iflushed, have - st->iflushed);
+  if (err) {
+    /* Keep the file at a whole number of items; the log still has all. */
+    struct stat sb;
+    if (fstat(st->ifd, &sb) == 0) {
+      int64_t hdr = h->iver == FMT_V2 ? FILE_HDR : 0;
+      if (ftruncate(st->ifd, hdr + (int64_t)st->iflushed) < 0) { /* reopen repairs */ }
+    }
+    return kerr_sys(e, err, "write index of segment %lld", (long long)h->base);
+  }
+  st->iflushed = have;
+  return KLEVDB_OK;
+}
+
+void head_close(store *st, seg *s) {
+  if (st->ifd >= 0) {
+    fdatasync(st->ifd);
+    close(st->ifd);
+    st->ifd = -1;
+  }
+  if (s->fd >= 0) {
+    fdatasync(s->fd);
+    close(s->fd);
+    s->fd = -1;
+  }
+  s->isize = (s->iver == FMT_V2 ? FILE_HDR : 0) + (int64_t)(s->n * st->isz);
+  s->live = false;
+}
+
+/* ---- rewrite without some offsets (Delete) ---- */
+
+static void rewrite_suffix(char out[9]) {
+  static const char alphabet[] = "0123456789abcdefghijklmnopqrstuv";
+  uint8_t r[5] = {0};
+  if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r)) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    memcpy(r, &ts.tv_nsec, sizeof(r) < sizeof(ts.tv_nsec) ? sizeof(r) : sizeof(ts.tv_nsec));
+  }
+  uint64_t v = 0;
+  for (int i = 0; i < 5; i++) v = (v << 8) | r[i];
+  for (int i = 0; i < 8; i++) out[i] = alphabet[(v >> (35 - 5 * i)) & 31];
+  out[8] = 0;
+}
+
+klevdb_err seg_rewrite(store *st, seg *s, drop_fn drop, void *ctx,
+                       char *tmp_log, char *tmp_idx, size_t cap,
+                       size_t *kept, int64_t *first, klevdb_error *e) {
+  klevdb_err rc = seg_load(st, s, e);
+  if (rc) return rc;
+  const uint8_t *items = seg_items(s);
+  size_t dropped = 0;
+  *first = -1;
+  for (size_t i = 0; i < s->n; i++) {
+    int64_t off = item_off(items + i * st->isz);
+    if (drop(ctx, off)) dropped++;
+    else if (*first < 0) *first = off;
+  }
+  *kept = s->n - dropped;
+  if (dropped == 0 || *kept == 0) return KLEVDB_OK;
+
+  int ver = st->opts.keep_rewrite_version ? s->ver : st->newver;
+  char sfx[9], path[PATH_CAP];
+  rewrite_suffix(sfx);
+  seg_path(path, sizeof(path), st->dir, s->base, ".log");
+  snprintf(tmp_log, cap, "%s.rewrite.%s", path, sfx);
+  seg_path(path, sizeof(path), st->dir, s->base, ".index");
+  snprintf(tmp_idx, cap, "%s.rewrite.%s", path, sfx);
+
+  int fd = open(tmp_log, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) return kerr_sys(e, errno, "create %s", tmp_log);
+  kbuf out = {0}, nitems = {0};
+  int64_t pos = log_start(ver), last_ts = 0;
+  if (ver == FMT_V2) {
+    rc = kbuf_reserve(&out, FILE_HDR, e);
+    if (!rc) {
+      log_header(out.p);
+      out.len = FILE_HDR;
+    }
+  }
+  for (size_t i = 0; !rc && i < s->n; i++) {
+    int64_t off = item_off(items + i * st->isz);
+    if (drop(ctx, off)) continue;
+    klevdb_msg m;
+    if ((rc = seg_read(st, s, i, &m, e))) break;
+    size_t len = (size_t)rec_size(ver, m.key_len, m.value_len);
+    if ((rc = kbuf_reserve(&out, len, e)) || (rc = kbuf_reserve(&nitems, st->isz, e))) break;
+    rec_encode(ver, out.p + out.len, m.offset, m.time, m.key, m.key_len, m.value, m.value_len);
+    out.len += len;
+    if (m.time > last_ts) last_ts = m.time;
+    item_encode(nitems.p + nitems.len, st->params, m.offset, pos, last_ts,
+                (st->params & IDX_KEYS) ? klevdb_key_hash(m.key, m.key_len) : 0);
+    nitems.len += st->isz;
+    pos += (int64_t)len;
+    if (out.len >= (1 << 20)) {
+      int err = (int)write_full(fd, out.p, out.len);
+      if (err) rc = kerr_sys(e, err, "write %s", tmp_log);
+      out.len = 0;
+    }
+  }
+  if (!rc && out.len) {
+    int err = (int)write_full(fd, out.p, out.len);
+    if (err) rc = kerr_sys(e, err, "write %s", tmp_log);
+  }
+  if (!rc && fdatasync(fd) < 0) rc = kerr_sys(e, errno, "sync %s", tmp_log);
+  if (close(fd) < 0 && !rc) rc = kerr_sys(e, errno, "close %s", tmp_log);
+  if (!rc) rc = index_write(tmp_idx, ver, st->params, nitems.p, nitems.len, e);
+  kbuf_free(&out);
+  kbuf_free(&nitems);
+  if (rc) {
+    unlink(tmp_log);
+    unlink(tmp_idx);
+  }
+  return rc;
+}

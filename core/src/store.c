@@ -1,0 +1,1464 @@
+/*
+** store.c - an open store: the segment list, rollover, publish, the reads
+** (consume, get by offset, key and time), delete, stat, sync, gc, backup,
+** blocking reads, and the per-process registry that shares one store
+** between every handle on a directory.
+*/
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "store.h"
+
+#define PATH_CAP 4096
+/* Head items are written to the .index in groups of this many bytes: the
+** log is the source of truth, and open indexes whatever the file lacks. */
+#define FLUSH_BYTES 4096
+/* A read-only store looks for another process's changes at least this
+** often (µs), and on every read that reaches the end of what it knows. */
+#define FOLLOW_US 10000
+
+struct klevdb {
+  store *st;
+  bool ro;
+  int interrupted;          /* atomic */
+  klevdb_error err;
+};
+
+/* ---- clocks ---- */
+
+static int64_t now_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static int64_t coarse_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* ---- the registry: one store per directory per process ---- */
+
+/* The one piece of global state: a second open of a directory must find
+** the store the first one locked, since flock(2) would refuse it. */
+static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
+static store *registry[64];
+static size_t registry_n;
+
+static store *registry_find(dev_t dev, ino_t ino, bool want_rw) {
+  store *ro_match = NULL;
+  for (size_t i = 0; i < registry_n; i++) {
+    store *s = registry[i];
+    if (s->dev != dev || s->ino != ino || s->closing) continue;
+    if (!s->ro) return s;
+    if (!want_rw) ro_match = s;
+  }
+  return ro_match;
+}
+
+/* ---- segment list ---- */
+
+static inline seg *head(store *st) { return st->segs[st->nsegs - 1]; }
+
+static klevdb_err segs_push(store *st, seg *s, klevdb_error *e) {
+  if (st->nsegs == st->capsegs) {
+    size_t cap = st->capsegs ? st->capsegs * 2 : 16;
+    seg **n = realloc(st->segs, cap * sizeof(seg *));
+    if (!n) return kerr_sys(e, ENOMEM, "open");
+    st->segs = n;
+    st->capsegs = cap;
+  }
+  st->segs[st->nsegs++] = s;
+  return KLEVDB_OK;
+}
+
+/* Index of the segment with the greatest base <= offset (0 if none). */
+static size_t seg_find(const store *st, int64_t offset) {
+  size_t lo = 0, hi = st->nsegs;
+  while (hi - lo > 1) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (st->segs[mid]->base <= offset) lo = mid;
+    else hi = mid;
+  }
+  return lo;
+}
+
+static klevdb_err load(store *st, seg *s, klevdb_error *e) {
+  int64_t t = coarse_us();
+  if (__atomic_load_n(&s->atime, __ATOMIC_RELAXED) != t)
+    __atomic_store_n(&s->atime, t, __ATOMIC_RELAXED);
+  return seg_load(st, s, e);
+}
+
+/* ---- following another process (read-only stores) ---- */
+
+static klevdb_err relist(store *st, klevdb_error *e) {
+  int64_t *bases;
+  size_t n;
+  klevdb_err rc = dir_segments(st->dir, false, &bases, &n, e);
+  if (rc) return rc;
+  if (n == 0) {
+    free(bases);
+    return KLEVDB_OK;   /* keep what we have: the writer is mid-delete */
+  }
+  seg **ns = calloc(n, sizeof(seg *));
+  if (!ns) {
+    free(bases);
+    return kerr_sys(e, ENOMEM, "refresh");
+  }
+  bool changed = false;
+  for (size_t i = 0; i < n; i++) {
+    char path[PATH_CAP];
+    struct stat sb;
+    seg_path(path, sizeof(path), st->dir, bases[i], ".log");
+    ino_t ino = stat(path, &sb) == 0 ? sb.st_ino : 0;
+    for (size_t j = 0; j < st->nsegs; j++) {
+      seg *old = st->segs[j];
+      if (old && old->base == bases[i] && (!old->log || old->ino == ino)) {
+        ns[i] = old;
+        st->segs[j] = NULL;
+        break;
+      }
+    }
+    if (!ns[i]) {
+      ns[i] = seg_new(bases[i]);
+      if (!ns[i]) {
+        for (size_t k = 0; k < i; k++) if (!ns[k]->log) seg_free(ns[k]);
+        free(ns);
+        free(bases);
+        return kerr_sys(e, ENOMEM, "refresh");
+      }
+      if (i + 1 < n) changed = true;
+    }
+  }
+  for (size_t j = 0; j < st->nsegs; j++) {
+    if (!st->segs[j]) continue;
+    seg_free(st->segs[j]);  /* gone or replaced; readers hold their pins */
+    changed = true;
+  }
+  for (size_t i = 0; i + 1 < n; i++)
+    if (ns[i]->live) seg_follow(st, ns[i], NULL);
+  ns[n - 1]->live = true;
+  free(st->segs);
+  free(bases);
+  st->segs = ns;
+  st->nsegs = st->capsegs = n;
+  if (changed && st->kt_state == 1) {
+    kt_free(&st->kt);
+    st->kt_state = 0;
+  }
+  return KLEVDB_OK;
+}
+
+/* Brings a read-only store up to date with the files. force: the caller's
+** answer depends on the end of the log. */
+static klevdb_err follow(store *st, bool force, klevdb_error *e) {
+  int64_t t = coarse_us();
+  if (!force && t - __atomic_load_n(&st->refreshed, __ATOMIC_RELAXED) < FOLLOW_US)
+    return KLEVDB_OK;
+  struct stat sb;
+  if (stat(st->dir, &sb) < 0) return kerr_sys(e, errno, "stat %s", st->dir);
+  pthread_rwlock_wrlock(&st->lk);
+  klevdb_err rc = KLEVDB_OK;
+  /* A directory changed within the clock's granularity may change again
+  ** with the same mtime, so a recent mtime is never trusted. */
+  int64_t mtime = (int64_t)sb.st_mtim.tv_sec * 1000000 + sb.st_mtim.tv_nsec / 1000;
+  if (sb.st_mtim.tv_sec != st->dir_mtime.tv_sec || sb.st_mtim.tv_nsec != st->dir_mtime.tv_nsec ||
+      now_us() - mtime < 50000) {
+    rc = relist(st, e);
+    if (!rc) st->dir_mtime = sb.st_mtim;
+  }
+  seg *h = head(st);
+  if (!rc && h->loaded) {
+    int64_t before = seg_next(h, st->isz);
+    rc = seg_follow(st, h, e);
+    if (!rc && seg_next(h, st->isz) != before && st->kt_state == 1) {
+      /* Extend the key table with what arrived. */
+      const uint8_t *items = seg_items(h);
+      for (size_t i = 0; i < h->n; i++) {
+        const uint8_t *it = items + i * st->isz;
+        if (item_off(it) < before) continue;
+        if (!kt_put(&st->kt, item_hash(it, st->params), item_off(it))) st->kt_state = -1;
+      }
+    }
+  }
+  if (!rc && !h->loaded) rc = seg_load(st, h, e);
+  if (!rc) {
+    int64_t next = seg_next(h, st->isz);
+    if (next != st->next) {
+      __atomic_store_n(&st->next, next, __ATOMIC_SEQ_CST);
+      __atomic_add_fetch(&st->pubseq, 1, __ATOMIC_SEQ_CST);
+    }
+  }
+  pthread_rwlock_unlock(&st->lk);
+  __atomic_store_n(&st->refreshed, t, __ATOMIC_RELAXED);
+  return rc;
+}
+
+/* ---- open and close ---- */
+
+static klevdb_err lock_dir(store *st, klevdb_error *e) {
+  char path[PATH_CAP];
+  snprintf(path, sizeof(path), "%s/.lock", st->dir);
+  st->lockfd = open(path, O_CREAT | O_RDONLY | O_CLOEXEC, 0600);
+  if (st->lockfd < 0) return kerr_sys(e, errno, "open lock %s", path);
+  if (flock(st->lockfd, LOCK_EX | LOCK_NB) < 0) {
+    int err = errno;
+    close(st->lockfd);
+    st->lockfd = -1;
+    if (err == EWOULDBLOCK)
+      return kerr(e, KLEVDB_ELOCKED, "open %s: locked by another process (writer)", st->dir);
+    return kerr_sys(e, err, "lock %s", path);
+  }
+  return KLEVDB_OK;
+}
+
+static klevdb_err mkdirs(const char *dir, klevdb_error *e) {
+  char p[PATH_CAP];
+  snprintf(p, sizeof(p), "%s", dir);
+  for (char *c = p + 1; *c; c++) {
+    if (*c != '/') continue;
+    *c = 0;
+    if (mkdir(p, 0700) < 0 && errno != EEXIST) return kerr_sys(e, errno, "create directory %s", p);
+    *c = '/';
+  }
+  if (mkdir(p, 0700) < 0 && errno != EEXIST) return kerr_sys(e, errno, "create directory %s", p);
+  return KLEVDB_OK;
+}
+
+static void store_free(store *st) {
+  for (size_t i = 0; i < st->nsegs; i++) seg_free(st->segs[i]);
+  free(st->segs);
+  if (st->ifd >= 0) close(st->ifd);
+  if (st->lockfd >= 0) close(st->lockfd);  /* releases the flock */
+  kt_free(&st->kt);
+  kbuf_free(&st->wbuf);
+  pthread_mutex_destroy(&st->wmu);
+  pthread_rwlock_destroy(&st->lk);
+  pthread_mutex_destroy(&st->cvmu);
+  pthread_cond_destroy(&st->cv);
+  free(st->dir);
+  free(st);
+}
+
+static klevdb_err store_open(const char *dir, const klevdb_options *o, store **out,
+                             klevdb_error *e) {
+  store *st = calloc(1, sizeof(*st));
+  if (!st) return kerr_sys(e, ENOMEM, "open");
+  st->dir = strdup(dir);
+  st->lockfd = st->ifd = -1;
+  pthread_mutex_init(&st->wmu, NULL);
+  pthread_rwlock_init(&st->lk, NULL);
+  pthread_mutex_init(&st->cvmu, NULL);
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&st->cv, &ca);
+  pthread_condattr_destroy(&ca);
+  st->opts = *o;
+  st->ro = o->readonly;
+  if (st->opts.rollover <= 0) st->opts.rollover = 1 << 20;
+  if (st->opts.new_segments_version == KLEVDB_VERSION_DEFAULT)
+    st->opts.new_segments_version = KLEVDB_V2;
+  st->newver = st->opts.new_segments_version == KLEVDB_V1 ? FMT_V1 : FMT_V2;
+  st->params = (o->time_index ? IDX_TIMES : 0) | (o->key_index ? IDX_KEYS : 0);
+  st->isz = item_size(st->params);
+  klevdb_err rc = KLEVDB_OK;
+  int64_t *bases = NULL;
+  size_t n = 0;
+  if (!st->dir) {
+    rc = kerr_sys(e, ENOMEM, "open");
+    goto fail;
+  }
+
+  struct stat sb;
+  if (stat(dir, &sb) < 0) {
+    rc = errno == ENOENT ? kerr(e, KLEVDB_EIO, "open %s: no such directory (create_dirs is off)", dir)
+                         : kerr_sys(e, errno, "open %s", dir);
+    goto fail;
+  }
+  if (!S_ISDIR(sb.st_mode)) {
+    rc = kerr(e, KLEVDB_EIO, "open %s: not a directory", dir);
+    goto fail;
+  }
+  st->dev = sb.st_dev;
+  st->ino = sb.st_ino;
+  if (!st->ro && (rc = lock_dir(st, e))) goto fail;
+  if ((rc = dir_segments(dir, false, &bases, &n, e))) goto fail;
+
+  if (n && !st->ro) {
+    int64_t last = bases[n - 1];
+    if (o->recover) rc = seg_recover(dir, last, st->params, o->auto_sync, e);
+    else if (o->check) rc = seg_check(dir, last, st->params, e);
+    if (rc) {
+      kerr_wrap(e, o->recover ? "open recover" : "open check");
+      goto fail;
+    }
+    for (size_t i = 0; o->eager_migrate && i < n; i++)
+      if ((rc = seg_migrate(dir, bases[i], st->params, st->newver, o->auto_sync, e))) goto fail;
+  } else if (n && (o->check || o->recover)) {
+    if ((rc = seg_check(dir, bases[n - 1], st->params, e))) {
+      kerr_wrap(e, "open check");
+      goto fail;
+    }
+  }
+  if (n == 0) {
+    /* A new store (read-write) or the virtual empty one (read-only). */
+    seg *s = seg_new(0);
+    if (!s || (rc = segs_push(st, s, e))) {
+      seg_free(s);
+      rc = rc ? rc : kerr_sys(e, ENOMEM, "open");
+      goto fail;
+    }
+  }
+  for (size_t i = 0; i < n; i++) {
+    seg *s = seg_new(bases[i]);
+    if (!s || (rc = segs_push(st, s, e))) {
+      seg_free(s);
+      rc = rc ? rc : kerr_sys(e, ENOMEM, "open");
+      goto fail;
+    }
+  }
+  free(bases);
+  bases = NULL;
+  seg *h = head(st);
+  if (st->ro) {
+    h->live = true;
+    st->dir_mtime = sb.st_mtim;
+    if ((rc = seg_load(st, h, e))) goto fail;
+    st->refreshed = coarse_us();
+  } else if ((rc = head_open(st, h, n == 0, e))) {
+    goto fail;
+  }
+  st->next = seg_next(h, st->isz);
+  *out = st;
+  return KLEVDB_OK;
+
+fail:
+  free(bases);
+  store_free(st);
+  return rc;
+}
+
+static void store_close(store *st) {
+  pthread_mutex_lock(&st->cvmu);
+  st->closing = true;
+  pthread_cond_broadcast(&st->cv);
+  pthread_mutex_unlock(&st->cvmu);
+  pthread_mutex_lock(&st->wmu);
+  if (!st->ro) {
+    head_flush(st, head(st), NULL);
+    head_close(st, head(st));
+  }
+  pthread_mutex_unlock(&st->wmu);
+  /* Blocked readers hold no lock for long; wait until they have left. */
+  pthread_mutex_lock(&st->cvmu);
+  while (__atomic_load_n(&st->waiters, __ATOMIC_SEQ_CST) > 0) {
+    pthread_cond_broadcast(&st->cv);
+    pthread_mutex_unlock(&st->cvmu);
+    sched_yield();
+    pthread_mutex_lock(&st->cvmu);
+  }
+  pthread_mutex_unlock(&st->cvmu);
+  store_free(st);
+}
+
+klevdb_err klevdb_open(const char *dir, const klevdb_options *opts, klevdb **out,
+                       klevdb_error *e) {
+  if (e) {
+    e->code = KLEVDB_OK;
+    e->msg[0] = 0;
+  }
+  if (!out) return kerr(e, KLEVDB_EINVAL, "open: no place for the handle");
+  *out = NULL;
+  if (!dir || !*dir) return kerr(e, KLEVDB_EINVAL, "open: no directory given");
+  if (strlen(dir) > PATH_CAP - 64) return kerr(e, KLEVDB_EINVAL, "open: directory name too long");
+  klevdb_options o = {0};
+  if (opts) o = *opts;
+  if (o.new_segments_version < KLEVDB_VERSION_DEFAULT || o.new_segments_version > KLEVDB_V2)
+    return kerr(e, KLEVDB_EINVAL, "open %s: unknown format version %d", dir,
+                (int)o.new_segments_version);
+  klevdb_err rc;
+  if (o.create_dirs && (rc = mkdirs(dir, e))) return rc;
+  struct stat sb;
+  if (stat(dir, &sb) < 0) {
+    if (errno == ENOENT) return kerr(e, KLEVDB_EIO, "open %s: no such directory (create_dirs is off)", dir);
+    return kerr_sys(e, errno, "open %s", dir);
+  }
+  klevdb *db = calloc(1, sizeof(*db));
+  if (!db) return kerr_sys(e, ENOMEM, "open");
+  db->ro = o.readonly;
+
+  pthread_mutex_lock(&registry_mu);
+  store *st = registry_find(sb.st_dev, sb.st_ino, !o.readonly);
+  if (st) {
+    int params = (o.time_index ? IDX_TIMES : 0) | (o.key_index ? IDX_KEYS : 0);
+    if (params != st->params) {
+      pthread_mutex_unlock(&registry_mu);
+      free(db);
+      return kerr(e, KLEVDB_EINVAL,
+                  "open %s: already open in this process with key_index=%d time_index=%d",
+                  dir, !!(st->params & IDX_KEYS), !!(st->params & IDX_TIMES));
+    }
+    st->refs++;
+  } else if (registry_n == sizeof(registry) / sizeof(registry[0])) {
+    pthread_mutex_unlock(&registry_mu);
+    free(db);
+    return kerr(e, KLEVDB_EINVAL, "open %s: too many stores open in this process", dir);
+  } else {
+    rc = store_open(dir, &o, &st, e);
+    if (rc) {
+      pthread_mutex_unlock(&registry_mu);
+      free(db);
+      return rc;
+    }
+    st->refs = 1;
+    registry[registry_n++] = st;
+  }
+  pthread_mutex_unlock(&registry_mu);
+  db->st = st;
+  *out = db;
+  return KLEVDB_OK;
+}
+
+klevdb_err klevdb_close(klevdb *db) {
+  if (!db) return KLEVDB_OK;
+  klevdb_interrupt(db);
+  store *st = db->st;
+  pthread_mutex_lock(&registry_mu);
+  bool last = --st->refs == 0;
+  if (last) {
+    for (size_t i = 0; i < registry_n; i++)
+      if (registry[i] == st) {
+        registry[i] = registry[--registry_n];
+        break;
+      }
+  }
+  pthread_mutex_unlock(&registry_mu);
+  if (last) store_close(st);
+  free(db);
+  return KLEVDB_OK;
+}
+
+const char *klevdb_errmsg(const klevdb *db) {
+  if (!db) return "klevdb: no handle";
+  return db->err.code ? db->err.msg : "not an error";
+}
+
+klevdb_err klevdb_errcode(const klevdb *db) { return db ? db->err.code : KLEVDB_EINVAL; }
+
+void klevdb_get_options(const klevdb *db, klevdb_options *out) {
+  *out = db->st->opts;
+  out->readonly = db->ro;
+}
+
+/* Every API call starts here: resets the handle's error. */
+#define BEGIN(db)                                       \
+  do {                                                  \
+    if (!(db)) return KLEVDB_EINVAL;                    \
+    (db)->err.code = KLEVDB_OK;                         \
+  } while (0)
+
+/* ---- publish ---- */
+
+/* Starts a new head at the next offset (spec 4.2). Caller holds wmu. */
+static klevdb_err rollover(store *st, klevdb_error *e) {
+  seg *old = head(st);
+  klevdb_err rc = head_flush(st, head(st), e);
+  if (rc) return rc;
+  seg *s = seg_new(st->next);
+  if (!s) return kerr_sys(e, ENOMEM, "rollover");
+  if (s->base == old->base) {
+    /* Rollover below the size of an empty head (spec B17): stay put. */
+    seg_free(s);
+    return KLEVDB_OK;
+  }
+  int ifd = st->ifd;
+  size_t iflushed = st->iflushed;
+  rc = head_open(st, s, true, e);
+  if (rc) {
+    st->ifd = ifd;
+    st->iflushed = iflushed;
+    seg_free(s);
+    return rc;
+  }
+  int nifd = st->ifd;
+  st->ifd = ifd;
+  head_close(st, old);
+  st->ifd = nifd;
+  if (st->opts.auto_sync && (rc = dir_sync(st->dir, e))) { /* the data is safe; report */ }
+  pthread_rwlock_wrlock(&st->lk);
+  klevdb_err prc = segs_push(st, s, e);
+  pthread_rwlock_unlock(&st->lk);
+  if (prc) return prc;
+  return rc;
+}
+
+static void wake_waiters(store *st) {
+  __atomic_add_fetch(&st->pubseq, 1, __ATOMIC_SEQ_CST);
+  if (__atomic_load_n(&st->waiters, __ATOMIC_SEQ_CST) > 0) {
+    pthread_mutex_lock(&st->cvmu);
+    pthread_cond_broadcast(&st->cv);
+    pthread_mutex_unlock(&st->cvmu);
+  }
+}
+
+klevdb_err klevdb_publish(klevdb *db, const klevdb_msg *msgs, size_t n, int64_t *next_out) {
+  BEGIN(db);
+  store *st = db->st;
+  klevdb_error *e = &db->err;
+  if (db->ro || st->ro) return kerr(e, KLEVDB_EREADONLY, "publish: store opened read-only");
+  if (n && !msgs) return kerr(e, KLEVDB_EINVAL, "publish: no messages given");
+  size_t total = 0;
+  for (size_t i = 0; i < n; i++) {
+    const klevdb_msg *m = &msgs[i];
+    if ((m->key_len && !m->key) || (m->value_len && !m->value))
+      return kerr(e, KLEVDB_EINVAL, "publish: message %zu has a length but no bytes", i);
+    if (m->key_len > KLEVDB_MAX_PAYLOAD || m->value_len > KLEVDB_MAX_PAYLOAD ||
+        m->key_len + m->value_len > KLEVDB_MAX_PAYLOAD)
+      return kerr(e, KLEVDB_ETOOBIG, "publish: message %zu too big: key + value is %zu bytes, the limit is %d",
+                  i, m->key_len + m->value_len, KLEVDB_MAX_PAYLOAD);
+    total += (size_t)rec_size(FMT_V2, m->key_len, m->value_len);
+  }
+  pthread_mutex_lock(&st->wmu);
+  klevdb_err rc = KLEVDB_OK;
+  seg *h = head(st);
+  if (h->fd < 0) {
+    rc = kerr(e, KLEVDB_ECLOSED, "publish: store is closed");
+    goto out;
+  }
+  if (h->log_end > st->opts.rollover) {
+    if ((rc = rollover(st, e))) goto out;
+    h = head(st);
+  }
+  if (n == 0) goto out;
+
+  int ver = h->ver;
+  st->wbuf.len = 0;
+  if ((rc = kbuf_reserve(&st->wbuf, total, e))) goto out;
+  size_t need = (h->n + n) * st->isz;
+  if (h->ibuf.cap < need) {
+    pthread_rwlock_wrlock(&st->lk);
+    rc = kbuf_reserve(&h->ibuf, need - h->ibuf.len, e);
+    pthread_rwlock_unlock(&st->lk);
+    if (rc) goto out;
+  }
+  int64_t t_now = KLEVDB_TIME_UNSET, pos = h->log_end, off = st->next;
+  int64_t last_ts = st->last_ts;
+  uint8_t *items = h->ibuf.p + h->ibuf.len;
+  for (size_t i = 0; i < n; i++) {
+    const klevdb_msg *m = &msgs[i];
+    int64_t t = m->time;
+    if (t == KLEVDB_TIME_UNSET) {
+      if (t_now == KLEVDB_TIME_UNSET) t_now = now_us();
+      t = t_now;
+    }
+    size_t len = rec_encode(ver, st->wbuf.p + st->wbuf.len, off + (int64_t)i, t, m->key,
+                            m->key_len, m->value, m->value_len);
+    if (t > last_ts) last_ts = t;
+    item_encode(items + i * st->isz, st->params, off + (int64_t)i, pos, last_ts,
+                (st->params & IDX_KEYS) ? klevdb_key_hash(m->key, m->key_len) : 0);
+    pos += (int64_t)len;
+    st->wbuf.len += len;
+  }
+  /* One write for the whole batch; on failure cut the log back so that
+  ** nothing of the batch stays (spec B9). */
+  const uint8_t *p = st->wbuf.p;
+  size_t left = st->wbuf.len;
+  while (left) {
+    ssize_t w = write(h->fd, p, left);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) {
+      int err = w < 0 ? errno : EIO;
+      if (ftruncate(h->fd, h->log_end) < 0) { /* open cuts a torn tail */ }
+      rc = kerr_sys(e, err, "publish: write segment %lld", (long long)h->base);
+      goto out;
+    }
+    p += w;
+    left -= (size_t)w;
+  }
+  if ((size_t)pos > h->log->len) {
+    kmap *m;
+    int64_t r = st->opts.rollover * 2 > pos * 2 ? st->opts.rollover * 2 : pos * 2;
+    if ((rc = kmap_open(h->fd, ((size_t)r + 4095) & ~(size_t)4095, &m, e))) {
+      if (ftruncate(h->fd, h->log_end) < 0) { /* open cuts a torn tail */ }
+      goto out;
+    }
+    pthread_rwlock_wrlock(&st->lk);
+    kmap_unref(h->log);
+    h->log = m;
+    pthread_rwlock_unlock(&st->lk);
+  }
+
+  pthread_rwlock_wrlock(&st->lk);
+  h->ibuf.len += n * st->isz;
+  h->n += n;
+  h->log_end = pos;
+  __atomic_store_n(&st->next, off + (int64_t)n, __ATOMIC_SEQ_CST);
+  if (st->kt_state == 1) {
+    for (size_t i = 0; i < n; i++)
+      if (!kt_put(&st->kt, item_hash(items + i * st->isz, st->params), off + (int64_t)i))
+        st->kt_state = -1;
+  }
+  pthread_rwlock_unlock(&st->lk);
+  st->last_ts = last_ts;
+
+  if (st->opts.auto_sync || h->n * st->isz - st->iflushed >= FLUSH_BYTES) {
+    if ((rc = head_flush(st, head(st), e))) goto out;
+  }
+  if (st->opts.auto_sync) {
+    if (fdatasync(h->fd) < 0 || fdatasync(st->ifd) < 0)
+      rc = kerr_sys(e, errno, "publish: sync segment %lld", (long long)h->base);
+  }
+  wake_waiters(st);
+out:
+  if (next_out) *next_out = rc ? KLEVDB_OFFSET_INVALID : st->next;
+  pthread_mutex_unlock(&st->wmu);
+  return rc;
+}
+
+klevdb_err klevdb_next_offset(klevdb *db, int64_t *out) {
+  BEGIN(db);
+  if (!out) return kerr(&db->err, KLEVDB_EINVAL, "next offset: no place for the result");
+  store *st = db->st;
+  if (st->ro) {
+    klevdb_err rc = follow(st, true, &db->err);
+    if (rc) return rc;
+  }
+  *out = __atomic_load_n(&st->next, __ATOMIC_SEQ_CST);
+  return KLEVDB_OK;
+}
+
+int64_t klevdb_size(const klevdb *db, const klevdb_msg *m) {
+  if (!db || !m) return 0;
+  return rec_size(db->st->newver, m->key_len, m->value_len) + (int64_t)db->st->isz;
+}
+
+/* ---- reads ---- */
+
+void klevdb_batch_free(klevdb_batch *b) {
+  if (!b) return;
+  free(b->msgs);
+  kmap_unref(b->pin);
+  memset(b, 0, sizeof(*b));
+}
+
+/* Empties b and makes room for want messages. */
+static klevdb_err batch_reset(klevdb_batch *b, size_t want, klevdb_error *e) {
+  b->len = 0;
+  if (b->cap < want) {
+    size_t cap = b->cap ? b->cap : 8;
+    while (cap < want) cap *= 2;
+    klevdb_msg *m = realloc(b->msgs, cap * sizeof(klevdb_msg));
+    if (!m) return kerr_sys(e, ENOMEM, "read");
+    b->msgs = m;
+    b->cap = cap;
+  }
+  return KLEVDB_OK;
+}
+
+static void batch_pin(klevdb_batch *b, kmap *m) {
+  if (b->pin == m) return;
+  kmap_unref(b->pin);
+  b->pin = kmap_ref(m);
+}
+
+static klevdb_err batch_add(klevdb_batch *b, const klevdb_msg *m, klevdb_error *e) {
+  if (b->len == b->cap) {
+    size_t cap = b->cap ? b->cap * 2 : 8;
+    klevdb_msg *n = realloc(b->msgs, cap * sizeof(klevdb_msg));
+    if (!n) return kerr_sys(e, ENOMEM, "read");
+    b->msgs = n;
+    b->cap = cap;
+  }
+  b->msgs[b->len++] = *m;
+  return KLEVDB_OK;
+}
+
+/* A read's prologue: argument checks, following other processes. */
+static klevdb_err read_begin(klevdb *db, klevdb_batch *b, bool at_end) {
+  if (!b) return kerr(&db->err, KLEVDB_EINVAL, "read: no batch given");
+  b->len = 0;
+  if (db->st->ro) return follow(db->st, at_end, &db->err);
+  return KLEVDB_OK;
+}
+
+/* Consume within segment index si (spec 5.4), under lk. */
+static klevdb_err consume_in(store *st, size_t si, int64_t offset, size_t max,
+                             klevdb_batch *b, klevdb_error *e) {
+  for (;;) {
+    seg *s = st->segs[si];
+    bool last = si + 1 == st->nsegs;
+    klevdb_err rc = load(st, s, e);
+    if (rc) return rc;
+    if (offset == KLEVDB_OFFSET_NEWEST) {
+      b->next_offset = last ? st->next : seg_next(s, st->isz);
+      return KLEVDB_OK;
+    }
+    long i = offset == KLEVDB_OFFSET_OLDEST ? (s->n ? 0 : IX_EMPTY)
+                                            : items_seek(seg_items(s), s->n, st->isz, offset);
+    if (i < 0) {
+      if (last) {
+        if (offset <= st->next) {
+          b->next_offset = st->next;
+          return KLEVDB_OK;
+        }
+        return kerr(e, KLEVDB_EINVALID_OFFSET,
+                    "consume %lld: invalid offset: offset after end (next offset is %lld)",
+                    (long long)offset, (long long)st->next);
+      }
+      si++;
+      offset = KLEVDB_OFFSET_OLDEST;
+      continue;
+    }
+    size_t count = s->n - (size_t)i;
+    if (count > max) count = max;
+    if ((rc = batch_reset(b, count, e))) return rc;
+    for (size_t k = 0; k < count; k++)
+      if ((rc = seg_read(st, s, (size_t)i + k, &b->msgs[k], e))) return rc;
+    b->len = count;
+    b->next_offset = b->msgs[count - 1].offset + 1;
+    batch_pin(b, s->log);
+    return KLEVDB_OK;
+  }
+}
+
+/* Segment for a consume (spec 5.0 pick_consume). */
+static size_t pick_consume(const store *st, int64_t offset) {
+  if (offset == KLEVDB_OFFSET_OLDEST) return 0;
+  if (offset == KLEVDB_OFFSET_NEWEST) return st->nsegs - 1;
+  return seg_find(st, offset);
+}
+
+/* A read that fails leaves an empty batch that points nowhere. */
+static void batch_fail(klevdb_batch *b) {
+  if (!b) return;
+  b->len = 0;
+  b->next_offset = KLEVDB_OFFSET_INVALID;
+}
+
+klevdb_err klevdb_consume(klevdb *db, int64_t offset, size_t max_count, klevdb_batch *b) {
+  BEGIN(db);
+  batch_fail(b);
+  store *st = db->st;
+  klevdb_error *e = &db->err;
+  if (max_count == 0) return kerr(e, KLEVDB_EINVAL, "consume %lld: max count must be at least 1", (long long)offset);
+  klevdb_err rc = read_begin(db, b, false);
+  if (rc) return rc;
+  pthread_rwlock_rdlock(&st->lk);
+  if (st->ro && (offset == KLEVDB_OFFSET_NEWEST || offset >= st->next)) {
+    pthread_rwlock_unlock(&st->lk);
+    if ((rc = follow(st, true, e))) return rc;
+    pthread_rwlock_rdlock(&st->lk);
+  }
+  rc = consume_in(st, pick_consume(st, offset), offset, max_count, b, e);
+  if (!rc && st->ro && b->len == 0 && offset != KLEVDB_OFFSET_NEWEST) {
+    /* Nothing here yet: maybe the writer has more than we followed. */
+    pthread_rwlock_unlock(&st->lk);
+    if ((rc = follow(st, true, e))) return rc;
+    pthread_rwlock_rdlock(&st->lk);
+    rc = consume_in(st, pick_consume(st, offset), offset, max_count, b, e);
+  }
+  pthread_rwlock_unlock(&st->lk);
+  if (rc) batch_fail(b);
+  return rc;
+}
+
+klevdb_err klevdb_consume_by_key(klevdb *db, const void *key, size_t key_len, int64_t offset,
+                                 size_t max_count, klevdb_batch *b) {
+  BEGIN(db);
+  batch_fail(b);
+  store *st = db->st;
+  klevdb_error *e = &db->err;
+  if (!(st->params & IDX_KEYS)) return kerr(e, KLEVDB_ENOINDEX, "consume by key: no index by key");
+  if (key_len && !key) return kerr(e, KLEVDB_EINVAL, "consume by key: no key bytes given");
+  if (max_count == 0) return kerr(e, KLEVDB_EINVAL, "consume by key: max count must be at least 1");
+  klevdb_err rc = read_begin(db, b, true);
+  if (rc) return rc;
+  uint64_t h = klevdb_key_hash(key, key_len);
+  pthread_rwlock_rdlock(&st->lk);
+  size_t si = pick_consume(st, offset);
+  for (;;) {
+    seg *s = st->segs[si];
+    if ((rc = load(st, s, e))) break;
+    if (offset == KLEVDB_OFFSET_NEWEST) {
+      b->next_offset = si + 1 == st->nsegs ? st->next : seg_next(s, st->isz);
+      break;
+    }
+    const uint8_t *items = seg_items(s);
+    long i = offset == KLEVDB_OFFSET_OLDEST ? 0 : items_seek(items, s->n, st->isz, offset);
+    for (size_t k = i < 0 ? s->n : (size_t)i; k < s->n && b->len < max_count; k++) {
+      const uint8_t *it = items + k * st->isz;
+      if (item_hash(it, st->params) != h) continue;
+      klevdb_msg m;
+      if ((rc = seg_read(st, s, k, &m, e))) break;
+      if (m.key_len != key_len || (key_len && memcmp(m.key, key, key_len) != 0)) continue;
+      if ((rc = batch_add(b, &m, e))) break;
+    }
+    if (rc) break;
+    if (b->len) {
+      b->next_offset = b->msgs[b->len - 1].offset + 1;
+      batch_pin(b, s->log);
+      break;
+    }
+    if (si + 1 == st->nsegs) {
+      b->next_offset = st->next;
+      break;
+    }
+    si++;
+    offset = KLEVDB_OFFSET_OLDEST;
+  }
+  pthread_rwlock_unlock(&st->lk);
+  if (rc) {
+    b->len = 0;
+    b->next_offset = KLEVDB_OFFSET_INVALID;
+  }
+  return rc;
+}
+
+/* Reads item i of segment s into a one-message batch. */
+static klevdb_err get_item(store *st, seg *s, size_t i, klevdb_batch *b, klevdb_error *e) {
+  klevdb_err rc = batch_reset(b, 1, e);
+  if (rc) return rc;
+  if ((rc = seg_read(st, s, i, &b->msgs[0], e))) return rc;
+  b->len = 1;
+  b->next_offset = b->msgs[0].offset + 1;
+  batch_pin(b, s->log);
+  return KLEVDB_OK;
+}
+
+/* Get by offset (spec 5.6) under lk, with Go's bug B3 fixed: the newest
+** message is found even when the head is empty. */
+static klevdb_err get_locked(store *st, int64_t offset, klevdb_batch *b, klevdb_error *e) {
+  klevdb_err rc;
+  if (offset == KLEVDB_OFFSET_NEWEST) {
+    for (size_t si = st->nsegs; si-- > 0;) {
+      seg *s = st->segs[si];
+      if ((rc = load(st, s, e))) return rc;
+      if (s->n) return get_item(st, s, s->n - 1, b, e);
+    }
+    return kerr(e, KLEVDB_EINVALID_OFFSET, "get newest: invalid offset: the log is empty");
+  }
+  if (offset == KLEVDB_OFFSET_OLDEST) {
+    for (size_t si = 0; si < st->nsegs; si++) {
+      seg *s = st->segs[si];
+      if ((rc = load(st, s, e))) return rc;
+      if (s->n) return get_item(st, s, 0, b, e);
+    }
+    return kerr(e, KLEVDB_EINVALID_OFFSET, "get oldest: invalid offset: the log is empty");
+  }
+  if (offset < st->segs[0]->base) {
+    if (st->segs[0]->base == 0)
+      return kerr(e, KLEVDB_EINVALID_OFFSET, "get %lld: invalid offset: get relative offset",
+                  (long long)offset);
+    return kerr(e, KLEVDB_ENOTFOUND, "get %lld: not found: offset before start", (long long)offset);
+  }
+  if (offset >= st->next)
+    return kerr(e, KLEVDB_EINVALID_OFFSET, "get %lld: invalid offset: offset after end (next offset is %lld)",
+                (long long)offset, (long long)st->next);
+  size_t si = seg_find(st, offset);
+  seg *s = st->segs[si];
+  if ((rc = load(st, s, e))) return rc;
+  long i = items_find(seg_items(s), s->n, st->isz, offset);
+  if (i >= 0) return get_item(st, s, (size_t)i, b, e);
+  if (i == IX_EMPTY && si + 1 == st->nsegs)
+    return kerr(e, KLEVDB_EINVALID_OFFSET, "get %lld: invalid offset: no offset items", (long long)offset);
+  if (i == IX_BEFORE_START)
+    return kerr(e, KLEVDB_ENOTFOUND, "get %lld: not found: offset before start", (long long)offset);
+  return kerr(e, KLEVDB_ENOTFOUND, "get %lld: not found: offset not found", (long long)offset);
+}
+
+klevdb_err klevdb_get(klevdb *db, int64_t offset, klevdb_batch *b) {
+  BEGIN(db);
+  batch_fail(b);
+  store *st = db->st;
+  klevdb_err rc = read_begin(db, b, false);
+  if (rc) return rc;
+  if (st->ro && (offset < 0 || offset >= __atomic_load_n(&st->next, __ATOMIC_SEQ_CST)) &&
+      (rc = follow(st, true, &db->err)))
+    return rc;
+  pthread_rwlock_rdlock(&st->lk);
+  rc = get_locked(st, offset, b, &db->err);
+  pthread_rwlock_unlock(&st->lk);
+  return rc;
+}
+
+/* Fills the key table from every segment (first key query). Caller holds
+** lk for writing. */
+static klevdb_err kt_build(store *st, klevdb_error *e) {
+  for (size_t si = 0; si < st->nsegs; si++) {
+    seg *s = st->segs[si];
+    klevdb_err rc = load(st, s, e);
+    if (rc) {
+      kt_free(&st->kt);
+      return rc;
+    }
+    const uint8_t *items = seg_items(s);
+    for (size_t i = 0; i < s->n; i++) {
+      const uint8_t *it = items + i * st->isz;
+      if (!kt_put(&st->kt, item_hash(it, st->params), item_off(it))) {
+        kt_free(&st->kt);
+        st->kt_state = -1;
+        return KLEVDB_OK;
+      }
+    }
+  }
+  st->kt_state = 1;
+  return KLEVDB_OK;
+}
+
+static bool key_eq(const klevdb_msg *m, const void *key, size_t len) {
+  return m->key_len == len && (len == 0 || memcmp(m->key, key, len) == 0);
+}
+
+/* Newest message with this key (spec 5.7), under lk: one probe of the key
+** table, confirmed against the record; a scan of the segments' items from
+** the newest when the table cannot answer (hash collision, deleted). */
+static klevdb_err get_by_key_locked(store *st, const void *key, size_t len, uint64_t h,
+                                    klevdb_batch *b, klevdb_error *e) {
+  klevdb_err rc;
+  if (st->kt_state == 1) {
+    int64_t off = kt_get(&st->kt, h);
+    if (off < 0) return kerr(e, KLEVDB_ENOTFOUND, "get by key: not found: key not found");
+    seg *s = st->segs[seg_find(st, off)];
+    if ((rc = load(st, s, e))) return rc;
+    long i = items_find(seg_items(s), s->n, st->isz, off);
+    if (i >= 0) {
+      klevdb_msg m;
+      if ((rc = seg_read(st, s, (size_t)i, &m, e))) return rc;
+      if (key_eq(&m, key, len)) return get_item(st, s, (size_t)i, b, e);
+    }
+  }
+  for (size_t si = st->nsegs; si-- > 0;) {
+    seg *s = st->segs[si];
+    if ((rc = load(st, s, e))) return rc;
+    const uint8_t *items = seg_items(s);
+    for (size_t i = s->n; i-- > 0;) {
+      if (item_hash(items + i * st->isz, st->params) != h) continue;
+      klevdb_msg m;
+      if ((rc = seg_read(st, s, i, &m, e))) return rc;
+      if (key_eq(&m, key, len)) return get_item(st, s, i, b, e);
+    }
+  }
+  return kerr(e, KLEVDB_ENOTFOUND, "get by key: not found: key not found");
+}
+
+klevdb_err klevdb_get_by_key(klevdb *db, const void *key, size_t key_len, klevdb_batch *b) {
+  BEGIN(db);
+  batch_fail(b);
+  store *st = db->st;
+  klevdb_error *e = &db->err;
+  if (!(st->params & IDX_KEYS)) return kerr(e, KLEVDB_ENOINDEX, "get by key: no index by key");
+  if (key_len && !key) return kerr(e, KLEVDB_EINVAL, "get by key: no key bytes given");
+  klevdb_err rc = read_begin(db, b, true);
+  if (rc) return rc;
+  uint64_t h = klevdb_key_hash(key, key_len);
+  pthread_rwlock_rdlock(&st->lk);
+  if (st->kt_state == 0) {
+    pthread_rwlock_unlock(&st->lk);
+    pthread_rwlock_wrlock(&st->lk);
+    if (st->kt_state == 0) rc = kt_build(st, e);
+    pthread_rwlock_unlock(&st->lk);
+    if (rc) return rc;
+    pthread_rwlock_rdlock(&st->lk);
+  }
+  rc = get_by_key_locked(st, key, key_len, h, b, e);
+  pthread_rwlock_unlock(&st->lk);
+  return rc;
+}
+
+klevdb_err klevdb_offset_by_key(klevdb *db, const void *key, size_t key_len, int64_t *offset_out) {
+  BEGIN(db);
+  if (!offset_out) return kerr(&db->err, KLEVDB_EINVAL, "offset by key: no place for the result");
+  klevdb_batch b = KLEVDB_BATCH_INIT;
+  klevdb_err rc = klevdb_get_by_key(db, key, key_len, &b);
+  if (offset_out) *offset_out = rc ? KLEVDB_OFFSET_INVALID : b.msgs[0].offset;
+  klevdb_batch_free(&b);
+  return rc;
+}
+
+/* First message whose indexed time is >= ts (spec 5.8), under lk, walking
+** from the newest segment; empty segments are passed over (Go's bug B2). */
+static klevdb_err get_by_time_locked(store *st, int64_t ts, klevdb_batch *b, klevdb_error *e) {
+  klevdb_err rc;
+  size_t after = st->nsegs;   /* the non-empty segment newer than si */
+  bool any = false;
+  for (size_t si = st->nsegs; si-- > 0;) {
+    seg *s = st->segs[si];
+    if ((rc = load(st, s, e))) return rc;
+    if (s->n == 0) continue;
+    any = true;
+    long i = items_time(seg_items(s), s->n, st->isz, st->params, ts);
+    if (i >= 0) return get_item(st, s, (size_t)i, b, e);
+    if (i == IX_AFTER_END) {
+      if (after == st->nsegs)
+        return kerr(e, KLEVDB_ENOTFOUND, "get by time %lld: not found: time not found", (long long)ts);
+      return get_item(st, st->segs[after], 0, b, e);
+    }
+    after = si;   /* before the start of this segment: look older */
+  }
+  if (!any) return kerr(e, KLEVDB_EINVALID_OFFSET, "get by time %lld: invalid offset: no time items", (long long)ts);
+  return get_item(st, st->segs[after], 0, b, e);
+}
+
+klevdb_err klevdb_get_by_time(klevdb *db, int64_t time_us, klevdb_batch *b) {
+  BEGIN(db);
+  batch_fail(b);
+  store *st = db->st;
+  if (!(st->params & IDX_TIMES)) return kerr(&db->err, KLEVDB_ENOINDEX, "get by time: no index by time");
+  klevdb_err rc = read_begin(db, b, true);
+  if (rc) return rc;
+  pthread_rwlock_rdlock(&st->lk);
+  rc = get_by_time_locked(st, time_us, b, &db->err);
+  pthread_rwlock_unlock(&st->lk);
+  return rc;
+}
+
+klevdb_err klevdb_offset_by_time(klevdb *db, int64_t time_us, int64_t *offset_out, int64_t *time_out) {
+  BEGIN(db);
+  if (!offset_out) return kerr(&db->err, KLEVDB_EINVAL, "offset by time: no place for the result");
+  klevdb_batch b = KLEVDB_BATCH_INIT;
+  klevdb_err rc = klevdb_get_by_time(db, time_us, &b);
+  if (offset_out) *offset_out = rc ? KLEVDB_OFFSET_INVALID : b.msgs[0].offset;
+  if (time_out) *time_out = rc ? 0 : b.msgs[0].time;
+  klevdb_batch_free(&b);
+  return rc;
+}
+
+/* ---- blocking reads ---- */
+
+klevdb_err klevdb_consume_blocking(klevdb *db, int64_t offset, size_t max_count,
+                                   int64_t timeout_ms, klevdb_batch *b) {
+  BEGIN(db);
+  store *st = db->st;
+  struct timespec deadline;
+  clock_gettime(CLOCK_MONOTONIC, &deadline);
+  if (timeout_ms >= 0) {
+    deadline.tv_sec += timeout_ms / 1000;
+    deadline.tv_nsec += (timeout_ms % 1000) * 1000000;
+    if (deadline.tv_nsec >= 1000000000) {
+      deadline.tv_sec++;
+      deadline.tv_nsec -= 1000000000;
+    }
+  }
+  for (;;) {
+    uint64_t seq = __atomic_load_n(&st->pubseq, __ATOMIC_SEQ_CST);
+    klevdb_err rc = klevdb_consume(db, offset, max_count, b);
+    if (rc || b->len) return rc;
+    if (__atomic_exchange_n(&db->interrupted, 0, __ATOMIC_SEQ_CST))
+      return kerr(&db->err, KLEVDB_ECLOSED, "consume: interrupted");
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (timeout_ms >= 0 && (now.tv_sec > deadline.tv_sec ||
+                            (now.tv_sec == deadline.tv_sec && now.tv_nsec >= deadline.tv_nsec)))
+      return KLEVDB_OK;
+    /* A read-only store learns of other processes' writes by looking, so
+    ** it waits in short steps; a writer's store is woken by publish. */
+    struct timespec until = deadline;
+    if (st->ro || timeout_ms < 0) {
+      until = now;
+      until.tv_nsec += (st->ro ? 5 : 100) * 1000000L;
+      if (until.tv_nsec >= 1000000000) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000;
+      }
+      if (timeout_ms >= 0 && (until.tv_sec > deadline.tv_sec ||
+                              (until.tv_sec == deadline.tv_sec && until.tv_nsec > deadline.tv_nsec)))
+        until = deadline;
+    }
+    pthread_mutex_lock(&st->cvmu);
+    __atomic_add_fetch(&st->waiters, 1, __ATOMIC_SEQ_CST);
+    while (!st->closing && !__atomic_load_n(&db->interrupted, __ATOMIC_SEQ_CST) &&
+           __atomic_load_n(&st->pubseq, __ATOMIC_SEQ_CST) == seq) {
+      if (pthread_cond_timedwait(&st->cv, &st->cvmu, &until) == ETIMEDOUT) break;
+    }
+    __atomic_sub_fetch(&st->waiters, 1, __ATOMIC_SEQ_CST);
+    bool closing = st->closing;
+    pthread_mutex_unlock(&st->cvmu);
+    if (closing) return kerr(&db->err, KLEVDB_ECLOSED, "consume: store closed");
+  }
+}
+
+void klevdb_interrupt(klevdb *db) {
+  if (!db) return;
+  store *st = db->st;
+  __atomic_store_n(&db->interrupted, 1, __ATOMIC_SEQ_CST);
+  pthread_mutex_lock(&st->cvmu);
+  pthread_cond_broadcast(&st->cv);
+  pthread_mutex_unlock(&st->cvmu);
+}
+
+/* ---- stat, bounds, sync, gc, backup ---- */
+
+klevdb_err klevdb_stat_get(klevdb *db, klevdb_stat *out) {
+  BEGIN(db);
+  store *st = db->st;
+  if (!out) return kerr(&db->err, KLEVDB_EINVAL, "stat: no place for the result");
+  klevdb_err rc = st->ro ? follow(st, true, &db->err) : KLEVDB_OK;
+  if (rc) return rc;
+  memset(out, 0, sizeof(*out));
+  pthread_rwlock_rdlock(&st->lk);
+  for (size_t si = 0; si < st->nsegs && !rc; si++) {
+    int64_t msgs, bytes;
+    rc = seg_stat(st, st->segs[si], &msgs, &bytes, &db->err);
+    if (rc) break;
+    if (st->ro && st->nsegs == 1 && st->segs[si]->log->len == 0) break;  /* no files */
+    out->segments++;
+    out->messages += msgs;
+    out->size += bytes;
+  }
+  pthread_rwlock_unlock(&st->lk);
+  if (rc) kerr_wrap(&db->err, "stat");
+  return rc;
+}
+
+klevdb_err klevdb_bounds_get(klevdb *db, klevdb_bounds *out) {
+  BEGIN(db);
+  store *st = db->st;
+  if (!out) return kerr(&db->err, KLEVDB_EINVAL, "bounds: no place for the result");
+  klevdb_batch b = KLEVDB_BATCH_INIT;
+  klevdb_err rc = read_begin(db, &b, true);
+  if (rc) return rc;
+  out->oldest_offset = out->newest_offset = -1;
+  out->oldest_time = out->newest_time = -1;
+  pthread_rwlock_rdlock(&st->lk);
+  out->next_offset = st->next;
+  rc = get_locked(st, KLEVDB_OFFSET_OLDEST, &b, &db->err);
+  if (!rc) {
+    out->oldest_offset = b.msgs[0].offset;
+    out->oldest_time = b.msgs[0].time;
+    rc = get_locked(st, KLEVDB_OFFSET_NEWEST, &b, &db->err);
+    if (!rc) {
+      out->newest_offset = b.msgs[0].offset;
+      out->newest_time = b.msgs[0].time;
+    }
+  } else if (rc == KLEVDB_EINVALID_OFFSET) {
+    rc = KLEVDB_OK;   /* empty */
+    db->err.code = KLEVDB_OK;
+  }
+  pthread_rwlock_unlock(&st->lk);
+  klevdb_batch_free(&b);
+  return rc;
+}
+
+klevdb_err klevdb_sync(klevdb *db, int64_t *next_out) {
+  BEGIN(db);
+  store *st = db->st;
+  klevdb_err rc = KLEVDB_OK;
+  if (st->ro) {
+    rc = follow(st, true, &db->err);
+  } else {
+    pthread_mutex_lock(&st->wmu);
+    seg *h = head(st);
+    rc = head_flush(st, head(st), &db->err);
+    if (!rc && h->fd >= 0 && (fdatasync(h->fd) < 0 || fdatasync(st->ifd) < 0))
+      rc = kerr_sys(&db->err, errno, "sync segment %lld", (long long)h->base);
+    pthread_mutex_unlock(&st->wmu);
+  }
+  if (next_out) *next_out = rc ? KLEVDB_OFFSET_INVALID : __atomic_load_n(&st->next, __ATOMIC_SEQ_CST);
+  return rc;
+}
+
+klevdb_err klevdb_gc(klevdb *db, int64_t unused_for_us) {
+  BEGIN(db);
+  store *st = db->st;
+  int64_t t = coarse_us();
+  pthread_rwlock_wrlock(&st->lk);
+  for (size_t si = 0; si + 1 < st->nsegs; si++) {
+    seg *s = st->segs[si];
+    if (s->live || !s->loaded) continue;
+    if (t - __atomic_load_n(&s->atime, __ATOMIC_RELAXED) >= unused_for_us) seg_unload(s);
+  }
+  pthread_rwlock_unlock(&st->lk);
+  return KLEVDB_OK;
+}
+
+klevdb_err klevdb_backup(klevdb *db, const char *dir) {
+  BEGIN(db);
+  store *st = db->st;
+  klevdb_error *e = &db->err;
+  if (!dir || !*dir) return kerr(e, KLEVDB_EINVAL, "backup: no directory given");
+  klevdb_err rc = mkdirs(dir, e);
+  if (rc) return rc;
+  /* Holding the writer lock makes the copy of the head match its index
+  ** (Go's bug B11); the head's items are flushed first. */
+  pthread_mutex_lock(&st->wmu);
+  if (!st->ro) rc = head_flush(st, head(st), e);
+  pthread_rwlock_rdlock(&st->lk);
+  for (size_t si = 0; si < st->nsegs && !rc; si++) {
+    char src[PATH_CAP], dst[PATH_CAP];
+    const char *ext[2] = {".log", ".index"};
+    for (int k = 0; k < 2 && !rc; k++) {
+      seg_path(src, sizeof(src), st->dir, st->segs[si]->base, ext[k]);
+      seg_path(dst, sizeof(dst), dir, st->segs[si]->base, ext[k]);
+      if (access(src, F_OK) < 0 && errno == ENOENT) continue;
+      rc = file_copy(src, dst, e);
+    }
+  }
+  pthread_rwlock_unlock(&st->lk);
+  pthread_mutex_unlock(&st->wmu);
+  if (!rc) rc = dir_sync(dir, e);
+  if (rc) kerr_wrap(e, "backup");
+  return rc;
+}
+
+/* ---- delete ---- */
+
+typedef struct {
+  const int64_t *offs;   /* sorted, for Go's Delete */
+  size_t n;
+  const klevdb_range *ranges;  /* sorted by from, for delete_ranges */
+  size_t nranges;
+} dropset;
+
+static bool drop_offsets(void *ctx, int64_t off) {
+  const dropset *d = ctx;
+  size_t lo = 0, hi = d->n;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (d->offs[mid] < off) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo < d->n && d->offs[lo] == off;
+}
+
+static bool drop_ranges(void *ctx, int64_t off) {
+  const dropset *d = ctx;
+  size_t lo = 0, hi = d->nranges;
+  while (lo < hi) {   /* last range with from <= off */
+    size_t mid = lo + (hi - lo) / 2;
+    if (d->ranges[mid].from <= off) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo > 0 && off < d->ranges[lo - 1].to;
+}
+
+/* Replaces segment si by what survives the drop set (spec 5.10). Caller
+** holds wmu. Adds to *out and, if offs is set, appends dropped offsets. */
+static klevdb_err delete_in(store *st, size_t si, drop_fn drop, void *ctx, klevdb_deleted *out,
+                            kbuf *offs, klevdb_error *e) {
+  seg *s = st->segs[si];
+  bool is_head = si + 1 == st->nsegs && !st->ro;
+  klevdb_err rc = load(st, s, e);
+  if (rc) return rc;
+  if (is_head && (rc = head_flush(st, head(st), e))) return rc;
+  const uint8_t *items = seg_items(s);
+  size_t dropped = 0;
+  int64_t size = 0, max_dropped = -1;
+  /* The key table goes (and is rebuilt on the next key query) only when a
+  ** key's newest message is among the dropped: compactions keep it. */
+  bool kt_stale = false;
+  pthread_rwlock_rdlock(&st->lk);
+  for (size_t i = 0; i < s->n; i++) {
+    const uint8_t *it = items + i * st->isz;
+    int64_t off = item_off(it);
+    if (!drop(ctx, off)) continue;
+    if (st->kt_state == 1 && !kt_stale && kt_get(&st->kt, item_hash(it, st->params)) == off)
+      kt_stale = true;
+    dropped++;
+    size += seg_rec_len(st, s, i) + (int64_t)st->isz;
+    max_dropped = off;
+    if (offs) {
+      if ((rc = kbuf_reserve(offs, sizeof(int64_t), e))) break;
+      memcpy(offs->p + offs->len, &off, sizeof(off));
+      offs->len += sizeof(off);
+    }
+  }
+  pthread_rwlock_unlock(&st->lk);
+  if (rc || dropped == 0) return rc;
+  bool newest_gone = s->n && max_dropped == item_off(items + (s->n - 1) * st->isz);
+
+  char tmp_log[PATH_CAP], tmp_idx[PATH_CAP];
+  size_t kept;
+  int64_t first;
+  /* Whole segments go without being read: only their items were looked at. */
+  if (dropped < s->n) {
+    rc = seg_rewrite(st, s, drop, ctx, tmp_log, tmp_idx, PATH_CAP, &kept, &first, e);
+    if (rc) return rc;
+  } else {
+    kept = 0;
+    first = -1;
+  }
+
+  char old_log[PATH_CAP], old_idx[PATH_CAP], new_log[PATH_CAP], new_idx[PATH_CAP];
+  seg_path(old_log, sizeof(old_log), st->dir, s->base, ".log");
+  seg_path(old_idx, sizeof(old_idx), st->dir, s->base, ".index");
+  seg *repl = NULL, *fresh = NULL;
+  if (kept) {
+    seg_path(new_log, sizeof(new_log), st->dir, first, ".log");
+    seg_path(new_idx, sizeof(new_idx), st->dir, first, ".index");
+    /* Index first, then log: a crash between the two leaves the old log
+    ** with a newer index, which open rebuilds from the log. */
+    if (first == s->base) unlink(old_idx);
+    if (rename(tmp_idx, new_idx) < 0 || rename(tmp_log, new_log) < 0) {
+      rc = kerr_sys(e, errno, "delete: rename rewrite of segment %lld", (long long)s->base);
+      unlink(tmp_idx);
+      unlink(tmp_log);
+      return rc;
+    }
+    repl = seg_new(first);
+    if (!repl) return kerr_sys(e, ENOMEM, "delete");
+  }
+  int64_t carry_ts = st->last_ts;
+  if (is_head) head_close(st, s);
+  if (!kept || first != s->base) {
+    unlink(old_idx);
+    unlink(old_log);
+  }
+  if (st->opts.auto_sync) dir_sync(st->dir, NULL);
+
+  /* A head that lost its newest message is followed by a new empty head
+  ** at the next offset, so the next offset never goes back (spec 5.10). */
+  if (is_head && (newest_gone || !kept)) {
+    fresh = seg_new(st->next);
+    if (!fresh) rc = kerr_sys(e, ENOMEM, "delete");
+    else {
+      st->last_ts = carry_ts;
+      rc = head_open(st, fresh, true, e);
+    }
+  } else if (is_head) {
+    rc = head_open(st, repl, false, e);
+  }
+  pthread_rwlock_wrlock(&st->lk);
+  if (rc) {
+    /* The files are right; the store cannot go on writing. Keep a list
+    ** that readers can use until close. */
+    seg_free(fresh);
+    fresh = NULL;
+  }
+  if (repl) {
+    st->segs[si] = repl;
+  } else {
+    memmove(&st->segs[si], &st->segs[si + 1], (st->nsegs - si - 1) * sizeof(seg *));
+    st->nsegs--;
+  }
+  if (fresh) {
+    if (segs_push(st, fresh, e)) seg_free(fresh);
+  }
+  if (st->nsegs == 0) {
+    /* Cannot happen for a read-write store (the head is replaced). */
+    seg *z = seg_new(st->next);
+    if (z) segs_push(st, z, NULL);
+  }
+  if (kt_stale) {
+    kt_free(&st->kt);
+    st->kt_state = 0;
+  }
+  pthread_rwlock_unlock(&st->lk);
+  seg_free(s);
+  out->count += (int64_t)dropped;
+  out->size += size;
+  return rc;
+}
+
+static int cmp_i64(const void *a, const void *b) {
+  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+  return (x > y) - (x < y);
+}
+
+klevdb_err klevdb_delete(klevdb *db, const int64_t *offsets, size_t n, klevdb_deleted *out,
+                         int64_t **deleted_offsets) {
+  BEGIN(db);
+  store *st = db->st;
+  klevdb_error *e = &db->err;
+  klevdb_deleted res = {0, 0};
+  if (deleted_offsets) *deleted_offsets = NULL;
+  if (out) *out = res;
+  if (db->ro || st->ro) return kerr(e, KLEVDB_EREADONLY, "delete: store opened read-only");
+  if (n == 0) return KLEVDB_OK;
+  if (!offsets) return kerr(e, KLEVDB_EINVAL, "delete: no offsets given");
+  int64_t *sorted = malloc(n * sizeof(int64_t));
+  if (!sorted) return kerr_sys(e, ENOMEM, "delete");
+  memcpy(sorted, offsets, n * sizeof(int64_t));
+  qsort(sorted, n, sizeof(int64_t), cmp_i64);
+  klevdb_err rc = KLEVDB_OK;
+  if (sorted[0] < 0) {
+    long long bad = sorted[0];
+    free(sorted);
+    return kerr(e, KLEVDB_EINVALID_OFFSET, "delete %lld: invalid offset: delete relative offsets", bad);
+  }
+  kbuf offs = {0};
+  pthread_mutex_lock(&st->wmu);
+  if (head(st)->fd < 0) {
+    rc = kerr(e, KLEVDB_ECLOSED, "delete: store is closed");
+  } else if (sorted[0] < st->segs[0]->base) {
+    rc = kerr(e, KLEVDB_ENOTFOUND, "delete %lld: not found: offset before start", (long long)sorted[0]);
+  } else {
+    dropset d = {sorted, n, NULL, 0};
+    rc = delete_in(st, seg_find(st, sorted[0]), drop_offsets, &d, &res,
+                   deleted_offsets ? &offs : NULL, e);
+  }
+  pthread_mutex_unlock(&st->wmu);
+  free(sorted);
+  if (out) *out = res;
+  if (deleted_offsets && !rc) *deleted_offsets = (int64_t *)(void *)offs.p;
+  else kbuf_free(&offs);
+  return rc;
+}
+
+static int cmp_range(const void *a, const void *b) {
+  const klevdb_range *x = a, *y = b;
+  return (x->from > y->from) - (x->from < y->from);
+}
+
+klevdb_err klevdb_delete_ranges(klevdb *db, const klevdb_range *ranges, size_t n,
+                                klevdb_deleted *out) {
+  BEGIN(db);
+  store *st = db->st;
+  klevdb_error *e = &db->err;
+  klevdb_deleted res = {0, 0};
+  if (out) *out = res;
+  if (db->ro || st->ro) return kerr(e, KLEVDB_EREADONLY, "delete: store opened read-only");
+  if (n == 0) return KLEVDB_OK;
+  if (!ranges) return kerr(e, KLEVDB_EINVAL, "delete: no ranges given");
+  klevdb_range *r = malloc(n * sizeof(*r));
+  if (!r) return kerr_sys(e, ENOMEM, "delete");
+  size_t m = 0;
+  for (size_t i = 0; i < n; i++) {
+    klevdb_range x = ranges[i];
+    if (x.from < 0) x.from = 0;
+    if (x.to > x.from) r[m++] = x;
+  }
+  qsort(r, m, sizeof(*r), cmp_range);
+  size_t k = 0;   /* merge overlapping ranges */
+  for (size_t i = 0; i < m; i++) {
+    if (k && r[i].from <= r[k - 1].to) {
+      if (r[i].to > r[k - 1].to) r[k - 1].to = r[i].to;
+    } else {
+      r[k++] = r[i];
+    }
+  }
+  dropset d = {NULL, 0, r, k};
+  klevdb_err rc = KLEVDB_OK;
+  pthread_mutex_lock(&st->wmu);
+  if (head(st)->fd < 0) rc = kerr(e, KLEVDB_ECLOSED, "delete: store is closed");
+  /* Oldest first; each step may remove or rename segment si, so find the
+  ** next one again by base. */
+  int64_t from = k ? r[0].from : 0;
+  while (!rc && k) {
+    size_t si = seg_find(st, from);
+    seg *s = st->segs[si];
+    int64_t base = s->base;
+    bool last = si + 1 == st->nsegs;
+    int64_t seg_end = last ? INT64_MAX : st->segs[si + 1]->base;
+    /* Skip segments no range touches without loading them. */
+    bool touched = false;
+    for (size_t i = 0; i < k && !touched; i++)
+      touched = r[i].from < seg_end && r[i].to > base;
+    if (touched) rc = delete_in(st, si, drop_ranges, &d, &res, NULL, e);
+    if (rc || last || seg_end > r[k - 1].to) break;
+    from = seg_end;
+  }
+  pthread_mutex_unlock(&st->wmu);
+  free(r);
+  if (out) *out = res;
+  return rc;
+}

@@ -1,0 +1,125 @@
+/*
+** store.h - the in-memory shape of an open store, shared by segment.c
+** (one log + index pair) and store.c (the segment list and the API).
+*/
+#ifndef STORE_H
+#define STORE_H
+
+#include <pthread.h>
+#include <sys/types.h>
+
+#include "kdb.h"
+#include "keytable.h"
+
+/* One segment. A sealed segment maps its .log and .index lazily and reads
+** items straight from the index mapping. The head (and the last segment of
+** a read-only store, which another process may still append to) keeps its
+** items in a heap buffer that grows as records arrive, and maps its log
+** with room to grow. */
+typedef struct seg {
+  int64_t base;
+  ino_t ino;                /* of the .log when loaded (read-only refresh) */
+  int ver;                  /* log format, 0 until the log is opened */
+  bool live;                /* items in ibuf, log may grow (head / tail) */
+
+  int fd;                   /* log fd kept open for live segments, else -1 */
+  kmap *log;                /* NULL until first read */
+  int64_t log_end;          /* bytes of complete records */
+
+  bool loaded;              /* items valid (atomic) */
+  kmap *imap;               /* mapped .index (sealed) */
+  int64_t ioff;             /* items start in imap (0 V1, 8 V2) */
+  int iver;                 /* index format */
+  kbuf ibuf;                /* items of live or rebuilt segments */
+  size_t n;                 /* number of items */
+  int64_t isize;            /* .index file size (sealed, for stat) */
+
+  int64_t atime;            /* last use, coarse µs (gc) */
+  pthread_mutex_t load_mu;
+} seg;
+
+static inline const uint8_t *seg_items(const seg *s) {
+  return s->imap ? s->imap->data + s->ioff : s->ibuf.p;
+}
+
+typedef struct store store;
+
+struct store {
+  char *dir;
+  dev_t dev;
+  ino_t ino;
+  bool ro;
+  int refs;                 /* handles, under the registry mutex */
+
+  klevdb_options opts;
+  int params;
+  size_t isz;
+  int newver;
+
+  int lockfd;
+  pthread_mutex_t wmu;      /* writers: publish, delete, sync, backup, close */
+  pthread_rwlock_t lk;      /* segment list, head items, key table */
+
+  seg **segs;
+  size_t nsegs, capsegs;
+  int64_t next;             /* next offset (atomic reads) */
+
+  /* head writer state (read-write stores), under wmu */
+  int ifd;                  /* head .index, append */
+  size_t iflushed;          /* bytes of head items already in the file */
+  int64_t last_ts;          /* time clamp carried across segments */
+  kbuf wbuf;
+
+  /* key table, under lk */
+  ktab kt;
+  int kt_state;             /* 0 not built, 1 ready, -1 unusable */
+
+  /* blocking consumers */
+  pthread_mutex_t cvmu;
+  pthread_cond_t cv;
+  int waiters;              /* atomic */
+  uint64_t pubseq;          /* atomic, bumped by publish and refresh */
+  bool closing;
+
+  /* read-only stores: following another process */
+  struct timespec dir_mtime;
+  int64_t refreshed;        /* coarse µs of the last refresh check */
+};
+
+/* ---- segment.c ---- */
+seg *seg_new(int64_t base);
+void seg_free(seg *s);
+/* Makes items and the log mapping usable (lazy load, may rebuild the
+** index; writes the rebuilt index only in read-write stores). */
+klevdb_err seg_load(store *st, seg *s, klevdb_error *e);
+/* Reads new records of a live segment appended by another process. */
+klevdb_err seg_follow(store *st, seg *s, klevdb_error *e);
+/* Forgets items and mappings (gc); they reload on next use. */
+void seg_unload(seg *s);
+/* Decodes the record of item i. */
+klevdb_err seg_read(const store *st, const seg *s, size_t i, klevdb_msg *m,
+                    klevdb_error *e);
+/* Byte size of the record of item i (from positions, without reading it). */
+int64_t seg_rec_len(const store *st, const seg *s, size_t i);
+/* Stat of one segment: messages and bytes of both files. */
+klevdb_err seg_stat(store *st, seg *s, int64_t *msgs, int64_t *bytes,
+                    klevdb_error *e);
+static inline int64_t seg_next(const seg *s, size_t isz) {
+  return s->n ? item_off(seg_items(s) + (s->n - 1) * isz) + 1 : s->base;
+}
+
+/* Head of a read-write store: open (creating files) or create new. */
+klevdb_err head_open(store *st, seg *s, bool create, klevdb_error *e);
+/* Writes head items not yet in the .index file. */
+klevdb_err head_flush(store *st, seg *h, klevdb_error *e);
+void head_close(store *st, seg *s);
+
+/* Rewrites segment s without the items for which drop(offset) is true, to
+** temp files. *kept and *dropped count items; *first is the first survivor.
+** tmp_log/tmp_idx get the temp paths (left unset when nothing dropped). */
+typedef bool (*drop_fn)(void *ctx, int64_t offset);
+klevdb_err seg_rewrite(store *st, seg *s, drop_fn drop, void *ctx,
+                       char *tmp_log, char *tmp_idx, size_t cap,
+                       size_t *kept, int64_t *first, klevdb_error *e);
+
+#endif

@@ -1,0 +1,725 @@
+/*
+** bench_core.c - performance benchmark of the libklevdb core store.
+**
+** Workloads follow Go klevdb's own benchmarks: 10-byte keys ("%10d"),
+** 128-byte values, message times 1 ms apart.
+**
+**   publish   batches of 1 and 8, no index / time / key / both indexes,
+**             into a fresh store each (1 MiB rollover)
+**   consume   1 and 8 at a time over a whole store (both indexes) on the
+**             writer handle, a reopened read-write and a reopened read-only
+**             store
+**   get       by offset / key / time, random access, on a store of --rows
+**             messages in >= 64 segments
+**   open      klevdb_open + first klevdb_get, in ms
+**   memory    heap bytes per message once every segment and the key
+**             tables are loaded
+**
+** Usage: bench_core [--rows N] [--dir PATH] [--quick] [--keep]
+**
+** Every call is checked; any error aborts with exit code 1. Missed goals are
+** reported (MISS) but do not change the exit code.
+*/
+#include <errno.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
+#include "klevdb.h"
+
+#define KEY_LEN 10
+#define VALUE_LEN 128
+#define KEY_MOD 100000 /* the get-by-key store repeats keys i % KEY_MOD */
+#define TIME_BASE_US INT64_C(1672531200000000) /* 2023-01-01T00:00:00Z */
+#define TIME_STEP_US INT64_C(1000)             /* 1 ms apart */
+
+/* ------------------------------------------------------------------ */
+/* Configuration and helpers                                           */
+
+static int64_t g_rows = 1000000;
+static int g_quick = 0;
+static int g_keep = 0;
+static double g_min_secs = 0.2;
+static char g_root[4096];
+static int g_root_is_tmp = 0;
+static uint8_t g_value[VALUE_LEN];
+static int64_t g_big_rollover = 0;
+
+static void cleanup_root(void);
+
+static void die(const char *fmt, ...) {
+  va_list ap;
+  fflush(stdout);
+  fprintf(stderr, "bench_core: ERROR: ");
+  va_start(ap, fmt);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fprintf(stderr, "\n");
+  cleanup_root();
+  exit(1);
+}
+
+static void progress(const char *fmt, ...) {
+  va_list ap;
+  fprintf(stderr, "bench_core: ");
+  va_start(ap, fmt);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fprintf(stderr, "\n");
+}
+
+/* Checks a handle call. */
+#define CHECK(db, call)                                                     \
+  do {                                                                      \
+    klevdb_err rc_ = (call);                                                \
+    if (rc_ != KLEVDB_OK)                                                   \
+      die("%s:%d: %s failed: %s (%s)", __FILE__, __LINE__, #call,           \
+          klevdb_errname(rc_), (db) ? klevdb_errmsg(db) : "?");             \
+  } while (0)
+
+static double now_sec(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static uint64_t g_rng = 0x9E3779B97F4A7C15ull;
+static void rng_seed(uint64_t s) { g_rng = s ? s : 0x9E3779B97F4A7C15ull; }
+static inline uint64_t xorshift64(void) {
+  uint64_t x = g_rng;
+  x ^= x << 13;
+  x ^= x >> 7;
+  x ^= x << 17;
+  g_rng = x;
+  return x;
+}
+
+static void fmt_key(char out[KEY_LEN + 1], int64_t i) {
+  int n = snprintf(out, KEY_LEN + 1, "%10" PRId64, i);
+  if (n != KEY_LEN) die("key %" PRId64 " does not fit in %d bytes", i, KEY_LEN);
+}
+
+static int rm_cb(const char *path, const struct stat *sb, int flag,
+                 struct FTW *ftw) {
+  (void)sb;
+  (void)flag;
+  (void)ftw;
+  if (remove(path) != 0 && errno != ENOENT)
+    fprintf(stderr, "bench_core: warning: remove %s: %s\n", path,
+            strerror(errno));
+  return 0;
+}
+
+static void rm_rf(const char *path) {
+  struct stat st;
+  if (lstat(path, &st) != 0) return;
+  nftw(path, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static void sub_path(char *out, size_t cap, const char *name) {
+  int n = snprintf(out, cap, "%s/%s", g_root, name);
+  if (n < 0 || (size_t)n >= cap) die("path too long: %s/%s", g_root, name);
+}
+
+static int g_cleaned = 0;
+static const char *g_subdirs[64];
+static int g_nsubdirs = 0;
+
+static void track_subdir(const char *name) {
+  for (int i = 0; i < g_nsubdirs; i++)
+    if (strcmp(g_subdirs[i], name) == 0) return;
+  if (g_nsubdirs < 64) g_subdirs[g_nsubdirs++] = name;
+}
+
+static void cleanup_root(void) {
+  if (g_cleaned || !g_root[0] || g_keep) return;
+  g_cleaned = 1;
+  if (g_root_is_tmp) {
+    rm_rf(g_root);
+  } else {
+    char p[4200];
+    for (int i = 0; i < g_nsubdirs; i++) {
+      sub_path(p, sizeof p, g_subdirs[i]);
+      rm_rf(p);
+    }
+  }
+}
+
+/* Fresh store directory g_root/name (removed first if present). */
+static void fresh_dir(char *out, size_t cap, const char *name) {
+  sub_path(out, cap, name);
+  rm_rf(out);
+  track_subdir(name);
+}
+
+static klevdb *open_store(const char *dir, int key_index, int time_index,
+                          int readonly, int64_t rollover) {
+  klevdb_options o;
+  memset(&o, 0, sizeof o);
+  o.create_dirs = 1;
+  o.readonly = readonly;
+  o.key_index = key_index;
+  o.time_index = time_index;
+  o.rollover = rollover;
+  klevdb *db = NULL;
+  klevdb_error e;
+  memset(&e, 0, sizeof e);
+  klevdb_err rc = klevdb_open(dir, &o, &db, &e);
+  if (rc != KLEVDB_OK)
+    die("klevdb_open(%s) failed: %s (%s)", dir, klevdb_errname(rc), e.msg);
+  if (!db) die("klevdb_open(%s) returned OK but no handle", dir);
+  return db;
+}
+
+static void close_store(klevdb *db) {
+  klevdb_err rc = klevdb_close(db);
+  if (rc != KLEVDB_OK) die("klevdb_close failed: %s", klevdb_errname(rc));
+}
+
+/* ------------------------------------------------------------------ */
+/* Message generation                                                  */
+
+/* n messages starting at message number first; keys "%10d" of
+** (i % key_mod) (key_mod <= 0: of i); times TIME_BASE + i ms. keybuf holds
+** n * KEY_LEN bytes. */
+static void gen_msgs(klevdb_msg *m, char *keybuf, int64_t first, size_t n,
+                     int64_t key_mod) {
+  char k[KEY_LEN + 1];
+  for (size_t j = 0; j < n; j++) {
+    int64_t i = first + (int64_t)j;
+    fmt_key(k, key_mod > 0 ? i % key_mod : i);
+    memcpy(keybuf + j * KEY_LEN, k, KEY_LEN);
+    m[j].offset = 0;
+    m[j].time = TIME_BASE_US + i * TIME_STEP_US;
+    m[j].key = (const uint8_t *)(keybuf + j * KEY_LEN);
+    m[j].key_len = KEY_LEN;
+    m[j].value = g_value;
+    m[j].value_len = VALUE_LEN;
+  }
+}
+
+/* ------------------------------------------------------------------ */
+/* Results table                                                       */
+
+typedef struct row {
+  char name[64];
+  double ns_op;    /* < 0: n/a */
+  char value[32];  /* msgs/s, or ms, or bytes/msg */
+  char goal[48];   /* "<= 1000 ns PASS" or "" */
+} row;
+
+static row g_rows_out[64];
+static int g_nrows = 0;
+static int g_misses = 0;
+
+static row *add_row(const char *name) {
+  if (g_nrows >= 64) die("too many result rows");
+  row *r = &g_rows_out[g_nrows++];
+  memset(r, 0, sizeof *r);
+  snprintf(r->name, sizeof r->name, "%s", name);
+  r->ns_op = -1;
+  return r;
+}
+
+static void set_goal(row *r, double measured, double limit, const char *unit) {
+  int pass = measured <= limit;
+  if (!pass) g_misses++;
+  snprintf(r->goal, sizeof r->goal, "<= %g %s %s", limit, unit,
+           pass ? "PASS" : "MISS");
+}
+
+static void rate_row(const char *name, double ns_per_msg, double goal_ns) {
+  row *r = add_row(name);
+  r->ns_op = ns_per_msg;
+  snprintf(r->value, sizeof r->value, "%.0f", 1e9 / ns_per_msg);
+  if (goal_ns > 0) set_goal(r, ns_per_msg, goal_ns, "ns");
+  progress("%-36s %10.1f ns/op", name, ns_per_msg);
+}
+
+static void print_table(void) {
+  printf("\n%-36s %12s %16s  %s\n", "workload", "ns/op", "msgs/s|ms|B/msg",
+         "goal");
+  for (int i = 0; i < 36 + 1 + 12 + 1 + 16 + 2 + 24; i++) putchar('-');
+  putchar('\n');
+  for (int i = 0; i < g_nrows; i++) {
+    row *r = &g_rows_out[i];
+    char ns[32];
+    if (r->ns_op >= 0)
+      snprintf(ns, sizeof ns, "%.1f", r->ns_op);
+    else
+      snprintf(ns, sizeof ns, "-");
+    printf("%-36s %12s %16s  %s\n", r->name, ns, r->value, r->goal);
+  }
+  printf("\nns/op is per message for publish and consume; %d goal(s) missed\n",
+         g_misses);
+}
+
+/* ------------------------------------------------------------------ */
+/* Publish                                                             */
+
+static const char *index_name(int key, int time) {
+  if (key && time) return "both";
+  if (key) return "key";
+  if (time) return "time";
+  return "none";
+}
+
+/* Publishes n messages in batches of bs into a fresh store; returns the
+** open writer handle if keep_open, else closes it. */
+static klevdb *bench_publish(const char *dirname, int key, int time,
+                             size_t bs, int64_t n, int keep_open) {
+  char dir[4200];
+  fresh_dir(dir, sizeof dir, dirname);
+  klevdb_msg *msgs = malloc((size_t)n * sizeof *msgs);
+  char *keys = malloc((size_t)n * KEY_LEN);
+  if (!msgs || !keys) die("out of memory");
+  gen_msgs(msgs, keys, 0, (size_t)n, 0);
+
+  klevdb *db = open_store(dir, key, time, 0, 0);
+  int64_t next = -1;
+  double t0 = now_sec();
+  for (int64_t i = 0; i < n; i += (int64_t)bs) {
+    size_t cnt = (size_t)(n - i) < bs ? (size_t)(n - i) : bs;
+    CHECK(db, klevdb_publish(db, msgs + i, cnt, &next));
+    if (next != i + (int64_t)cnt)
+      die("publish: next offset %" PRId64 ", want %" PRId64, next,
+          i + (int64_t)cnt);
+  }
+  double dt = now_sec() - t0;
+
+  klevdb_stat st;
+  CHECK(db, klevdb_stat_get(db, &st));
+  if (st.messages != n)
+    die("publish: store has %" PRId64 " messages, want %" PRId64, st.messages,
+        n);
+
+  char name[64];
+  snprintf(name, sizeof name, "publish batch %zu index %s", bs,
+           index_name(key, time));
+  double goal = 0;
+  if (key && time) goal = bs == 1 ? 1000 : bs == 8 ? 350 : 0;
+  rate_row(name, dt * 1e9 / (double)n, goal);
+
+  free(msgs);
+  free(keys);
+  if (keep_open) return db;
+  close_store(db);
+  rm_rf(dir);
+  return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Consume                                                             */
+
+/* One pass over the whole store [0, n); verifies offsets and sizes. */
+static void consume_pass(klevdb *db, int64_t n, size_t max, klevdb_batch *b) {
+  int64_t off = 0;
+  while (off < n) {
+    CHECK(db, klevdb_consume(db, off, max, b));
+    if (b->len == 0 || b->len > max)
+      die("consume(%" PRId64 ", %zu) returned %zu messages", off, max, b->len);
+    const klevdb_msg *m = b->msgs;
+    if (m[0].offset != off || m[b->len - 1].offset != off + (int64_t)b->len - 1)
+      die("consume(%" PRId64 ") returned offsets %" PRId64 "..%" PRId64, off,
+          m[0].offset, m[b->len - 1].offset);
+    if (m[0].key_len != KEY_LEN || m[0].value_len != VALUE_LEN)
+      die("consume(%" PRId64 ") returned key/value of %zu/%zu bytes", off,
+          m[0].key_len, m[0].value_len);
+    if (b->next_offset != off + (int64_t)b->len)
+      die("consume(%" PRId64 "): next_offset %" PRId64 ", want %" PRId64, off,
+          b->next_offset, off + (int64_t)b->len);
+    off = b->next_offset;
+  }
+}
+
+static void bench_consume(klevdb *db, const char *state, int64_t n, size_t max) {
+  klevdb_batch b = KLEVDB_BATCH_INIT;
+  int64_t msgs = 0;
+  double t0 = now_sec(), dt;
+  do {
+    consume_pass(db, n, max, &b);
+    msgs += n;
+    dt = now_sec() - t0;
+  } while (dt < g_min_secs);
+  klevdb_batch_free(&b);
+  char name[64];
+  snprintf(name, sizeof name, "consume %zu %s", max, state);
+  rate_row(name, dt * 1e9 / (double)msgs, max == 1 ? 150 : 80);
+}
+
+/* ------------------------------------------------------------------ */
+/* Big store: get, open, memory                                        */
+
+static int64_t key_newest_offset(int64_t k, int64_t rows) {
+  /* the largest i < rows with i % KEY_MOD == k */
+  return k + KEY_MOD * ((rows - 1 - k) / KEY_MOD);
+}
+
+static void build_big(const char *dir, int64_t rows, int64_t rollover) {
+  klevdb *db = open_store(dir, 1, 1, 0, rollover);
+  enum { CHUNK = 1024 };
+  static klevdb_msg msgs[CHUNK];
+  static char keys[CHUNK * KEY_LEN];
+  int64_t next = -1;
+  double t0 = now_sec();
+  for (int64_t i = 0; i < rows; i += CHUNK) {
+    size_t cnt = (size_t)(rows - i) < CHUNK ? (size_t)(rows - i) : CHUNK;
+    gen_msgs(msgs, keys, i, cnt, KEY_MOD);
+    for (size_t j = 0; j < cnt; j += 64) {
+      size_t c = cnt - j < 64 ? cnt - j : 64;
+      CHECK(db, klevdb_publish(db, msgs + j, c, &next));
+      if (next != i + (int64_t)(j + c))
+        die("publish: next offset %" PRId64 ", want %" PRId64, next,
+            i + (int64_t)(j + c));
+    }
+  }
+  double dt = now_sec() - t0;
+  klevdb_stat st;
+  CHECK(db, klevdb_stat_get(db, &st));
+  if (st.messages != rows)
+    die("big store has %" PRId64 " messages, want %" PRId64, st.messages, rows);
+  progress("built store: %" PRId64 " messages, %" PRId64
+           " segments, %.1f MB, rollover %" PRId64 " B, %.2f s",
+           st.messages, st.segments, (double)st.size / 1e6, rollover, dt);
+  if (st.segments < 64)
+    die("big store has only %" PRId64 " segments (want >= 64)", st.segments);
+  close_store(db);
+}
+
+static void check_get(klevdb *db, klevdb_batch *b, int64_t want,
+                      const char *what) {
+  if (b->len < 1) die("%s: empty batch", what);
+  if (b->msgs[0].offset != want)
+    die("%s: got offset %" PRId64 ", want %" PRId64, what, b->msgs[0].offset,
+        want);
+  if (b->msgs[0].key_len != KEY_LEN || b->msgs[0].value_len != VALUE_LEN)
+    die("%s: key/value of %zu/%zu bytes", what, b->msgs[0].key_len,
+        b->msgs[0].value_len);
+  (void)db;
+}
+
+static void bench_get_offset(klevdb *db, int64_t rows) {
+  klevdb_batch b = KLEVDB_BATCH_INIT;
+  rng_seed(0x1234567887654321ull);
+  int64_t ops = 0;
+  double t0 = now_sec(), dt;
+  do {
+    for (int j = 0; j < 1024; j++) {
+      int64_t off = (int64_t)(xorshift64() % (uint64_t)rows);
+      CHECK(db, klevdb_get(db, off, &b));
+      if (b.len != 1 || b.msgs[0].offset != off) check_get(db, &b, off, "get");
+    }
+    ops += 1024;
+    dt = now_sec() - t0;
+  } while (dt < g_min_secs);
+  check_get(db, &b, b.msgs[0].offset, "get");
+  klevdb_batch_free(&b);
+  rate_row("get by offset (random)", dt * 1e9 / (double)ops, 150);
+}
+
+static void bench_get_key(klevdb *db, int64_t rows) {
+  int64_t nkeys = rows < KEY_MOD ? rows : KEY_MOD;
+  char *keys = malloc((size_t)nkeys * KEY_LEN);
+  int64_t *want = malloc((size_t)nkeys * sizeof *want);
+  if (!keys || !want) die("out of memory");
+  char k[KEY_LEN + 1];
+  for (int64_t i = 0; i < nkeys; i++) {
+    fmt_key(k, i);
+    memcpy(keys + i * KEY_LEN, k, KEY_LEN);
+    want[i] = key_newest_offset(i, rows);
+  }
+  klevdb_batch b = KLEVDB_BATCH_INIT;
+  /* warm-up: the first lookup builds the key tables */
+  double tw = now_sec();
+  CHECK(db, klevdb_get_by_key(db, keys, KEY_LEN, &b));
+  check_get(db, &b, want[0], "get_by_key (first)");
+  progress("first get_by_key: %.3f ms", (now_sec() - tw) * 1e3);
+
+  rng_seed(0x2545F4914F6CDD1Dull);
+  int64_t ops = 0;
+  double t0 = now_sec(), dt;
+  do {
+    for (int j = 0; j < 1024; j++) {
+      int64_t i = (int64_t)(xorshift64() % (uint64_t)nkeys);
+      CHECK(db, klevdb_get_by_key(db, keys + i * KEY_LEN, KEY_LEN, &b));
+      if (b.len != 1 || b.msgs[0].offset != want[i] ||
+          memcmp(b.msgs[0].key, keys + i * KEY_LEN, KEY_LEN) != 0) {
+        check_get(db, &b, want[i], "get_by_key");
+        die("get_by_key: wrong key returned for key %" PRId64, i);
+      }
+    }
+    ops += 1024;
+    dt = now_sec() - t0;
+  } while (dt < g_min_secs);
+  klevdb_batch_free(&b);
+  free(keys);
+  free(want);
+  rate_row("get by key (random, keys repeat)", dt * 1e9 / (double)ops, 300);
+}
+
+static void bench_get_time(klevdb *db, int64_t rows) {
+  klevdb_batch b = KLEVDB_BATCH_INIT;
+  uint64_t span = (uint64_t)((rows - 1) * TIME_STEP_US) + 1;
+  rng_seed(0xD1B54A32D192ED03ull);
+  int64_t ops = 0;
+  double t0 = now_sec(), dt;
+  do {
+    for (int j = 0; j < 1024; j++) {
+      int64_t dtus = (int64_t)(xorshift64() % span);
+      int64_t want = (dtus + TIME_STEP_US - 1) / TIME_STEP_US;
+      CHECK(db, klevdb_get_by_time(db, TIME_BASE_US + dtus, &b));
+      if (b.len != 1 || b.msgs[0].offset != want)
+        check_get(db, &b, want, "get_by_time");
+    }
+    ops += 1024;
+    dt = now_sec() - t0;
+  } while (dt < g_min_secs);
+  klevdb_batch_free(&b);
+  rate_row("get by time (random)", dt * 1e9 / (double)ops, 300);
+}
+
+static void bench_open(const char *dir, int64_t rows) {
+  int reps = g_quick ? 3 : 10;
+  double best = 1e30, sum = 0;
+  klevdb_batch b = KLEVDB_BATCH_INIT;
+  rng_seed(0xA0761D6478BD642Full);
+  for (int r = 0; r < reps; r++) {
+    int64_t off = (int64_t)(xorshift64() % (uint64_t)rows);
+    double t0 = now_sec();
+    klevdb *db = open_store(dir, 1, 1, 0, g_big_rollover);
+    CHECK(db, klevdb_get(db, off, &b));
+    double dt = now_sec() - t0;
+    check_get(db, &b, off, "get after open");
+    klevdb_batch_free(&b);
+    close_store(db);
+    sum += dt;
+    if (dt < best) best = dt;
+  }
+  double mean_ms = sum / reps * 1e3;
+  row *r = add_row("open + first get (rw)");
+  snprintf(r->value, sizeof r->value, "%.2f ms", mean_ms);
+  char unit[48];
+  snprintf(unit, sizeof unit, "ms @10M (%" PRId64 " rows)", rows);
+  set_goal(r, mean_ms, 50, unit);
+  progress("open + first get: mean %.3f ms, best %.3f ms over %d", mean_ms,
+           best * 1e3, reps);
+
+  /* read-only open: informational */
+  sum = 0;
+  for (int i = 0; i < reps; i++) {
+    int64_t off = (int64_t)(xorshift64() % (uint64_t)rows);
+    double t0 = now_sec();
+    klevdb *db = open_store(dir, 1, 1, 1, g_big_rollover);
+    CHECK(db, klevdb_get(db, off, &b));
+    double dt = now_sec() - t0;
+    check_get(db, &b, off, "get after read-only open");
+    klevdb_batch_free(&b);
+    close_store(db);
+    sum += dt;
+  }
+  r = add_row("open + first get (read-only)");
+  snprintf(r->value, sizeof r->value, "%.2f ms", sum / reps * 1e3);
+}
+
+static size_t heap_bytes(void) {
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 33)
+  struct mallinfo2 mi = mallinfo2();
+  return mi.uordblks + mi.hblkhd;
+#else
+  return 0;
+#endif
+}
+
+static long vm_rss_kb(void) {
+  FILE *f = fopen("/proc/self/status", "r");
+  if (!f) return -1;
+  char line[256];
+  long kb = -1;
+  while (fgets(line, sizeof line, f))
+    if (strncmp(line, "VmRSS:", 6) == 0) {
+      kb = strtol(line + 6, NULL, 10);
+      break;
+    }
+  fclose(f);
+  return kb;
+}
+
+static void bench_memory(const char *dir, int64_t rows) {
+  klevdb_batch b = KLEVDB_BATCH_INIT;
+  size_t h0 = heap_bytes();
+  long rss0 = vm_rss_kb();
+
+  klevdb *db = open_store(dir, 1, 1, 0, g_big_rollover);
+  CHECK(db, klevdb_get(db, 0, &b));
+  check_get(db, &b, 0, "get 0");
+  size_t h1 = heap_bytes();
+
+  /* a missing key visits every segment: loads every index + key table */
+  int64_t off = -1;
+  klevdb_err rc = klevdb_offset_by_key(db, "missing-key", 11, &off);
+  if (rc != KLEVDB_ENOTFOUND)
+    die("offset_by_key(missing) returned %s, want not_found (%s)",
+        klevdb_errname(rc), klevdb_errmsg(db));
+  /* first key lookup of an existing key */
+  CHECK(db, klevdb_get_by_key(db, "         0", KEY_LEN, &b));
+  check_get(db, &b, key_newest_offset(0, rows), "get_by_key 0");
+  /* touch every segment's log and index: consume the whole store */
+  int64_t pos = 0;
+  while (pos < rows) {
+    CHECK(db, klevdb_consume(db, pos, 8, &b));
+    if (b.len == 0 || b.msgs[0].offset != pos)
+      die("consume(%" PRId64 ") in memory pass", pos);
+    pos = b.next_offset;
+  }
+  /* and every time index */
+  CHECK(db, klevdb_get_by_time(db, TIME_BASE_US, &b));
+  check_get(db, &b, 0, "get_by_time(first)");
+  klevdb_batch_free(&b);
+
+  size_t h2 = heap_bytes();
+  long rss2 = vm_rss_kb();
+  klevdb_stat st;
+  CHECK(db, klevdb_stat_get(db, &st));
+  close_store(db);
+
+  if (h2 == 0) {
+    row *r = add_row("heap per message");
+    snprintf(r->value, sizeof r->value, "n/a");
+    snprintf(r->goal, sizeof r->goal, "(no mallinfo2)");
+    return;
+  }
+  double per = ((double)h2 - (double)h0) / (double)rows;
+  row *r = add_row("heap per message (all loaded)");
+  snprintf(r->value, sizeof r->value, "%.1f B/msg", per);
+  set_goal(r, per, 24, "B/msg");
+  progress("heap: before open %zu, after open+get %zu (+%.1f B/msg), after "
+           "all segments+keys %zu; %.1f B/msg over %" PRId64
+           " segments; VmRSS %ld -> %ld kB (includes mapped logs)",
+           h0, h1, ((double)h1 - (double)h0) / (double)rows, h2, per,
+           st.segments, rss0, rss2);
+  r = add_row("VmRSS growth per message (info)");
+  snprintf(r->value, sizeof r->value, "%.1f B/msg",
+           (double)(rss2 - rss0) * 1024.0 / (double)rows);
+}
+
+/* ------------------------------------------------------------------ */
+
+static void usage(void) {
+  fprintf(stderr,
+          "usage: bench_core [--rows N] [--dir PATH] [--quick] [--keep]\n"
+          "  --rows N    messages in the get/open/memory store (default "
+          "1000000)\n"
+          "  --dir PATH  work directory (default: a mkdtemp under /tmp)\n"
+          "  --quick     small sizes, a few seconds (smoke test)\n"
+          "  --keep      do not remove the stores at the end\n");
+}
+
+int main(int argc, char **argv) {
+  const char *dir_opt = NULL;
+  int rows_given = 0;
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--rows") == 0 && i + 1 < argc) {
+      char *end;
+      errno = 0;
+      long long v = strtoll(argv[++i], &end, 10);
+      if (errno || *end || v < 2) {
+        usage();
+        die("bad --rows %s (want an integer >= 2)", argv[i]);
+      }
+      g_rows = v;
+      rows_given = 1;
+    } else if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc) {
+      dir_opt = argv[++i];
+    } else if (strcmp(argv[i], "--quick") == 0) {
+      g_quick = 1;
+    } else if (strcmp(argv[i], "--keep") == 0) {
+      g_keep = 1;
+    } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+      usage();
+      return 0;
+    } else {
+      usage();
+      die("unknown argument %s", argv[i]);
+    }
+  }
+  if (g_quick) {
+    if (!rows_given) g_rows = 20000;
+    g_min_secs = 0.02;
+  }
+
+  if (dir_opt) {
+    if (mkdir(dir_opt, 0700) != 0 && errno != EEXIST)
+      die("mkdir %s: %s", dir_opt, strerror(errno));
+    snprintf(g_root, sizeof g_root, "%s", dir_opt);
+  } else {
+    const char *tmp = getenv("TMPDIR");
+    snprintf(g_root, sizeof g_root, "%s/bench_core.XXXXXX",
+             tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp(g_root)) die("mkdtemp %s: %s", g_root, strerror(errno));
+    g_root_is_tmp = 1;
+  }
+
+  for (int i = 0; i < VALUE_LEN; i++) g_value[i] = (uint8_t)(xorshift64() >> 56);
+
+  int64_t npub = g_rows < 200000 ? g_rows : 200000;
+  progress("dir %s, publish/consume %" PRId64 " msgs, get store %" PRId64
+           " msgs%s",
+           g_root, npub, g_rows, g_quick ? " (quick)" : "");
+
+  /* publish: 8 rows; the last (both indexes, batch 8) stays open */
+  static const int idx[4][2] = {{0, 0}, {0, 1}, {1, 0}, {1, 1}};
+  static const size_t batches[2] = {1, 8};
+  klevdb *writer = NULL;
+  for (int bi = 0; bi < 2; bi++)
+    for (int ii = 0; ii < 4; ii++) {
+      int keep = bi == 1 && ii == 3;
+      klevdb *db = bench_publish(keep ? "consume" : "publish", idx[ii][0],
+                                 idx[ii][1], batches[bi], npub, keep);
+      if (keep) writer = db;
+    }
+
+  /* consume: writer handle, reopened rw, reopened read-only */
+  char cdir[4200];
+  sub_path(cdir, sizeof cdir, "consume");
+  bench_consume(writer, "(writer)", npub, 1);
+  bench_consume(writer, "(writer)", npub, 8);
+  close_store(writer);
+  klevdb *db = open_store(cdir, 1, 1, 0, 0);
+  bench_consume(db, "(reopened rw)", npub, 1);
+  bench_consume(db, "(reopened rw)", npub, 8);
+  close_store(db);
+  db = open_store(cdir, 1, 1, 1, 0);
+  bench_consume(db, "(reopened ro)", npub, 1);
+  bench_consume(db, "(reopened ro)", npub, 8);
+  close_store(db);
+  if (!g_keep) rm_rf(cdir);
+
+  /* big store */
+  char bdir[4200];
+  fresh_dir(bdir, sizeof bdir, "big");
+  int64_t rollover = g_rows * (36 + KEY_LEN + VALUE_LEN) / 100;
+  if (rollover < 1) rollover = 1;
+  g_big_rollover = rollover;
+  build_big(bdir, g_rows, rollover);
+  db = open_store(bdir, 1, 1, 0, rollover);
+  bench_get_offset(db, g_rows);
+  bench_get_key(db, g_rows);
+  bench_get_time(db, g_rows);
+  close_store(db);
+  bench_open(bdir, g_rows);
+  bench_memory(bdir, g_rows);
+
+  print_table();
+  cleanup_root();
+  return 0;
+}

@@ -1,0 +1,459 @@
+/*
+** test_delete.c - spec checklist 40-49: klevdb_delete (Go's Delete, one
+** segment per call) inside and across segments, DeleteMulti emulated by
+** repeated deletes, and klevdb_delete_ranges over several segments.
+*/
+#include "check.h"
+
+#define ROLL2 (2 * (SV2 - 1)) /* 2 messages per segment */
+
+static klevdb *setup(char *dir, size_t cap, int64_t rollover, int n) {
+  tmp_dir(dir, cap);
+  klevdb_options o = opts_tk();
+  o.rollover = rollover;
+  klevdb *db = OPEN(dir, &o);
+  if (db) PUBLISH(db, 0, n, 0);
+  return db;
+}
+
+static klevdb *reopen(klevdb *db, const char *dir, int64_t rollover) {
+  CHECK_OK(klevdb_close(db));
+  klevdb_options o = opts_tk();
+  o.rollover = rollover;
+  return OPEN(dir, &o);
+}
+
+/* klevdb_delete of offs[0..n): expects count deleted with these offsets. */
+static void delete_expect(klevdb *db, const int64_t *offs, size_t n,
+                          const int64_t *want, size_t nwant, int line) {
+  klevdb_deleted d = {-1, -1};
+  int64_t *got = NULL;
+  klevdb_err e = klevdb_delete(db, offs, n, &d, &got);
+  chk_report(e == KLEVDB_OK, __FILE__, line, "delete: %s (%s)", klevdb_errname(e),
+             e ? klevdb_errmsg(db) : "");
+  chk_report(d.count == (int64_t)nwant, __FILE__, line, "delete: count %lld, expected %zu",
+             (long long)d.count, nwant);
+  int64_t Size = gen_size(db);
+  chk_report(d.size == (int64_t)nwant * Size, __FILE__, line,
+             "delete: size %lld, expected %lld", (long long)d.size,
+             (long long)nwant * Size);
+  if (nwant > 0) {
+    int same = got != NULL;
+    for (size_t k = 0; same && k < nwant; k++) same = got[k] == want[k];
+    chk_report(same, __FILE__, line, "delete: deleted offsets differ (first %lld)",
+               got ? (long long)got[0] : -99LL);
+  }
+  free(got);
+}
+#define DELETE_EXPECT(db, offs, want)                                          \
+  delete_expect((db), (offs), sizeof(offs) / sizeof((offs)[0]), (want),        \
+                sizeof(want) / sizeof((want)[0]), __LINE__)
+
+static void key_fail(klevdb *db, int i, int line) {
+  char k[16];
+  snprintf(k, sizeof(k), "%10d", i);
+  klevdb_batch b = KLEVDB_BATCH_INIT;
+  klevdb_err e = klevdb_get_by_key(db, k, 10, &b);
+  chk_report(e == KLEVDB_ENOTFOUND, __FILE__, line, "get_by_key(%d): %s, expected not_found",
+             i, klevdb_errname(e));
+  klevdb_batch_free(&b);
+}
+static void key_ok(klevdb *db, int i, int line) {
+  char k[16];
+  snprintf(k, sizeof(k), "%10d", i);
+  klevdb_batch b = KLEVDB_BATCH_INIT;
+  klevdb_err e = klevdb_get_by_key(db, k, 10, &b);
+  chk_report(e == KLEVDB_OK && b.len == 1, __FILE__, line, "get_by_key(%d): %s", i,
+             klevdb_errname(e));
+  if (e == KLEVDB_OK && b.len == 1) chk_msg(&b.msgs[0], i, i, __FILE__, line);
+  klevdb_batch_free(&b);
+}
+
+static void test_delete_first(int do_reopen) {
+  char dir[256];
+  SECTION(do_reopen ? "delete 41" : "delete 40");
+  klevdb *db = setup(dir, sizeof(dir), ROLL2, 4);
+  if (!db) goto out;
+  int64_t Size = gen_size(db);
+  CHECK_STAT(db, 2, 4, 4 * Size + 32);
+  CHECK(seg_exists(dir, 2, ".log"));
+  if (do_reopen) db = reopen(db, dir, ROLL2);
+  if (!db) goto out;
+  {
+    int64_t offs[] = {0}, want[] = {0};
+    DELETE_EXPECT(db, offs, want);
+  }
+  CHECK_STAT(db, 2, 3, 3 * Size + 32);
+  CONSUME_EXPECT(db, KLEVDB_OFFSET_OLDEST, 10, 1, 1, 1, 2);
+  CONSUME_EXPECT(db, 0, 10, 1, 1, 1, 2);
+  GET_FAIL(db, 0, KLEVDB_ENOTFOUND);
+  GET_EXPECT(db, KLEVDB_OFFSET_OLDEST, 1, 1);
+  key_fail(db, 0, __LINE__);
+  for (int i = 1; i < 4; i++) key_ok(db, i, __LINE__);
+  /* the segment was renamed to its first survivor */
+  CHECK(!seg_exists(dir, 0, ".log"));
+  CHECK(!seg_exists(dir, 0, ".index"));
+  CHECK_EQ(seg_size(dir, 1, ".log"), 8 + SV2);
+  CHECK_EQ(seg_size(dir, 1, ".index"), 8 + 32);
+  CHECK_EQ(count_ext(dir, ".log"), 2);
+  /* and it all holds after a reopen */
+  db = reopen(db, dir, ROLL2);
+  if (!db) goto out;
+  CHECK_STAT(db, 2, 3, 3 * Size + 32);
+  CONSUME_EXPECT(db, KLEVDB_OFFSET_OLDEST, 10, 1, 1, 1, 2);
+  GET_FAIL(db, 0, KLEVDB_ENOTFOUND);
+  CHECK_NEXT(db, 4);
+  CHECK_OK(klevdb_close(db));
+out:
+  rm_rf(dir);
+}
+
+static void test_delete_segment(void) {
+  char dir[256];
+  SECTION("delete 42");
+  klevdb *db = setup(dir, sizeof(dir), ROLL2, 4);
+  if (!db) goto out;
+  int64_t Size = gen_size(db);
+  {
+    int64_t offs[] = {1, 0}, want[] = {0, 1};
+    DELETE_EXPECT(db, offs, want);
+  }
+  CHECK_STAT(db, 1, 2, 2 * Size + 16);
+  CONSUME_EXPECT(db, KLEVDB_OFFSET_OLDEST, 10, 2, 2, 2, 4);
+  CONSUME_EXPECT(db, 0, 10, 2, 2, 2, 4);
+  GET_FAIL(db, 0, KLEVDB_ENOTFOUND);
+  GET_FAIL(db, 1, KLEVDB_ENOTFOUND);
+  CHECK(!seg_exists(dir, 0, ".log"));
+  CHECK(!seg_exists(dir, 0, ".index"));
+  CHECK_EQ(count_ext(dir, ".log"), 1);
+  CHECK_EQ(count_ext(dir, ".index"), 1);
+  /* deleting offsets that no longer exist: nothing, no error */
+  {
+    int64_t offs[] = {0, 1};
+    klevdb_deleted d = {-1, -1};
+    /* below the first segment's base: not found (spec 5.10 step 4) */
+    CHECK_DB(db, klevdb_delete(db, offs, 2, &d, NULL), KLEVDB_ENOTFOUND);
+  }
+  CHECK_OK(klevdb_close(db));
+out:
+  rm_rf(dir);
+}
+
+static void test_delete_single_segment(void) {
+  char dir[256];
+  SECTION("delete 43");
+  klevdb *db = setup(dir, sizeof(dir), 0, 4);
+  if (!db) goto out;
+  int64_t Size = gen_size(db);
+  {
+    int64_t offs[] = {0, 1}, want[] = {0, 1};
+    DELETE_EXPECT(db, offs, want);
+  }
+  CHECK_STAT(db, 1, 2, 2 * Size + 16);
+  CONSUME_EXPECT(db, KLEVDB_OFFSET_OLDEST, 10, 2, 2, 2, 4);
+  CONSUME_EXPECT(db, 1, 10, 2, 2, 2, 4);
+  CHECK(seg_exists(dir, 2, ".log"));
+  CHECK(!seg_exists(dir, 0, ".log"));
+  /* the head goes on in the renamed segment */
+  PUBLISH(db, 4, 1, 4);
+  CHECK_STAT(db, 1, 3, 3 * Size + 16);
+  CONSUME_EXPECT(db, 2, 10, 2, 2, 3, 5);
+  CHECK_OK(klevdb_close(db));
+  rm_rf(dir);
+
+  SECTION("delete 44");
+  db = setup(dir, sizeof(dir), 0, 4);
+  if (!db) goto out;
+  {
+    int64_t offs[] = {3}, want[] = {3};
+    DELETE_EXPECT(db, offs, want);
+  }
+  CHECK_STAT(db, 2, 3, 3 * Size + 32);
+  CHECK_NEXT(db, 4);
+  CHECK(seg_exists(dir, 4, ".log"));
+  GET_FAIL(db, 3, KLEVDB_ENOTFOUND);
+  db = reopen(db, dir, 0);
+  if (!db) goto out;
+  CHECK_NEXT(db, 4);
+  CHECK_STAT(db, 2, 3, 3 * Size + 32);
+  CONSUME_EXPECT(db, KLEVDB_OFFSET_OLDEST, 10, 0, 0, 3, 3);
+  CONSUME_EXPECT(db, 3, 10, 0, 0, 0, 4);
+  PUBLISH(db, 4, 1, 4);
+  GET_EXPECT(db, 4, 4, 4);
+  CHECK_OK(klevdb_close(db));
+out:
+  rm_rf(dir);
+}
+
+static void test_delete_head(void) {
+  char dir[256];
+  SECTION("delete 45");
+  klevdb *db = setup(dir, sizeof(dir), ROLL2, 4);
+  if (!db) goto out;
+  int64_t Size = gen_size(db);
+  {
+    int64_t offs[] = {2}, want[] = {2};
+    DELETE_EXPECT(db, offs, want);
+  }
+  CHECK_STAT(db, 2, 3, 3 * Size + 32);
+  CONSUME_EXPECT(db, KLEVDB_OFFSET_OLDEST, 10, 0, 0, 2, 2);
+  CONSUME_EXPECT(db, 2, 10, 3, 3, 1, 4);
+  GET_FAIL(db, 2, KLEVDB_ENOTFOUND);
+  GET_EXPECT(db, 3, 3, 3);
+  CHECK(seg_exists(dir, 3, ".log"));
+  CHECK(!seg_exists(dir, 2, ".log"));
+  CHECK_NEXT(db, 4);
+  CHECK_OK(klevdb_close(db));
+  rm_rf(dir);
+
+  SECTION("delete 46");
+  db = setup(dir, sizeof(dir), ROLL2, 4);
+  if (!db) goto out;
+  {
+    int64_t offs[] = {2, 3}, want[] = {2, 3};
+    DELETE_EXPECT(db, offs, want);
+  }
+  CHECK_STAT(db, 2, 2, 2 * Size + 32);
+  CONSUME_EXPECT(db, 2, 10, 0, 0, 0, 4);
+  CHECK(!seg_exists(dir, 2, ".log"));
+  CHECK(seg_exists(dir, 4, ".log"));
+  CHECK_EQ(seg_size(dir, 4, ".log"), 8);
+  PUBLISH_BATCH(db, 4, 2, 6);
+  CONSUME_EXPECT(db, 2, 10, 4, 4, 2, 6);
+  CHECK_OK(klevdb_close(db));
+  rm_rf(dir);
+
+  SECTION("delete 47");
+  db = setup(dir, sizeof(dir), ROLL2, 4);
+  if (!db) goto out;
+  {
+    int64_t offs[] = {2, 3}, want[] = {2, 3};
+    DELETE_EXPECT(db, offs, want);
+  }
+  {
+    int64_t offs[] = {0, 1}, want[] = {0, 1};
+    DELETE_EXPECT(db, offs, want);
+  }
+  CHECK_STAT(db, 1, 0, 16);
+  CONSUME_EXPECT(db, KLEVDB_OFFSET_OLDEST, 10, 0, 0, 0, 4);
+  CONSUME_EXPECT(db, 1, 10, 0, 0, 0, 4);
+  CHECK_EQ(count_ext(dir, ".log"), 1);
+  CHECK(seg_exists(dir, 4, ".log"));
+  PUBLISH(db, 4, 1, 4);
+  CHECK_OK(klevdb_close(db));
+out:
+  rm_rf(dir);
+}
+
+/* 48/49: DeleteMulti {0,2,3,4} over five two-message segments, emulated
+** with repeated klevdb_delete (Go's DeleteMulti loop). */
+static void test_delete_multi(void) {
+  char dir[256];
+  SECTION("delete multi 48-49");
+  klevdb *db = setup(dir, sizeof(dir), ROLL2, 10);
+  if (!db) goto out;
+  int64_t Size = gen_size(db);
+  CHECK_STAT(db, 5, 10, 10 * Size + 80);
+  int64_t rem[4] = {0, 2, 3, 4}, all[8];
+  size_t nrem = 4, nall = 0;
+  int64_t total = 0;
+  for (int iter = 0; iter < 10 && nrem > 0; iter++) {
+    klevdb_deleted d = {0, 0};
+    int64_t *got = NULL;
+    CHECK_DBOK(db, klevdb_delete(db, rem, nrem, &d, &got));
+    if (d.count == 0) {
+      free(got);
+      break;
+    }
+    total += d.size;
+    for (int64_t k = 0; k < d.count; k++) {
+      if (nall < 8) all[nall++] = got[k];
+      size_t w = 0;
+      for (size_t r = 0; r < nrem; r++)
+        if (rem[r] != got[k]) rem[w++] = rem[r];
+      nrem = w;
+    }
+    free(got);
+  }
+  CHECK_EQ(nrem, 0);
+  CHECK_EQ(nall, 4);
+  CHECK(nall == 4 && all[0] == 0 && all[1] == 2 && all[2] == 3 && all[3] == 4);
+  CHECK_EQ(total, 4 * Size);
+  CHECK_STAT(db, 4, 6, 6 * Size + 64);
+  CHECK(!seg_exists(dir, 0, ".log"));
+  CHECK(!seg_exists(dir, 2, ".log"));
+  CHECK(!seg_exists(dir, 2, ".index"));
+  CHECK(!seg_exists(dir, 4, ".log"));
+  CHECK(seg_exists(dir, 1, ".log"));
+  CHECK(seg_exists(dir, 5, ".log"));
+  CHECK(seg_exists(dir, 6, ".log"));
+  CHECK(seg_exists(dir, 8, ".log"));
+  int64_t offs[16];
+  long n = CONSUME_ALL(db, 10, offs, 16);
+  CHECK_EQ(n, 6);
+  static const int64_t surv[6] = {1, 5, 6, 7, 8, 9};
+  for (int k = 0; k < 6 && k < n; k++) CHECK_EQ(offs[k], surv[k]);
+  CHECK_OK(klevdb_close(db));
+  rm_rf(dir);
+
+  /* a batch stays readable after its segment was deleted */
+  SECTION("batch outlives a deleted segment");
+  {
+    klevdb *d2 = setup(dir, sizeof(dir), ROLL2, 4);
+    if (d2) {
+      klevdb_batch b = KLEVDB_BATCH_INIT;
+      CHECK_DBOK(d2, klevdb_consume(d2, 0, 10, &b));
+      klevdb_range r = {0, 2};
+      klevdb_deleted d = {0, 0};
+      CHECK_DBOK(d2, klevdb_delete_ranges(d2, &r, 1, &d));
+      CHECK_EQ(d.count, 2);
+      CHECK(!seg_exists(dir, 0, ".log"));
+      CHECK_DBOK(d2, klevdb_gc(d2, 0));
+      CHECK_BATCH(&b, 0, 0, 2);
+      klevdb_batch_free(&b);
+      CHECK_OK(klevdb_close(d2));
+    }
+    rm_rf(dir);
+  }
+
+  /* the same with klevdb_delete_ranges in one call */
+  SECTION("delete_ranges 48");
+  db = setup(dir, sizeof(dir), ROLL2, 10);
+  if (!db) goto out;
+  {
+    klevdb_range r[2] = {{0, 1}, {2, 5}};
+    klevdb_deleted d = {-1, -1};
+    CHECK_DBOK(db, klevdb_delete_ranges(db, r, 2, &d));
+    CHECK_EQ(d.count, 4);
+    CHECK_EQ(d.size, 4 * Size);
+  }
+  CHECK_STAT(db, 4, 6, 6 * Size + 64);
+  n = CONSUME_ALL(db, 10, offs, 16);
+  CHECK_EQ(n, 6);
+  for (int k = 0; k < 6 && k < n; k++) CHECK_EQ(offs[k], surv[k]);
+  CHECK(!seg_exists(dir, 0, ".log"));
+  CHECK(!seg_exists(dir, 2, ".log"));
+  CHECK(!seg_exists(dir, 4, ".log"));
+  CHECK_EQ(count_ext(dir, ".log"), 4);
+  CHECK_EQ(count_ext(dir, ".index"), 4);
+  CHECK_OK(klevdb_close(db));
+out:
+  rm_rf(dir);
+}
+
+static void test_delete_ranges(void) {
+  char dir[256];
+  SECTION("delete_ranges across segments");
+  klevdb *db = setup(dir, sizeof(dir), ROLL2, 10);
+  if (!db) goto out;
+  int64_t Size = gen_size(db);
+  {
+    klevdb_range r[1] = {{1, 7}};
+    klevdb_deleted d = {-1, -1};
+    CHECK_DBOK(db, klevdb_delete_ranges(db, r, 1, &d));
+    CHECK_EQ(d.count, 6);
+    CHECK_EQ(d.size, 6 * Size);
+  }
+  /* segments: 0 (0), 7 (7), 8 (8, 9) */
+  CHECK_STAT(db, 3, 4, 4 * Size + 48);
+  CHECK(seg_exists(dir, 0, ".log"));
+  CHECK(!seg_exists(dir, 2, ".log"));
+  CHECK(!seg_exists(dir, 2, ".index"));
+  CHECK(!seg_exists(dir, 4, ".log"));
+  CHECK(!seg_exists(dir, 4, ".index"));
+  CHECK(!seg_exists(dir, 6, ".log"));
+  CHECK(!seg_exists(dir, 6, ".index"));
+  CHECK(seg_exists(dir, 7, ".log"));
+  CHECK(seg_exists(dir, 8, ".log"));
+  CHECK_EQ(seg_size(dir, 0, ".log"), 8 + SV2);
+  CHECK_EQ(count_ext(dir, ".log"), 3);
+  int64_t offs[16];
+  long n = CONSUME_ALL(db, 10, offs, 16);
+  CHECK_EQ(n, 4);
+  static const int64_t surv[4] = {0, 7, 8, 9};
+  for (int k = 0; k < 4 && k < n; k++) CHECK_EQ(offs[k], surv[k]);
+  for (int k = 1; k < 7; k++) GET_FAIL(db, k, KLEVDB_ENOTFOUND);
+  GET_EXPECT(db, 7, 7, 7);
+  CONSUME_EXPECT(db, 1, 10, 7, 7, 1, 8);
+  CONSUME_EXPECT(db, 0, 10, 0, 0, 1, 1);
+  /* ranges overlapping deleted space and unsorted, reaching the head */
+  {
+    klevdb_range r[2] = {{8, 100}, {3, 8}};
+    klevdb_deleted d = {-1, -1};
+    CHECK_DBOK(db, klevdb_delete_ranges(db, r, 2, &d));
+    CHECK_EQ(d.count, 3);
+    CHECK_EQ(d.size, 3 * Size);
+  }
+  /* segments: 0 (0) and an empty head at 10 */
+  CHECK_STAT(db, 2, 1, Size + 32);
+  CHECK_NEXT(db, 10);
+  CHECK(seg_exists(dir, 10, ".log"));
+  CHECK(!seg_exists(dir, 7, ".log"));
+  CHECK(!seg_exists(dir, 8, ".log"));
+  CHECK_EQ(count_ext(dir, ".log"), 2);
+  GET_EXPECT(db, KLEVDB_OFFSET_NEWEST, 0, 0);
+  PUBLISH(db, 10, 1, 10);
+  GET_EXPECT(db, 10, 10, 10);
+  /* nothing to delete: OK, zero */
+  {
+    klevdb_range r[1] = {{1, 10}};
+    klevdb_deleted d = {-1, -1};
+    CHECK_DBOK(db, klevdb_delete_ranges(db, r, 1, &d));
+    CHECK_EQ(d.count, 0);
+    CHECK_EQ(d.size, 0);
+  }
+  db = reopen(db, dir, ROLL2);
+  if (!db) goto out;
+  n = CONSUME_ALL(db, 10, offs, 16);
+  CHECK_EQ(n, 2);
+  CHECK(n == 2 && offs[0] == 0 && offs[1] == 10);
+  CHECK_NEXT(db, 11);
+  /* delete everything */
+  {
+    klevdb_range r[1] = {{0, 11}};
+    klevdb_deleted d = {-1, -1};
+    CHECK_DBOK(db, klevdb_delete_ranges(db, r, 1, &d));
+    CHECK_EQ(d.count, 2);
+  }
+  CHECK_STAT(db, 1, 0, 16);
+  CHECK_NEXT(db, 11);
+  CONSUME_EXPECT(db, KLEVDB_OFFSET_OLDEST, 10, 0, 0, 0, 11);
+  CHECK_EQ(count_ext(dir, ".log"), 1);
+  CHECK(seg_exists(dir, 11, ".log"));
+  CHECK_OK(klevdb_close(db));
+  rm_rf(dir);
+
+  /* within one segment, keeping its base (override) */
+  SECTION("delete_ranges inside one segment");
+  db = setup(dir, sizeof(dir), 0, 6);
+  if (!db) goto out;
+  {
+    klevdb_range r[2] = {{1, 2}, {3, 5}};
+    klevdb_deleted d = {-1, -1};
+    CHECK_DBOK(db, klevdb_delete_ranges(db, r, 2, &d));
+    CHECK_EQ(d.count, 3);
+    CHECK_EQ(d.size, 3 * Size);
+  }
+  CHECK_STAT(db, 1, 3, 3 * Size + 16);
+  n = CONSUME_ALL(db, 10, offs, 16);
+  CHECK(n == 3 && offs[0] == 0 && offs[1] == 2 && offs[2] == 5);
+  CONSUME_EXPECT(db, 3, 10, 5, 5, 1, 6);
+  PUBLISH(db, 6, 1, 6);
+  CHECK_STAT(db, 1, 4, 4 * Size + 16);
+  CHECK_EQ(count_ext(dir, ".log"), 1);
+  CHECK_OK(klevdb_close(db));
+out:
+  rm_rf(dir);
+}
+
+int main(void) {
+  chk_name = "test_delete";
+  test_delete_first(0);
+  test_delete_first(1);
+  test_delete_segment();
+  test_delete_single_segment();
+  test_delete_head();
+  test_delete_multi();
+  test_delete_ranges();
+  return check_done();
+}
