@@ -155,6 +155,23 @@ klevdb_err klevdb_next_offset(klevdb *db, int64_t *out);
 klevdb_err klevdb_consume(klevdb *db, int64_t offset, size_t max_count,
                           klevdb_batch *b);
 
+/* klevdb_consume with flags:
+**   KLEVDB_READ_BACKWARD  newest first: up to max_count messages at or
+**                         before offset (KLEVDB_OFFSET_NEWEST: the newest),
+**                         from one segment; b->next_offset is the offset to
+**                         go on from (an empty batch: nothing older);
+**   KLEVDB_READ_OFFSETS   offsets only, from the indexes: the log is not
+**                         read (time KLEVDB_TIME_UNSET, no key or value). */
+#define KLEVDB_READ_BACKWARD 1
+#define KLEVDB_READ_OFFSETS 2
+klevdb_err klevdb_read(klevdb *db, int64_t offset, size_t max_count, int flags,
+                       klevdb_batch *b);
+
+/* The smallest offset such that every message before it is older than
+** time_us (the next offset if all are). Exact even when stored times go
+** backwards, so a scan for "time >= time_us" may start there. */
+klevdb_err klevdb_time_floor(klevdb *db, int64_t time_us, int64_t *offset_out);
+
 /* Up to max_count messages with this key at or after offset. */
 klevdb_err klevdb_consume_by_key(klevdb *db, const void *key, size_t key_len,
                                  int64_t offset, size_t max_count,
@@ -177,11 +194,13 @@ klevdb_err klevdb_get(klevdb *db, int64_t offset, klevdb_batch *b);
 /* The newest message with this key (an empty key is a valid key). */
 klevdb_err klevdb_get_by_key(klevdb *db, const void *key, size_t key_len,
                              klevdb_batch *b);
+/* offset_out must not be NULL (KLEVDB_EINVAL). */
 klevdb_err klevdb_offset_by_key(klevdb *db, const void *key, size_t key_len,
                                 int64_t *offset_out);
 
 /* The first message whose indexed time is at or after time_us. */
 klevdb_err klevdb_get_by_time(klevdb *db, int64_t time_us, klevdb_batch *b);
+/* offset_out must not be NULL (KLEVDB_EINVAL); time_out may be. */
 klevdb_err klevdb_offset_by_time(klevdb *db, int64_t time_us,
                                  int64_t *offset_out, int64_t *time_out);
 
@@ -227,6 +246,13 @@ typedef struct klevdb_range {
 ** lose every message are unlinked without being read. */
 klevdb_err klevdb_delete_ranges(klevdb *db, const klevdb_range *ranges,
                                 size_t n, klevdb_deleted *out);
+
+/* Reserves the store's writes for this handle (a SQL transaction that
+** hands out offsets before it publishes): publish and delete on other
+** handles of the store wait until klevdb_writer_unlock. Waits up to
+** timeout_ms for another holder; KLEVDB_ELOCKED when it is still held. */
+klevdb_err klevdb_writer_lock(klevdb *db, int64_t timeout_ms);
+void klevdb_writer_unlock(klevdb *db);
 
 /* fsyncs the head; *next_out (may be NULL) gets the next offset. */
 klevdb_err klevdb_sync(klevdb *db, int64_t *next_out);

@@ -27,6 +27,12 @@ klevdb_err kerr_sys(klevdb_error *e, int errno_value, const char *fmt, ...)
 void kerr_wrap(klevdb_error *e, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* Sets the handle's error (for files built on the public API, such as
+** retention.c); returns code. */
+struct klevdb;
+klevdb_err kdb_fail(struct klevdb *db, klevdb_err code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* ---- byte order ---- */
 
 static inline uint64_t get_be64(const uint8_t *p) {

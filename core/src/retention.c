@@ -8,7 +8,7 @@
 
 #include <xxhash.h>
 
-#include "klevdb.h"
+#include "kdb.h"
 
 /* Go scans with Consume(cursor, 32); FindByAge's result depends on where the
 ** batches end (spec 8.2), so the size is part of the behaviour. */
@@ -226,7 +226,9 @@ static klevdb_err find_by_age(klevdb *db, int64_t before, klevdb_batch *b,
                               offvec *out) {
   int64_t bound, t;
   klevdb_err rc = klevdb_offset_by_time(db, before, &bound, &t);
-  if (rc == KLEVDB_ENOINDEX || rc == KLEVDB_ENOTFOUND)
+  /* An empty store has no time items (Go fails there); it has nothing to
+  ** trim either, so retention on it quietly finds nothing. */
+  if (rc == KLEVDB_ENOINDEX || rc == KLEVDB_ENOTFOUND || rc == KLEVDB_EINVALID_OFFSET)
     rc = klevdb_next_offset(db, &bound);
   if (rc) return rc;
   /* Only the bound limits the batches; within the batch that crosses it,
@@ -305,15 +307,17 @@ static klevdb_err run_finder(klevdb *db, klevdb_find what, int64_t arg,
   switch (what) {
   case KLEVDB_FIND_OFFSET: rc = find_by_offset(db, arg, &b, out); break;
   case KLEVDB_FIND_COUNT:
-    rc = arg < 0 ? KLEVDB_EINVAL : find_by_count(db, arg, &b, out);
+    rc = arg < 0 ? kdb_fail(db, KLEVDB_EINVAL, "trim by count: keep must be 0 or more, got %lld", (long long)arg)
+                 : find_by_count(db, arg, &b, out);
     break;
   case KLEVDB_FIND_SIZE:
-    rc = arg < 0 ? KLEVDB_EINVAL : find_by_size(db, arg, &b, out);
+    rc = arg < 0 ? kdb_fail(db, KLEVDB_EINVAL, "trim by size: size must be 0 or more, got %lld", (long long)arg)
+                 : find_by_size(db, arg, &b, out);
     break;
   case KLEVDB_FIND_AGE: rc = find_by_age(db, arg, &b, out); break;
   case KLEVDB_FIND_UPDATES: rc = find_updates(db, arg, &b, out); break;
   case KLEVDB_FIND_DELETES: rc = find_deletes(db, arg, &b, out); break;
-  default: rc = KLEVDB_EINVAL; break;
+  default: rc = kdb_fail(db, KLEVDB_EINVAL, "find: unknown finder %d", (int)what); break;
   }
   klevdb_batch_free(&b);
   if (rc) return rc;
@@ -329,7 +333,8 @@ static klevdb_err run_finder(klevdb *db, klevdb_find what, int64_t arg,
 
 klevdb_err klevdb_find_offsets(klevdb *db, klevdb_find what, int64_t arg,
                                int64_t **offsets, size_t *n) {
-  if (!db || !offsets || !n) return KLEVDB_EINVAL;
+  if (!db) return KLEVDB_EINVAL;
+  if (!offsets || !n) return kdb_fail(db, KLEVDB_EINVAL, "find: no place for the result");
   *offsets = NULL;
   *n = 0;
   offvec o = {0};

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/file.h>
@@ -245,6 +246,7 @@ static void store_free(store *st) {
   pthread_rwlock_destroy(&st->lk);
   pthread_mutex_destroy(&st->cvmu);
   pthread_cond_destroy(&st->cv);
+  pthread_cond_destroy(&st->txn_cv);
   free(st->dir);
   free(st);
 }
@@ -258,6 +260,7 @@ static klevdb_err store_open(const char *dir, const klevdb_options *o, store **o
   pthread_mutex_init(&st->wmu, NULL);
   pthread_rwlock_init(&st->lk, NULL);
   pthread_mutex_init(&st->cvmu, NULL);
+  pthread_cond_init(&st->txn_cv, NULL);
   pthread_condattr_t ca;
   pthread_condattr_init(&ca);
   pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -432,6 +435,7 @@ klevdb_err klevdb_open(const char *dir, const klevdb_options *opts, klevdb **out
 klevdb_err klevdb_close(klevdb *db) {
   if (!db) return KLEVDB_OK;
   klevdb_interrupt(db);
+  klevdb_writer_unlock(db);
   store *st = db->st;
   pthread_mutex_lock(&registry_mu);
   bool last = --st->refs == 0;
@@ -446,6 +450,15 @@ klevdb_err klevdb_close(klevdb *db) {
   if (last) store_close(st);
   free(db);
   return KLEVDB_OK;
+}
+
+klevdb_err kdb_fail(klevdb *db, klevdb_err code, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  char msg[sizeof(db->err.msg)];
+  vsnprintf(msg, sizeof(msg), fmt, ap);
+  va_end(ap);
+  return kerr(&db->err, code, "%s", msg);
 }
 
 const char *klevdb_errmsg(const klevdb *db) {
@@ -466,6 +479,50 @@ void klevdb_get_options(const klevdb *db, klevdb_options *out) {
     if (!(db)) return KLEVDB_EINVAL;                    \
     (db)->err.code = KLEVDB_OK;                         \
   } while (0)
+
+/* ---- the writer reservation of SQL transactions ---- */
+
+/* Waits while another handle holds the writes. Caller holds wmu. */
+static void txn_wait(store *st, klevdb *db) {
+  while (st->txn_owner && st->txn_owner != db) pthread_cond_wait(&st->txn_cv, &st->wmu);
+}
+
+klevdb_err klevdb_writer_lock(klevdb *db, int64_t timeout_ms) {
+  BEGIN(db);
+  store *st = db->st;
+  if (db->ro || st->ro) return kerr(&db->err, KLEVDB_EREADONLY, "write: store opened read-only");
+  struct timespec until;
+  clock_gettime(CLOCK_REALTIME, &until);
+  until.tv_sec += timeout_ms / 1000;
+  until.tv_nsec += (timeout_ms % 1000) * 1000000;
+  if (until.tv_nsec >= 1000000000) {
+    until.tv_sec++;
+    until.tv_nsec -= 1000000000;
+  }
+  klevdb_err rc = KLEVDB_OK;
+  pthread_mutex_lock(&st->wmu);
+  while (st->txn_owner && st->txn_owner != db) {
+    if (timeout_ms <= 0 || pthread_cond_timedwait(&st->txn_cv, &st->wmu, &until) == ETIMEDOUT) {
+      if (st->txn_owner && st->txn_owner != db)
+        rc = kerr(&db->err, KLEVDB_ELOCKED, "write: another connection is writing this store");
+      break;
+    }
+  }
+  if (!rc) st->txn_owner = db;
+  pthread_mutex_unlock(&st->wmu);
+  return rc;
+}
+
+void klevdb_writer_unlock(klevdb *db) {
+  if (!db) return;
+  store *st = db->st;
+  pthread_mutex_lock(&st->wmu);
+  if (st->txn_owner == db) {
+    st->txn_owner = NULL;
+    pthread_cond_broadcast(&st->txn_cv);
+  }
+  pthread_mutex_unlock(&st->wmu);
+}
 
 /* ---- publish ---- */
 
@@ -529,6 +586,7 @@ klevdb_err klevdb_publish(klevdb *db, const klevdb_msg *msgs, size_t n, int64_t 
     total += (size_t)rec_size(FMT_V2, m->key_len, m->value_len);
   }
   pthread_mutex_lock(&st->wmu);
+  txn_wait(st, db);
   klevdb_err rc = KLEVDB_OK;
   seg *h = head(st);
   if (h->fd < 0) {
@@ -692,7 +750,7 @@ static klevdb_err read_begin(klevdb *db, klevdb_batch *b, bool at_end) {
 }
 
 /* Consume within segment index si (spec 5.4), under lk. */
-static klevdb_err consume_in(store *st, size_t si, int64_t offset, size_t max,
+static klevdb_err consume_in(store *st, size_t si, int64_t offset, size_t max, int flags,
                              klevdb_batch *b, klevdb_error *e) {
   for (;;) {
     seg *s = st->segs[si];
@@ -722,8 +780,14 @@ static klevdb_err consume_in(store *st, size_t si, int64_t offset, size_t max,
     size_t count = s->n - (size_t)i;
     if (count > max) count = max;
     if ((rc = batch_reset(b, count, e))) return rc;
-    for (size_t k = 0; k < count; k++)
-      if ((rc = seg_read(st, s, (size_t)i + k, &b->msgs[k], e))) return rc;
+    if (flags & KLEVDB_READ_OFFSETS) {
+      const uint8_t *items = seg_items(s) + (size_t)i * st->isz;
+      for (size_t k = 0; k < count; k++)
+        b->msgs[k] = (klevdb_msg){.offset = item_off(items + k * st->isz), .time = KLEVDB_TIME_UNSET};
+    } else {
+      for (size_t k = 0; k < count; k++)
+        if ((rc = seg_read(st, s, (size_t)i + k, &b->msgs[k], e))) return rc;
+    }
     b->len = count;
     b->next_offset = b->msgs[count - 1].offset + 1;
     batch_pin(b, s->log);
@@ -745,27 +809,83 @@ static void batch_fail(klevdb_batch *b) {
   b->next_offset = KLEVDB_OFFSET_INVALID;
 }
 
+/* Newest first from offset (klevdb_read with KLEVDB_READ_BACKWARD), under lk. */
+static klevdb_err consume_back(store *st, int64_t offset, size_t max, int flags,
+                               klevdb_batch *b, klevdb_error *e) {
+  b->next_offset = -1;
+  if (offset < 0 && offset != KLEVDB_OFFSET_NEWEST) return KLEVDB_OK;
+  if (offset >= st->next) offset = KLEVDB_OFFSET_NEWEST;
+  size_t si = offset == KLEVDB_OFFSET_NEWEST ? st->nsegs - 1 : seg_find(st, offset);
+  for (;;) {
+    seg *s = st->segs[si];
+    klevdb_err rc = load(st, s, e);
+    if (rc) return rc;
+    const uint8_t *items = seg_items(s);
+    long i = -1;
+    if (s->n && offset == KLEVDB_OFFSET_NEWEST) {
+      i = (long)s->n - 1;
+    } else if (s->n && offset >= item_off(items)) {
+      long j = items_seek(items, s->n, st->isz, offset + 1);
+      i = j == IX_AFTER_END ? (long)s->n - 1 : j - 1;
+    }
+    if (i < 0) {
+      if (si == 0) return KLEVDB_OK;
+      si--;
+      offset = KLEVDB_OFFSET_NEWEST;
+      continue;
+    }
+    size_t count = (size_t)i + 1 < max ? (size_t)i + 1 : max;
+    if ((rc = batch_reset(b, count, e))) return rc;
+    for (size_t k = 0; k < count; k++) {
+      size_t at = (size_t)i - k;
+      if (flags & KLEVDB_READ_OFFSETS)
+        b->msgs[k] = (klevdb_msg){.offset = item_off(items + at * st->isz), .time = KLEVDB_TIME_UNSET};
+      else if ((rc = seg_read(st, s, at, &b->msgs[k], e)))
+        return rc;
+    }
+    b->len = count;
+    b->next_offset = b->msgs[count - 1].offset - 1;
+    batch_pin(b, s->log);
+    return KLEVDB_OK;
+  }
+}
+
 klevdb_err klevdb_consume(klevdb *db, int64_t offset, size_t max_count, klevdb_batch *b) {
+  return klevdb_read(db, offset, max_count, 0, b);
+}
+
+klevdb_err klevdb_read(klevdb *db, int64_t offset, size_t max_count, int flags, klevdb_batch *b) {
   BEGIN(db);
   batch_fail(b);
   store *st = db->st;
   klevdb_error *e = &db->err;
   if (max_count == 0) return kerr(e, KLEVDB_EINVAL, "consume %lld: max count must be at least 1", (long long)offset);
+  if (flags & ~(KLEVDB_READ_BACKWARD | KLEVDB_READ_OFFSETS))
+    return kerr(e, KLEVDB_EINVAL, "read: unknown flags %#x", (unsigned)flags);
   klevdb_err rc = read_begin(db, b, false);
   if (rc) return rc;
+  if (flags & KLEVDB_READ_BACKWARD) {
+    if (st->ro && (offset == KLEVDB_OFFSET_NEWEST || offset >= st->next) && (rc = follow(st, true, e)))
+      return rc;
+    pthread_rwlock_rdlock(&st->lk);
+    rc = consume_back(st, offset, max_count, flags, b, e);
+    pthread_rwlock_unlock(&st->lk);
+    if (rc) batch_fail(b);
+    return rc;
+  }
   pthread_rwlock_rdlock(&st->lk);
   if (st->ro && (offset == KLEVDB_OFFSET_NEWEST || offset >= st->next)) {
     pthread_rwlock_unlock(&st->lk);
     if ((rc = follow(st, true, e))) return rc;
     pthread_rwlock_rdlock(&st->lk);
   }
-  rc = consume_in(st, pick_consume(st, offset), offset, max_count, b, e);
+  rc = consume_in(st, pick_consume(st, offset), offset, max_count, flags, b, e);
   if (!rc && st->ro && b->len == 0 && offset != KLEVDB_OFFSET_NEWEST) {
     /* Nothing here yet: maybe the writer has more than we followed. */
     pthread_rwlock_unlock(&st->lk);
     if ((rc = follow(st, true, e))) return rc;
     pthread_rwlock_rdlock(&st->lk);
-    rc = consume_in(st, pick_consume(st, offset), offset, max_count, b, e);
+    rc = consume_in(st, pick_consume(st, offset), offset, max_count, flags, b, e);
   }
   pthread_rwlock_unlock(&st->lk);
   if (rc) batch_fail(b);
@@ -1030,6 +1150,33 @@ klevdb_err klevdb_offset_by_time(klevdb *db, int64_t time_us, int64_t *offset_ou
   if (offset_out) *offset_out = rc ? KLEVDB_OFFSET_INVALID : b.msgs[0].offset;
   if (time_out) *time_out = rc ? 0 : b.msgs[0].time;
   klevdb_batch_free(&b);
+  return rc;
+}
+
+klevdb_err klevdb_time_floor(klevdb *db, int64_t time_us, int64_t *offset_out) {
+  BEGIN(db);
+  store *st = db->st;
+  klevdb_error *e = &db->err;
+  if (!offset_out) return kerr(e, KLEVDB_EINVAL, "time floor: no place for the result");
+  if (!(st->params & IDX_TIMES)) return kerr(e, KLEVDB_ENOINDEX, "time floor: no index by time");
+  klevdb_err rc = st->ro ? follow(st, true, e) : KLEVDB_OK;
+  if (rc) return rc;
+  pthread_rwlock_rdlock(&st->lk);
+  *offset_out = st->next;
+  /* Indexed times never fall within a segment and are at least the real
+  ** time, so everything before the first item at or past time_us, in the
+  ** first segment that reaches it, is older. */
+  for (size_t si = 0; si < st->nsegs; si++) {
+    seg *s = st->segs[si];
+    if ((rc = load(st, s, e))) break;
+    if (s->n == 0) continue;
+    const uint8_t *items = seg_items(s);
+    long i = items_time(items, s->n, st->isz, st->params, time_us);
+    if (i == IX_AFTER_END) continue;
+    *offset_out = item_off(items + (i < 0 ? 0 : (size_t)i) * st->isz);
+    break;
+  }
+  pthread_rwlock_unlock(&st->lk);
   return rc;
 }
 
@@ -1387,6 +1534,7 @@ klevdb_err klevdb_delete(klevdb *db, const int64_t *offsets, size_t n, klevdb_de
   }
   kbuf offs = {0};
   pthread_mutex_lock(&st->wmu);
+  txn_wait(st, db);
   if (head(st)->fd < 0) {
     rc = kerr(e, KLEVDB_ECLOSED, "delete: store is closed");
   } else if (sorted[0] < st->segs[0]->base) {
@@ -1439,6 +1587,7 @@ klevdb_err klevdb_delete_ranges(klevdb *db, const klevdb_range *ranges, size_t n
   dropset d = {NULL, 0, r, k};
   klevdb_err rc = KLEVDB_OK;
   pthread_mutex_lock(&st->wmu);
+  txn_wait(st, db);
   if (head(st)->fd < 0) rc = kerr(e, KLEVDB_ECLOSED, "delete: store is closed");
   /* Oldest first; each step may remove or rename segment si, so find the
   ** next one again by base. */

@@ -70,6 +70,10 @@ struct store {
   int64_t last_ts;          /* time clamp carried across segments */
   kbuf wbuf;
 
+  /* a handle holding the writes (klevdb_writer_lock), under wmu */
+  struct klevdb *txn_owner;
+  pthread_cond_t txn_cv;
+
   /* key table, under lk */
   ktab kt;
   int kt_state;             /* 0 not built, 1 ready, -1 unusable */

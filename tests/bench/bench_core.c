@@ -16,6 +16,7 @@
 **             tables are loaded
 **
 ** Usage: bench_core [--rows N] [--dir PATH] [--quick] [--keep]
+**                   [--min-time SECS]
 **
 ** Every call is checked; any error aborts with exit code 1. Missed goals are
 ** reported (MISS) but do not change the exit code.
@@ -243,13 +244,13 @@ static void rate_row(const char *name, double ns_per_msg, double goal_ns) {
   r->ns_op = ns_per_msg;
   snprintf(r->value, sizeof r->value, "%.0f", 1e9 / ns_per_msg);
   if (goal_ns > 0) set_goal(r, ns_per_msg, goal_ns, "ns");
-  progress("%-36s %10.1f ns/op", name, ns_per_msg);
+  progress("%-40s %10.1f ns/op", name, ns_per_msg);
 }
 
 static void print_table(void) {
-  printf("\n%-36s %12s %16s  %s\n", "workload", "ns/op", "msgs/s|ms|B/msg",
+  printf("\n%-40s %12s %16s  %s\n", "workload", "ns/op", "msgs/s|ms|B/msg",
          "goal");
-  for (int i = 0; i < 36 + 1 + 12 + 1 + 16 + 2 + 24; i++) putchar('-');
+  for (int i = 0; i < 40 + 1 + 12 + 1 + 16 + 2 + 24; i++) putchar('-');
   putchar('\n');
   for (int i = 0; i < g_nrows; i++) {
     row *r = &g_rows_out[i];
@@ -258,7 +259,7 @@ static void print_table(void) {
       snprintf(ns, sizeof ns, "%.1f", r->ns_op);
     else
       snprintf(ns, sizeof ns, "-");
-    printf("%-36s %12s %16s  %s\n", r->name, ns, r->value, r->goal);
+    printf("%-40s %12s %16s  %s\n", r->name, ns, r->value, r->goal);
   }
   printf("\nns/op is per message for publish and consume; %d goal(s) missed\n",
          g_misses);
@@ -375,8 +376,8 @@ static void build_big(const char *dir, int64_t rows, int64_t rollover) {
   for (int64_t i = 0; i < rows; i += CHUNK) {
     size_t cnt = (size_t)(rows - i) < CHUNK ? (size_t)(rows - i) : CHUNK;
     gen_msgs(msgs, keys, i, cnt, KEY_MOD);
-    for (size_t j = 0; j < cnt; j += 64) {
-      size_t c = cnt - j < 64 ? cnt - j : 64;
+    for (size_t j = 0; j < cnt; j += 8) {
+      size_t c = cnt - j < 8 ? cnt - j : 8;
       CHECK(db, klevdb_publish(db, msgs + j, c, &next));
       if (next != i + (int64_t)(j + c))
         die("publish: next offset %" PRId64 ", want %" PRId64, next,
@@ -408,26 +409,76 @@ static void check_get(klevdb *db, klevdb_batch *b, int64_t want,
   (void)db;
 }
 
-static void bench_get_offset(klevdb *db, int64_t rows) {
+enum get_kind { GET_OFFSET, GET_KEY, GET_TIME };
+
+typedef struct get_ctx {
+  klevdb *db;
+  int64_t rows;
+  const char *keys;    /* GET_KEY: nkeys keys of KEY_LEN bytes */
+  const int64_t *want; /* GET_KEY: newest offset of each key */
+  int64_t nkeys;
+} get_ctx;
+
+/* Random gets for at least g_min_secs; returns ns per get. Every result is
+** checked against the offset it must have. */
+static double run_gets(const get_ctx *c, enum get_kind kind, uint64_t seed) {
+  klevdb *db = c->db;
   klevdb_batch b = KLEVDB_BATCH_INIT;
-  rng_seed(0x1234567887654321ull);
+  uint64_t span = (uint64_t)((c->rows - 1) * TIME_STEP_US) + 1;
+  rng_seed(seed);
   int64_t ops = 0;
   double t0 = now_sec(), dt;
   do {
     for (int j = 0; j < 1024; j++) {
-      int64_t off = (int64_t)(xorshift64() % (uint64_t)rows);
-      CHECK(db, klevdb_get(db, off, &b));
-      if (b.len != 1 || b.msgs[0].offset != off) check_get(db, &b, off, "get");
+      int64_t want;
+      switch (kind) {
+      case GET_OFFSET:
+        want = (int64_t)(xorshift64() % (uint64_t)c->rows);
+        CHECK(db, klevdb_get(db, want, &b));
+        if (b.len != 1 || b.msgs[0].offset != want)
+          check_get(db, &b, want, "get");
+        break;
+      case GET_KEY: {
+        int64_t i = (int64_t)(xorshift64() % (uint64_t)c->nkeys);
+        const char *k = c->keys + i * KEY_LEN;
+        want = c->want[i];
+        CHECK(db, klevdb_get_by_key(db, k, KEY_LEN, &b));
+        if (b.len != 1 || b.msgs[0].offset != want ||
+            b.msgs[0].key_len != KEY_LEN ||
+            memcmp(b.msgs[0].key, k, KEY_LEN) != 0) {
+          check_get(db, &b, want, "get_by_key");
+          die("get_by_key: wrong key returned for key %" PRId64, i);
+        }
+        break;
+      }
+      case GET_TIME: {
+        int64_t dtus = (int64_t)(xorshift64() % span);
+        want = (dtus + TIME_STEP_US - 1) / TIME_STEP_US;
+        CHECK(db, klevdb_get_by_time(db, TIME_BASE_US + dtus, &b));
+        if (b.len != 1 || b.msgs[0].offset != want)
+          check_get(db, &b, want, "get_by_time");
+        break;
+      }
+      }
     }
     ops += 1024;
     dt = now_sec() - t0;
   } while (dt < g_min_secs);
   check_get(db, &b, b.msgs[0].offset, "get");
   klevdb_batch_free(&b);
-  rate_row("get by offset (random)", dt * 1e9 / (double)ops, 150);
+  return dt * 1e9 / (double)ops;
 }
 
-static void bench_get_key(klevdb *db, int64_t rows) {
+/* One warm-up run (faults in the maps, fills caches), then the timed run. */
+static void bench_gets(const get_ctx *c, enum get_kind kind, const char *name,
+                       double goal_ns, uint64_t seed) {
+  double warm = run_gets(c, kind, seed ^ 0x5555555555555555ull);
+  double ns = run_gets(c, kind, seed);
+  progress("%s: warm-up run %.1f ns/op", name, warm);
+  rate_row(name, ns, goal_ns);
+}
+
+static void bench_get_all(klevdb *db, int64_t rows) {
   int64_t nkeys = rows < KEY_MOD ? rows : KEY_MOD;
   char *keys = malloc((size_t)nkeys * KEY_LEN);
   int64_t *want = malloc((size_t)nkeys * sizeof *want);
@@ -438,54 +489,25 @@ static void bench_get_key(klevdb *db, int64_t rows) {
     memcpy(keys + i * KEY_LEN, k, KEY_LEN);
     want[i] = key_newest_offset(i, rows);
   }
+  get_ctx c = {db, rows, keys, want, nkeys};
+
+  bench_gets(&c, GET_OFFSET, "get by offset (random)", 150,
+             0x1234567887654321ull);
+
+  /* the first key lookup builds the key tables: timed on its own */
   klevdb_batch b = KLEVDB_BATCH_INIT;
-  /* warm-up: the first lookup builds the key tables */
   double tw = now_sec();
   CHECK(db, klevdb_get_by_key(db, keys, KEY_LEN, &b));
   check_get(db, &b, want[0], "get_by_key (first)");
-  progress("first get_by_key: %.3f ms", (now_sec() - tw) * 1e3);
-
-  rng_seed(0x2545F4914F6CDD1Dull);
-  int64_t ops = 0;
-  double t0 = now_sec(), dt;
-  do {
-    for (int j = 0; j < 1024; j++) {
-      int64_t i = (int64_t)(xorshift64() % (uint64_t)nkeys);
-      CHECK(db, klevdb_get_by_key(db, keys + i * KEY_LEN, KEY_LEN, &b));
-      if (b.len != 1 || b.msgs[0].offset != want[i] ||
-          memcmp(b.msgs[0].key, keys + i * KEY_LEN, KEY_LEN) != 0) {
-        check_get(db, &b, want[i], "get_by_key");
-        die("get_by_key: wrong key returned for key %" PRId64, i);
-      }
-    }
-    ops += 1024;
-    dt = now_sec() - t0;
-  } while (dt < g_min_secs);
+  progress("first get_by_key (builds key tables): %.3f ms",
+           (now_sec() - tw) * 1e3);
   klevdb_batch_free(&b);
+  bench_gets(&c, GET_KEY, "get by key (random, keys repeat)", 300,
+             0x2545F4914F6CDD1Dull);
+
+  bench_gets(&c, GET_TIME, "get by time (random)", 300, 0xD1B54A32D192ED03ull);
   free(keys);
   free(want);
-  rate_row("get by key (random, keys repeat)", dt * 1e9 / (double)ops, 300);
-}
-
-static void bench_get_time(klevdb *db, int64_t rows) {
-  klevdb_batch b = KLEVDB_BATCH_INIT;
-  uint64_t span = (uint64_t)((rows - 1) * TIME_STEP_US) + 1;
-  rng_seed(0xD1B54A32D192ED03ull);
-  int64_t ops = 0;
-  double t0 = now_sec(), dt;
-  do {
-    for (int j = 0; j < 1024; j++) {
-      int64_t dtus = (int64_t)(xorshift64() % span);
-      int64_t want = (dtus + TIME_STEP_US - 1) / TIME_STEP_US;
-      CHECK(db, klevdb_get_by_time(db, TIME_BASE_US + dtus, &b));
-      if (b.len != 1 || b.msgs[0].offset != want)
-        check_get(db, &b, want, "get_by_time");
-    }
-    ops += 1024;
-    dt = now_sec() - t0;
-  } while (dt < g_min_secs);
-  klevdb_batch_free(&b);
-  rate_row("get by time (random)", dt * 1e9 / (double)ops, 300);
 }
 
 static void bench_open(const char *dir, int64_t rows) {
@@ -554,12 +576,15 @@ static long vm_rss_kb(void) {
   return kb;
 }
 
-static void bench_memory(const char *dir, int64_t rows) {
+/* Heap growth per message once every segment's index, the key tables and
+** the logs are loaded. key_mod > 0: keys repeat i % key_mod (else unique). */
+static void bench_memory(const char *dir, int64_t rows, int64_t rollover,
+                         int64_t key_mod, const char *label) {
   klevdb_batch b = KLEVDB_BATCH_INIT;
   size_t h0 = heap_bytes();
   long rss0 = vm_rss_kb();
 
-  klevdb *db = open_store(dir, 1, 1, 0, g_big_rollover);
+  klevdb *db = open_store(dir, 1, 1, 0, rollover);
   CHECK(db, klevdb_get(db, 0, &b));
   check_get(db, &b, 0, "get 0");
   size_t h1 = heap_bytes();
@@ -572,7 +597,8 @@ static void bench_memory(const char *dir, int64_t rows) {
         klevdb_errname(rc), klevdb_errmsg(db));
   /* first key lookup of an existing key */
   CHECK(db, klevdb_get_by_key(db, "         0", KEY_LEN, &b));
-  check_get(db, &b, key_newest_offset(0, rows), "get_by_key 0");
+  check_get(db, &b, key_mod > 0 ? key_newest_offset(0, rows) : 0,
+            "get_by_key 0");
   /* touch every segment's log and index: consume the whole store */
   int64_t pos = 0;
   while (pos < rows) {
@@ -592,22 +618,26 @@ static void bench_memory(const char *dir, int64_t rows) {
   CHECK(db, klevdb_stat_get(db, &st));
   close_store(db);
 
+  char name[64];
   if (h2 == 0) {
-    row *r = add_row("heap per message");
+    snprintf(name, sizeof name, "heap per message (%s)", label);
+    row *r = add_row(name);
     snprintf(r->value, sizeof r->value, "n/a");
     snprintf(r->goal, sizeof r->goal, "(no mallinfo2)");
     return;
   }
   double per = ((double)h2 - (double)h0) / (double)rows;
-  row *r = add_row("heap per message (all loaded)");
+  snprintf(name, sizeof name, "heap per message (%s)", label);
+  row *r = add_row(name);
   snprintf(r->value, sizeof r->value, "%.1f B/msg", per);
   set_goal(r, per, 24, "B/msg");
-  progress("heap: before open %zu, after open+get %zu (+%.1f B/msg), after "
+  progress("heap (%s): before open %zu, after open+get %zu (+%.1f B/msg), after "
            "all segments+keys %zu; %.1f B/msg over %" PRId64
            " segments; VmRSS %ld -> %ld kB (includes mapped logs)",
-           h0, h1, ((double)h1 - (double)h0) / (double)rows, h2, per,
+           label, h0, h1, ((double)h1 - (double)h0) / (double)rows, h2, per,
            st.segments, rss0, rss2);
-  r = add_row("VmRSS growth per message (info)");
+  snprintf(name, sizeof name, "RSS growth per msg (%s, info)", label);
+  r = add_row(name);
   snprintf(r->value, sizeof r->value, "%.1f B/msg",
            (double)(rss2 - rss0) * 1024.0 / (double)rows);
 }
@@ -617,16 +647,20 @@ static void bench_memory(const char *dir, int64_t rows) {
 static void usage(void) {
   fprintf(stderr,
           "usage: bench_core [--rows N] [--dir PATH] [--quick] [--keep]\n"
+          "                  [--min-time SECS]\n"
           "  --rows N    messages in the get/open/memory store (default "
           "1000000)\n"
           "  --dir PATH  work directory (default: a mkdtemp under /tmp)\n"
           "  --quick     small sizes, a few seconds (smoke test)\n"
-          "  --keep      do not remove the stores at the end\n");
+          "  --keep      do not remove the stores at the end\n"
+          "  --min-time  seconds each timed read loop runs at least (default "
+          "0.2)\n");
 }
 
 int main(int argc, char **argv) {
   const char *dir_opt = NULL;
   int rows_given = 0;
+  double min_time = 0;
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--rows") == 0 && i + 1 < argc) {
       char *end;
@@ -638,6 +672,14 @@ int main(int argc, char **argv) {
       }
       g_rows = v;
       rows_given = 1;
+    } else if (strcmp(argv[i], "--min-time") == 0 && i + 1 < argc) {
+      char *end;
+      double v = strtod(argv[++i], &end);
+      if (*end || !(v > 0)) {
+        usage();
+        die("bad --min-time %s (want seconds > 0)", argv[i]);
+      }
+      min_time = v;
     } else if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc) {
       dir_opt = argv[++i];
     } else if (strcmp(argv[i], "--quick") == 0) {
@@ -656,6 +698,7 @@ int main(int argc, char **argv) {
     if (!rows_given) g_rows = 20000;
     g_min_secs = 0.02;
   }
+  if (min_time > 0) g_min_secs = min_time;
 
   if (dir_opt) {
     if (mkdir(dir_opt, 0700) != 0 && errno != EEXIST)
@@ -702,6 +745,7 @@ int main(int argc, char **argv) {
   bench_consume(db, "(reopened ro)", npub, 1);
   bench_consume(db, "(reopened ro)", npub, 8);
   close_store(db);
+  bench_memory(cdir, npub, 0, 0, "unique keys");
   if (!g_keep) rm_rf(cdir);
 
   /* big store */
@@ -712,12 +756,10 @@ int main(int argc, char **argv) {
   g_big_rollover = rollover;
   build_big(bdir, g_rows, rollover);
   db = open_store(bdir, 1, 1, 0, rollover);
-  bench_get_offset(db, g_rows);
-  bench_get_key(db, g_rows);
-  bench_get_time(db, g_rows);
+  bench_get_all(db, g_rows);
   close_store(db);
   bench_open(bdir, g_rows);
-  bench_memory(bdir, g_rows);
+  bench_memory(bdir, g_rows, rollover, KEY_MOD, "keys repeat");
 
   print_table();
   cleanup_root();

@@ -6,6 +6,7 @@
 */
 #include <pthread.h>
 #include <signal.h>
+#include <sys/wait.h>
 
 #include "check.h"
 
@@ -177,9 +178,69 @@ out:
   rm_rf(dir);
 }
 
-int main(void) {
+/* Child mode: opens dir read-write, sleeps 150 ms, publishes gen(first). */
+static int child_publish(const char *dir, int first) {
+  klevdb_options o = opts_tk();
+  klevdb *db = NULL;
+  klevdb_error err;
+  if (klevdb_open(dir, &o, &db, &err) != KLEVDB_OK) {
+    fprintf(stderr, "child publish: %s\n", err.msg);
+    return 1;
+  }
+  sleep_ms(150);
+  tmsg t;
+  gen(&t, first);
+  klevdb_err e = klevdb_publish(db, &t.m, 1, NULL);
+  klevdb_close(db);
+  return e == KLEVDB_OK ? 0 : 2;
+}
+
+/* A read-only handle waits for a publish made by another process. */
+static void test_blocking_other_process(void) {
+  char dir[256], exe[4096];
+  SECTION("read-only waiter, publish from another process");
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+  if (n <= 0) return;
+  exe[n] = 0;
+  tmp_dir(dir, sizeof(dir));
+  klevdb_options o = opts_tk();
+  klevdb *w = OPEN(dir, &o);
+  if (!w) goto out;
+  PUBLISH(w, 0, 2, 0);
+  CHECK_OK(klevdb_close(w));
+  o.readonly = 1;
+  klevdb *db = OPEN(dir, &o);
+  if (!db) goto out;
+  CONSUME_EXPECT(db, KLEVDB_OFFSET_OLDEST, 10, 0, 0, 2, 2);
+  fflush(stdout);
+  fflush(stderr);
+  pid_t pid = fork();
+  if (pid == 0) {
+    execl(exe, exe, "publish", dir, "2", (char *)NULL);
+    _exit(127);
+  }
+  klevdb_batch b = KLEVDB_BATCH_INIT;
+  int64_t t0 = now_ms();
+  CHECK_DBOK(db, klevdb_consume_blocking(db, 2, 10, 5000, &b));
+  int64_t el = now_ms() - t0;
+  CHECK_BATCH(&b, 2, 2, 1);
+  CHECK(el >= 100);
+  CHECK(el < 4000);
+  int st = 0;
+  waitpid(pid, &st, 0);
+  CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  klevdb_batch_free(&b);
+  CHECK_OK(klevdb_close(db));
+out:
+  rm_rf(dir);
+}
+
+int main(int argc, char **argv) {
+  if (argc == 4 && strcmp(argv[1], "publish") == 0)
+    return child_publish(argv[2], atoi(argv[3]));
   chk_name = "test_blocking";
   alarm(60); /* a hung wait fails the test instead of blocking the suite */
   test_blocking();
+  test_blocking_other_process();
   return check_done();
 }

@@ -1,0 +1,2 @@
+/* codec.c - being written. */
+#include "kvt.h"

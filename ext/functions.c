@@ -1,0 +1,2 @@
+/* functions.c - being written. */
+#include "kvt.h"

@@ -1,0 +1,154 @@
+/*
+** kvt.h - declarations shared by the files of the klevdb SQLite extension:
+** the virtual table, its arguments and column codecs, the open
+** transaction's pending writes, and the one mapping of core errors to
+** SQLite result codes.
+*/
+#ifndef KVT_H
+#define KVT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <sqlite3ext.h>
+
+#include "klevdb.h"
+
+#ifndef SQLITE_CORE
+SQLITE_EXTENSION_INIT3
+#endif
+
+/* Columns of a klevdb table, in declaration order. */
+enum { KVT_OFFSET = 0, KVT_TIME = 1, KVT_KEY = 2, KVT_VALUE = 3, KVT_NCOL = 4 };
+
+/* How a key or value column maps between SQL values and stored bytes. */
+typedef enum kvt_codec {
+  KVT_BLOB,       /* bytes as they are; reads back as BLOB */
+  KVT_TEXT,       /* bytes as they are; reads back as TEXT */
+  KVT_INTEGER,    /* Go's zig-zag varint of an INTEGER */
+  KVT_JSON,       /* JSON text, validated on write */
+  KVT_STRING,     /* Go's StringCodec: TEXT, absent reads back as '' */
+  KVT_STRINGOPT   /* Go's StringOptCodec: a JSON string on disk, TEXT in SQL */
+} kvt_codec;
+
+/* ---- args.c ---- */
+
+/* Parsed CREATE VIRTUAL TABLE arguments. */
+typedef struct kvt_args {
+  char *dir;                /* resolved directory (sqlite3_malloc'ed) */
+  klevdb_options opts;
+  kvt_codec key, value;
+} kvt_args;
+
+/* Parses argv[3..argc) of xCreate/xConnect. On error returns SQLITE_ERROR
+** with *err set (sqlite3_malloc'ed, "klevdb: ..."). */
+int kvt_args_parse(sqlite3 *db, const char *schema, const char *table, int argc,
+                   const char *const *argv, kvt_args *out, char **err);
+void kvt_args_free(kvt_args *a);
+
+/* Resolves a directory given in SQL: relative paths are relative to the
+** folder of the database file of schema (the current directory for an
+** in-memory or temporary database). Returns a sqlite3_malloc'ed path. */
+char *kvt_resolve_dir(sqlite3 *db, const char *schema, const char *dir);
+
+const char *kvt_codec_name(kvt_codec c);
+
+/* ---- codec.c ---- */
+
+/* A growable byte buffer for encoded keys and values. */
+typedef struct kvt_buf {
+  uint8_t *p;
+  size_t len, cap;
+} kvt_buf;
+void kvt_buf_free(kvt_buf *b);
+
+/* Encodes SQL value v with codec c, appending to out; *absent is set for
+** NULL (stored as zero bytes). Returns SQLITE_OK, or an error code with
+** *err ("klevdb: ...", sqlite3_malloc'ed); what names the column. */
+int kvt_encode(kvt_codec c, sqlite3_value *v, const char *what, kvt_buf *out,
+               char **err);
+/* Sets the SQL result of a stored key or value (absent: NULL, or '' for
+** KVT_STRING). */
+void kvt_result(sqlite3_context *ctx, kvt_codec c, const uint8_t *p, size_t n);
+
+/* Parses a time given in SQL: INTEGER microseconds, or ISO-8601 text
+** ("2023-01-01T00:00:00Z", fractions and +hh:mm allowed). */
+int kvt_parse_time(sqlite3_value *v, int64_t *out, char **err);
+
+/* ---- errors (vtab.c) ---- */
+
+/* The one mapping of core error classes to SQLite result codes. */
+int kvt_rc(klevdb_err e);
+
+/* ---- the table (vtab.c, vtab_write.c) ---- */
+
+typedef struct kvt_vtab kvt_vtab;
+
+/* Per connection: the module's client data, also given to the SQL
+** functions so that klevdb_stat('events') finds its table. */
+typedef struct kvt_conn {
+  sqlite3 *db;
+  kvt_vtab *tables;         /* connected klevdb tables of this connection */
+} kvt_conn;
+
+/* A message waiting for commit. */
+typedef struct kvt_row {
+  int64_t time;
+  size_t koff, klen, voff, vlen;   /* in kvt_pending.arena */
+} kvt_row;
+
+/* The writes of the open transaction. */
+typedef struct kvt_pending {
+  kvt_row *rows;
+  size_t n, cap;
+  kvt_buf arena;
+  klevdb_range *dels;       /* deleted offsets, as ranges, in call order */
+  size_t ndels, capdels;
+  struct { size_t n, ndels, alen; } *marks;   /* savepoints */
+  int nmarks;
+  int64_t base;             /* offset of rows[0] */
+  bool locked;              /* holds klevdb_writer_lock */
+} kvt_pending;
+
+struct kvt_vtab {
+  sqlite3_vtab base;
+  kvt_conn *conn;
+  char *name;               /* table name */
+  klevdb *kdb;
+  kvt_args args;
+  kvt_pending tx;
+  int64_t est_rows;         /* messages, for the planner's cost estimates */
+  kvt_vtab *next;
+};
+
+/* Finds a connected klevdb table by name (case-insensitive), NULL if
+** there is none. */
+kvt_vtab *kvt_find(kvt_conn *c, const char *name);
+
+/* Sets the table's error message (printf-style, "klevdb: " is added) and
+** returns rc. */
+int kvt_error(kvt_vtab *vt, int rc, const char *fmt, ...);
+
+/* True if offset was deleted in the open transaction. */
+bool kvt_pending_deleted(const kvt_vtab *vt, int64_t offset);
+
+/* vtab_write.c: the writing half of the module. */
+int kvt_update(sqlite3_vtab *vtab, int argc, sqlite3_value **argv, sqlite3_int64 *rowid);
+int kvt_begin(sqlite3_vtab *vtab);
+int kvt_sync(sqlite3_vtab *vtab);
+int kvt_commit(sqlite3_vtab *vtab);
+int kvt_rollback(sqlite3_vtab *vtab);
+int kvt_savepoint(sqlite3_vtab *vtab, int n);
+int kvt_release(sqlite3_vtab *vtab, int n);
+int kvt_rollback_to(sqlite3_vtab *vtab, int n);
+/* Drops the pending writes and the writer reservation. */
+void kvt_pending_clear(kvt_vtab *vt);
+
+/* ---- registration ---- */
+
+int kvt_register_vtab(sqlite3 *db, kvt_conn *c);       /* vtab.c */
+int kvt_register_functions(sqlite3 *db, kvt_conn *c);  /* functions.c */
+int kvt_register_scan(sqlite3 *db);                    /* scan.c */
+
+#endif

@@ -1,0 +1,2 @@
+/* scan.c - being written. */
+#include "kvt.h"

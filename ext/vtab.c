@@ -1,0 +1,821 @@
+/*
+** vtab.c - the klevdb virtual table's reading half: connect and
+** disconnect, the query planner interface (xBestIndex) and the cursor
+** that turns a plan into reads of the store's offset, key and time indexes.
+*/
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kvt.h"
+
+/* ---- errors ---- */
+
+int kvt_rc(klevdb_err e) {
+  switch (e) {
+  case KLEVDB_OK: return SQLITE_OK;
+  case KLEVDB_EREADONLY: return SQLITE_READONLY;
+  case KLEVDB_ECORRUPT_LOG:
+  case KLEVDB_ECORRUPT_INDEX: return SQLITE_CORRUPT;
+  case KLEVDB_ELOCKED:
+  case KLEVDB_ETIMEOUT: return SQLITE_BUSY;
+  case KLEVDB_ETOOBIG: return SQLITE_TOOBIG;
+  case KLEVDB_EIO: return SQLITE_IOERR;
+  case KLEVDB_ENOMEM: return SQLITE_NOMEM;
+  case KLEVDB_ECLOSED: return SQLITE_ABORT;
+  case KLEVDB_ENOTFOUND:
+  case KLEVDB_EINVALID_OFFSET:
+  case KLEVDB_ENOINDEX:
+  case KLEVDB_EINVAL: return SQLITE_ERROR;
+  }
+  return SQLITE_ERROR;
+}
+
+int kvt_error(kvt_vtab *vt, int rc, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  char *m = sqlite3_vmprintf(fmt, ap);
+  va_end(ap);
+  sqlite3_free(vt->base.zErrMsg);
+  vt->base.zErrMsg = m && strncmp(m, "klevdb: ", 8) != 0 ? sqlite3_mprintf("klevdb: %s", m) : m;
+  if (vt->base.zErrMsg != m) sqlite3_free(m);
+  return rc;
+}
+
+/* The core's message for the last failed call on the table's handle. */
+static int core_error(kvt_vtab *vt, klevdb_err e) {
+  return kvt_error(vt, kvt_rc(e), "%s", klevdb_errmsg(vt->kdb));
+}
+
+kvt_vtab *kvt_find(kvt_conn *c, const char *name) {
+  for (kvt_vtab *v = c->tables; v; v = v->next)
+    if (sqlite3_stricmp(v->name, name) == 0) return v;
+  return NULL;
+}
+
+/* ---- connect and disconnect ---- */
+
+static void estimate_rows(kvt_vtab *vt) {
+  klevdb_bounds b;
+  vt->est_rows = 1000000;
+  if (klevdb_bounds_get(vt->kdb, &b) == KLEVDB_OK)
+    vt->est_rows = b.oldest_offset < 0 ? 1 : b.newest_offset - b.oldest_offset + 1;
+}
+
+static int kvt_connect(sqlite3 *db, void *aux, int argc, const char *const *argv,
+                       sqlite3_vtab **out, char **err) {
+  kvt_conn *c = aux;
+  kvt_vtab *vt = sqlite3_malloc(sizeof(*vt));
+  if (!vt) return SQLITE_NOMEM;
+  memset(vt, 0, sizeof(*vt));
+  vt->conn = c;
+  int rc = kvt_args_parse(db, argv[1], argv[2], argc, argv, &vt->args, err);
+  if (rc != SQLITE_OK) {
+    sqlite3_free(vt);
+    return rc;
+  }
+  vt->name = sqlite3_mprintf("%s", argv[2]);
+  klevdb_error ke;
+  klevdb_err e = klevdb_open(vt->args.dir, &vt->args.opts, &vt->kdb, &ke);
+  if (e != KLEVDB_OK) {
+    if (e == KLEVDB_ECORRUPT_INDEX && strstr(ke.msg, "index mismatch"))
+      *err = sqlite3_mprintf("%s (the store in %s was written with other key_index/time_index "
+                             "options: say key_index=%d or time_index=%d to match it)",
+                             ke.msg, vt->args.dir, !vt->args.opts.key_index,
+                             !vt->args.opts.time_index);
+    else
+      *err = sqlite3_mprintf("%s", ke.msg);
+    kvt_args_free(&vt->args);
+    sqlite3_free(vt->name);
+    sqlite3_free(vt);
+    return kvt_rc(e);
+  }
+  rc = sqlite3_declare_vtab(db, "CREATE TABLE x(\"offset\" INTEGER, time INTEGER, key, value)");
+  if (rc != SQLITE_OK) {
+    klevdb_close(vt->kdb);
+    kvt_args_free(&vt->args);
+    sqlite3_free(vt->name);
+    sqlite3_free(vt);
+    return rc;
+  }
+  estimate_rows(vt);
+  vt->next = c->tables;
+  c->tables = vt;
+  *out = &vt->base;
+  return SQLITE_OK;
+}
+
+static int kvt_disconnect(sqlite3_vtab *vtab) {
+  kvt_vtab *vt = (kvt_vtab *)vtab;
+  for (kvt_vtab **p = &vt->conn->tables; *p; p = &(*p)->next)
+    if (*p == vt) {
+      *p = vt->next;
+      break;
+    }
+  kvt_pending_clear(vt);
+  klevdb_close(vt->kdb);
+  kvt_args_free(&vt->args);
+  sqlite3_free(vt->name);
+  sqlite3_free(vt);
+  return SQLITE_OK;
+}
+
+/* ---- planning ---- */
+
+/* A plan is a set of these bits in idxNum. Constraint values arrive in
+** argv in this order, each only if its bit is set:
+**   offset = (or IN), offset lower bound, offset upper bound, key = (or IN),
+**   time lower bound, LIMIT, OFFSET. */
+enum {
+  P_EQ = 1 << 0,       /* offset = ? */
+  P_EQ_IN = 1 << 1,    /* ... as offset IN (...) */
+  P_LO = 1 << 2,       /* offset >= ? */
+  P_LO_GT = 1 << 3,    /* ... > */
+  P_HI = 1 << 4,       /* offset <= ? */
+  P_HI_LT = 1 << 5,    /* ... < */
+  P_KEY = 1 << 6,      /* key = ? */
+  P_KEY_IN = 1 << 7,   /* ... as key IN (...) */
+  P_TIME = 1 << 8,     /* time >= ? (start there; SQLite still checks) */
+  P_TIME_GT = 1 << 9,  /* ... > */
+  P_DESC = 1 << 10,    /* ORDER BY offset DESC */
+  P_LIMIT = 1 << 11,
+  P_SKIP = 1 << 12,    /* OFFSET */
+  P_NOLOG = 1 << 13    /* only offsets are needed: the log is not read */
+};
+
+static int kvt_best_index(sqlite3_vtab *vtab, sqlite3_index_info *ix) {
+  kvt_vtab *vt = (kvt_vtab *)vtab;
+  int slot[7];         /* constraint index for each argv position */
+  for (int i = 0; i < 7; i++) slot[i] = -1;
+  int plan = 0;
+  bool unhandled = false;  /* some constraint is left for SQLite to check */
+  klevdb_options o;
+  klevdb_get_options(vt->kdb, &o);
+
+  for (int i = 0; i < ix->nConstraint; i++) {
+    const struct sqlite3_index_constraint *c = &ix->aConstraint[i];
+    if (c->op == SQLITE_INDEX_CONSTRAINT_LIMIT || c->op == SQLITE_INDEX_CONSTRAINT_OFFSET) continue;
+    if (!c->usable) {
+      unhandled = true;
+      continue;
+    }
+    int col = c->iColumn;
+    bool taken = false;
+    if (col == -1 || col == KVT_OFFSET) {
+      if (c->op == SQLITE_INDEX_CONSTRAINT_EQ && slot[0] < 0) {
+        slot[0] = i;
+        plan |= P_EQ;
+        if (sqlite3_vtab_in(ix, i, -1)) {
+          sqlite3_vtab_in(ix, i, 1);
+          plan |= P_EQ_IN;
+        }
+        taken = true;
+      } else if ((c->op == SQLITE_INDEX_CONSTRAINT_GE || c->op == SQLITE_INDEX_CONSTRAINT_GT) && slot[1] < 0) {
+        slot[1] = i;
+        plan |= P_LO | (c->op == SQLITE_INDEX_CONSTRAINT_GT ? P_LO_GT : 0);
+        taken = true;
+      } else if ((c->op == SQLITE_INDEX_CONSTRAINT_LE || c->op == SQLITE_INDEX_CONSTRAINT_LT) && slot[2] < 0) {
+        slot[2] = i;
+        plan |= P_HI | (c->op == SQLITE_INDEX_CONSTRAINT_LT ? P_HI_LT : 0);
+        taken = true;
+      }
+    } else if (col == KVT_KEY && o.key_index && c->op == SQLITE_INDEX_CONSTRAINT_EQ && slot[3] < 0) {
+      slot[3] = i;
+      plan |= P_KEY;
+      if (sqlite3_vtab_in(ix, i, -1)) {
+        sqlite3_vtab_in(ix, i, 1);
+        plan |= P_KEY_IN;
+      }
+      taken = true;
+    } else if (col == KVT_TIME && o.time_index && slot[4] < 0 &&
+               (c->op == SQLITE_INDEX_CONSTRAINT_GE || c->op == SQLITE_INDEX_CONSTRAINT_GT)) {
+      /* Stored times may go backwards: the start is exact, the rest is
+      ** checked by SQLite. */
+      slot[4] = i;
+      plan |= P_TIME | (c->op == SQLITE_INDEX_CONSTRAINT_GT ? P_TIME_GT : 0);
+      unhandled = true;
+      continue;
+    }
+    if (!taken) unhandled = true;
+  }
+
+  bool ordered = true;
+  if (ix->nOrderBy > 0) {
+    int col = ix->aOrderBy[0].iColumn;
+    if (col == -1 || col == KVT_OFFSET) {
+      /* offset is unique, so later ORDER BY terms change nothing. */
+      if (ix->aOrderBy[0].desc) plan |= P_DESC;
+      ix->orderByConsumed = 1;
+    } else {
+      ordered = false;
+    }
+  }
+  /* LIMIT and OFFSET are ours only if every row we return is a result row. */
+  if (!unhandled && ordered) {
+    for (int i = 0; i < ix->nConstraint; i++) {
+      const struct sqlite3_index_constraint *c = &ix->aConstraint[i];
+      if (!c->usable) continue;
+      if (c->op == SQLITE_INDEX_CONSTRAINT_LIMIT && slot[5] < 0) {
+        slot[5] = i;
+        plan |= P_LIMIT;
+      } else if (c->op == SQLITE_INDEX_CONSTRAINT_OFFSET && slot[6] < 0) {
+        slot[6] = i;
+        plan |= P_SKIP;
+      }
+    }
+    if ((plan & P_SKIP) && !(plan & P_LIMIT)) {
+      plan &= ~P_SKIP;
+      slot[6] = -1;
+    }
+  }
+  /* Columns beyond offset are read from the log; none asked, none read. */
+  if ((ix->colUsed & ~(sqlite3_uint64)1) == 0) plan |= P_NOLOG;
+
+  int argc = 0;
+  for (int k = 0; k < 7; k++) {
+    if (slot[k] < 0) continue;
+    ix->aConstraintUsage[slot[k]].argvIndex = ++argc;
+    ix->aConstraintUsage[slot[k]].omit = k == 4 ? 0 : 1;
+  }
+
+  double n = vt->est_rows > 1 ? (double)vt->est_rows : 1;
+  double rows;
+  if (plan & P_EQ) {
+    rows = (plan & P_EQ_IN) ? 10 : 1;
+    if (!(plan & P_EQ_IN)) ix->idxFlags |= SQLITE_INDEX_SCAN_UNIQUE;
+  } else if (plan & P_KEY) {
+    rows = (plan & P_KEY_IN) ? 50 : 10;
+  } else {
+    rows = n;
+    if ((plan & P_LO) && (plan & P_HI)) rows = n / 20;
+    else if (plan & (P_LO | P_HI)) rows = n / 4;
+    if (plan & P_TIME) rows /= 4;
+  }
+  if (rows < 1) rows = 1;
+  ix->estimatedRows = (sqlite3_int64)rows;
+  ix->estimatedCost = (plan & (P_EQ | P_KEY)) ? rows * 2 : rows + 10;
+  ix->idxNum = plan;
+
+  char *s = sqlite3_mprintf("%s%s%s%s%s%s%s%s%s",
+      (plan & P_EQ) ? ((plan & P_EQ_IN) ? " offset IN (...)" : " offset=?") : "",
+      (plan & P_LO) ? ((plan & P_LO_GT) ? " offset>?" : " offset>=?") : "",
+      (plan & P_HI) ? ((plan & P_HI_LT) ? " offset<?" : " offset<=?") : "",
+      (plan & P_KEY) ? ((plan & P_KEY_IN) ? " key IN (...)" : " key=?") : "",
+      (plan & P_TIME) ? ((plan & P_TIME_GT) ? " time>? (start)" : " time>=? (start)") : "",
+      (plan & P_DESC) ? " desc" : "",
+      (plan & P_LIMIT) ? " limit" : "",
+      (plan & P_SKIP) ? " offset" : "",
+      (plan & P_NOLOG) ? " offsets-only" : "");
+  if (s && !*s) {
+    sqlite3_free(s);
+    s = sqlite3_mprintf("scan");
+  } else if (s) {
+    memmove(s, s + 1, strlen(s));
+  }
+  ix->idxStr = s;
+  ix->needToFreeIdxStr = 1;
+  return SQLITE_OK;
+}
+
+/* ---- the cursor ---- */
+
+enum { M_SCAN, M_LIST };
+
+typedef struct kvt_cursor {
+  sqlite3_vtab_cursor base;
+  kvt_vtab *vt;
+  int plan;
+  int mode;
+  int64_t lo, hi;           /* inclusive offset bounds */
+  kvt_buf key;              /* key = ? (encoded) */
+  bool by_key;
+
+  /* committed messages */
+  klevdb_batch b;
+  size_t bi;                /* next message of b */
+  int64_t from;             /* where the next read of the store starts */
+  bool store_done;
+  size_t batch;             /* messages per read, grows */
+
+  /* pending messages of the open transaction (snapshot at xFilter) */
+  size_t pn;                /* rows visible */
+  size_t pi;                /* next pending row (count done, in scan order) */
+
+  /* M_LIST: offsets to fetch one by one, in scan order */
+  int64_t *list;
+  size_t nlist, ilist;
+
+  /* the current row */
+  bool eof;
+  bool cur_pending;
+  klevdb_msg cur;
+  klevdb_batch one;         /* holds single gets */
+
+  int64_t limit, skip, returned;
+} kvt_cursor;
+
+static int kvt_open(sqlite3_vtab *vtab, sqlite3_vtab_cursor **out) {
+  kvt_cursor *c = sqlite3_malloc(sizeof(*c));
+  if (!c) return SQLITE_NOMEM;
+  memset(c, 0, sizeof(*c));
+  c->vt = (kvt_vtab *)vtab;
+  *out = &c->base;
+  return SQLITE_OK;
+}
+
+static void cursor_reset(kvt_cursor *c) {
+  klevdb_batch_free(&c->b);
+  klevdb_batch_free(&c->one);
+  kvt_buf_free(&c->key);
+  sqlite3_free(c->list);
+  c->list = NULL;
+  c->nlist = c->ilist = 0;
+  c->bi = 0;
+  c->pi = 0;
+}
+
+static int kvt_close(sqlite3_vtab_cursor *cur) {
+  kvt_cursor *c = (kvt_cursor *)cur;
+  cursor_reset(c);
+  sqlite3_free(c);
+  return SQLITE_OK;
+}
+
+/* A pending row as a message (key and value point into the arena). */
+static klevdb_msg pending_msg(const kvt_vtab *vt, size_t i) {
+  const kvt_row *r = &vt->tx.rows[i];
+  const uint8_t *a = vt->tx.arena.p;
+  return (klevdb_msg){.offset = vt->tx.base + (int64_t)i, .time = r->time,
+                      .key = r->klen ? a + r->koff : NULL, .key_len = r->klen,
+                      .value = r->vlen ? a + r->voff : NULL, .value_len = r->vlen};
+}
+
+static bool key_match(const kvt_cursor *c, const klevdb_msg *m) {
+  return m->key_len == c->key.len && (m->key_len == 0 || memcmp(m->key, c->key.p, m->key_len) == 0);
+}
+
+/* Next pending row in scan order that passes the plan, or false. */
+static bool next_pending(kvt_cursor *c) {
+  const kvt_vtab *vt = c->vt;
+  bool desc = c->plan & P_DESC;
+  while (c->pi < c->pn) {
+    size_t i = desc ? c->pn - 1 - c->pi : c->pi;
+    c->pi++;
+    klevdb_msg m = pending_msg(vt, i);
+    if (m.offset < c->lo || m.offset > c->hi) continue;
+    if (c->by_key && !key_match(c, &m)) continue;
+    if (kvt_pending_deleted(vt, m.offset)) continue;
+    c->cur = m;
+    c->cur_pending = true;
+    return true;
+  }
+  return false;
+}
+
+/* Refills c->b from the store; false when the store has no more. */
+static int refill(kvt_cursor *c, bool *more) {
+  kvt_vtab *vt = c->vt;
+  bool desc = c->plan & P_DESC;
+  *more = false;
+  if (c->store_done) return SQLITE_OK;
+  if (desc ? c->from < c->lo : c->from > c->hi) {
+    c->store_done = true;
+    return SQLITE_OK;
+  }
+  klevdb_err e;
+  if (c->by_key)
+    e = klevdb_consume_by_key(vt->kdb, c->key.p, c->key.len, c->from, c->batch, &c->b);
+  else
+    e = klevdb_read(vt->kdb, c->from, c->batch,
+                    (desc ? KLEVDB_READ_BACKWARD : 0) | ((c->plan & P_NOLOG) ? KLEVDB_READ_OFFSETS : 0),
+                    &c->b);
+  if (e == KLEVDB_EINVALID_OFFSET && !desc) {
+    /* Starting past the end: nothing to read. */
+    c->store_done = true;
+    return SQLITE_OK;
+  }
+  if (e != KLEVDB_OK) return core_error(vt, e);
+  c->bi = 0;
+  if (c->b.len == 0) {
+    c->store_done = true;
+    return SQLITE_OK;
+  }
+  if (c->batch < 256) c->batch *= 2;
+  c->from = c->b.next_offset;
+  *more = true;
+  return SQLITE_OK;
+}
+
+/* Next committed row that passes the plan, or false. */
+static int next_committed(kvt_cursor *c, bool *found) {
+  bool desc = c->plan & P_DESC;
+  *found = false;
+  for (;;) {
+    while (c->bi < c->b.len) {
+      klevdb_msg *m = &c->b.msgs[c->bi++];
+      if (desc ? m->offset < c->lo : m->offset > c->hi) {
+        c->store_done = true;
+        c->bi = c->b.len;
+        return SQLITE_OK;
+      }
+      if (desc ? m->offset > c->hi : m->offset < c->lo) continue;
+      if (kvt_pending_deleted(c->vt, m->offset)) continue;
+      c->cur = *m;
+      c->cur_pending = false;
+      *found = true;
+      return SQLITE_OK;
+    }
+    bool more;
+    int rc = refill(c, &more);
+    if (rc != SQLITE_OK || !more) return rc;
+  }
+}
+
+/* Next row of an offset list (IN, key IN). */
+static int next_listed(kvt_cursor *c, bool *found) {
+  kvt_vtab *vt = c->vt;
+  *found = false;
+  while (c->ilist < c->nlist) {
+    int64_t off = c->list[c->ilist++];
+    if (off < c->lo || off > c->hi || kvt_pending_deleted(vt, off)) continue;
+    if (vt->tx.n && off >= vt->tx.base) {
+      size_t i = (size_t)(off - vt->tx.base);
+      if (i >= c->pn) continue;
+      klevdb_msg m = pending_msg(vt, i);
+      if (c->by_key && !key_match(c, &m)) continue;
+      c->cur = m;
+      c->cur_pending = true;
+      *found = true;
+      return SQLITE_OK;
+    }
+    klevdb_err e = klevdb_get(vt->kdb, off, &c->one);
+    if (e == KLEVDB_ENOTFOUND || e == KLEVDB_EINVALID_OFFSET) continue;
+    if (e != KLEVDB_OK) return core_error(vt, e);
+    if (c->by_key && !key_match(c, &c->one.msgs[0])) continue;
+    c->cur = c->one.msgs[0];
+    c->cur_pending = false;
+    *found = true;
+    return SQLITE_OK;
+  }
+  return SQLITE_OK;
+}
+
+/* Advances to the next row of the plan, honouring LIMIT and OFFSET. */
+static int step(kvt_cursor *c) {
+  for (;;) {
+    if ((c->plan & P_LIMIT) && c->returned >= c->limit) {
+      c->eof = true;
+      return SQLITE_OK;
+    }
+    bool found = false;
+    int rc = SQLITE_OK;
+    if (c->mode == M_LIST) {
+      rc = next_listed(c, &found);
+    } else if (c->plan & P_DESC) {
+      found = next_pending(c);
+      if (!found) rc = next_committed(c, &found);
+    } else {
+      rc = next_committed(c, &found);
+      if (rc == SQLITE_OK && !found) found = next_pending(c);
+    }
+    if (rc != SQLITE_OK) return rc;
+    if (!found) {
+      c->eof = true;
+      return SQLITE_OK;
+    }
+    if (c->skip > 0) {
+      c->skip--;
+      continue;
+    }
+    c->returned++;
+    return SQLITE_OK;
+  }
+}
+
+static int cmp_i64(const void *a, const void *b) {
+  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+  return (x > y) - (x < y);
+}
+
+static int list_add(kvt_cursor *c, int64_t off, size_t *cap) {
+  if (c->nlist == *cap) {
+    size_t n = *cap ? *cap * 2 : 16;
+    int64_t *l = sqlite3_realloc64(c->list, n * sizeof(int64_t));
+    if (!l) return SQLITE_NOMEM;
+    c->list = l;
+    *cap = n;
+  }
+  c->list[c->nlist++] = off;
+  return SQLITE_OK;
+}
+
+/* Sorts the list in scan order without duplicates. */
+static void list_sort(kvt_cursor *c) {
+  if (c->nlist == 0) return;
+  qsort(c->list, c->nlist, sizeof(int64_t), cmp_i64);
+  size_t k = 1;
+  for (size_t i = 1; i < c->nlist; i++)
+    if (c->list[i] != c->list[k - 1]) c->list[k++] = c->list[i];
+  c->nlist = k;
+  if (c->plan & P_DESC)
+    for (size_t i = 0; i < k / 2; i++) {
+      int64_t t = c->list[i];
+      c->list[i] = c->list[k - 1 - i];
+      c->list[k - 1 - i] = t;
+    }
+}
+
+/* Every offset holding this key (committed and pending), into the list. */
+static int collect_key(kvt_cursor *c, size_t *cap) {
+  kvt_vtab *vt = c->vt;
+  int64_t at = c->lo;
+  klevdb_batch b = KLEVDB_BATCH_INIT;
+  int rc = SQLITE_OK;
+  for (;;) {
+    klevdb_err e = klevdb_consume_by_key(vt->kdb, c->key.p, c->key.len, at, 256, &b);
+    if (e != KLEVDB_OK) {
+      rc = core_error(vt, e);
+      break;
+    }
+    for (size_t i = 0; i < b.len && rc == SQLITE_OK; i++)
+      if (b.msgs[i].offset <= c->hi) rc = list_add(c, b.msgs[i].offset, cap);
+    if (rc != SQLITE_OK || b.len == 0 || b.next_offset <= at || b.next_offset > c->hi) break;
+    at = b.next_offset;
+  }
+  klevdb_batch_free(&b);
+  for (size_t i = 0; rc == SQLITE_OK && i < c->pn; i++) {
+    klevdb_msg m = pending_msg(vt, i);
+    if (key_match(c, &m)) rc = list_add(c, m.offset, cap);
+  }
+  return rc;
+}
+
+static int kvt_filter(sqlite3_vtab_cursor *cur, int plan, const char *idx, int argc,
+                      sqlite3_value **argv) {
+  (void)idx;
+  (void)argc;
+  kvt_cursor *c = (kvt_cursor *)cur;
+  kvt_vtab *vt = c->vt;
+  cursor_reset(c);
+  c->plan = plan;
+  c->mode = M_SCAN;
+  c->lo = 0;
+  c->hi = INT64_MAX;
+  c->by_key = false;
+  c->store_done = false;
+  c->eof = false;
+  c->batch = 16;
+  c->limit = -1;
+  c->skip = 0;
+  c->returned = 0;
+  c->pn = vt->tx.n;
+  int a = 0, rc = SQLITE_OK;
+  size_t cap = 0;
+
+  sqlite3_value *eq = (plan & P_EQ) ? argv[a++] : NULL;
+  if (plan & P_LO) {
+    sqlite3_value *v = argv[a++];
+    int t = sqlite3_value_numeric_type(v);
+    if (t == SQLITE_NULL) c->hi = -1;   /* compares false with everything */
+    else if (t == SQLITE_INTEGER) {
+      int64_t x = sqlite3_value_int64(v);
+      c->lo = (plan & P_LO_GT) ? (x == INT64_MAX ? x : x + 1) : x;
+      if ((plan & P_LO_GT) && x == INT64_MAX) c->hi = -1;
+    } else if (t == SQLITE_FLOAT) {
+      double x = sqlite3_value_double(v);
+      if (x > 9.2e18) c->hi = -1;
+      else if (x >= -9.2e18) {
+        int64_t f = (int64_t)x;
+        if ((double)f < x || ((plan & P_LO_GT) && (double)f == x)) f++;
+        c->lo = f;
+      }
+    } else {
+      c->hi = -1;   /* a TEXT or BLOB bound is above every INTEGER */
+    }
+  }
+  if (plan & P_HI) {
+    sqlite3_value *v = argv[a++];
+    int t = sqlite3_value_numeric_type(v);
+    if (t == SQLITE_NULL) c->hi = -1;
+    else if (t == SQLITE_INTEGER) {
+      int64_t x = sqlite3_value_int64(v);
+      int64_t h = (plan & P_HI_LT) ? x - (x > INT64_MIN) : x;
+      if ((plan & P_HI_LT) && x == INT64_MIN) c->hi = -1;
+      else if (h < c->hi) c->hi = h;
+    } else if (t == SQLITE_FLOAT) {
+      double x = sqlite3_value_double(v);
+      if (x < -9.2e18) c->hi = -1;
+      else if (x <= 9.2e18) {
+        int64_t f = (int64_t)x;
+        if ((double)f > x || ((plan & P_HI_LT) && (double)f == x)) f--;
+        if (f < c->hi) c->hi = f;
+      }
+    }
+    /* TEXT/BLOB upper bounds are above every INTEGER: no limit. */
+  }
+  sqlite3_value *keyv = (plan & P_KEY) ? argv[a++] : NULL;
+  sqlite3_value *timev = (plan & P_TIME) ? argv[a++] : NULL;
+  if (plan & P_LIMIT) c->limit = sqlite3_value_int64(argv[a++]);
+  if (plan & P_SKIP) c->skip = sqlite3_value_int64(argv[a++]);
+  if (c->limit == 0) {
+    c->eof = true;
+    return SQLITE_OK;
+  }
+  if (c->limit > 0 && c->limit + c->skip < 256) c->batch = (size_t)(c->limit + c->skip);
+  if (c->batch == 0) c->batch = 1;
+
+  if (keyv && !(plan & P_KEY_IN)) {
+    if (sqlite3_value_type(keyv) == SQLITE_NULL) {  /* key = NULL matches nothing */
+      c->eof = true;
+      return SQLITE_OK;
+    }
+    char *err = NULL;
+    rc = kvt_encode(vt->args.key, keyv, "key", &c->key, &err);
+    if (rc != SQLITE_OK) {
+      /* A value this codec cannot store matches no stored key. */
+      sqlite3_free(err);
+      c->eof = true;
+      return SQLITE_OK;
+    }
+    c->by_key = true;
+  }
+
+  if (eq) {
+    c->mode = M_LIST;
+    if (plan & P_EQ_IN) {
+      sqlite3_value *v;
+      for (rc = sqlite3_vtab_in_first(eq, &v); rc == SQLITE_OK && v; rc = sqlite3_vtab_in_next(eq, &v))
+        if (sqlite3_value_numeric_type(v) == SQLITE_INTEGER &&
+            (rc = list_add(c, sqlite3_value_int64(v), &cap)) != SQLITE_OK)
+          break;
+      if (rc == SQLITE_DONE) rc = SQLITE_OK;
+    } else if (sqlite3_value_numeric_type(eq) == SQLITE_INTEGER) {
+      rc = list_add(c, sqlite3_value_int64(eq), &cap);
+    }
+    if (rc != SQLITE_OK) return rc;
+    list_sort(c);
+  } else if (plan & P_KEY_IN) {
+    c->mode = M_LIST;
+    sqlite3_value *v;
+    for (rc = sqlite3_vtab_in_first(keyv, &v); rc == SQLITE_OK && v; rc = sqlite3_vtab_in_next(keyv, &v)) {
+      if (sqlite3_value_type(v) == SQLITE_NULL) continue;
+      char *err = NULL;
+      c->key.len = 0;
+      if (kvt_encode(vt->args.key, v, "key", &c->key, &err) != SQLITE_OK) {
+        sqlite3_free(err);
+        continue;
+      }
+      if ((rc = collect_key(c, &cap)) != SQLITE_OK) break;
+    }
+    if (rc == SQLITE_DONE) rc = SQLITE_OK;
+    if (rc != SQLITE_OK) return rc;
+    c->by_key = false;   /* the list holds only matching offsets */
+    list_sort(c);
+  } else if (c->by_key && (plan & P_DESC)) {
+    /* Newest first by key: the list of matches, walked backwards. The
+    ** first row alone (LIMIT 1) is one get by key. */
+    if (c->limit == 1 && c->skip == 0 && c->hi == INT64_MAX) {
+      bool found = false;
+      for (size_t i = c->pn; i-- > 0 && !found;) {
+        klevdb_msg m = pending_msg(vt, i);
+        if (key_match(c, &m) && !kvt_pending_deleted(vt, m.offset) && m.offset >= c->lo) {
+          c->cur = m;
+          c->cur_pending = true;
+          found = true;
+        }
+      }
+      if (!found) {
+        klevdb_err e = klevdb_get_by_key(vt->kdb, c->key.p, c->key.len, &c->one);
+        if (e == KLEVDB_ENOTFOUND) {
+          c->eof = true;
+          return SQLITE_OK;
+        }
+        if (e != KLEVDB_OK) return core_error(vt, e);
+        c->cur = c->one.msgs[0];
+        c->cur_pending = false;
+        found = c->cur.offset >= c->lo && !kvt_pending_deleted(vt, c->cur.offset);
+        if (!found) {
+          /* Deleted in this transaction or below the bound: the long way. */
+          klevdb_batch_free(&c->one);
+          goto listed;
+        }
+      }
+      c->returned = 1;
+      c->mode = M_LIST;   /* nothing after the one row (limit reached) */
+      return SQLITE_OK;
+    }
+  listed:
+    c->mode = M_LIST;
+    if ((rc = collect_key(c, &cap)) != SQLITE_OK) return rc;
+    c->by_key = false;
+    list_sort(c);
+  } else {
+    if (timev && !(plan & P_DESC)) {
+      int64_t t;
+      char *err = NULL;
+      if (kvt_parse_time(timev, &t, &err) == SQLITE_OK) {
+        int64_t start;
+        if ((plan & P_TIME_GT) && t < INT64_MAX) t++;
+        if (klevdb_time_floor(vt->kdb, t, &start) == KLEVDB_OK && start > c->lo) c->lo = start;
+      }
+      sqlite3_free(err);
+    }
+    if (plan & P_DESC) c->from = c->hi == INT64_MAX ? KLEVDB_OFFSET_NEWEST : c->hi;
+    else c->from = c->lo;
+    if (c->lo > c->hi) {
+      c->eof = true;
+      return SQLITE_OK;
+    }
+  }
+  return step(c);
+}
+
+static int kvt_next(sqlite3_vtab_cursor *cur) { return step((kvt_cursor *)cur); }
+
+static int kvt_eof(sqlite3_vtab_cursor *cur) { return ((kvt_cursor *)cur)->eof; }
+
+static int kvt_column(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int col) {
+  kvt_cursor *c = (kvt_cursor *)cur;
+  const klevdb_msg *m = &c->cur;
+  switch (col) {
+  case KVT_OFFSET:
+    sqlite3_result_int64(ctx, m->offset);
+    break;
+  case KVT_TIME:
+    if (m->time == KLEVDB_TIME_UNSET) sqlite3_result_null(ctx);
+    else sqlite3_result_int64(ctx, m->time);
+    break;
+  case KVT_KEY:
+    kvt_result(ctx, c->vt->args.key, m->key, m->key_len);
+    break;
+  case KVT_VALUE:
+    kvt_result(ctx, c->vt->args.value, m->value, m->value_len);
+    break;
+  }
+  return SQLITE_OK;
+}
+
+static int kvt_rowid(sqlite3_vtab_cursor *cur, sqlite3_int64 *rowid) {
+  *rowid = ((kvt_cursor *)cur)->cur.offset;
+  return SQLITE_OK;
+}
+
+static int kvt_rename(sqlite3_vtab *vtab, const char *name) {
+  kvt_vtab *vt = (kvt_vtab *)vtab;
+  char *n = sqlite3_mprintf("%s", name);
+  if (!n) return SQLITE_NOMEM;
+  sqlite3_free(vt->name);
+  vt->name = n;
+  return SQLITE_OK;
+}
+
+static sqlite3_module kvt_module = {
+  .iVersion = 3,
+  .xCreate = kvt_connect,
+  .xConnect = kvt_connect,
+  .xBestIndex = kvt_best_index,
+  .xDisconnect = kvt_disconnect,
+  .xDestroy = kvt_disconnect,   /* DROP TABLE keeps the store's files */
+  .xOpen = kvt_open,
+  .xClose = kvt_close,
+  .xFilter = kvt_filter,
+  .xNext = kvt_next,
+  .xEof = kvt_eof,
+  .xColumn = kvt_column,
+  .xRowid = kvt_rowid,
+  .xUpdate = kvt_update,
+  .xBegin = kvt_begin,
+  .xSync = kvt_sync,
+  .xCommit = kvt_commit,
+  .xRollback = kvt_rollback,
+  .xRename = kvt_rename,
+  .xSavepoint = kvt_savepoint,
+  .xRelease = kvt_release,
+  .xRollbackTo = kvt_rollback_to,
+};
+
+/* klevdb_time(x): microseconds of an ISO-8601 text (or an INTEGER as it
+** is), so that WHERE time >= klevdb_time('2023-01-01') reads naturally. */
+static void fn_time(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  (void)argc;
+  if (sqlite3_value_type(argv[0]) == SQLITE_NULL) return;
+  int64_t t;
+  char *err = NULL;
+  int rc = kvt_parse_time(argv[0], &t, &err);
+  if (rc != SQLITE_OK) {
+    sqlite3_result_error(ctx, err ? err : "klevdb: bad time", -1);
+    sqlite3_result_error_code(ctx, rc);
+    sqlite3_free(err);
+    return;
+  }
+  sqlite3_result_int64(ctx, t);
+}
+
+int kvt_register_vtab(sqlite3 *db, kvt_conn *c) {
+  int rc = sqlite3_create_module_v2(db, "klevdb", &kvt_module, c, sqlite3_free);
+  if (rc == SQLITE_OK)
+    rc = sqlite3_create_function_v2(db, "klevdb_time", 1,
+                                    SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS, NULL,
+                                    fn_time, NULL, NULL, NULL);
+  return rc;
+}

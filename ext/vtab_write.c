@@ -1,0 +1,233 @@
+/*
+** vtab_write.c - the klevdb virtual table's writing half: INSERT hands out
+** offsets and collects messages, DELETE collects offset ranges, and the
+** transaction methods publish both at commit (or drop them at rollback).
+*/
+#include <string.h>
+#include <time.h>
+
+#include "kvt.h"
+
+/* How long a write waits for another connection's transaction (ms). */
+#define WRITER_WAIT_MS 5000
+
+static int grow(void **p, size_t *cap, size_t need, size_t size) {
+  if (need <= *cap) return SQLITE_OK;
+  size_t n = *cap ? *cap * 2 : 16;
+  while (n < need) n *= 2;
+  void *q = sqlite3_realloc64(*p, n * size);
+  if (!q) return SQLITE_NOMEM;
+  *p = q;
+  *cap = n;
+  return SQLITE_OK;
+}
+
+void kvt_pending_clear(kvt_vtab *vt) {
+  kvt_pending *tx = &vt->tx;
+  sqlite3_free(tx->rows);
+  sqlite3_free(tx->dels);
+  sqlite3_free(tx->marks);
+  kvt_buf_free(&tx->arena);
+  if (tx->locked) klevdb_writer_unlock(vt->kdb);
+  memset(tx, 0, sizeof(*tx));
+}
+
+bool kvt_pending_deleted(const kvt_vtab *vt, int64_t offset) {
+  const kvt_pending *tx = &vt->tx;
+  for (size_t i = tx->ndels; i-- > 0;)
+    if (offset >= tx->dels[i].from && offset < tx->dels[i].to) return true;
+  return false;
+}
+
+/* The first write of a transaction reserves the store, so that the
+** offsets handed out now are the ones the messages get at commit. */
+static int reserve(kvt_vtab *vt) {
+  if (vt->tx.locked) return SQLITE_OK;
+  klevdb_err e = klevdb_writer_lock(vt->kdb, WRITER_WAIT_MS);
+  if (e != KLEVDB_OK) return kvt_error(vt, kvt_rc(e), "%s", klevdb_errmsg(vt->kdb));
+  int64_t next;
+  e = klevdb_next_offset(vt->kdb, &next);
+  if (e != KLEVDB_OK) {
+    klevdb_writer_unlock(vt->kdb);
+    return kvt_error(vt, kvt_rc(e), "%s", klevdb_errmsg(vt->kdb));
+  }
+  vt->tx.locked = true;
+  vt->tx.base = next;
+  return SQLITE_OK;
+}
+
+static int64_t now_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static int insert(kvt_vtab *vt, sqlite3_value **argv, sqlite3_int64 *rowid) {
+  kvt_pending *tx = &vt->tx;
+  /* argv: [0] old rowid (NULL), [1] new rowid, [2..] the columns. */
+  if (sqlite3_value_type(argv[1]) != SQLITE_NULL || sqlite3_value_type(argv[2 + KVT_OFFSET]) != SQLITE_NULL)
+    return kvt_error(vt, SQLITE_CONSTRAINT, "offsets are assigned by the log (leave offset out of the INSERT)");
+  int64_t t;
+  sqlite3_value *tv = argv[2 + KVT_TIME];
+  if (sqlite3_value_type(tv) == SQLITE_NULL) {
+    t = now_us();
+  } else {
+    char *err = NULL;
+    int rc = kvt_parse_time(tv, &t, &err);
+    if (rc != SQLITE_OK) {
+      kvt_error(vt, rc, "%s", err ? err : "bad time");
+      sqlite3_free(err);
+      return rc;
+    }
+  }
+  size_t alen = tx->arena.len;
+  kvt_row r = {.time = t, .koff = alen};
+  char *err = NULL;
+  int rc = kvt_encode(vt->args.key, argv[2 + KVT_KEY], "key", &tx->arena, &err);
+  if (rc == SQLITE_OK) {
+    r.klen = tx->arena.len - alen;
+    r.voff = tx->arena.len;
+    rc = kvt_encode(vt->args.value, argv[2 + KVT_VALUE], "value", &tx->arena, &err);
+    r.vlen = tx->arena.len - r.voff;
+  }
+  if (rc == SQLITE_OK && r.klen + r.vlen > KLEVDB_MAX_PAYLOAD) {
+    rc = SQLITE_TOOBIG;
+    err = sqlite3_mprintf("klevdb: message too big: key + value is %zu bytes, the limit is %d",
+                          r.klen + r.vlen, KLEVDB_MAX_PAYLOAD);
+  }
+  if (rc != SQLITE_OK) {
+    tx->arena.len = alen;
+    kvt_error(vt, rc, "%s", err ? err : "cannot encode");
+    sqlite3_free(err);
+    return rc;
+  }
+  if ((rc = reserve(vt)) != SQLITE_OK || (rc = grow((void **)&tx->rows, &tx->cap, tx->n + 1, sizeof(kvt_row))) != SQLITE_OK) {
+    tx->arena.len = alen;
+    return rc;
+  }
+  tx->rows[tx->n++] = r;
+  *rowid = tx->base + (sqlite3_int64)tx->n - 1;
+  return SQLITE_OK;
+}
+
+static int delete_row(kvt_vtab *vt, int64_t offset) {
+  kvt_pending *tx = &vt->tx;
+  int rc = reserve(vt);
+  if (rc != SQLITE_OK) return rc;
+  /* Consecutive offsets grow the last range (ranges born before the last
+  ** savepoint stay as they are, so that ROLLBACK TO can cut them off). */
+  size_t floor = tx->nmarks ? tx->marks[tx->nmarks - 1].ndels : 0;
+  if (tx->ndels > floor) {
+    klevdb_range *last = &tx->dels[tx->ndels - 1];
+    if (offset == last->to) {
+      last->to++;
+      return SQLITE_OK;
+    }
+    if (offset == last->from - 1) {
+      last->from--;
+      return SQLITE_OK;
+    }
+  }
+  if ((rc = grow((void **)&tx->dels, &tx->capdels, tx->ndels + 1, sizeof(klevdb_range))) != SQLITE_OK)
+    return rc;
+  tx->dels[tx->ndels++] = (klevdb_range){offset, offset + 1};
+  return SQLITE_OK;
+}
+
+int kvt_update(sqlite3_vtab *vtab, int argc, sqlite3_value **argv, sqlite3_int64 *rowid) {
+  kvt_vtab *vt = (kvt_vtab *)vtab;
+  if (vt->args.opts.readonly)
+    return kvt_error(vt, SQLITE_READONLY, "table %s is read-only", vt->name);
+  if (argc == 1) return delete_row(vt, sqlite3_value_int64(argv[0]));
+  if (sqlite3_value_type(argv[0]) == SQLITE_NULL) return insert(vt, argv, rowid);
+  return kvt_error(vt, SQLITE_CONSTRAINT, "messages are immutable (UPDATE is not supported; "
+                   "INSERT a new message and DELETE the old one)");
+}
+
+int kvt_begin(sqlite3_vtab *vtab) {
+  (void)vtab;
+  return SQLITE_OK;
+}
+
+/* Publishes the inserts as one batch, then applies the deletes. A failure
+** here fails the COMMIT; nothing of the batch stays (publish is all or
+** nothing). */
+int kvt_sync(sqlite3_vtab *vtab) {
+  kvt_vtab *vt = (kvt_vtab *)vtab;
+  kvt_pending *tx = &vt->tx;
+  klevdb_err e = KLEVDB_OK;
+  if (tx->n) {
+    klevdb_msg *msgs = sqlite3_malloc64(tx->n * sizeof(klevdb_msg));
+    if (!msgs) return SQLITE_NOMEM;
+    const uint8_t *a = tx->arena.p;
+    for (size_t i = 0; i < tx->n; i++) {
+      const kvt_row *r = &tx->rows[i];
+      msgs[i] = (klevdb_msg){.time = r->time, .key = r->klen ? a + r->koff : NULL, .key_len = r->klen,
+                             .value = r->vlen ? a + r->voff : NULL, .value_len = r->vlen};
+    }
+    int64_t next;
+    e = klevdb_publish(vt->kdb, msgs, tx->n, &next);
+    sqlite3_free(msgs);
+    if (e == KLEVDB_OK && next != tx->base + (int64_t)tx->n)
+      return kvt_error(vt, SQLITE_INTERNAL, "published at another offset than handed out (%lld)",
+                       (long long)(next - (int64_t)tx->n));
+  }
+  if (e == KLEVDB_OK && tx->ndels) {
+    klevdb_deleted d;
+    e = klevdb_delete_ranges(vt->kdb, tx->dels, tx->ndels, &d);
+  }
+  if (e == KLEVDB_OK && vt->args.opts.auto_sync && (tx->n || tx->ndels)) e = klevdb_sync(vt->kdb, NULL);
+  if (e != KLEVDB_OK) return kvt_error(vt, kvt_rc(e), "%s", klevdb_errmsg(vt->kdb));
+  return SQLITE_OK;
+}
+
+int kvt_commit(sqlite3_vtab *vtab) {
+  kvt_vtab *vt = (kvt_vtab *)vtab;
+  if (vt->tx.n || vt->tx.ndels) {
+    /* Rows inserted change the planner's picture a little; refresh it. */
+    vt->est_rows += (int64_t)vt->tx.n;
+  }
+  kvt_pending_clear(vt);
+  return SQLITE_OK;
+}
+
+int kvt_rollback(sqlite3_vtab *vtab) {
+  kvt_pending_clear((kvt_vtab *)vtab);
+  return SQLITE_OK;
+}
+
+int kvt_savepoint(sqlite3_vtab *vtab, int n) {
+  kvt_vtab *vt = (kvt_vtab *)vtab;
+  kvt_pending *tx = &vt->tx;
+  size_t cap = (size_t)tx->nmarks;
+  size_t need = (size_t)n + 1;
+  if (need > cap) {
+    void *m = sqlite3_realloc64(tx->marks, need * sizeof(*tx->marks));
+    if (!m) return SQLITE_NOMEM;
+    tx->marks = m;
+  }
+  for (int i = tx->nmarks; i <= n; i++) {
+    tx->marks[i].n = tx->n;
+    tx->marks[i].ndels = tx->ndels;
+    tx->marks[i].alen = tx->arena.len;
+  }
+  tx->nmarks = n + 1;
+  return SQLITE_OK;
+}
+
+int kvt_release(sqlite3_vtab *vtab, int n) {
+  kvt_vtab *vt = (kvt_vtab *)vtab;
+  if (n < vt->tx.nmarks) vt->tx.nmarks = n;
+  return SQLITE_OK;
+}
+
+int kvt_rollback_to(sqlite3_vtab *vtab, int n) {
+  kvt_vtab *vt = (kvt_vtab *)vtab;
+  kvt_pending *tx = &vt->tx;
+  if (n >= tx->nmarks) return SQLITE_OK;
+  tx->n = tx->marks[n].n;
+  tx->ndels = tx->marks[n].ndels;
+  tx->arena.len = tx->marks[n].alen;
+  tx->nmarks = n + 1;
+  return SQLITE_OK;
+}
