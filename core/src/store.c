@@ -145,8 +145,16 @@ static klevdb_err relist(store *st, klevdb_error *e) {
     seg_free(st->segs[j]);  /* gone or replaced; readers hold their pins */
     changed = true;
   }
-  for (size_t i = 0; i + 1 < n; i++)
-    if (ns[i]->live) seg_follow(st, ns[i], NULL);
+  /* A segment that is no longer the last was rolled over: its index file
+  ** is complete, so it becomes an ordinary mapped segment. */
+  for (size_t i = 0; i + 1 < n; i++) {
+    seg *s = ns[i];
+    if (!s->live) continue;
+    if (s->fd >= 0) close(s->fd);
+    s->fd = -1;
+    s->live = false;
+    seg_unload(s);
+  }
   ns[n - 1]->live = true;
   free(st->segs);
   free(bases);
@@ -554,6 +562,9 @@ static klevdb_err rollover(store *st, klevdb_error *e) {
   if (st->opts.auto_sync && (rc = dir_sync(st->dir, e))) { /* the data is safe; report */ }
   pthread_rwlock_wrlock(&st->lk);
   klevdb_err prc = segs_push(st, s, e);
+  /* The old head's items leave the heap: its .index is complete now and
+  ** is mapped again on first use (readers hold pins on its log). */
+  if (!prc) seg_unload(old);
   pthread_rwlock_unlock(&st->lk);
   if (prc) return prc;
   return rc;
