@@ -155,8 +155,9 @@ typedef struct kmap {
   size_t len;       /* bytes mapped (may exceed the file size: reserve) */
   int refs;         /* atomic */
 } kmap;
-/* Maps reserve bytes (at least the file size) of fd; len 0 maps nothing. */
-klevdb_err kmap_open(int fd, size_t reserve, kmap **out, klevdb_error *e);
+/* Maps reserve bytes (at least the file size) of fd; len 0 maps nothing.
+** writable: the head, whose writer appends by copying into the mapping. */
+klevdb_err kmap_open(int fd, size_t reserve, bool writable, kmap **out, klevdb_error *e);
 kmap *kmap_ref(kmap *m);
 void kmap_unref(kmap *m);
 

@@ -67,11 +67,11 @@ klevdb_err dir_segments(const char *dir, bool missing_ok, int64_t **bases,
   return KLEVDB_OK;
 }
 
-klevdb_err kmap_open(int fd, size_t reserve, kmap **out, klevdb_error *e) {
+klevdb_err kmap_open(int fd, size_t reserve, bool writable, kmap **out, klevdb_error *e) {
   kmap *m = calloc(1, sizeof(*m));
   if (!m) return kerr_sys(e, ENOMEM, "map");
   if (reserve) {
-    void *p = mmap(NULL, reserve, PROT_READ, MAP_SHARED, fd, 0);
+    void *p = mmap(NULL, reserve, PROT_READ | (writable ? PROT_WRITE : 0), MAP_SHARED, fd, 0);
     if (p == MAP_FAILED) {
       int err = errno;
       free(m);

@@ -45,7 +45,7 @@ void seg_free(seg *s) {
 
 /* Room to map for a log that grows: appends land in the mapping without a
 ** remap until the file passes it. */
-static size_t log_reserve(const store *st, int64_t size) {
+size_t log_reserve(const store *st, int64_t size) {
   int64_t r = st->opts.rollover * 2;
   if (r < size * 2) r = size * 2;
   if (r < (1 << 20)) r = 1 << 20;
@@ -62,7 +62,7 @@ static klevdb_err log_map(store *st, seg *s, klevdb_error *e) {
       /* The virtual empty segment of a read-only store with no files. */
       s->ver = FMT_V2;
       s->log_end = 0;
-      return kmap_open(-1, 0, &s->log, e);
+      return kmap_open(-1, 0, false, &s->log, e);
     }
     return kerr_sys(e, errno, "open %s", path);
   }
@@ -75,7 +75,7 @@ static klevdb_err log_map(store *st, seg *s, klevdb_error *e) {
   int64_t size = sb.st_size;
   size_t reserve = s->live ? log_reserve(st, size) : (size_t)size;
   kmap *m;
-  klevdb_err rc = kmap_open(fd, reserve, &m, e);
+  klevdb_err rc = kmap_open(fd, reserve, false, &m, e);
   if (rc) {
     close(fd);
     kerr_wrap(e, "map %s", path);
@@ -137,7 +137,7 @@ static klevdb_err index_map(store *st, seg *s, klevdb_error *e) {
     return KLEVDB_OK;
   }
   kmap *m;
-  klevdb_err rc = kmap_open(fd, (size_t)sb.st_size, &m, e);
+  klevdb_err rc = kmap_open(fd, (size_t)sb.st_size, false, &m, e);
   close(fd);
   if (rc) {
     kerr_wrap(e, "map %s", path);
@@ -303,7 +303,7 @@ klevdb_err seg_follow(store *st, seg *s, klevdb_error *e) {
   if (sb.st_size == s->log_end) return KLEVDB_OK;
   if ((size_t)sb.st_size > s->log->len) {
     kmap *m;
-    klevdb_err rc = kmap_open(s->fd, log_reserve(st, sb.st_size), &m, e);
+    klevdb_err rc = kmap_open(s->fd, log_reserve(st, sb.st_size), false, &m, e);
     if (rc) return rc;
     kmap_unref(s->log);
     s->log = m;
@@ -408,7 +408,7 @@ klevdb_err head_open(store *st, seg *s, bool create, klevdb_error *e) {
   }
   s->live = true;
   s->fd = fd;
-  klevdb_err rc = kmap_open(fd, log_reserve(st, sb.st_size), &s->log, e);
+  klevdb_err rc = kmap_open(fd, log_reserve(st, sb.st_size), true, &s->log, e);
   if (rc) goto fail;
   s->ino = sb.st_ino;
   s->log_end = sb.st_size;
@@ -464,6 +464,7 @@ klevdb_err head_open(store *st, seg *s, bool create, klevdb_error *e) {
   }
   st->ifd = ifd;
   st->iflushed = (size_t)file_items;
+  st->alloc = s->log_end;
   s->loaded = true;
   if (s->n) st->last_ts = item_ts(s->ibuf.p + (s->n - 1) * st->isz, st->params);
   else if (!create) st->last_ts = 0;
@@ -497,14 +498,20 @@ klevdb_err head_flush(store *st, seg *h, klevdb_error *e) {
   return KLEVDB_OK;
 }
 
-void head_close(store *st, seg *s) {
+void head_trim(store *st, seg *s) {
+  if (st->alloc > s->log_end && s->fd >= 0 && ftruncate(s->fd, s->log_end) == 0)
+    st->alloc = s->log_end;
+}
+
+void head_close(store *st, seg *s, bool sync) {
+  head_trim(st, s);
   if (st->ifd >= 0) {
-    fdatasync(st->ifd);
+    if (sync) fdatasync(st->ifd);
     close(st->ifd);
     st->ifd = -1;
   }
   if (s->fd >= 0) {
-    fdatasync(s->fd);
+    if (sync) fdatasync(s->fd);
     close(s->fd);
     s->fd = -1;
   }

@@ -367,7 +367,7 @@ static void store_close(store *st) {
   pthread_mutex_lock(&st->wmu);
   if (!st->ro) {
     head_flush(st, head(st), NULL);
-    head_close(st, head(st));
+    head_close(st, head(st), true);
   }
   pthread_mutex_unlock(&st->wmu);
   /* Blocked readers hold no lock for long; wait until they have left. */
@@ -537,8 +537,9 @@ void klevdb_writer_unlock(klevdb *db) {
 /* Starts a new head at the next offset (spec 4.2). Caller holds wmu. */
 static klevdb_err rollover(store *st, klevdb_error *e) {
   seg *old = head(st);
-  klevdb_err rc = head_flush(st, head(st), e);
+  klevdb_err rc = head_flush(st, old, e);
   if (rc) return rc;
+  head_trim(st, old);
   seg *s = seg_new(st->next);
   if (!s) return kerr_sys(e, ENOMEM, "rollover");
   if (s->base == old->base) {
@@ -557,7 +558,7 @@ static klevdb_err rollover(store *st, klevdb_error *e) {
   }
   int nifd = st->ifd;
   st->ifd = ifd;
-  head_close(st, old);
+  head_close(st, old, st->opts.auto_sync);
   st->ifd = nifd;
   if (st->opts.auto_sync && (rc = dir_sync(st->dir, e))) { /* the data is safe; report */ }
   pthread_rwlock_wrlock(&st->lk);
@@ -568,6 +569,42 @@ static klevdb_err rollover(store *st, klevdb_error *e) {
   pthread_rwlock_unlock(&st->lk);
   if (prc) return prc;
   return rc;
+}
+
+/* Maps more of the head log when it outgrows its mapping. */
+static klevdb_err head_remap(store *st, seg *h, int64_t size, klevdb_error *e) {
+  kmap *m;
+  klevdb_err rc = kmap_open(h->fd, log_reserve(st, size), true, &m, e);
+  if (rc) return rc;
+  pthread_rwlock_wrlock(&st->lk);
+  kmap_unref(h->log);
+  h->log = m;
+  pthread_rwlock_unlock(&st->lk);
+  return KLEVDB_OK;
+}
+
+/* Makes sure the head log has need bytes allocated and mapped. Allocating
+** (not just extending the size) is what turns a full disk into an error
+** here instead of a SIGBUS on the copy. */
+static klevdb_err head_room(store *st, seg *h, int64_t need, bool *mapped, klevdb_error *e) {
+  if (need <= st->alloc) return KLEVDB_OK;
+  int64_t chunk = st->opts.rollover / 2;
+  if (chunk < (64 << 10)) chunk = 64 << 10;
+  if (chunk > (8 << 20)) chunk = 8 << 20;
+  int64_t to = (need + chunk + 4095) & ~(int64_t)4095;
+  if (fallocate(h->fd, 0, st->alloc, to - st->alloc) < 0) {
+    if (errno == EOPNOTSUPP || errno == ENOSYS) {
+      st->no_fallocate = true;
+      *mapped = false;
+      return KLEVDB_OK;
+    }
+    int err = errno;
+    head_trim(st, h);
+    return kerr_sys(e, err, "publish: allocate space in segment %lld", (long long)h->base);
+  }
+  st->alloc = to;
+  if ((size_t)to > h->log->len) return head_remap(st, h, to, e);
+  return KLEVDB_OK;
 }
 
 static void wake_waiters(store *st) {
@@ -611,8 +648,20 @@ klevdb_err klevdb_publish(klevdb *db, const klevdb_msg *msgs, size_t n, int64_t 
   if (n == 0) goto out;
 
   int ver = h->ver;
-  st->wbuf.len = 0;
-  if ((rc = kbuf_reserve(&st->wbuf, total, e))) goto out;
+  /* V2 heads append by copying into their mapping (no system call per
+  ** publish); the space is allocated ahead and cut off again at close. A
+  ** V1 head, or a file system without fallocate, appends with write(). */
+  bool mapped = ver == FMT_V2 && !st->no_fallocate;
+  if (mapped && (rc = head_room(st, h, h->log_end + (int64_t)total, &mapped, e))) goto out;
+  uint8_t *dst;
+  if (mapped) {
+    dst = (uint8_t *)h->log->data + h->log_end;
+  } else {
+    head_trim(st, h);
+    st->wbuf.len = 0;
+    if ((rc = kbuf_reserve(&st->wbuf, total, e))) goto out;
+    dst = st->wbuf.p;
+  }
   size_t need = (h->n + n) * st->isz;
   if (h->ibuf.cap < need) {
     pthread_rwlock_wrlock(&st->lk);
@@ -630,41 +679,34 @@ klevdb_err klevdb_publish(klevdb *db, const klevdb_msg *msgs, size_t n, int64_t 
       if (t_now == KLEVDB_TIME_UNSET) t_now = now_us();
       t = t_now;
     }
-    size_t len = rec_encode(ver, st->wbuf.p + st->wbuf.len, off + (int64_t)i, t, m->key,
+    size_t len = rec_encode(ver, dst + (pos - h->log_end), off + (int64_t)i, t, m->key,
                             m->key_len, m->value, m->value_len);
     if (t > last_ts) last_ts = t;
     item_encode(items + i * st->isz, st->params, off + (int64_t)i, pos, last_ts,
                 (st->params & IDX_KEYS) ? klevdb_key_hash(m->key, m->key_len) : 0);
     pos += (int64_t)len;
-    st->wbuf.len += len;
   }
-  /* One write for the whole batch; on failure cut the log back so that
-  ** nothing of the batch stays (spec B9). */
-  const uint8_t *p = st->wbuf.p;
-  size_t left = st->wbuf.len;
-  while (left) {
-    ssize_t w = write(h->fd, p, left);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) {
-      int err = w < 0 ? errno : EIO;
-      if (ftruncate(h->fd, h->log_end) < 0) { /* open cuts a torn tail */ }
-      rc = kerr_sys(e, err, "publish: write segment %lld", (long long)h->base);
-      goto out;
+  if (!mapped) {
+    /* One write for the whole batch; on failure cut the log back so that
+    ** nothing of the batch stays (spec B9). */
+    const uint8_t *p = dst;
+    size_t left = (size_t)(pos - h->log_end);
+    while (left) {
+      ssize_t w = write(h->fd, p, left);
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) {
+        int err = w < 0 ? errno : EIO;
+        if (ftruncate(h->fd, h->log_end) < 0) { /* open cuts a torn tail */ }
+        rc = kerr_sys(e, err, "publish: write segment %lld", (long long)h->base);
+        goto out;
+      }
+      p += w;
+      left -= (size_t)w;
     }
-    p += w;
-    left -= (size_t)w;
-  }
-  if ((size_t)pos > h->log->len) {
-    kmap *m;
-    int64_t r = st->opts.rollover * 2 > pos * 2 ? st->opts.rollover * 2 : pos * 2;
-    if ((rc = kmap_open(h->fd, ((size_t)r + 4095) & ~(size_t)4095, &m, e))) {
+    if ((size_t)pos > h->log->len && (rc = head_remap(st, h, pos, e))) {
       if (ftruncate(h->fd, h->log_end) < 0) { /* open cuts a torn tail */ }
       goto out;
     }
-    pthread_rwlock_wrlock(&st->lk);
-    kmap_unref(h->log);
-    h->log = m;
-    pthread_rwlock_unlock(&st->lk);
   }
 
   pthread_rwlock_wrlock(&st->lk);
@@ -1316,7 +1358,9 @@ klevdb_err klevdb_sync(klevdb *db, int64_t *next_out) {
   } else {
     pthread_mutex_lock(&st->wmu);
     seg *h = head(st);
-    rc = head_flush(st, head(st), &db->err);
+    /* After a sync the files are exactly what Go would have written. */
+    head_trim(st, h);
+    rc = head_flush(st, h, &db->err);
     if (!rc && h->fd >= 0 && (fdatasync(h->fd) < 0 || fdatasync(st->ifd) < 0))
       rc = kerr_sys(&db->err, errno, "sync segment %lld", (long long)h->base);
     pthread_mutex_unlock(&st->wmu);
@@ -1349,7 +1393,10 @@ klevdb_err klevdb_backup(klevdb *db, const char *dir) {
   /* Holding the writer lock makes the copy of the head match its index
   ** (Go's bug B11); the head's items are flushed first. */
   pthread_mutex_lock(&st->wmu);
-  if (!st->ro) rc = head_flush(st, head(st), e);
+  if (!st->ro) {
+    head_trim(st, head(st));
+    rc = head_flush(st, head(st), e);
+  }
   pthread_rwlock_rdlock(&st->lk);
   for (size_t si = 0; si < st->nsegs && !rc; si++) {
     char src[PATH_CAP], dst[PATH_CAP];
@@ -1466,7 +1513,7 @@ static klevdb_err delete_in(store *st, size_t si, drop_fn drop, void *ctx, klevd
     if (!repl) return kerr_sys(e, ENOMEM, "delete");
   }
   int64_t carry_ts = st->last_ts;
-  if (is_head) head_close(st, s);
+  if (is_head) head_close(st, s, st->opts.auto_sync);
   if (!kept || first != s->base) {
     unlink(old_idx);
     unlink(old_log);

@@ -68,6 +68,8 @@ struct store {
   int ifd;                  /* head .index, append */
   size_t iflushed;          /* bytes of head items already in the file */
   int64_t last_ts;          /* time clamp carried across segments */
+  int64_t alloc;            /* head log bytes allocated (mapped appends) */
+  bool no_fallocate;        /* the file system cannot: append with write() */
   kbuf wbuf;
 
   /* a handle holding the writes (klevdb_writer_lock), under wmu */
@@ -116,7 +118,12 @@ static inline int64_t seg_next(const seg *s, size_t isz) {
 klevdb_err head_open(store *st, seg *s, bool create, klevdb_error *e);
 /* Writes head items not yet in the .index file. */
 klevdb_err head_flush(store *st, seg *h, klevdb_error *e);
-void head_close(store *st, seg *s);
+/* Closes the head's files (fsyncs them first if sync). */
+void head_close(store *st, seg *s, bool sync);
+/* Cuts the head log back to its records: appends copy into the mapping of
+** space allocated ahead, which must not outlive the writer. */
+void head_trim(store *st, seg *s);
+size_t log_reserve(const store *st, int64_t size);
 
 /* Rewrites segment s without the items for which drop(offset) is true, to
 ** temp files. *kept and *dropped count items; *first is the first survivor.
