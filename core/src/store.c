@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -24,6 +25,10 @@
 /* A read-only store looks for another process's changes at least this
 ** often (µs), and on every read that reaches the end of what it knows. */
 #define FOLLOW_US 10000
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23   /* Linux 5.14; older kernels ignore it */
+#endif
 
 struct klevdb {
   store *st;
@@ -255,6 +260,8 @@ static void store_free(store *st) {
   pthread_mutex_destroy(&st->cvmu);
   pthread_cond_destroy(&st->cv);
   pthread_cond_destroy(&st->txn_cv);
+  pthread_mutex_destroy(&st->spare_mu);
+  pthread_cond_destroy(&st->spare_cv);
   free(st->dir);
   free(st);
 }
@@ -269,6 +276,8 @@ static klevdb_err store_open(const char *dir, const klevdb_options *o, store **o
   pthread_rwlock_init(&st->lk, NULL);
   pthread_mutex_init(&st->cvmu, NULL);
   pthread_cond_init(&st->txn_cv, NULL);
+  pthread_mutex_init(&st->spare_mu, NULL);
+  pthread_cond_init(&st->spare_cv, NULL);
   pthread_condattr_t ca;
   pthread_condattr_init(&ca);
   pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -303,6 +312,7 @@ static klevdb_err store_open(const char *dir, const klevdb_options *o, store **o
   st->dev = sb.st_dev;
   st->ino = sb.st_ino;
   if (!st->ro && (rc = lock_dir(st, e))) goto fail;
+  if (!st->ro) spare_clean(st);
   if ((rc = dir_segments(dir, false, &bases, &n, e))) goto fail;
 
   if (n && !st->ro) {
@@ -368,6 +378,7 @@ static void store_close(store *st) {
   if (!st->ro) {
     head_flush(st, head(st), NULL);
     head_close(st, head(st), true);
+    spare_stop(st);
   }
   pthread_mutex_unlock(&st->wmu);
   /* Blocked readers hold no lock for long; wait until they have left. */
@@ -549,6 +560,7 @@ static klevdb_err rollover(store *st, klevdb_error *e) {
   }
   int ifd = st->ifd;
   size_t iflushed = st->iflushed;
+  spare_take(st, s->base);
   rc = head_open(st, s, true, e);
   if (rc) {
     st->ifd = ifd;
@@ -602,9 +614,12 @@ static klevdb_err head_room(store *st, seg *h, int64_t need, bool *mapped, klevd
     head_trim(st, h);
     return kerr_sys(e, err, "publish: allocate space in segment %lld", (long long)h->base);
   }
+  int64_t from = st->alloc & ~(int64_t)4095;
   st->alloc = to;
-  if ((size_t)to > h->log->len) return head_remap(st, h, to, e);
-  return KLEVDB_OK;
+  klevdb_err rc = (size_t)to > h->log->len ? head_remap(st, h, to, e) : KLEVDB_OK;
+  /* Fault the new pages in with one call instead of one trap per page. */
+  if (!rc) madvise((void *)(h->log->data + from), (size_t)(to - from), MADV_POPULATE_WRITE);
+  return rc;
 }
 
 static void wake_waiters(store *st) {

@@ -76,6 +76,13 @@ struct store {
   struct klevdb *txn_owner;
   pthread_cond_t txn_cv;
 
+  /* the next head's files, made ahead (spare.c) */
+  pthread_mutex_t spare_mu;
+  pthread_cond_t spare_cv;
+  pthread_t spare_tid;
+  bool spare_running;
+  int spare_state;
+
   /* key table, under lk */
   ktab kt;
   int kt_state;             /* 0 not built, 1 ready, -1 unusable */
@@ -124,6 +131,16 @@ void head_close(store *st, seg *s, bool sync);
 ** space allocated ahead, which must not outlive the writer. */
 void head_trim(store *st, seg *s);
 size_t log_reserve(const store *st, int64_t size);
+
+/* ---- spare.c ---- */
+/* Asks the background thread for a spare pair of files (starting it). */
+void spare_want(store *st);
+/* Renames a ready spare pair to segment base's names; false if none. */
+bool spare_take(store *st, int64_t base);
+/* Stops the thread and removes the spare files (close). */
+void spare_stop(store *st);
+/* Removes spare files a crashed writer left (open). */
+void spare_clean(store *st);
 
 /* Rewrites segment s without the items for which drop(offset) is true, to
 ** temp files. *kept and *dropped count items; *first is the first survivor.
