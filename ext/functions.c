@@ -1,2 +1,543 @@
-/* functions.c - being written. */
+/*
+** functions.c - the SQL functions of the extension:
+**
+**   klevdb_stat(table)                  JSON text: segments, messages, bytes,
+**                                       next/oldest/newest offset and times
+**   klevdb_sync(table)                  fsyncs; the next offset
+**   klevdb_gc(table, seconds_unused)    releases idle segment memory; 0
+**   klevdb_backup(table, dir)           copies the store; the resolved dir
+**   klevdb_trim(table, kind, value)     kind 'count'|'size'|'age'|'offset';
+**                                       the number of messages removed
+**   klevdb_compact(table, kind, before) kind 'updates'|'deletes'; removed
+**   klevdb_check(dir [, indexes])       'ok' or the check's error
+**   klevdb_recover(dir [, indexes])     'ok'
+**   klevdb_migrate(dir, 'v1'|'v2' [, indexes])  'ok'
+**   klevdb_varint(x)                    Go's zig-zag varint of x (BLOB)
+**   klevdb_unvarint(b)                  its inverse
+**
+** A table is named by a string and found among the klevdb tables of this
+** connection. A directory is resolved as in CREATE VIRTUAL TABLE (relative
+** to the main database's folder). indexes names the store's indexes:
+** 'keys,times', 'keys', 'times' or ''; without it (or NULL) they are read
+** from the store's newest V2 index header, both for a V1 store.
+**
+** Every error message starts with "klevdb: "; core errors keep their
+** class through kvt_rc().
+*/
+#include <errno.h>
+#include <stdarg.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <time.h>
+#include <unistd.h>
+
 #include "kvt.h"
+
+/* scan.c: the indexes a store directory has (from its newest V2 index
+** header; both when there is none). */
+
+/* How long trim and compact wait for another handle's open SQL
+** transaction on the same store. */
+#define FN_LOCK_WAIT_MS 5000
+
+/* ---- helpers ---- */
+
+static void fn_error(sqlite3_context *ctx, int rc, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  char *m = sqlite3_vmprintf(fmt, ap);
+  va_end(ap);
+  if (!m) {
+    sqlite3_result_error_nomem(ctx);
+    return;
+  }
+  sqlite3_result_error(ctx, m, -1);
+  sqlite3_result_error_code(ctx, rc);
+  sqlite3_free(m);
+}
+
+/* A core message without its "klevdb: " prefix. */
+static const char *bare(const char *msg) {
+  if (msg && strncmp(msg, "klevdb: ", 8) == 0) return msg + 8;
+  return msg ? msg : "";
+}
+
+/* "klevdb: <fn>: <core message>" with the core error's SQLite code. */
+static void core_error(sqlite3_context *ctx, const char *fn, klevdb_err code, const char *msg) {
+  if (code == KLEVDB_ENOMEM) {
+    sqlite3_result_error_nomem(ctx);
+    return;
+  }
+  fn_error(ctx, kvt_rc(code), "klevdb: %s: %s", fn, bare(msg));
+}
+
+/* The table named by argument v, or NULL with the error set. */
+static kvt_vtab *table_arg(sqlite3_context *ctx, const char *fn, sqlite3_value *v) {
+  if (sqlite3_value_type(v) != SQLITE_TEXT) {
+    fn_error(ctx, SQLITE_MISMATCH, "klevdb: %s: table must be a TEXT table name", fn);
+    return NULL;
+  }
+  const char *name = (const char *)sqlite3_value_text(v);
+  kvt_conn *c = sqlite3_user_data(ctx);
+  kvt_vtab *vt = name ? kvt_find(c, name) : NULL;
+  if (!vt) {
+    fn_error(ctx, SQLITE_ERROR, "klevdb: no klevdb table named '%s' in this connection",
+             name ? name : "");
+    return NULL;
+  }
+  if (!vt->kdb) {
+    fn_error(ctx, SQLITE_ERROR, "klevdb: %s: table %s is not open", fn, vt->name);
+    return NULL;
+  }
+  return vt;
+}
+
+/* Maintenance that deletes must not run under the table's own pending
+** writes: their offsets and deletes were planned against the log as it
+** was. */
+static bool refuse_pending(sqlite3_context *ctx, const char *fn, kvt_vtab *vt) {
+  if (vt->tx.n == 0 && vt->tx.ndels == 0) return false;
+  fn_error(ctx, SQLITE_ERROR, "klevdb: %s: table %s has uncommitted changes; commit first", fn,
+           vt->name);
+  return true;
+}
+
+static bool int_arg(sqlite3_context *ctx, const char *fn, const char *what, sqlite3_value *v,
+                    int64_t *out) {
+  if (sqlite3_value_type(v) != SQLITE_INTEGER) {
+    fn_error(ctx, SQLITE_MISMATCH, "klevdb: %s: %s must be an INTEGER", fn, what);
+    return false;
+  }
+  *out = sqlite3_value_int64(v);
+  return true;
+}
+
+/* A time argument: INTEGER microseconds or ISO-8601 text. */
+static bool time_arg(sqlite3_context *ctx, const char *fn, const char *what, sqlite3_value *v,
+                     int64_t *out) {
+  int t = sqlite3_value_type(v);
+  if (t != SQLITE_INTEGER && t != SQLITE_TEXT) {
+    fn_error(ctx, SQLITE_MISMATCH,
+             "klevdb: %s: %s must be INTEGER microseconds or ISO-8601 TEXT", fn, what);
+    return false;
+  }
+  char *err = NULL;
+  int rc = kvt_parse_time(v, out, &err);
+  if (rc != SQLITE_OK) {
+    if (!err) {
+      fn_error(ctx, rc, "klevdb: %s: %s is not a time", fn, what);
+    } else {
+      fn_error(ctx, rc, "klevdb: %s: %s", fn, bare(err));
+      sqlite3_free(err);
+    }
+    return false;
+  }
+  return true;
+}
+
+/* Parses an indexes argument: a comma separated list of "keys" and
+** "times" ('' for none). NULL: detected from the store. */
+static bool indexes_arg(sqlite3_context *ctx, const char *fn, sqlite3_value *v, const char *dir,
+                        klevdb_options *o) {
+  if (!v || sqlite3_value_type(v) == SQLITE_NULL) {
+    kvt_detect_indexes(dir, &o->key_index, &o->time_index);
+    return true;
+  }
+  if (sqlite3_value_type(v) != SQLITE_TEXT) goto bad;
+  const char *s = (const char *)sqlite3_value_text(v);
+  if (!s) goto bad;
+  o->key_index = o->time_index = 0;
+  while (*s) {
+    while (*s == ' ' || *s == '\t') s++;
+    const char *w = s;
+    while (*s && *s != ',' && *s != ' ' && *s != '\t') s++;
+    size_t n = (size_t)(s - w);
+    while (*s == ' ' || *s == '\t') s++;
+    if (n == 4 && sqlite3_strnicmp(w, "keys", 4) == 0) o->key_index = 1;
+    else if (n == 5 && sqlite3_strnicmp(w, "times", 5) == 0) o->time_index = 1;
+    else if (n != 0 || *s == ',') goto bad;
+    if (*s == ',') {
+      s++;
+      if (!*s) goto bad;
+    } else if (*s) {
+      goto bad;
+    }
+  }
+  return true;
+bad:
+  fn_error(ctx, SQLITE_ERROR,
+           "klevdb: %s: indexes must be 'keys,times', 'keys', 'times' or ''", fn);
+  return false;
+}
+
+/* Formats microseconds since the epoch as 2023-01-01T00:00:00.000000Z. */
+static bool iso_time(int64_t us, char *out, size_t cap) {
+  int64_t secs = us / 1000000, frac = us % 1000000;
+  if (frac < 0) {
+    frac += 1000000;
+    secs -= 1;
+  }
+  time_t t = (time_t)secs;
+  struct tm tm;
+  if (!gmtime_r(&t, &tm)) return false;
+  snprintf(out, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+           tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)frac);
+  return true;
+}
+
+/* ---- klevdb_stat, klevdb_sync, klevdb_gc, klevdb_backup ---- */
+
+static void fn_stat(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  (void)argc;
+  kvt_vtab *vt = table_arg(ctx, "klevdb_stat", argv[0]);
+  if (!vt) return;
+  klevdb_stat st;
+  klevdb_bounds b;
+  klevdb_err rc = klevdb_stat_get(vt->kdb, &st);
+  if (!rc) rc = klevdb_bounds_get(vt->kdb, &b);
+  if (rc) {
+    core_error(ctx, "klevdb_stat", rc, klevdb_errmsg(vt->kdb));
+    return;
+  }
+  char oo[32] = "null", no[32] = "null", ot[112] = "null", nt[112] = "null";
+  if (b.oldest_offset >= 0) {
+    char t[96];
+    snprintf(oo, sizeof(oo), "%lld", (long long)b.oldest_offset);
+    snprintf(no, sizeof(no), "%lld", (long long)b.newest_offset);
+    if (iso_time(b.oldest_time, t, sizeof(t))) snprintf(ot, sizeof(ot), "\"%s\"", t);
+    if (iso_time(b.newest_time, t, sizeof(t))) snprintf(nt, sizeof(nt), "\"%s\"", t);
+  }
+  char *json = sqlite3_mprintf(
+      "{\"segments\":%lld,\"messages\":%lld,\"bytes\":%lld,\"next_offset\":%lld,"
+      "\"oldest_offset\":%s,\"newest_offset\":%s,\"oldest_time\":%s,\"newest_time\":%s}",
+      (long long)st.segments, (long long)st.messages, (long long)st.size,
+      (long long)b.next_offset, oo, no, ot, nt);
+  if (!json) {
+    sqlite3_result_error_nomem(ctx);
+    return;
+  }
+  sqlite3_result_text(ctx, json, -1, sqlite3_free);
+}
+
+static void fn_sync(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  (void)argc;
+  kvt_vtab *vt = table_arg(ctx, "klevdb_sync", argv[0]);
+  if (!vt) return;
+  int64_t next = 0;
+  klevdb_err rc = klevdb_sync(vt->kdb, &next);
+  if (rc) {
+    core_error(ctx, "klevdb_sync", rc, klevdb_errmsg(vt->kdb));
+    return;
+  }
+  sqlite3_result_int64(ctx, next);
+}
+
+static void fn_gc(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  (void)argc;
+  kvt_vtab *vt = table_arg(ctx, "klevdb_gc", argv[0]);
+  if (!vt) return;
+  int t = sqlite3_value_type(argv[1]);
+  double secs = sqlite3_value_double(argv[1]);
+  if ((t != SQLITE_INTEGER && t != SQLITE_FLOAT) || !(secs >= 0) || secs > 9.2e12) {
+    fn_error(ctx, SQLITE_MISMATCH,
+             "klevdb: klevdb_gc: seconds_unused must be a number of seconds >= 0");
+    return;
+  }
+  int64_t us = t == SQLITE_INTEGER ? sqlite3_value_int64(argv[1]) * 1000000
+                                   : (int64_t)(secs * 1e6);
+  klevdb_err rc = klevdb_gc(vt->kdb, us);
+  if (rc) {
+    core_error(ctx, "klevdb_gc", rc, klevdb_errmsg(vt->kdb));
+    return;
+  }
+  sqlite3_result_int(ctx, 0);
+}
+
+static void fn_backup(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  (void)argc;
+  kvt_vtab *vt = table_arg(ctx, "klevdb_backup", argv[0]);
+  if (!vt) return;
+  const char *d = (const char *)sqlite3_value_text(argv[1]);
+  if (sqlite3_value_type(argv[1]) != SQLITE_TEXT || !d || !*d) {
+    fn_error(ctx, SQLITE_MISMATCH, "klevdb: klevdb_backup: dir must be a non-empty TEXT path");
+    return;
+  }
+  char *dir = kvt_resolve_dir(sqlite3_context_db_handle(ctx), "main", d);
+  if (!dir) {
+    sqlite3_result_error_nomem(ctx);
+    return;
+  }
+  klevdb_err rc = klevdb_backup(vt->kdb, dir);
+  if (rc) {
+    core_error(ctx, "klevdb_backup", rc, klevdb_errmsg(vt->kdb));
+    sqlite3_free(dir);
+    return;
+  }
+  sqlite3_result_text(ctx, dir, -1, sqlite3_free);
+}
+
+/* ---- klevdb_trim, klevdb_compact ---- */
+
+typedef klevdb_err (*deleter)(klevdb *, int64_t, klevdb_deleted *);
+
+/* Runs a deleting maintenance call on the table's store. The table's open
+** SQL transaction (if any) already holds the store's writes; otherwise they
+** are reserved for the call, so that another handle's transaction on the
+** same store fails it with "locked" rather than waiting forever. */
+static void run_delete(sqlite3_context *ctx, const char *fn, kvt_vtab *vt, deleter f,
+                       int64_t arg) {
+  klevdb_err rc = KLEVDB_OK;
+  bool locked = false;
+  if (!vt->tx.locked) {
+    rc = klevdb_writer_lock(vt->kdb, FN_LOCK_WAIT_MS);
+    locked = rc == KLEVDB_OK;
+  }
+  klevdb_deleted d = {0, 0};
+  if (!rc) rc = f(vt->kdb, arg, &d);
+  if (rc) core_error(ctx, fn, rc, klevdb_errmsg(vt->kdb));
+  else sqlite3_result_int64(ctx, d.count);
+  if (locked) klevdb_writer_unlock(vt->kdb);
+}
+
+static void fn_trim(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  (void)argc;
+  static const char fn[] = "klevdb_trim";
+  kvt_vtab *vt = table_arg(ctx, fn, argv[0]);
+  if (!vt) return;
+  const char *kind = (const char *)sqlite3_value_text(argv[1]);
+  if (sqlite3_value_type(argv[1]) != SQLITE_TEXT || !kind) kind = "";
+  int64_t v;
+  deleter f;
+  if (sqlite3_stricmp(kind, "count") == 0) {
+    if (!int_arg(ctx, fn, "count", argv[2], &v)) return;
+    if (v < 0) {
+      fn_error(ctx, SQLITE_ERROR, "klevdb: %s: count must be >= 0", fn);
+      return;
+    }
+    f = klevdb_trim_by_count;
+  } else if (sqlite3_stricmp(kind, "size") == 0) {
+    if (!int_arg(ctx, fn, "size", argv[2], &v)) return;
+    if (v < 0) {
+      fn_error(ctx, SQLITE_ERROR, "klevdb: %s: size must be >= 0", fn);
+      return;
+    }
+    f = klevdb_trim_by_size;
+  } else if (sqlite3_stricmp(kind, "age") == 0) {
+    if (!time_arg(ctx, fn, "age", argv[2], &v)) return;
+    f = klevdb_trim_by_age;
+  } else if (sqlite3_stricmp(kind, "offset") == 0) {
+    if (!int_arg(ctx, fn, "offset", argv[2], &v)) return;
+    f = klevdb_trim_by_offset;
+  } else {
+    fn_error(ctx, SQLITE_ERROR, "klevdb: %s: kind must be 'count', 'size', 'age' or 'offset'",
+             fn);
+    return;
+  }
+  if (refuse_pending(ctx, fn, vt)) return;
+  run_delete(ctx, fn, vt, f, v);
+}
+
+static void fn_compact(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  (void)argc;
+  static const char fn[] = "klevdb_compact";
+  kvt_vtab *vt = table_arg(ctx, fn, argv[0]);
+  if (!vt) return;
+  const char *kind = (const char *)sqlite3_value_text(argv[1]);
+  if (sqlite3_value_type(argv[1]) != SQLITE_TEXT || !kind) kind = "";
+  deleter f;
+  if (sqlite3_stricmp(kind, "updates") == 0) f = klevdb_compact_updates;
+  else if (sqlite3_stricmp(kind, "deletes") == 0) f = klevdb_compact_deletes;
+  else {
+    fn_error(ctx, SQLITE_ERROR, "klevdb: %s: kind must be 'updates' or 'deletes'", fn);
+    return;
+  }
+  int64_t before;
+  if (!time_arg(ctx, fn, "before_time", argv[2], &before)) return;
+  if (refuse_pending(ctx, fn, vt)) return;
+  run_delete(ctx, fn, vt, f, before);
+}
+
+/* ---- klevdb_check, klevdb_recover, klevdb_migrate ---- */
+
+/* The directory argument, resolved (sqlite3_free it), or NULL with the
+** error set. */
+static char *dir_arg(sqlite3_context *ctx, const char *fn, sqlite3_value *v) {
+  const char *d = (const char *)sqlite3_value_text(v);
+  if (sqlite3_value_type(v) != SQLITE_TEXT || !d || !*d) {
+    fn_error(ctx, SQLITE_MISMATCH, "klevdb: %s: dir must be a non-empty TEXT path", fn);
+    return NULL;
+  }
+  char *dir = kvt_resolve_dir(sqlite3_context_db_handle(ctx), "main", d);
+  if (!dir) sqlite3_result_error_nomem(ctx);
+  return dir;
+}
+
+/* Recover and migrate rewrite files: they take the store's .lock as a
+** writer does, so a store open for writing (in this process too, since
+** flock(2) locks belong to the open file) is refused. Returns the lock's
+** descriptor (-1: there is no .lock, nothing to hold) or -2 with the
+** error set. */
+static int dir_lock(sqlite3_context *ctx, const char *fn, const char *dir, const char *given) {
+  char *path = sqlite3_mprintf("%s/.lock", dir);
+  if (!path) {
+    sqlite3_result_error_nomem(ctx);
+    return -2;
+  }
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  sqlite3_free(path);
+  if (fd < 0) return -1;
+  if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+    int e = errno;
+    close(fd);
+    if (e == EWOULDBLOCK) {
+      fn_error(ctx, kvt_rc(KLEVDB_ELOCKED),
+               "klevdb: %s: %s is open for writing (close its tables first)", fn, given);
+      return -2;
+    }
+    return -1;
+  }
+  return fd;
+}
+
+static void dir_unlock(int fd) {
+  if (fd >= 0) close(fd);
+}
+
+static void fn_check(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  static const char fn[] = "klevdb_check";
+  char *dir = dir_arg(ctx, fn, argv[0]);
+  if (!dir) return;
+  klevdb_options o = {0};
+  if (indexes_arg(ctx, fn, argc > 1 ? argv[1] : NULL, dir, &o)) {
+    klevdb_error e;
+    klevdb_err rc = klevdb_dir_check(dir, &o, &e);
+    if (rc) core_error(ctx, fn, rc, e.msg);
+    else sqlite3_result_text(ctx, "ok", 2, SQLITE_STATIC);
+  }
+  sqlite3_free(dir);
+}
+
+static void fn_recover(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  static const char fn[] = "klevdb_recover";
+  char *dir = dir_arg(ctx, fn, argv[0]);
+  if (!dir) return;
+  klevdb_options o = {0};
+  if (indexes_arg(ctx, fn, argc > 1 ? argv[1] : NULL, dir, &o)) {
+    int fd = dir_lock(ctx, fn, dir, (const char *)sqlite3_value_text(argv[0]));
+    if (fd != -2) {
+      klevdb_error e;
+      klevdb_err rc = klevdb_dir_recover(dir, &o, &e);
+      dir_unlock(fd);
+      if (rc) core_error(ctx, fn, rc, e.msg);
+      else sqlite3_result_text(ctx, "ok", 2, SQLITE_STATIC);
+    }
+  }
+  sqlite3_free(dir);
+}
+
+static void fn_migrate(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  static const char fn[] = "klevdb_migrate";
+  const char *v = (const char *)sqlite3_value_text(argv[1]);
+  if (sqlite3_value_type(argv[1]) != SQLITE_TEXT || !v) v = "";
+  klevdb_version to;
+  if (sqlite3_stricmp(v, "v1") == 0) to = KLEVDB_V1;
+  else if (sqlite3_stricmp(v, "v2") == 0) to = KLEVDB_V2;
+  else {
+    fn_error(ctx, SQLITE_ERROR, "klevdb: %s: version must be 'v1' or 'v2'", fn);
+    return;
+  }
+  char *dir = dir_arg(ctx, fn, argv[0]);
+  if (!dir) return;
+  klevdb_options o = {0};
+  if (indexes_arg(ctx, fn, argc > 2 ? argv[2] : NULL, dir, &o)) {
+    int fd = dir_lock(ctx, fn, dir, (const char *)sqlite3_value_text(argv[0]));
+    if (fd != -2) {
+      klevdb_error e;
+      klevdb_err rc = klevdb_dir_migrate(dir, &o, to, &e);
+      dir_unlock(fd);
+      if (rc) core_error(ctx, fn, rc, e.msg);
+      else sqlite3_result_text(ctx, "ok", 2, SQLITE_STATIC);
+    }
+  }
+  sqlite3_free(dir);
+}
+
+/* ---- codec helpers ---- */
+
+static void fn_varint(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  (void)argc;
+  int t = sqlite3_value_type(argv[0]);
+  if (t == SQLITE_NULL) return;
+  if (t != SQLITE_INTEGER) {
+    fn_error(ctx, SQLITE_MISMATCH, "klevdb: klevdb_varint: x must be an INTEGER");
+    return;
+  }
+  uint8_t buf[10];
+  size_t n = klevdb_varint_encode(sqlite3_value_int64(argv[0]), buf);
+  sqlite3_result_blob(ctx, buf, (int)n, SQLITE_TRANSIENT);
+}
+
+static void fn_unvarint(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  (void)argc;
+  int t = sqlite3_value_type(argv[0]);
+  if (t == SQLITE_NULL) return;
+  if (t != SQLITE_BLOB) {
+    fn_error(ctx, SQLITE_MISMATCH, "klevdb: klevdb_unvarint: b must be a BLOB");
+    return;
+  }
+  const uint8_t *p = sqlite3_value_blob(argv[0]);
+  int len = sqlite3_value_bytes(argv[0]);
+  if (len == 0) return; /* zero bytes: an absent value */
+  int64_t v;
+  int n = klevdb_varint_decode(p, (size_t)len, &v);
+  if (n == 0) {
+    fn_error(ctx, SQLITE_MISMATCH, "klevdb: klevdb_unvarint: truncated varint");
+    return;
+  }
+  if (n < 0) {
+    fn_error(ctx, SQLITE_MISMATCH, "klevdb: klevdb_unvarint: varint overflows 64 bits");
+    return;
+  }
+  if (n != len) {
+    fn_error(ctx, SQLITE_MISMATCH, "klevdb: klevdb_unvarint: %d trailing byte%s after the varint",
+             len - n, len - n == 1 ? "" : "s");
+    return;
+  }
+  sqlite3_result_int64(ctx, v);
+}
+
+/* ---- registration ---- */
+
+int kvt_register_functions(sqlite3 *db, kvt_conn *c) {
+  static const struct {
+    const char *name;
+    int nargs;
+    bool pure;
+    void (*f)(sqlite3_context *, int, sqlite3_value **);
+  } fns[] = {
+      {"klevdb_stat", 1, false, fn_stat},
+      {"klevdb_sync", 1, false, fn_sync},
+      {"klevdb_gc", 2, false, fn_gc},
+      {"klevdb_backup", 2, false, fn_backup},
+      {"klevdb_trim", 3, false, fn_trim},
+      {"klevdb_compact", 3, false, fn_compact},
+      {"klevdb_check", 1, false, fn_check},
+      {"klevdb_check", 2, false, fn_check},
+      {"klevdb_recover", 1, false, fn_recover},
+      {"klevdb_recover", 2, false, fn_recover},
+      {"klevdb_migrate", 2, false, fn_migrate},
+      {"klevdb_migrate", 3, false, fn_migrate},
+      {"klevdb_varint", 1, true, fn_varint},
+      {"klevdb_unvarint", 1, true, fn_unvarint},
+  };
+  for (size_t i = 0; i < sizeof(fns) / sizeof(fns[0]); i++) {
+    int flags = SQLITE_UTF8 | (fns[i].pure ? SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS
+                                           : SQLITE_DIRECTONLY);
+    int rc = sqlite3_create_function_v2(db, fns[i].name, fns[i].nargs, flags, c, fns[i].f, NULL,
+                                        NULL, NULL);
+    if (rc != SQLITE_OK) return rc;
+  }
+  return SQLITE_OK;
+}

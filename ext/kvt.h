@@ -63,8 +63,8 @@ typedef struct kvt_buf {
 } kvt_buf;
 void kvt_buf_free(kvt_buf *b);
 
-/* Encodes SQL value v with codec c, appending to out; *absent is set for
-** NULL (stored as zero bytes). Returns SQLITE_OK, or an error code with
+/* Encodes SQL value v with codec c, appending to out (NULL appends
+** nothing: absent). Returns SQLITE_OK, or an error code with
 ** *err ("klevdb: ...", sqlite3_malloc'ed); what names the column. */
 int kvt_encode(kvt_codec c, sqlite3_value *v, const char *what, kvt_buf *out,
                char **err);
@@ -144,6 +144,12 @@ int kvt_release(sqlite3_vtab *vtab, int n);
 int kvt_rollback_to(sqlite3_vtab *vtab, int n);
 /* Drops the pending writes and the writer reservation. */
 void kvt_pending_clear(kvt_vtab *vt);
+
+/* ---- scan.c ---- */
+
+/* Which indexes the store in dir has, from its newest V2 index header
+** (both when there is none: a new store, or V1 files that do not say). */
+void kvt_detect_indexes(const char *dir, int *key_index, int *time_index);
 
 /* ---- registration ---- */
 

@@ -720,8 +720,8 @@ static int kvt_filter(sqlite3_vtab_cursor *cur, int plan, const char *idx, int a
       }
       sqlite3_free(err);
     }
-    if (plan & P_DESC) c->from = c->hi == INT64_MAX ? KLEVDB_OFFSET_NEWEST : c->hi;
-    else c->from = c->lo;
+    /* Backwards from past the end starts at the newest message. */
+    c->from = (plan & P_DESC) ? c->hi : c->lo;
     if (c->lo > c->hi) {
       c->eof = true;
       return SQLITE_OK;
