@@ -94,9 +94,29 @@ long items_find(const uint8_t *items, size_t n, size_t isz, int64_t o) {
 long items_time(const uint8_t *items, size_t n, size_t isz, int params,
                 int64_t ts) {
   if (n == 0) return IX_EMPTY;
-  if (ts < item_ts(items, params)) return IX_BEFORE_START;
-  if (item_ts(items + (n - 1) * isz, params) < ts) return IX_AFTER_END;
+  int64_t tlo = item_ts(items, params);
+  if (ts < tlo) return IX_BEFORE_START;
+  if (ts == tlo) return 0;
+  int64_t thi = item_ts(items + (n - 1) * isz, params);
+  if (thi < ts) return IX_AFTER_END;
+  /* The answer is in (lo, hi]: ts(lo) < ts <= ts(hi). Times usually grow
+  ** evenly, so a few interpolation steps land next to it; then binary
+  ** search finishes (and bounds the worst case). */
   size_t lo = 0, hi = n - 1;
+  for (int step = 0; step < 3 && hi - lo > 16; step++) {
+    double f = ((double)ts - (double)tlo) / ((double)thi - (double)tlo);
+    size_t mid = lo + 1 + (size_t)(f * (double)(hi - lo - 1));
+    if (mid >= hi) mid = hi - 1;
+    int64_t t = item_ts(items + mid * isz, params);
+    if (t < ts) {
+      lo = mid;
+      tlo = t;
+    } else {
+      hi = mid;
+      thi = t;
+    }
+  }
+  lo++;
   while (lo < hi) {
     size_t mid = lo + (hi - lo) / 2;
     if (item_ts(items + mid * isz, params) < ts) lo = mid + 1;

@@ -11,9 +11,9 @@
 
 /* A slot packs a 24-bit tag with offset + 1 (0 = empty): 8 bytes a key
 ** keeps the table under the memory goal even when every key differs. The
-** tag (and from it the probe start) comes from XXH3 of the FNV hash; two
-** hashes with one tag share a slot, which is safe because the caller
-** confirms every hit against the record's key and falls back to a scan. */
+** tag (and from it the probe start) comes from XXH3 of the FNV hash. The
+** full hash lives in the index item of the slot's offset, so a tag match
+** is confirmed there (same()): each distinct hash keeps its own slot. */
 #define TAG_SHIFT 40
 #define OFF_MASK ((1ULL << TAG_SHIFT) - 1)
 
@@ -47,7 +47,7 @@ static bool kt_grow(ktab *t) {
   return true;
 }
 
-bool kt_put(ktab *t, uint64_t hash, int64_t offset) {
+bool kt_put(ktab *t, uint64_t hash, int64_t offset, kt_match_fn same, void *ctx) {
   if ((uint64_t)offset >= OFF_MASK) return false;
   if (!t->slots || (t->used + 1) * 4 > (t->mask + 1) * 3) {
     if (!kt_grow(t)) return false;
@@ -61,24 +61,25 @@ bool kt_put(ktab *t, uint64_t hash, int64_t offset) {
       t->used++;
       return true;
     }
-    if ((s >> TAG_SHIFT) == tag) {
+    int64_t old = (int64_t)(s & OFF_MASK) - 1;
+    if ((s >> TAG_SHIFT) == tag && (old == offset || same(ctx, old, hash))) {
       /* The newest message of a key wins; replay from old to new keeps it. */
-      if ((int64_t)(s & OFF_MASK) - 1 < offset)
-        t->slots[j] = (tag << TAG_SHIFT) | (uint64_t)(offset + 1);
+      if (old < offset) t->slots[j] = (tag << TAG_SHIFT) | (uint64_t)(offset + 1);
       return true;
     }
     j = (j + 1) & t->mask;
   }
 }
 
-int64_t kt_get(const ktab *t, uint64_t hash) {
+int64_t kt_get(const ktab *t, uint64_t hash, kt_match_fn same, void *ctx) {
   if (!t->slots) return -1;
   uint64_t tag = mix(hash) >> TAG_SHIFT;
   size_t j = (size_t)tag & t->mask;
   for (;;) {
     uint64_t s = t->slots[j];
     if (!s) return -1;
-    if ((s >> TAG_SHIFT) == tag) return (int64_t)(s & OFF_MASK) - 1;
+    int64_t off = (int64_t)(s & OFF_MASK) - 1;
+    if ((s >> TAG_SHIFT) == tag && same(ctx, off, hash)) return off;
     j = (j + 1) & t->mask;
   }
 }

@@ -74,6 +74,20 @@ static store *registry_find(dev_t dev, ino_t ino, bool want_rw) {
 
 static inline seg *head(store *st) { return st->segs[st->nsegs - 1]; }
 
+/* Time lookups rebuild their table of first times on next use. */
+static inline void tsmin_stale(store *st) { __atomic_store_n(&st->tsmin_n, 0, __ATOMIC_RELEASE); }
+
+/* After any change of the segment list (under lk for writing): the bases
+** array follows it. Returns false when out of memory. */
+static bool segs_changed(store *st) {
+  tsmin_stale(st);
+  int64_t *b = realloc(st->bases, (st->nsegs ? st->nsegs : 1) * sizeof(int64_t));
+  if (!b) return false;
+  st->bases = b;
+  for (size_t i = 0; i < st->nsegs; i++) b[i] = st->segs[i]->base;
+  return true;
+}
+
 static klevdb_err segs_push(store *st, seg *s, klevdb_error *e) {
   if (st->nsegs == st->capsegs) {
     size_t cap = st->capsegs ? st->capsegs * 2 : 16;
@@ -83,15 +97,20 @@ static klevdb_err segs_push(store *st, seg *s, klevdb_error *e) {
     st->capsegs = cap;
   }
   st->segs[st->nsegs++] = s;
+  if (!segs_changed(st)) {
+    st->nsegs--;
+    return kerr_sys(e, ENOMEM, "open");
+  }
   return KLEVDB_OK;
 }
 
 /* Index of the segment with the greatest base <= offset (0 if none). */
 static size_t seg_find(const store *st, int64_t offset) {
+  const int64_t *b = st->bases;
   size_t lo = 0, hi = st->nsegs;
   while (hi - lo > 1) {
     size_t mid = lo + (hi - lo) / 2;
-    if (st->segs[mid]->base <= offset) lo = mid;
+    if (b[mid] <= offset) lo = mid;
     else hi = mid;
   }
   return lo;
@@ -102,6 +121,15 @@ static klevdb_err load(store *st, seg *s, klevdb_error *e) {
   if (__atomic_load_n(&s->atime, __ATOMIC_RELAXED) != t)
     __atomic_store_n(&s->atime, t, __ATOMIC_RELAXED);
   return seg_load(st, s, e);
+}
+
+/* kt_match_fn: does the item at offset carry this key hash? */
+static bool kt_same(void *ctx, int64_t offset, uint64_t hash) {
+  store *st = ctx;
+  seg *s = st->segs[seg_find(st, offset)];
+  if (load(st, s, NULL)) return false;
+  long i = items_find(seg_items(s), s->n, st->isz, offset);
+  return i >= 0 && item_hash(seg_items(s) + (size_t)i * st->isz, st->params) == hash;
 }
 
 /* ---- following another process (read-only stores) ---- */
@@ -165,6 +193,7 @@ static klevdb_err relist(store *st, klevdb_error *e) {
   free(bases);
   st->segs = ns;
   st->nsegs = st->capsegs = n;
+  if (!segs_changed(st)) return kerr_sys(e, ENOMEM, "refresh");
   if (changed && st->kt_state == 1) {
     kt_free(&st->kt);
     st->kt_state = 0;
@@ -193,6 +222,7 @@ static klevdb_err follow(store *st, bool force, klevdb_error *e) {
   seg *h = head(st);
   if (!rc && h->loaded) {
     int64_t before = seg_next(h, st->isz);
+    if (h->n == 0) tsmin_stale(st);
     rc = seg_follow(st, h, e);
     if (!rc && seg_next(h, st->isz) != before && st->kt_state == 1) {
       /* Extend the key table with what arrived. */
@@ -200,7 +230,7 @@ static klevdb_err follow(store *st, bool force, klevdb_error *e) {
       for (size_t i = 0; i < h->n; i++) {
         const uint8_t *it = items + i * st->isz;
         if (item_off(it) < before) continue;
-        if (!kt_put(&st->kt, item_hash(it, st->params), item_off(it))) st->kt_state = -1;
+        if (!kt_put(&st->kt, item_hash(it, st->params), item_off(it), kt_same, st)) st->kt_state = -1;
       }
     }
   }
@@ -251,6 +281,7 @@ static klevdb_err mkdirs(const char *dir, klevdb_error *e) {
 static void store_free(store *st) {
   for (size_t i = 0; i < st->nsegs; i++) seg_free(st->segs[i]);
   free(st->segs);
+  free(st->bases);
   if (st->ifd >= 0) close(st->ifd);
   if (st->lockfd >= 0) close(st->lockfd);  /* releases the flock */
   kt_free(&st->kt);
@@ -261,6 +292,8 @@ static void store_free(store *st) {
   pthread_cond_destroy(&st->cv);
   pthread_cond_destroy(&st->txn_cv);
   pthread_mutex_destroy(&st->spare_mu);
+  pthread_mutex_destroy(&st->tsmu);
+  free(st->tsmin);
   pthread_cond_destroy(&st->spare_cv);
   free(st->dir);
   free(st);
@@ -277,6 +310,7 @@ static klevdb_err store_open(const char *dir, const klevdb_options *o, store **o
   pthread_mutex_init(&st->cvmu, NULL);
   pthread_cond_init(&st->txn_cv, NULL);
   pthread_mutex_init(&st->spare_mu, NULL);
+  pthread_mutex_init(&st->tsmu, NULL);
   pthread_cond_init(&st->spare_cv, NULL);
   pthread_condattr_t ca;
   pthread_condattr_init(&ca);
@@ -725,13 +759,14 @@ klevdb_err klevdb_publish(klevdb *db, const klevdb_msg *msgs, size_t n, int64_t 
   }
 
   pthread_rwlock_wrlock(&st->lk);
+  if (h->n == 0) tsmin_stale(st);
   h->ibuf.len += n * st->isz;
   h->n += n;
   h->log_end = pos;
   __atomic_store_n(&st->next, off + (int64_t)n, __ATOMIC_SEQ_CST);
   if (st->kt_state == 1) {
     for (size_t i = 0; i < n; i++)
-      if (!kt_put(&st->kt, item_hash(items + i * st->isz, st->params), off + (int64_t)i))
+      if (!kt_put(&st->kt, item_hash(items + i * st->isz, st->params), off + (int64_t)i, kt_same, st))
         st->kt_state = -1;
   }
   pthread_rwlock_unlock(&st->lk);
@@ -1012,15 +1047,22 @@ klevdb_err klevdb_consume_by_key(klevdb *db, const void *key, size_t key_len, in
   return rc;
 }
 
-/* Reads item i of segment s into a one-message batch. */
-static klevdb_err get_item(store *st, seg *s, size_t i, klevdb_batch *b, klevdb_error *e) {
+/* Makes m (read from segment s) the batch's one message. */
+static klevdb_err batch_one(klevdb_batch *b, const klevdb_msg *m, seg *s, klevdb_error *e) {
   klevdb_err rc = batch_reset(b, 1, e);
   if (rc) return rc;
-  if ((rc = seg_read(st, s, i, &b->msgs[0], e))) return rc;
+  b->msgs[0] = *m;
   b->len = 1;
-  b->next_offset = b->msgs[0].offset + 1;
+  b->next_offset = m->offset + 1;
   batch_pin(b, s->log);
   return KLEVDB_OK;
+}
+
+/* Reads item i of segment s into a one-message batch. */
+static klevdb_err get_item(store *st, seg *s, size_t i, klevdb_batch *b, klevdb_error *e) {
+  klevdb_msg m;
+  klevdb_err rc = seg_read(st, s, i, &m, e);
+  return rc ? rc : batch_one(b, &m, s, e);
 }
 
 /* Get by offset (spec 5.6) under lk, with Go's bug B3 fixed: the newest
@@ -1092,7 +1134,7 @@ static klevdb_err kt_build(store *st, klevdb_error *e) {
     const uint8_t *items = seg_items(s);
     for (size_t i = 0; i < s->n; i++) {
       const uint8_t *it = items + i * st->isz;
-      if (!kt_put(&st->kt, item_hash(it, st->params), item_off(it))) {
+      if (!kt_put(&st->kt, item_hash(it, st->params), item_off(it), kt_same, st)) {
         kt_free(&st->kt);
         st->kt_state = -1;
         return KLEVDB_OK;
@@ -1114,7 +1156,7 @@ static klevdb_err get_by_key_locked(store *st, const void *key, size_t len, uint
                                     klevdb_batch *b, klevdb_error *e) {
   klevdb_err rc;
   if (st->kt_state == 1) {
-    int64_t off = kt_get(&st->kt, h);
+    int64_t off = kt_get(&st->kt, h, kt_same, st);
     if (off < 0) return kerr(e, KLEVDB_ENOTFOUND, "get by key: not found: key not found");
     seg *s = st->segs[seg_find(st, off)];
     if ((rc = load(st, s, e))) return rc;
@@ -1122,7 +1164,7 @@ static klevdb_err get_by_key_locked(store *st, const void *key, size_t len, uint
     if (i >= 0) {
       klevdb_msg m;
       if ((rc = seg_read(st, s, (size_t)i, &m, e))) return rc;
-      if (key_eq(&m, key, len)) return get_item(st, s, (size_t)i, b, e);
+      if (key_eq(&m, key, len)) return batch_one(b, &m, s, e);
     }
   }
   for (size_t si = st->nsegs; si-- > 0;) {
@@ -1133,7 +1175,7 @@ static klevdb_err get_by_key_locked(store *st, const void *key, size_t len, uint
       if (item_hash(items + i * st->isz, st->params) != h) continue;
       klevdb_msg m;
       if ((rc = seg_read(st, s, i, &m, e))) return rc;
-      if (key_eq(&m, key, len)) return get_item(st, s, i, b, e);
+      if (key_eq(&m, key, len)) return batch_one(b, &m, s, e);
     }
   }
   return kerr(e, KLEVDB_ENOTFOUND, "get by key: not found: key not found");
@@ -1173,28 +1215,68 @@ klevdb_err klevdb_offset_by_key(klevdb *db, const void *key, size_t key_len, int
   return rc;
 }
 
-/* First message whose indexed time is >= ts (spec 5.8), under lk, walking
-** from the newest segment; empty segments are passed over (Go's bug B2). */
+/* Rebuilds st->tsmin (under lk, read side; tsmu serializes builders). */
+static klevdb_err tsmin_build(store *st, klevdb_error *e) {
+  klevdb_err rc = KLEVDB_OK;
+  pthread_mutex_lock(&st->tsmu);
+  if (__atomic_load_n(&st->tsmin_n, __ATOMIC_ACQUIRE) != st->nsegs) {
+    int64_t *a = realloc(st->tsmin, st->nsegs * sizeof(int64_t));
+    if (!a) {
+      rc = kerr_sys(e, ENOMEM, "get by time");
+    } else {
+      st->tsmin = a;
+      int64_t m = INT64_MAX;
+      for (size_t si = st->nsegs; si-- > 0;) {
+        seg *s = st->segs[si];
+        if ((rc = load(st, s, e))) break;
+        if (s->n) {
+          int64_t t = item_ts(seg_items(s), st->params);
+          if (t < m) m = t;
+        }
+        a[si] = m;
+      }
+      if (!rc) __atomic_store_n(&st->tsmin_n, st->nsegs, __ATOMIC_RELEASE);
+    }
+  }
+  pthread_mutex_unlock(&st->tsmu);
+  return rc;
+}
+
+/* The first record of the first non-empty segment from si on. */
+static klevdb_err first_from(store *st, size_t si, int64_t ts, klevdb_batch *b, klevdb_error *e) {
+  for (; si < st->nsegs; si++) {
+    seg *s = st->segs[si];
+    klevdb_err rc = load(st, s, e);
+    if (rc) return rc;
+    if (s->n) return get_item(st, s, 0, b, e);
+  }
+  return kerr(e, KLEVDB_ENOTFOUND, "get by time %lld: not found: time not found", (long long)ts);
+}
+
+/* First message whose indexed time is >= ts (spec 5.8), under lk. Go walks
+** from the newest segment to the first one whose first time is <= ts; the
+** newest such segment is found here by binary search over the suffix
+** minimum of first times, which gives the same answer in log(segments).
+** Empty segments are passed over (Go's bug B2). */
 static klevdb_err get_by_time_locked(store *st, int64_t ts, klevdb_batch *b, klevdb_error *e) {
   klevdb_err rc;
-  size_t after = st->nsegs;   /* the non-empty segment newer than si */
-  bool any = false;
-  for (size_t si = st->nsegs; si-- > 0;) {
-    seg *s = st->segs[si];
-    if ((rc = load(st, s, e))) return rc;
-    if (s->n == 0) continue;
-    any = true;
-    long i = items_time(seg_items(s), s->n, st->isz, st->params, ts);
-    if (i >= 0) return get_item(st, s, (size_t)i, b, e);
-    if (i == IX_AFTER_END) {
-      if (after == st->nsegs)
-        return kerr(e, KLEVDB_ENOTFOUND, "get by time %lld: not found: time not found", (long long)ts);
-      return get_item(st, st->segs[after], 0, b, e);
-    }
-    after = si;   /* before the start of this segment: look older */
+  if (__atomic_load_n(&st->tsmin_n, __ATOMIC_ACQUIRE) != st->nsegs && (rc = tsmin_build(st, e)))
+    return rc;
+  const int64_t *m = st->tsmin;
+  if (m[0] == INT64_MAX)
+    return kerr(e, KLEVDB_EINVALID_OFFSET, "get by time %lld: invalid offset: no time items", (long long)ts);
+  if (ts < m[0]) return first_from(st, 0, ts, b, e);
+  size_t lo = 0, hi = st->nsegs - 1;   /* m[lo] <= ts; find the last such */
+  while (lo < hi) {
+    size_t mid = hi - (hi - lo) / 2;
+    if (m[mid] <= ts) lo = mid;
+    else hi = mid - 1;
   }
-  if (!any) return kerr(e, KLEVDB_EINVALID_OFFSET, "get by time %lld: invalid offset: no time items", (long long)ts);
-  return get_item(st, st->segs[after], 0, b, e);
+  seg *s = st->segs[lo];
+  if ((rc = load(st, s, e))) return rc;
+  long i = items_time(seg_items(s), s->n, st->isz, st->params, ts);
+  if (i >= 0) return get_item(st, s, (size_t)i, b, e);
+  return first_from(st, lo + 1, ts, b, e);
 }
 
 klevdb_err klevdb_get_by_time(klevdb *db, int64_t time_us, klevdb_batch *b) {
@@ -1481,7 +1563,7 @@ static klevdb_err delete_in(store *st, size_t si, drop_fn drop, void *ctx, klevd
     const uint8_t *it = items + i * st->isz;
     int64_t off = item_off(it);
     if (!drop(ctx, off)) continue;
-    if (st->kt_state == 1 && !kt_stale && kt_get(&st->kt, item_hash(it, st->params)) == off)
+    if (st->kt_state == 1 && !kt_stale && kt_get(&st->kt, item_hash(it, st->params), kt_same, st) == off)
       kt_stale = true;
     dropped++;
     size += seg_rec_len(st, s, i) + (int64_t)st->isz;
@@ -1560,6 +1642,7 @@ static klevdb_err delete_in(store *st, size_t si, drop_fn drop, void *ctx, klevd
     memmove(&st->segs[si], &st->segs[si + 1], (st->nsegs - si - 1) * sizeof(seg *));
     st->nsegs--;
   }
+  segs_changed(st);   /* shrinks or keeps the size: cannot fail */
   if (fresh) {
     if (segs_push(st, fresh, e)) seg_free(fresh);
   }
@@ -1572,6 +1655,7 @@ static klevdb_err delete_in(store *st, size_t si, drop_fn drop, void *ctx, klevd
     kt_free(&st->kt);
     st->kt_state = 0;
   }
+  tsmin_stale(st);
   pthread_rwlock_unlock(&st->lk);
   seg_free(s);
   out->count += (int64_t)dropped;

@@ -61,6 +61,7 @@ struct store {
   pthread_rwlock_t lk;      /* segment list, head items, key table */
 
   seg **segs;
+  int64_t *bases;           /* segs[i]->base, contiguous for binary search */
   size_t nsegs, capsegs;
   int64_t next;             /* next offset (atomic reads) */
 
@@ -82,6 +83,12 @@ struct store {
   pthread_t spare_tid;
   bool spare_running;
   int spare_state;
+
+  /* time lookups: the suffix minimum of each segment's first indexed
+  ** time (empty segments count as +inf), rebuilt when segments change */
+  pthread_mutex_t tsmu;
+  int64_t *tsmin;
+  size_t tsmin_n;           /* valid entries; 0 when stale (atomic) */
 
   /* key table, under lk */
   ktab kt;
