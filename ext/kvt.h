@@ -119,6 +119,7 @@ struct kvt_vtab {
   kvt_args args;
   kvt_pending tx;
   int64_t est_rows;         /* messages, for the planner's cost estimates */
+  bool follower;            /* opened read-only: another process writes */
   kvt_vtab *next;
 };
 

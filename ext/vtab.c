@@ -77,6 +77,14 @@ static int kvt_connect(sqlite3 *db, void *aux, int argc, const char *const *argv
   vt->name = sqlite3_mprintf("%s", argv[2]);
   klevdb_error ke;
   klevdb_err e = klevdb_open(vt->args.dir, &vt->args.opts, &vt->kdb, &ke);
+  if (e == KLEVDB_ELOCKED && !vt->args.opts.readonly) {
+    /* Another process writes the store: follow it read-only; the first
+    ** write tries again to become the writer (vtab_write.c). */
+    klevdb_options ro = vt->args.opts;
+    ro.readonly = 1;
+    e = klevdb_open(vt->args.dir, &ro, &vt->kdb, &ke);
+    vt->follower = e == KLEVDB_OK;
+  }
   if (e != KLEVDB_OK) {
     if (e == KLEVDB_ECORRUPT_INDEX && strstr(ke.msg, "index mismatch"))
       *err = sqlite3_mprintf("%s (the store in %s was written with other key_index/time_index "

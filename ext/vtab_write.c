@@ -41,8 +41,28 @@ bool kvt_pending_deleted(const kvt_vtab *vt, int64_t offset) {
 
 /* The first write of a transaction reserves the store, so that the
 ** offsets handed out now are the ones the messages get at commit. */
+/* A table that follows another process's writes becomes the writer once
+** that process has let go of the store. */
+static int become_writer(kvt_vtab *vt) {
+  klevdb *w;
+  klevdb_error ke;
+  klevdb_err e = klevdb_open(vt->args.dir, &vt->args.opts, &w, &ke);
+  if (e == KLEVDB_ELOCKED)
+    return kvt_error(vt, SQLITE_BUSY, "table %s: another process is writing the store in %s; "
+                     "this connection can read it but not write to it", vt->name, vt->args.dir);
+  if (e != KLEVDB_OK) return kvt_error(vt, kvt_rc(e), "%s", ke.msg);
+  klevdb_close(vt->kdb);
+  vt->kdb = w;
+  vt->follower = false;
+  return SQLITE_OK;
+}
+
 static int reserve(kvt_vtab *vt) {
   if (vt->tx.locked) return SQLITE_OK;
+  if (vt->follower) {
+    int rc = become_writer(vt);
+    if (rc != SQLITE_OK) return rc;
+  }
   klevdb_err e = klevdb_writer_lock(vt->kdb, WRITER_WAIT_MS);
   if (e != KLEVDB_OK) return kvt_error(vt, kvt_rc(e), "%s", klevdb_errmsg(vt->kdb));
   int64_t next;
