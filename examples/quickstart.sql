@@ -34,10 +34,10 @@ SELECT "offset", key, value
   FROM events WHERE key = 'user:1' ORDER BY "offset" DESC LIMIT 1;
 
 .print
-.print == Since a time: events from 09:02 on (time index; times compare as microseconds)
+.print == Since a time: events from 09:02 on (time index; klevdb_time turns ISO-8601 into microseconds)
 SELECT "offset", datetime(time / 1000000, 'unixepoch') AS at, key,
        json_extract(value, '$.action') AS action
-  FROM events WHERE time >= unixepoch('2024-05-01T09:02:00Z') * 1000000;
+  FROM events WHERE time >= klevdb_time('2024-05-01T09:02:00Z');
 
 .print
 .print == Orders per user: the rest of SQL works as usual
@@ -51,7 +51,7 @@ SELECT key AS stat, value FROM json_each(klevdb_stat('events'));
 
 .print
 .print == Retention: delete what is older than 09:01, then keep only the newest 3
-DELETE FROM events WHERE time < unixepoch('2024-05-01T09:01:00Z') * 1000000;
+DELETE FROM events WHERE time < klevdb_time('2024-05-01T09:01:00Z');
 SELECT changes() AS deleted;
 SELECT klevdb_trim('events', 'count', 3) AS trimmed;
 SELECT "offset", datetime(time / 1000000, 'unixepoch') AS at, key, value FROM events;
