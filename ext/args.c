@@ -187,8 +187,8 @@ static int apply_arg(int which, const char *v, kvt_args *out, char **dir,
                                      "(use 0/1, on/off, true/false or yes/no)",
                                      arg_names[which], v));
   switch (which) {
-  case ARG_KEY_INDEX: out->opts.key_index = b; break;
-  case ARG_TIME_INDEX: out->opts.time_index = b; break;
+  case ARG_KEY_INDEX: out->opts.key_index = b; out->indexes_given |= 1; break;
+  case ARG_TIME_INDEX: out->opts.time_index = b; out->indexes_given |= 2; break;
   case ARG_AUTO_SYNC: out->opts.auto_sync = b; break;
   case ARG_READONLY: out->opts.readonly = b; break;
   case ARG_CREATE_DIRS: out->opts.create_dirs = b; break;

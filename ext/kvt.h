@@ -39,6 +39,7 @@ typedef struct kvt_args {
   char *dir;                /* resolved directory (sqlite3_malloc'ed) */
   klevdb_options opts;
   kvt_codec key, value;
+  int indexes_given;        /* bit 0: key_index=, bit 1: time_index= given */
 } kvt_args;
 
 /* Parses argv[3..argc) of xCreate/xConnect. On error returns SQLITE_ERROR

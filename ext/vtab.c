@@ -75,6 +75,14 @@ static int kvt_connect(sqlite3 *db, void *aux, int argc, const char *const *argv
     return rc;
   }
   vt->name = sqlite3_mprintf("%s", argv[2]);
+  /* Indexes not named take what an existing store has (a Go store written
+  ** without a time index opens without saying time_index=0). */
+  if ((vt->args.indexes_given & 3) != 3) {
+    int k, t;
+    kvt_detect_indexes(vt->args.dir, &k, &t);
+    if (!(vt->args.indexes_given & 1)) vt->args.opts.key_index = k;
+    if (!(vt->args.indexes_given & 2)) vt->args.opts.time_index = t;
+  }
   klevdb_error ke;
   klevdb_err e = klevdb_open(vt->args.dir, &vt->args.opts, &vt->kdb, &ke);
   if (e == KLEVDB_ELOCKED && !vt->args.opts.readonly) {
