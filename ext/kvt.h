@@ -106,6 +106,7 @@ typedef struct kvt_pending {
   kvt_buf arena;
   klevdb_range *dels;       /* deleted offsets, as ranges, in call order */
   size_t ndels, capdels;
+  bool dels_sorted;         /* ranges ascending and apart: binary search */
   struct { size_t n, ndels, alen; } *marks;   /* savepoints */
   int nmarks;
   int64_t base;             /* offset of rows[0] */

@@ -34,6 +34,17 @@ void kvt_pending_clear(kvt_vtab *vt) {
 
 bool kvt_pending_deleted(const kvt_vtab *vt, int64_t offset) {
   const kvt_pending *tx = &vt->tx;
+  if (tx->ndels == 0) return false;
+  if (tx->dels_sorted) {
+    /* Deletes usually come in offset order: binary search the ranges. */
+    size_t lo = 0, hi = tx->ndels;
+    while (lo < hi) {
+      size_t mid = lo + (hi - lo) / 2;
+      if (tx->dels[mid].from <= offset) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo > 0 && offset < tx->dels[lo - 1].to;
+  }
   for (size_t i = tx->ndels; i-- > 0;)
     if (offset >= tx->dels[i].from && offset < tx->dels[i].to) return true;
   return false;
@@ -145,11 +156,14 @@ static int delete_row(kvt_vtab *vt, int64_t offset) {
     }
     if (offset == last->from - 1) {
       last->from--;
+      if (tx->ndels > 1 && last->from < tx->dels[tx->ndels - 2].to) tx->dels_sorted = false;
       return SQLITE_OK;
     }
   }
   if ((rc = grow((void **)&tx->dels, &tx->capdels, tx->ndels + 1, sizeof(klevdb_range))) != SQLITE_OK)
     return rc;
+  if (tx->ndels == 0) tx->dels_sorted = true;
+  else if (offset < tx->dels[tx->ndels - 1].to) tx->dels_sorted = false;
   tx->dels[tx->ndels++] = (klevdb_range){offset, offset + 1};
   return SQLITE_OK;
 }
