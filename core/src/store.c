@@ -1470,6 +1470,9 @@ klevdb_err klevdb_gc(klevdb *db, int64_t unused_for_us) {
   BEGIN(db);
   store *st = db->st;
   int64_t t = coarse_us();
+  /* The writer lock too: a delete reads the segment it rewrites without
+  ** holding lk. */
+  pthread_mutex_lock(&st->wmu);
   pthread_rwlock_wrlock(&st->lk);
   for (size_t si = 0; si + 1 < st->nsegs; si++) {
     seg *s = st->segs[si];
@@ -1477,6 +1480,7 @@ klevdb_err klevdb_gc(klevdb *db, int64_t unused_for_us) {
     if (t - __atomic_load_n(&s->atime, __ATOMIC_RELAXED) >= unused_for_us) seg_unload(s);
   }
   pthread_rwlock_unlock(&st->lk);
+  pthread_mutex_unlock(&st->wmu);
   return KLEVDB_OK;
 }
 
