@@ -142,7 +142,7 @@ static bool time_arg(sqlite3_context *ctx, const char *fn, const char *what, sql
 static bool indexes_arg(sqlite3_context *ctx, const char *fn, sqlite3_value *v, const char *dir,
                         klevdb_options *o) {
   if (!v || sqlite3_value_type(v) == SQLITE_NULL) {
-    kvt_detect_indexes(dir, &o->key_index, &o->time_index);
+    klevdb_dir_indexes(dir, &o->key_index, &o->time_index);
     return true;
   }
   if (sqlite3_value_type(v) != SQLITE_TEXT) goto bad;

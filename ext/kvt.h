@@ -148,12 +148,6 @@ int kvt_rollback_to(sqlite3_vtab *vtab, int n);
 /* Drops the pending writes and the writer reservation. */
 void kvt_pending_clear(kvt_vtab *vt);
 
-/* ---- scan.c ---- */
-
-/* Which indexes the store in dir has, from its newest V2 index header
-** (both when there is none: a new store, or V1 files that do not say). */
-void kvt_detect_indexes(const char *dir, int *key_index, int *time_index);
-
 /* ---- registration ---- */
 
 int kvt_register_vtab(sqlite3 *db, kvt_conn *c);       /* vtab.c */

@@ -27,59 +27,6 @@ enum { SC_OFFSET, SC_TIME, SC_KEY, SC_VALUE, SC_DIR, SC_START };
 
 /* ---- index detection (shared with functions.c) ---- */
 
-static int cmp_i64(const void *a, const void *b) {
-  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-  return x < y ? -1 : x > y;
-}
-
-/* The indexes of the store in dir: from the newest .index with a header
-** (bit 0 times, bit 1 keys of a V2 header), both when that file is V1 or
-** there is none. */
-void kvt_detect_indexes(const char *dir, int *key_index, int *time_index) {
-  *key_index = *time_index = 1;
-  DIR *d = opendir(dir);
-  if (!d) return;
-  int64_t *bases = NULL;
-  size_t n = 0, cap = 0;
-  struct dirent *de;
-  while ((de = readdir(d)) != NULL) {
-    size_t len = strlen(de->d_name);
-    if (len < 7 || strcmp(de->d_name + len - 6, ".index") != 0) continue;
-    char *end;
-    errno = 0;
-    long long v = strtoll(de->d_name, &end, 10);
-    if (errno || end != de->d_name + len - 6 || end == de->d_name) continue;
-    if (n == cap) {
-      cap = cap ? cap * 2 : 16;
-      int64_t *nb = realloc(bases, cap * sizeof(*nb));
-      if (!nb) break;
-      bases = nb;
-    }
-    bases[n++] = v;
-  }
-  closedir(d);
-  if (n > 1) qsort(bases, n, sizeof(*bases), cmp_i64);
-  for (size_t i = n; i-- > 0;) {
-    char *path = sqlite3_mprintf("%s/%020lld.index", dir, (long long)bases[i]);
-    if (!path) break;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    sqlite3_free(path);
-    if (fd < 0) continue;
-    uint8_t h[8];
-    ssize_t got;
-    while ((got = pread(fd, h, sizeof(h), 0)) < 0 && errno == EINTR) {}
-    close(fd);
-    if (got < (ssize_t)sizeof(h)) continue; /* empty: look at an older one */
-    static const uint8_t magic[6] = {0xFF, 'k', 'l', 'e', 'v', 'i'};
-    if (memcmp(h, magic, sizeof(magic)) == 0) {
-      *time_index = (h[7] & 0x01) != 0;
-      *key_index = (h[7] & 0x02) != 0;
-    }
-    break;
-  }
-  free(bases);
-}
-
 /* ---- the module ---- */
 
 typedef struct scan_vtab {
@@ -269,7 +216,7 @@ static int scan_filter(sqlite3_vtab_cursor *cur, int idx, const char *idxStr, in
   }
   klevdb_options o = {0};
   o.readonly = 1;
-  kvt_detect_indexes(dir, &o.key_index, &o.time_index);
+  klevdb_dir_indexes(dir, &o.key_index, &o.time_index);
   klevdb_error e;
   klevdb_err rc = klevdb_open(dir, &o, &c->kdb, &e);
   sqlite3_free(dir);

@@ -79,7 +79,7 @@ static int kvt_connect(sqlite3 *db, void *aux, int argc, const char *const *argv
   ** without a time index opens without saying time_index=0). */
   if ((vt->args.indexes_given & 3) != 3) {
     int k, t;
-    kvt_detect_indexes(vt->args.dir, &k, &t);
+    klevdb_dir_indexes(vt->args.dir, &k, &t);
     if (!(vt->args.indexes_given & 1)) vt->args.opts.key_index = k;
     if (!(vt->args.indexes_given & 2)) vt->args.opts.time_index = t;
   }

@@ -290,6 +290,10 @@ klevdb_err klevdb_find_offsets(klevdb *db, klevdb_find what, int64_t arg,
 /* Directory-level helpers (no lock taken; do not run them on a store   */
 /* another process writes, except stat and check).                       */
 
+/* Which indexes the store in dir was written with, from its newest V2
+** index header; 1 and 1 when no file says (a new store, or V1 files). */
+void klevdb_dir_indexes(const char *dir, int *key_index, int *time_index);
+
 klevdb_err klevdb_dir_check(const char *dir, const klevdb_options *opts,
                             klevdb_error *err);
 klevdb_err klevdb_dir_recover(const char *dir, const klevdb_options *opts,

@@ -51,17 +51,6 @@ static klevdb_err unlink_missing_ok(const char *path, klevdb_error *e) {
   return KLEVDB_OK;
 }
 
-static int write_all(int fd, const uint8_t *p, size_t n) {
-  while (n) {
-    ssize_t w = write(fd, p, n);
-    if (w < 0 && errno == EINTR) continue;
-    if (w < 0) return errno;
-    p += w;
-    n -= (size_t)w;
-  }
-  return 0;
-}
-
 /* Writes data to tmp (a fresh file: a stale one from a crash is removed,
 ** never appended to) and renames it over path, so that readers which
 ** mapped the old file keep valid memory. */
@@ -71,7 +60,7 @@ static klevdb_err replace_file(const char *tmp, const char *path,
   if (rc) return rc;
   int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd < 0) return kerr_sys(e, errno, "create %s", tmp);
-  int err = write_all(fd, data, len);
+  int err = write_full(fd, data, len);
   if (!err && fsync(fd) < 0) err = errno;
   if (close(fd) < 0 && !err) err = errno;
   if (!err && rename(tmp, path) < 0) err = errno;
@@ -259,7 +248,7 @@ klevdb_err file_copy(const char *src, const char *dst, klevdb_error *e) {
     if (r < 0 && errno == EINTR) continue;
     if (r < 0) err = errno;
     if (r <= 0) break;
-    if ((err = write_all(out, buf, (size_t)r)) != 0) break;
+    if ((err = write_full(out, buf, (size_t)r)) != 0) break;
     copied += r;
   }
   free(buf);
@@ -450,4 +439,32 @@ klevdb_err klevdb_dir_migrate(const char *dir, const klevdb_options *opts,
   }
   free(bases);
   return rc;
+}
+
+void klevdb_dir_indexes(const char *dir, int *key_index, int *time_index) {
+  *key_index = *time_index = 1;
+  int64_t *bases;
+  size_t n;
+  if (!dir || dir_segments(dir, true, &bases, &n, NULL)) return;
+  for (size_t i = n; i-- > 0;) {
+    char path[4096];
+    seg_path(path, sizeof(path), dir, bases[i], ".index");
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) continue;
+    uint8_t h[FILE_HDR];
+    ssize_t got;
+    while ((got = pread(fd, h, sizeof(h), 0)) < 0 && errno == EINTR) {}
+    close(fd);
+    if (got < (ssize_t)sizeof(h)) continue;   /* empty: an older one may say */
+    int ver;
+    int64_t start;
+    /* Any params pass the header check once the params byte is taken. */
+    if (index_detect(h, FILE_HDR, bases[i], h[7] & (IDX_TIMES | IDX_KEYS), &ver, &start, NULL) == KLEVDB_OK &&
+        ver == FMT_V2) {
+      *time_index = (h[7] & IDX_TIMES) != 0;
+      *key_index = (h[7] & IDX_KEYS) != 0;
+    }
+    break;
+  }
+  free(bases);
 }

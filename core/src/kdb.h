@@ -187,6 +187,9 @@ klevdb_err log_scan(const uint8_t *data, int64_t size, int ver, int64_t from,
 klevdb_err index_write(const char *path, int ver, int params,
                        const uint8_t *items, size_t len, klevdb_error *e);
 
+/* write(2) of all n bytes (retrying short writes and EINTR); 0 or an errno. */
+int write_full(int fd, const uint8_t *p, size_t n);
+
 /* Syncs a directory (after renames). */
 klevdb_err dir_sync(const char *dir, klevdb_error *e);
 

@@ -245,8 +245,10 @@ static klevdb_err find_by_age(klevdb *db, int64_t before, klevdb_batch *b,
   return KLEVDB_OK;
 }
 
-static klevdb_err find_updates(klevdb *db, int64_t before, klevdb_batch *b,
-                               offvec *out) {
+/* FindUpdates (deletes = false) and FindDeletes (true): one scan of the
+** window, with the keys seen so far. */
+static klevdb_err find_by_key(klevdb *db, int64_t before, bool deletes, klevdb_batch *b,
+                              offvec *out) {
   int64_t bound;
   klevdb_err rc = klevdb_next_offset(db, &bound);
   if (rc) return rc;
@@ -260,36 +262,15 @@ static klevdb_err find_updates(klevdb *db, int64_t before, klevdb_batch *b,
       kslot *s;
       int found;
       if ((rc = keytab_upsert(&kt, m->key, m->key_len, &s, &found))) goto done;
-      /* An older version of this key in the window is superseded. */
-      if (found && (rc = offvec_push(out, s->offset))) goto done;
-      s->offset = m->offset;
-    }
-    if (stuck) break;
-  }
-done:
-  keytab_free(&kt);
-  return rc;
-}
-
-static klevdb_err find_deletes(klevdb *db, int64_t before, klevdb_batch *b,
-                               offvec *out) {
-  int64_t bound;
-  klevdb_err rc = klevdb_next_offset(db, &bound);
-  if (rc) return rc;
-  keytab kt = {0};
-  for (int64_t cur = KLEVDB_OFFSET_OLDEST; cur < bound;) {
-    int stuck;
-    if ((rc = scan_step(db, &cur, b, &stuck))) goto done;
-    for (size_t i = 0; i < b->len; i++) {
-      const klevdb_msg *m = &b->msgs[i];
-      if (time_after(m->time, before)) goto done;
-      kslot *s;
-      int found;
-      if ((rc = keytab_upsert(&kt, m->key, m->key_len, &s, &found))) goto done;
-      /* Only a tombstone that is the oldest record of its key can go: an
-      ** older value would otherwise resurface. */
-      if (!found && m->value_len == 0 && (rc = offvec_push(out, m->offset)))
-        goto done;
+      if (deletes) {
+        /* Only a tombstone that is the oldest record of its key can go: an
+        ** older value would otherwise resurface. */
+        if (!found && m->value_len == 0 && (rc = offvec_push(out, m->offset))) goto done;
+      } else {
+        /* An older version of this key in the window is superseded. */
+        if (found && (rc = offvec_push(out, s->offset))) goto done;
+        s->offset = m->offset;
+      }
     }
     if (stuck) break;
   }
@@ -315,8 +296,8 @@ static klevdb_err run_finder(klevdb *db, klevdb_find what, int64_t arg,
                  : find_by_size(db, arg, &b, out);
     break;
   case KLEVDB_FIND_AGE: rc = find_by_age(db, arg, &b, out); break;
-  case KLEVDB_FIND_UPDATES: rc = find_updates(db, arg, &b, out); break;
-  case KLEVDB_FIND_DELETES: rc = find_deletes(db, arg, &b, out); break;
+  case KLEVDB_FIND_UPDATES: rc = find_by_key(db, arg, false, &b, out); break;
+  case KLEVDB_FIND_DELETES: rc = find_by_key(db, arg, true, &b, out); break;
   default: rc = kdb_fail(db, KLEVDB_EINVAL, "find: unknown finder %d", (int)what); break;
   }
   klevdb_batch_free(&b);

@@ -179,11 +179,12 @@ klevdb_err log_scan(const uint8_t *data, int64_t size, int ver, int64_t from,
   return KLEVDB_OK;
 }
 
-static klevdb_err write_all(int fd, const uint8_t *p, size_t n) {
+int write_full(int fd, const uint8_t *p, size_t n) {
   while (n) {
     ssize_t w = write(fd, p, n);
     if (w < 0 && errno == EINTR) continue;
-    if (w < 0) return (klevdb_err)errno;
+    if (w < 0) return errno;
+    if (w == 0) return EIO;
     p += w;
     n -= (size_t)w;
   }
@@ -200,9 +201,9 @@ klevdb_err index_write(const char *path, int ver, int params,
   if (ver == FMT_V2) {
     uint8_t h[FILE_HDR];
     index_header(h, params);
-    err = (int)write_all(fd, h, FILE_HDR);
+    err = write_full(fd, h, FILE_HDR);
   }
-  if (!err) err = (int)write_all(fd, items, len);
+  if (!err) err = write_full(fd, items, len);
   if (!err && fsync(fd) < 0) err = errno;
   if (close(fd) < 0 && !err) err = errno;
   if (!err && rename(tmp, path) < 0) err = errno;

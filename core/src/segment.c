@@ -372,18 +372,6 @@ klevdb_err seg_stat(store *st, seg *s, int64_t *msgs, int64_t *bytes,
 
 /* ---- the head of a read-write store ---- */
 
-static klevdb_err write_full(int fd, const uint8_t *p, size_t n) {
-  while (n) {
-    ssize_t w = write(fd, p, n);
-    if (w < 0 && errno == EINTR) continue;
-    if (w < 0) return (klevdb_err)errno;
-    if (w == 0) return (klevdb_err)EIO;
-    p += w;
-    n -= (size_t)w;
-  }
-  return KLEVDB_OK;
-}
-
 klevdb_err head_open(store *st, seg *s, bool create, klevdb_error *e) {
   char lpath[PATH_CAP], ipath[PATH_CAP];
   seg_path(lpath, sizeof(lpath), st->dir, s->base, ".log");
@@ -399,7 +387,7 @@ klevdb_err head_open(store *st, seg *s, bool create, klevdb_error *e) {
   if (sb.st_size == 0 && st->newver == FMT_V2) {
     uint8_t h[FILE_HDR];
     log_header(h);
-    int err = (int)write_full(fd, h, FILE_HDR);
+    int err = write_full(fd, h, FILE_HDR);
     if (err) {
       close(fd);
       return kerr_sys(e, err, "write %s", lpath);
@@ -453,7 +441,7 @@ klevdb_err head_open(store *st, seg *s, bool create, klevdb_error *e) {
     if (hdr) {
       uint8_t h[FILE_HDR];
       index_header(h, st->params);
-      int err = (int)write_full(ifd, h, FILE_HDR);
+      int err = write_full(ifd, h, FILE_HDR);
       if (err) {
         rc = kerr_sys(e, err, "write %s", ipath);
         close(ifd);
@@ -484,7 +472,7 @@ fail:
 klevdb_err head_flush(store *st, seg *h, klevdb_error *e) {
   size_t have = h->n * st->isz;
   if (st->iflushed >= have) return KLEVDB_OK;
-  int err = (int)write_full(st->ifd, h->ibuf.p + st->iflushed, have - st->iflushed);
+  int err = write_full(st->ifd, h->ibuf.p + st->iflushed, have - st->iflushed);
   if (err) {
     /* Keep the file at a whole number of items; the log still has all. */
     struct stat sb;
@@ -585,13 +573,13 @@ klevdb_err seg_rewrite(store *st, seg *s, drop_fn drop, void *ctx,
     nitems.len += st->isz;
     pos += (int64_t)len;
     if (out.len >= (1 << 20)) {
-      int err = (int)write_full(fd, out.p, out.len);
+      int err = write_full(fd, out.p, out.len);
       if (err) rc = kerr_sys(e, err, "write %s", tmp_log);
       out.len = 0;
     }
   }
   if (!rc && out.len) {
-    int err = (int)write_full(fd, out.p, out.len);
+    int err = write_full(fd, out.p, out.len);
     if (err) rc = kerr_sys(e, err, "write %s", tmp_log);
   }
   if (!rc && fdatasync(fd) < 0) rc = kerr_sys(e, errno, "sync %s", tmp_log);
