@@ -275,16 +275,30 @@ klevdb_err file_copy(const char *src, const char *dst, klevdb_error *e) {
 #define NEED_DIR(d)                                                            \
   if (!(d)) return kerr(e, KLEVDB_EINVAL, "no directory given")
 
+/* The base of dir's last segment: *found false when there is none (a
+** missing or empty directory is fine: nothing to check or recover). */
+static klevdb_err last_segment(const char *dir, int64_t *base, bool *found, klevdb_error *e) {
+  int64_t *bases;
+  size_t n;
+  *found = false;
+  klevdb_err rc = dir_segments(dir, true, &bases, &n, e);
+  if (rc) return rc;
+  if (n) {
+    *base = bases[n - 1];
+    *found = true;
+  }
+  free(bases);
+  return KLEVDB_OK;
+}
+
 klevdb_err klevdb_dir_check(const char *dir, const klevdb_options *opts,
                             klevdb_error *err) {
   LOCAL_ERR(err);
   NEED_DIR(dir);
-  int64_t *bases;
-  size_t n;
-  klevdb_err rc = dir_segments(dir, true, &bases, &n, e);
-  if (rc || n == 0) return rc;
-  int64_t base = bases[n - 1];
-  free(bases);
+  int64_t base;
+  bool found;
+  klevdb_err rc = last_segment(dir, &base, &found, e);
+  if (rc || !found) return rc;
   rc = seg_check(dir, base, opts_params(opts), e);
   if (rc) kerr_wrap(e, "check %lld", (long long)base);
   return rc;
@@ -294,12 +308,10 @@ klevdb_err klevdb_dir_recover(const char *dir, const klevdb_options *opts,
                               klevdb_error *err) {
   LOCAL_ERR(err);
   NEED_DIR(dir);
-  int64_t *bases;
-  size_t n;
-  klevdb_err rc = dir_segments(dir, true, &bases, &n, e);
-  if (rc || n == 0) return rc;
-  int64_t base = bases[n - 1];
-  free(bases);
+  int64_t base;
+  bool found;
+  klevdb_err rc = last_segment(dir, &base, &found, e);
+  if (rc || !found) return rc;
   rc = seg_recover(dir, base, opts_params(opts), true, e);
   if (rc) kerr_wrap(e, "recover %lld", (long long)base);
   return rc;
