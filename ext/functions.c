@@ -28,6 +28,7 @@
 #include <stdarg.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <string.h>
 #include <sys/file.h>
 #include <time.h>
@@ -82,6 +83,16 @@ static kvt_vtab *table_arg(sqlite3_context *ctx, const char *fn, sqlite3_value *
   const char *name = (const char *)sqlite3_value_text(v);
   kvt_conn *c = sqlite3_user_data(ctx);
   kvt_vtab *vt = name ? kvt_find(c, name) : NULL;
+  if (!vt && name) {
+    /* A table SQLite has not connected yet (a fresh schema, ATTACH, after
+    ** RENAME): preparing a query on it connects it. */
+    char *sql = sqlite3_mprintf("SELECT 1 FROM \"%w\" LIMIT 0", name);
+    sqlite3_stmt *st = NULL;
+    if (sql && sqlite3_prepare_v2(sqlite3_context_db_handle(ctx), sql, -1, &st, NULL) == SQLITE_OK)
+      vt = kvt_find(c, name);
+    sqlite3_finalize(st);
+    sqlite3_free(sql);
+  }
   if (!vt) {
     fn_error(ctx, SQLITE_ERROR, "klevdb: no klevdb table named '%s' in this connection",
              name ? name : "");
@@ -290,6 +301,10 @@ static void run_delete(sqlite3_context *ctx, const char *fn, kvt_vtab *vt, delet
                        int64_t arg) {
   klevdb_err rc = KLEVDB_OK;
   bool locked = false;
+  if (vt->follower && kvt_become_writer(vt) != SQLITE_OK) {
+    fn_error(ctx, SQLITE_BUSY, "%s", vt->base.zErrMsg ? vt->base.zErrMsg : "klevdb: store busy");
+    return;
+  }
   if (!vt->tx.locked) {
     rc = klevdb_writer_lock(vt->kdb, FN_LOCK_WAIT_MS);
     locked = rc == KLEVDB_OK;
@@ -370,7 +385,16 @@ static char *dir_arg(sqlite3_context *ctx, const char *fn, sqlite3_value *v) {
     return NULL;
   }
   char *dir = kvt_resolve_dir(sqlite3_context_db_handle(ctx), "main", d);
-  if (!dir) sqlite3_result_error_nomem(ctx);
+  if (!dir) {
+    sqlite3_result_error_nomem(ctx);
+    return NULL;
+  }
+  struct stat sb;
+  if (stat(dir, &sb) < 0 || !S_ISDIR(sb.st_mode)) {
+    fn_error(ctx, SQLITE_CANTOPEN, "klevdb: %s: %s is not a directory", fn, d);
+    sqlite3_free(dir);
+    return NULL;
+  }
   return dir;
 }
 

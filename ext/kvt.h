@@ -145,6 +145,9 @@ int kvt_rollback(sqlite3_vtab *vtab);
 int kvt_savepoint(sqlite3_vtab *vtab, int n);
 int kvt_release(sqlite3_vtab *vtab, int n);
 int kvt_rollback_to(sqlite3_vtab *vtab, int n);
+/* A follower table (another process wrote the store when it connected)
+** tries to open the store for writing; SQLITE_BUSY while that goes on. */
+int kvt_become_writer(kvt_vtab *vt);
 /* Drops the pending writes and the writer reservation. */
 void kvt_pending_clear(kvt_vtab *vt);
 

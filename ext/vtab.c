@@ -94,11 +94,14 @@ static int kvt_connect(sqlite3 *db, void *aux, int argc, const char *const *argv
     vt->follower = e == KLEVDB_OK;
   }
   if (e != KLEVDB_OK) {
-    if (e == KLEVDB_ECORRUPT_INDEX && strstr(ke.msg, "index mismatch"))
-      *err = sqlite3_mprintf("%s (the store in %s was written with other key_index/time_index "
-                             "options: say key_index=%d or time_index=%d to match it)",
-                             ke.msg, vt->args.dir, !vt->args.opts.key_index,
-                             !vt->args.opts.time_index);
+    if (e == KLEVDB_ECORRUPT_INDEX && strstr(ke.msg, "keys index mismatch"))
+      *err = sqlite3_mprintf("%s (the store in %s was written %s a key index: say key_index=%d, "
+                             "or leave it out)", ke.msg, vt->args.dir,
+                             vt->args.opts.key_index ? "without" : "with", !vt->args.opts.key_index);
+    else if (e == KLEVDB_ECORRUPT_INDEX && strstr(ke.msg, "times index mismatch"))
+      *err = sqlite3_mprintf("%s (the store in %s was written %s a time index: say time_index=%d, "
+                             "or leave it out)", ke.msg, vt->args.dir,
+                             vt->args.opts.time_index ? "without" : "with", !vt->args.opts.time_index);
     else
       *err = sqlite3_mprintf("%s", ke.msg);
     kvt_args_free(&vt->args);
@@ -566,6 +569,46 @@ static int collect_key(kvt_cursor *c, size_t *cap) {
   return rc;
 }
 
+/* The offset an = or IN value stands for: an INTEGER, or a REAL with a
+** whole value (4.0 = 4 in SQL). Anything else equals no offset. */
+static bool whole_int(sqlite3_value *v, int64_t *out) {
+  int t = sqlite3_value_numeric_type(v);
+  if (t == SQLITE_INTEGER) {
+    *out = sqlite3_value_int64(v);
+    return true;
+  }
+  if (t != SQLITE_FLOAT) return false;
+  double x = sqlite3_value_double(v);
+  if (!(x >= -9.2e18 && x <= 9.2e18) || (double)(int64_t)x != x) return false;
+  *out = (int64_t)x;
+  return true;
+}
+
+/* Encodes a key = value for the lookup; false when no stored key can
+** equal it: NULL, a value the codec cannot store, or an empty one (stored
+** absent, it reads back NULL; only the string codec reads it as ''). */
+static bool lookup_key(const kvt_vtab *vt, sqlite3_value *v, kvt_buf *out) {
+  out->len = 0;
+  if (sqlite3_value_type(v) == SQLITE_NULL) return false;
+  int64_t n;
+  if (vt->args.key == KVT_INTEGER && sqlite3_value_type(v) == SQLITE_FLOAT && whole_int(v, &n)) {
+    uint8_t b[10];
+    size_t len = klevdb_varint_encode(n, b);
+    uint8_t *p = sqlite3_realloc64(out->p, len);
+    if (!p) return false;
+    memcpy(p, b, len);
+    out->p = p;
+    out->cap = out->len = len;
+    return true;
+  }
+  char *err = NULL;
+  if (kvt_encode(vt->args.key, v, "key", out, &err) != SQLITE_OK) {
+    sqlite3_free(err);
+    return false;
+  }
+  return out->len > 0 || vt->args.key == KVT_STRING;
+}
+
 static int kvt_filter(sqlite3_vtab_cursor *cur, int plan, const char *idx, int argc,
                       sqlite3_value **argv) {
   (void)idx;
@@ -641,15 +684,7 @@ static int kvt_filter(sqlite3_vtab_cursor *cur, int plan, const char *idx, int a
   if (c->batch == 0) c->batch = 1;
 
   if (keyv && !(plan & P_KEY_IN)) {
-    if (sqlite3_value_type(keyv) == SQLITE_NULL) {  /* key = NULL matches nothing */
-      c->eof = true;
-      return SQLITE_OK;
-    }
-    char *err = NULL;
-    rc = kvt_encode(vt->args.key, keyv, "key", &c->key, &err);
-    if (rc != SQLITE_OK) {
-      /* A value this codec cannot store matches no stored key. */
-      sqlite3_free(err);
+    if (!lookup_key(vt, keyv, &c->key)) {
       c->eof = true;
       return SQLITE_OK;
     }
@@ -660,13 +695,13 @@ static int kvt_filter(sqlite3_vtab_cursor *cur, int plan, const char *idx, int a
     c->mode = M_LIST;
     if (plan & P_EQ_IN) {
       sqlite3_value *v;
+      int64_t o;
       for (rc = sqlite3_vtab_in_first(eq, &v); rc == SQLITE_OK && v; rc = sqlite3_vtab_in_next(eq, &v))
-        if (sqlite3_value_numeric_type(v) == SQLITE_INTEGER &&
-            (rc = list_add(c, sqlite3_value_int64(v), &cap)) != SQLITE_OK)
-          break;
+        if (whole_int(v, &o) && (rc = list_add(c, o, &cap)) != SQLITE_OK) break;
       if (rc == SQLITE_DONE) rc = SQLITE_OK;
-    } else if (sqlite3_value_numeric_type(eq) == SQLITE_INTEGER) {
-      rc = list_add(c, sqlite3_value_int64(eq), &cap);
+    } else {
+      int64_t o;
+      if (whole_int(eq, &o)) rc = list_add(c, o, &cap);
     }
     if (rc != SQLITE_OK) return rc;
     list_sort(c);
@@ -674,13 +709,7 @@ static int kvt_filter(sqlite3_vtab_cursor *cur, int plan, const char *idx, int a
     c->mode = M_LIST;
     sqlite3_value *v;
     for (rc = sqlite3_vtab_in_first(keyv, &v); rc == SQLITE_OK && v; rc = sqlite3_vtab_in_next(keyv, &v)) {
-      if (sqlite3_value_type(v) == SQLITE_NULL) continue;
-      char *err = NULL;
-      c->key.len = 0;
-      if (kvt_encode(vt->args.key, v, "key", &c->key, &err) != SQLITE_OK) {
-        sqlite3_free(err);
-        continue;
-      }
+      if (!lookup_key(vt, v, &c->key)) continue;
       if ((rc = collect_key(c, &cap)) != SQLITE_OK) break;
     }
     if (rc == SQLITE_DONE) rc = SQLITE_OK;

@@ -54,7 +54,7 @@ bool kvt_pending_deleted(const kvt_vtab *vt, int64_t offset) {
 ** offsets handed out now are the ones the messages get at commit. */
 /* A table that follows another process's writes becomes the writer once
 ** that process has let go of the store. */
-static int become_writer(kvt_vtab *vt) {
+int kvt_become_writer(kvt_vtab *vt) {
   klevdb *w;
   klevdb_error ke;
   klevdb_err e = klevdb_open(vt->args.dir, &vt->args.opts, &w, &ke);
@@ -71,7 +71,7 @@ static int become_writer(kvt_vtab *vt) {
 static int reserve(kvt_vtab *vt) {
   if (vt->tx.locked) return SQLITE_OK;
   if (vt->follower) {
-    int rc = become_writer(vt);
+    int rc = kvt_become_writer(vt);
     if (rc != SQLITE_OK) return rc;
   }
   klevdb_err e = klevdb_writer_lock(vt->kdb, WRITER_WAIT_MS);
@@ -123,8 +123,9 @@ static int insert(kvt_vtab *vt, sqlite3_value **argv, sqlite3_int64 *rowid) {
   }
   if (rc == SQLITE_OK && r.klen + r.vlen > KLEVDB_MAX_PAYLOAD) {
     rc = SQLITE_TOOBIG;
-    err = sqlite3_mprintf("klevdb: message too big: key + value is %zu bytes, the limit is %d",
-                          r.klen + r.vlen, KLEVDB_MAX_PAYLOAD);
+    /* SQLite's printf: %llu, not %zu (its %z means "print and free"). */
+    err = sqlite3_mprintf("klevdb: message too big: key + value is %llu bytes, the limit is %d",
+                          (unsigned long long)(r.klen + r.vlen), KLEVDB_MAX_PAYLOAD);
   }
   if (rc != SQLITE_OK) {
     tx->arena.len = alen;

@@ -233,7 +233,14 @@ klevdb_err file_copy(const char *src, const char *dst, klevdb_error *e) {
     close(in);
     return KLEVDB_OK;
   }
-  int out = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  /* A new file renamed over dst: a reader that maps dst (a store opened
+  ** there) keeps the old file instead of having it cut under it. */
+  char tmp[4096];
+  if (snprintf(tmp, sizeof(tmp), "%s.copy", dst) >= (int)sizeof(tmp)) {
+    close(in);
+    return kerr(e, KLEVDB_EINVAL, "copy %s: path too long", dst);
+  }
+  int out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (out < 0) {
     int err = errno;
     close(in);
@@ -257,10 +264,16 @@ klevdb_err file_copy(const char *src, const char *dst, klevdb_error *e) {
   struct timespec times[2] = {ss.st_mtim, ss.st_mtim};
   if (!err && futimens(out, times) < 0) err = errno;
   if (close(out) < 0 && !err) err = errno;
-  if (err) return kerr_sys(e, err, "copy %s to %s", src, dst);
-  if (copied < (int64_t)ss.st_size)
+  if (!err && copied < (int64_t)ss.st_size) {
+    unlink(tmp);
     return kerr(e, KLEVDB_EIO, "copy %s: partial copy (%lld/%lld)", src,
                 (long long)copied, (long long)ss.st_size);
+  }
+  if (!err && rename(tmp, dst) < 0) err = errno;
+  if (err) {
+    unlink(tmp);
+    return kerr_sys(e, err, "copy %s to %s", src, dst);
+  }
   return KLEVDB_OK;
 }
 

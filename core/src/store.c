@@ -557,7 +557,7 @@ klevdb_err klevdb_writer_lock(klevdb *db, int64_t timeout_ms) {
   while (st->txn_owner && st->txn_owner != db) {
     if (timeout_ms <= 0 || pthread_cond_timedwait(&st->txn_cv, &st->wmu, &until) == ETIMEDOUT) {
       if (st->txn_owner && st->txn_owner != db)
-        rc = kerr(&db->err, KLEVDB_ELOCKED, "write: another connection is writing this store");
+        rc = kerr(&db->err, KLEVDB_ELOCKED, "write: another connection is writing this store (an open transaction, maybe of another table on it)");
       break;
     }
   }
