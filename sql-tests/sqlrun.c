@@ -380,6 +380,51 @@ static int dot_command(char *line) {
 
 /* ---- main loop: the shell's process_input() ---- */
 
+/* writefile(path, data) and readfile(path), as the shell has them (the
+** error tests damage files with writefile). */
+static void fn_writefile(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  (void)argc;
+  const char *path = (const char *)sqlite3_value_text(argv[0]);
+  if (!path) return;
+  FILE *f = fopen(path, "wb");
+  if (!f) {
+    sqlite3_result_error(ctx, "cannot open file", -1);
+    return;
+  }
+  int n = sqlite3_value_bytes(argv[1]);
+  const void *p = sqlite3_value_blob(argv[1]);
+  size_t w = n > 0 ? fwrite(p, 1, (size_t)n, f) : 0;
+  fclose(f);
+  sqlite3_result_int64(ctx, (sqlite3_int64)w);
+}
+
+static void fn_readfile(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  (void)argc;
+  const char *path = (const char *)sqlite3_value_text(argv[0]);
+  FILE *f = path ? fopen(path, "rb") : NULL;
+  if (!f) return;
+  char *buf = NULL;
+  size_t len = 0, cap = 0;
+  for (;;) {
+    if (len == cap) {
+      cap = cap ? cap * 2 : 4096;
+      char *nb = sqlite3_realloc64(buf, cap);
+      if (!nb) {
+        sqlite3_free(buf);
+        fclose(f);
+        sqlite3_result_error_nomem(ctx);
+        return;
+      }
+      buf = nb;
+    }
+    size_t r = fread(buf + len, 1, cap - len, f);
+    if (r == 0) break;
+    len += r;
+  }
+  fclose(f);
+  sqlite3_result_blob64(ctx, buf, len, sqlite3_free);
+}
+
 int main(int argc, char **argv) {
   const char *dbname = argc > 1 ? argv[1] : ":memory:";
   sqlite3 *db;
@@ -391,6 +436,8 @@ int main(int argc, char **argv) {
     sqlite3_close(db);
     return 1;
   }
+  sqlite3_create_function(db, "writefile", 2, SQLITE_UTF8, NULL, fn_writefile, NULL, NULL);
+  sqlite3_create_function(db, "readfile", 1, SQLITE_UTF8, NULL, fn_readfile, NULL, NULL);
 
   char *line = NULL, *sql = NULL;
   size_t linecap = 0, nsql = 0, sqlcap = 0;
