@@ -307,7 +307,7 @@ static int expect(const char *s, size_t n, size_t *i, char ch) {
 /* YYYY-MM-DD[(T|t| )HH:MM[:SS[.fraction]][Z|z|+HH:MM|-HH:MM]]. Returns 0,
 ** -1 for a malformed text, or -2 for a field out of range. */
 static int parse_iso(const char *s, size_t n, int64_t *out) {
-  int y, mo, d, h = 0, mi = 0, sec = 0, zh = 0, zm = 0, zsign = 0;
+  int y = 0, mo = 0, d = 0, h = 0, mi = 0, sec = 0, zh = 0, zm = 0, zsign = 0;
   int64_t frac = 0;
   size_t i = 0;
 

@@ -302,7 +302,9 @@ static klevdb_err run_finder(klevdb *db, klevdb_find what, int64_t arg,
   }
   klevdb_batch_free(&b);
   if (rc) return rc;
-  if (out->len > 1) {
+  bool sorted = true;   /* all finders but FindUpdates find in order */
+  for (size_t i = 1; i < out->len && sorted; i++) sorted = out->v[i - 1] < out->v[i];
+  if (!sorted) {
     qsort(out->v, out->len, sizeof(out->v[0]), cmp_i64);
     size_t k = 1;
     for (size_t i = 1; i < out->len; i++)
@@ -363,7 +365,20 @@ done:
 }
 
 klevdb_err klevdb_trim_by_offset(klevdb *db, int64_t before, klevdb_deleted *out) {
-  return find_and_delete(db, KLEVDB_FIND_OFFSET, before, out);
+  /* What FindByOffset finds is every message below before: one range,
+  ** which deletes whole segments without reading them. */
+  if (!db) return KLEVDB_EINVAL;
+  klevdb_deleted none = {0, 0};
+  if (out) *out = none;
+  if (before == KLEVDB_OFFSET_OLDEST || (before < 0 && before != KLEVDB_OFFSET_NEWEST))
+    return KLEVDB_OK;
+  int64_t next;
+  klevdb_err rc = klevdb_next_offset(db, &next);
+  if (rc) return rc;
+  if (before == KLEVDB_OFFSET_NEWEST || before > next) before = next;
+  if (before <= 0) return KLEVDB_OK;
+  klevdb_range r = {0, before};
+  return klevdb_delete_ranges(db, &r, 1, out ? out : &none);
 }
 
 klevdb_err klevdb_trim_by_count(klevdb *db, int64_t keep, klevdb_deleted *out) {

@@ -1563,6 +1563,9 @@ static klevdb_err delete_in(store *st, size_t si, drop_fn drop, void *ctx, klevd
   ** key's newest message is among the dropped: compactions keep it. */
   bool kt_stale = false;
   pthread_rwlock_rdlock(&st->lk);
+  /* Checking each dropped item costs a probe; past a few thousand a
+  ** rebuild on the next key query is cheaper. */
+  if (st->kt_state == 1 && s->n > 4096) kt_stale = true;
   for (size_t i = 0; i < s->n; i++) {
     const uint8_t *it = items + i * st->isz;
     int64_t off = item_off(it);

@@ -62,7 +62,7 @@ static void test_varint_examples(void) {
 }
 
 static void test_varint_errors(void) {
-  uint8_t b[16];
+  uint8_t b[16] = {0};
   int64_t v = 77;
 
   /* Short buffer: nothing, or only continuation bytes. */
