@@ -193,6 +193,24 @@ int write_full(int fd, const uint8_t *p, size_t n);
 /* Syncs a directory (after renames). */
 klevdb_err dir_sync(const char *dir, klevdb_error *e);
 
+/* ---- batches larger than a segment (batch.c) ---- */
+
+/* Writes msgs[0..n) (offsets from offset, unset times = now, index times
+** clamped from *last_ts) as segments of about rollover bytes under
+** temporary names; *bases_out (free()) gets their bases. */
+klevdb_err batch_write(const char *dir, int ver, int params, int64_t rollover,
+                       const klevdb_msg *msgs, size_t n, int64_t offset, int64_t now,
+                       int64_t *last_ts, bool sync, int64_t **bases_out, size_t *nb_out,
+                       klevdb_error *e);
+/* Renames the segments into place under a marker (the first replaces the
+** empty head at bases[0]); all or nothing, also across a crash. */
+klevdb_err batch_commit(const char *dir, const int64_t *bases, size_t nb, bool sync,
+                        klevdb_error *e);
+/* Removes the temporary files of a batch that is not committed. */
+void batch_discard(const char *dir, const int64_t *bases, size_t nb);
+/* At open: undoes a batch whose commit a crash interrupted. */
+klevdb_err batch_recover(const char *dir, klevdb_error *e);
+
 /* ---- directory maintenance (dirops.c) ---- */
 
 /* Check and Recover of one segment (spec 7.1, 7.2). */

@@ -25,6 +25,8 @@
 /* A read-only store looks for another process's changes at least this
 ** often (µs), and on every read that reaches the end of what it knows. */
 #define FOLLOW_US 10000
+/* A batch over this many rollover sizes is split into segments. */
+#define SPLIT_FACTOR 4
 
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23   /* Linux 5.14; older kernels ignore it */
@@ -346,7 +348,10 @@ static klevdb_err store_open(const char *dir, const klevdb_options *o, store **o
   st->dev = sb.st_dev;
   st->ino = sb.st_ino;
   if (!st->ro && (rc = lock_dir(st, e))) goto fail;
-  if (!st->ro) spare_clean(st);
+  if (!st->ro) {
+    spare_clean(st);
+    if ((rc = batch_recover(dir, e))) goto fail;
+  }
   if ((rc = dir_segments(dir, false, &bases, &n, e))) goto fail;
 
   if (n && !st->ro) {
@@ -665,6 +670,52 @@ static void wake_waiters(store *st) {
   }
 }
 
+/* A batch of several segments' worth goes into new segments of their own
+** (Go would make one big segment; both are valid stores), so that trimming
+** the old part of a store drops whole segments. Caller holds wmu. */
+static klevdb_err publish_split(store *st, const klevdb_msg *msgs, size_t n, klevdb_error *e) {
+  klevdb_err rc = KLEVDB_OK;
+  seg *h = head(st);
+  if (h->n > 0) {
+    if ((rc = rollover(st, e))) return rc;
+    h = head(st);
+  }
+  int64_t last_ts = st->last_ts, *bases;
+  size_t nb;
+  rc = batch_write(st->dir, st->newver, st->params, st->opts.rollover, msgs, n, st->next, now_us(),
+                   &last_ts, st->opts.auto_sync, &bases, &nb, e);
+  if (rc) return rc;
+  seg **news = calloc(nb, sizeof(seg *));
+  for (size_t i = 0; news && i < nb; i++)
+    if (!(news[i] = seg_new(bases[i]))) rc = kerr_sys(e, ENOMEM, "publish");
+  if (!news) rc = kerr_sys(e, ENOMEM, "publish");
+  if (!rc) rc = batch_commit(st->dir, bases, nb, st->opts.auto_sync, e);
+  else batch_discard(st->dir, bases, nb);
+  free(bases);
+  if (rc) {
+    for (size_t i = 0; news && i < nb; i++) seg_free(news[i]);
+    free(news);
+    return rc;
+  }
+  /* The files are in place; now the segment list follows. */
+  head_close(st, h, false);
+  rc = head_open(st, news[nb - 1], false, e);
+  pthread_rwlock_wrlock(&st->lk);
+  st->segs[st->nsegs - 1] = news[0];
+  for (size_t i = 1; i < nb; i++)
+    if (segs_push(st, news[i], NULL)) seg_free(news[i]);
+  segs_changed(st);
+  if (st->kt_state == 1) {
+    kt_free(&st->kt);
+    st->kt_state = 0;
+  }
+  __atomic_store_n(&st->next, seg_next(head(st), st->isz), __ATOMIC_SEQ_CST);
+  pthread_rwlock_unlock(&st->lk);
+  seg_free(h);
+  free(news);
+  return rc;
+}
+
 klevdb_err klevdb_publish(klevdb *db, const klevdb_msg *msgs, size_t n, int64_t *next_out) {
   BEGIN(db);
   store *st = db->st;
@@ -695,6 +746,12 @@ klevdb_err klevdb_publish(klevdb *db, const klevdb_msg *msgs, size_t n, int64_t 
     h = head(st);
   }
   if (n == 0) goto out;
+  /* Only batches of several segments' worth: smaller ones stay in the
+  ** head as Go writes them (same files). */
+  if (n > 1 && (int64_t)total > SPLIT_FACTOR * st->opts.rollover) {
+    if (!(rc = publish_split(st, msgs, n, e))) wake_waiters(st);
+    goto out;
+  }
 
   int ver = h->ver;
   /* V2 heads append by copying into their mapping (no system call per

@@ -1,0 +1,183 @@
+/*
+** batch.c - batches larger than a segment. They are written as whole
+** segment files under temporary names and committed by renaming them into
+** place under a marker file, so a crash leaves all of the batch or none.
+*/
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "kdb.h"
+
+#define MARKER ".batch"
+#define TEMP_EXT ".batch"
+
+static void temp_path(char *out, size_t cap, const char *dir, int64_t base, const char *ext) {
+  char p[4096];
+  seg_path(p, sizeof(p), dir, base, ext);
+  snprintf(out, cap, "%s%s", p, TEMP_EXT);
+}
+
+void batch_discard(const char *dir, const int64_t *bases, size_t nb) {
+  char p[4200];
+  for (size_t i = 0; i < nb; i++) {
+    temp_path(p, sizeof(p), dir, bases[i], ".log");
+    unlink(p);
+    temp_path(p, sizeof(p), dir, bases[i], ".index");
+    unlink(p);
+  }
+}
+
+/* Writes one segment's files under their temporary names. */
+static klevdb_err write_segment(const char *dir, int ver, int params, int64_t base,
+                                const kbuf *log, const kbuf *items, bool sync, klevdb_error *e) {
+  char p[4200];
+  temp_path(p, sizeof(p), dir, base, ".log");
+  int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return kerr_sys(e, errno, "publish: create %s", p);
+  int err = write_full(fd, log->p, log->len);
+  if (!err && sync && fdatasync(fd) < 0) err = errno;
+  if (close(fd) < 0 && !err) err = errno;
+  if (err) return kerr_sys(e, err, "publish: write %s", p);
+  temp_path(p, sizeof(p), dir, base, ".index");
+  return index_write(p, ver, params, items->p, items->len, e);
+}
+
+klevdb_err batch_write(const char *dir, int ver, int params, int64_t rollover,
+                       const klevdb_msg *msgs, size_t n, int64_t offset, int64_t now,
+                       int64_t *last_ts, bool sync, int64_t **bases_out, size_t *nb_out,
+                       klevdb_error *e) {
+  size_t isz = item_size(params);
+  kbuf log = {0}, items = {0};
+  int64_t *bases = NULL;
+  size_t nb = 0;
+  klevdb_err rc = KLEVDB_OK;
+  size_t i = 0;
+  while (i < n && !rc) {
+    /* One segment: records while its size is within the rollover, as
+    ** message-by-message publishing would have rolled over. */
+    int64_t base = offset + (int64_t)i;
+    int64_t *nbases = realloc(bases, (nb + 1) * sizeof(int64_t));
+    if (!nbases) {
+      rc = kerr_sys(e, ENOMEM, "publish");
+      break;
+    }
+    bases = nbases;
+    bases[nb++] = base;
+    log.len = items.len = 0;
+    if (ver == FMT_V2) {
+      if ((rc = kbuf_reserve(&log, FILE_HDR, e))) break;
+      log_header(log.p);
+      log.len = FILE_HDR;
+    }
+    do {
+      const klevdb_msg *m = &msgs[i];
+      int64_t t = m->time == KLEVDB_TIME_UNSET ? now : m->time;
+      size_t len = (size_t)rec_size(ver, m->key_len, m->value_len);
+      if ((rc = kbuf_reserve(&log, len, e)) || (rc = kbuf_reserve(&items, isz, e))) break;
+      int64_t pos = (int64_t)log.len;
+      rec_encode(ver, log.p + log.len, offset + (int64_t)i, t, m->key, m->key_len, m->value,
+                 m->value_len);
+      log.len += len;
+      if (t > *last_ts) *last_ts = t;
+      item_encode(items.p + items.len, params, offset + (int64_t)i, pos, *last_ts,
+                  (params & IDX_KEYS) ? klevdb_key_hash(m->key, m->key_len) : 0);
+      items.len += isz;
+      i++;
+    } while (i < n && (int64_t)log.len <= rollover);
+    if (!rc) rc = write_segment(dir, ver, params, base, &log, &items, sync, e);
+  }
+  kbuf_free(&log);
+  kbuf_free(&items);
+  if (rc) {
+    batch_discard(dir, bases, nb);
+    free(bases);
+    return rc;
+  }
+  *bases_out = bases;
+  *nb_out = nb;
+  return KLEVDB_OK;
+}
+
+klevdb_err batch_commit(const char *dir, const int64_t *bases, size_t nb, bool sync,
+                        klevdb_error *e) {
+  char marker[4200], from[4200], to[4200];
+  snprintf(marker, sizeof(marker), "%s/%s", dir, MARKER);
+  kbuf list = {0};
+  klevdb_err rc = KLEVDB_OK;
+  for (size_t i = 0; i < nb && !rc; i++) {
+    if ((rc = kbuf_reserve(&list, 24, e))) break;
+    list.len += (size_t)snprintf((char *)list.p + list.len, 24, "%lld\n", (long long)bases[i]);
+  }
+  int fd = rc ? -1 : open(marker, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (!rc && fd < 0) rc = kerr_sys(e, errno, "publish: create %s", marker);
+  if (!rc) {
+    int err = write_full(fd, list.p, list.len);
+    if (!err && fdatasync(fd) < 0) err = errno;   /* the marker must precede the renames */
+    if (close(fd) < 0 && !err) err = errno;
+    if (err) rc = kerr_sys(e, err, "publish: write %s", marker);
+  }
+  kbuf_free(&list);
+  if (!rc) rc = dir_sync(dir, e);
+  for (size_t i = 0; i < nb && !rc; i++) {
+    const char *ext[2] = {".index", ".log"};
+    for (int k = 0; k < 2 && !rc; k++) {
+      temp_path(from, sizeof(from), dir, bases[i], ext[k]);
+      seg_path(to, sizeof(to), dir, bases[i], ext[k]);
+      if (rename(from, to) < 0) rc = kerr_sys(e, errno, "publish: rename %s", from);
+    }
+  }
+  if (rc) {
+    /* Undo what was renamed: the next open would, from the marker. */
+    batch_recover(dir, NULL);
+    return rc;
+  }
+  if (sync) dir_sync(dir, NULL);
+  unlink(marker);
+  if (sync) dir_sync(dir, NULL);
+  return KLEVDB_OK;
+}
+
+klevdb_err batch_recover(const char *dir, klevdb_error *e) {
+  char marker[4200];
+  snprintf(marker, sizeof(marker), "%s/%s", dir, MARKER);
+  uint8_t *data;
+  size_t len;
+  klevdb_err rc = file_read(marker, &data, &len, e);
+  if (rc == KLEVDB_ENOTFOUND) return KLEVDB_OK;
+  if (rc) return rc;
+  /* The batch never finished: its first segment was the empty head it was
+  ** renamed over, which comes back empty; later ones go. */
+  char *p = (char *)data, *end = p + len;
+  bool first = true;
+  while (p < end) {
+    char *nl = memchr(p, '\n', (size_t)(end - p));
+    if (!nl) break;
+    *nl = 0;
+    int64_t base = strtoll(p, NULL, 10);
+    p = nl + 1;
+    char path[4200];
+    int64_t one = base;
+    batch_discard(dir, &one, 1);
+    const char *ext[2] = {".log", ".index"};
+    for (int k = 0; k < 2; k++) {
+      seg_path(path, sizeof(path), dir, base, ext[k]);
+      if (first) {
+        /* Truncate to an empty segment; the header (V2) is rewritten by the
+        ** writer's open, which formats a 0-byte head. */
+        int fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
+        if (fd >= 0) close(fd);
+      } else {
+        unlink(path);
+      }
+    }
+    first = false;
+  }
+  free(data);
+  dir_sync(dir, NULL);
+  unlink(marker);
+  dir_sync(dir, NULL);
+  return KLEVDB_OK;
+}
