@@ -308,7 +308,13 @@ static klevdb_err store_open(const char *dir, const klevdb_options *o, store **o
   st->dir = strdup(dir);
   st->lockfd = st->ifd = -1;
   pthread_mutex_init(&st->wmu, NULL);
-  pthread_rwlock_init(&st->lk, NULL);
+  /* Writers first: readers polling in a loop must not starve publish,
+  ** which takes lk for writing only briefly. */
+  pthread_rwlockattr_t ra;
+  pthread_rwlockattr_init(&ra);
+  pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+  pthread_rwlock_init(&st->lk, &ra);
+  pthread_rwlockattr_destroy(&ra);
   pthread_mutex_init(&st->cvmu, NULL);
   pthread_cond_init(&st->txn_cv, NULL);
   pthread_mutex_init(&st->spare_mu, NULL);
