@@ -19,7 +19,8 @@ run() {  # run BUILDDIR SUITE|all [meson setup options...]
     return
   fi
   local log
-  local only=()
+  # suite long: the long forms of the reliability suites, run by hand.
+  local only=(--no-suite long)
   [ "$suite" = all ] || only=(--suite "$suite")
   log=$(meson test -C "$dir" --print-errorlogs --num-processes 2 "${only[@]}" 2>&1)
   echo "$log" | grep -E '^ *[0-9]+/[0-9]+ |^(Ok|Fail|Expected Fail|Unexpected Pass|Skipped|Timeout): '
