@@ -144,9 +144,11 @@ static klevdb_err keytab_upsert(keytab *t, const uint8_t *key, size_t len,
 ** loop body: Consume(cursor, 32) and move the cursor. Returns 0 with the
 ** batch filled, or an error. *stuck is set when the cursor did not move,
 ** which a correct store never does; Go would spin forever there, we stop. */
+/* flags KLEVDB_READ_OFFSETS: a finder that needs only offsets reads the
+** indexes, not the log (the same batches, so the same results). */
 static klevdb_err scan_step(klevdb *db, int64_t *cursor, klevdb_batch *b,
-                            int *stuck) {
-  klevdb_err rc = klevdb_consume(db, *cursor, SCAN_BATCH, b);
+                            int *stuck, int flags) {
+  klevdb_err rc = klevdb_read(db, *cursor, SCAN_BATCH, flags, b);
   if (rc) return rc;
   *stuck = b->next_offset <= *cursor;
   *cursor = b->next_offset;
@@ -168,7 +170,7 @@ static klevdb_err find_by_offset(klevdb *db, int64_t before, klevdb_batch *b,
     bound = before;  /* other negatives make the bound negative: nothing */
   for (int64_t cur = KLEVDB_OFFSET_OLDEST; cur < bound;) {
     int stuck;
-    if ((rc = scan_step(db, &cur, b, &stuck))) return rc;
+    if ((rc = scan_step(db, &cur, b, &stuck, KLEVDB_READ_OFFSETS))) return rc;
     for (size_t i = 0; i < b->len; i++)
       if (b->msgs[i].offset < before && (rc = offvec_push(out, b->msgs[i].offset)))
         return rc;
@@ -188,7 +190,7 @@ static klevdb_err find_by_count(klevdb *db, int64_t keep, klevdb_batch *b,
   int64_t to_remove = st.messages - keep;
   for (int64_t cur = KLEVDB_OFFSET_OLDEST; cur < bound && to_remove > 0;) {
     int stuck;
-    if ((rc = scan_step(db, &cur, b, &stuck))) return rc;
+    if ((rc = scan_step(db, &cur, b, &stuck, KLEVDB_READ_OFFSETS))) return rc;
     for (size_t i = 0; i < b->len; i++) {
       if ((rc = offvec_push(out, b->msgs[i].offset))) return rc;
       if (--to_remove <= 0) return KLEVDB_OK;
@@ -211,7 +213,7 @@ static klevdb_err find_by_size(klevdb *db, int64_t max_size, klevdb_batch *b,
   int64_t total = st.size;
   for (int64_t cur = KLEVDB_OFFSET_OLDEST; cur < bound && total >= max_size;) {
     int stuck;
-    if ((rc = scan_step(db, &cur, b, &stuck))) return rc;
+    if ((rc = scan_step(db, &cur, b, &stuck, 0))) return rc;
     for (size_t i = 0; i < b->len; i++) {
       if ((rc = offvec_push(out, b->msgs[i].offset))) return rc;
       total -= klevdb_size(db, &b->msgs[i]);
@@ -235,7 +237,7 @@ static klevdb_err find_by_age(klevdb *db, int64_t before, klevdb_batch *b,
   ** later records with time <= before are still taken (ties, spec 8.2). */
   for (int64_t cur = KLEVDB_OFFSET_OLDEST; cur < bound;) {
     int stuck;
-    if ((rc = scan_step(db, &cur, b, &stuck))) return rc;
+    if ((rc = scan_step(db, &cur, b, &stuck, 0))) return rc;
     for (size_t i = 0; i < b->len; i++) {
       if (time_after(b->msgs[i].time, before)) return KLEVDB_OK;
       if ((rc = offvec_push(out, b->msgs[i].offset))) return rc;
@@ -255,7 +257,7 @@ static klevdb_err find_by_key(klevdb *db, int64_t before, bool deletes, klevdb_b
   keytab kt = {0};
   for (int64_t cur = KLEVDB_OFFSET_OLDEST; cur < bound;) {
     int stuck;
-    if ((rc = scan_step(db, &cur, b, &stuck))) goto done;
+    if ((rc = scan_step(db, &cur, b, &stuck, 0))) goto done;
     for (size_t i = 0; i < b->len; i++) {
       const klevdb_msg *m = &b->msgs[i];
       if (time_after(m->time, before)) goto done;
