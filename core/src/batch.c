@@ -101,15 +101,18 @@ klevdb_err batch_write(const char *dir, int ver, int params, int64_t rollover,
   return KLEVDB_OK;
 }
 
-klevdb_err batch_commit(const char *dir, const int64_t *bases, size_t nb, bool sync,
-                        klevdb_error *e) {
+klevdb_err batch_commit(const char *dir, const int64_t *bases, size_t nb, bool replace,
+                        bool sync, klevdb_error *e) {
   char marker[4200], from[4200], to[4200];
   snprintf(marker, sizeof(marker), "%s/%s", dir, MARKER);
   kbuf list = {0};
   klevdb_err rc = KLEVDB_OK;
+  /* One base a line; "=" marks a first segment that replaces an empty
+  ** head (undone by emptying it, where the others are removed). */
   for (size_t i = 0; i < nb && !rc; i++) {
     if ((rc = kbuf_reserve(&list, 24, e))) break;
-    list.len += (size_t)snprintf((char *)list.p + list.len, 24, "%lld\n", (long long)bases[i]);
+    list.len += (size_t)snprintf((char *)list.p + list.len, 24, "%s%lld\n",
+                                 i == 0 && replace ? "=" : "", (long long)bases[i]);
   }
   int fd = rc ? -1 : open(marker, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (!rc && fd < 0) rc = kerr_sys(e, errno, "publish: create %s", marker);
@@ -148,15 +151,15 @@ klevdb_err batch_recover(const char *dir, klevdb_error *e) {
   klevdb_err rc = file_read(marker, &data, &len, e);
   if (rc == KLEVDB_ENOTFOUND) return KLEVDB_OK;
   if (rc) return rc;
-  /* The batch never finished: its first segment was the empty head it was
-  ** renamed over, which comes back empty; later ones go. */
+  /* The batch never finished: a segment that replaced an empty head comes
+  ** back empty, the others go. */
   char *p = (char *)data, *end = p + len;
-  bool first = true;
   while (p < end) {
     char *nl = memchr(p, '\n', (size_t)(end - p));
     if (!nl) break;
     *nl = 0;
-    int64_t base = strtoll(p, NULL, 10);
+    bool empty_it = *p == '=';
+    int64_t base = strtoll(p + empty_it, NULL, 10);
     p = nl + 1;
     char path[4200];
     int64_t one = base;
@@ -164,7 +167,7 @@ klevdb_err batch_recover(const char *dir, klevdb_error *e) {
     const char *ext[2] = {".log", ".index"};
     for (int k = 0; k < 2; k++) {
       seg_path(path, sizeof(path), dir, base, ext[k]);
-      if (first) {
+      if (empty_it) {
         /* Truncate to an empty segment; the header (V2) is rewritten by the
         ** writer's open, which formats a 0-byte head. */
         int fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
@@ -173,7 +176,6 @@ klevdb_err batch_recover(const char *dir, klevdb_error *e) {
         unlink(path);
       }
     }
-    first = false;
   }
   free(data);
   dir_sync(dir, NULL);

@@ -202,10 +202,10 @@ klevdb_err batch_write(const char *dir, int ver, int params, int64_t rollover,
                        const klevdb_msg *msgs, size_t n, int64_t offset, int64_t now,
                        int64_t *last_ts, bool sync, int64_t **bases_out, size_t *nb_out,
                        klevdb_error *e);
-/* Renames the segments into place under a marker (the first replaces the
-** empty head at bases[0]); all or nothing, also across a crash. */
-klevdb_err batch_commit(const char *dir, const int64_t *bases, size_t nb, bool sync,
-                        klevdb_error *e);
+/* Renames the segments into place under a marker (replace: the first one
+** replaces the empty head at bases[0]); all or nothing, across a crash. */
+klevdb_err batch_commit(const char *dir, const int64_t *bases, size_t nb, bool replace,
+                        bool sync, klevdb_error *e);
 /* Removes the temporary files of a batch that is not committed. */
 void batch_discard(const char *dir, const int64_t *bases, size_t nb);
 /* At open: undoes a batch whose commit a crash interrupted. */

@@ -649,7 +649,13 @@ static klevdb_err head_room(store *st, seg *h, int64_t need, bool *mapped, klevd
   if (chunk < (64 << 10)) chunk = 64 << 10;
   if (chunk > (8 << 20)) chunk = 8 << 20;
   int64_t to = (need + chunk + 4095) & ~(int64_t)4095;
-  if (fallocate(h->fd, 0, st->alloc, to - st->alloc) < 0) {
+  int r = fallocate(h->fd, 0, st->alloc, to - st->alloc);
+  if (r < 0 && (errno == ENOSPC || errno == EFBIG)) {
+    /* Nearly full: allocate just what this batch needs. */
+    to = (need + 4095) & ~(int64_t)4095;
+    r = fallocate(h->fd, 0, st->alloc, to - st->alloc);
+  }
+  if (r < 0) {
     if (errno == EOPNOTSUPP || errno == ENOSYS) {
       st->no_fallocate = true;
       *mapped = false;
@@ -680,22 +686,22 @@ static void wake_waiters(store *st) {
 ** (Go would make one big segment; both are valid stores), so that trimming
 ** the old part of a store drops whole segments. Caller holds wmu. */
 static klevdb_err publish_split(store *st, const klevdb_msg *msgs, size_t n, klevdb_error *e) {
-  klevdb_err rc = KLEVDB_OK;
   seg *h = head(st);
-  if (h->n > 0) {
-    if ((rc = rollover(st, e))) return rc;
-    h = head(st);
-  }
+  /* An empty head at the next offset is replaced by the batch's first
+  ** segment; a head with records stays and is sealed. */
+  bool replace = h->n == 0 && h->base == st->next;
   int64_t last_ts = st->last_ts, *bases;
   size_t nb;
-  rc = batch_write(st->dir, st->newver, st->params, st->opts.rollover, msgs, n, st->next, now_us(),
-                   &last_ts, st->opts.auto_sync, &bases, &nb, e);
+  klevdb_err rc = head_flush(st, h, e);
+  if (rc) return rc;
+  rc = batch_write(st->dir, st->newver, st->params, st->opts.rollover, msgs, n, st->next,
+                   now_us(), &last_ts, st->opts.auto_sync, &bases, &nb, e);
   if (rc) return rc;
   seg **news = calloc(nb, sizeof(seg *));
   for (size_t i = 0; news && i < nb; i++)
     if (!(news[i] = seg_new(bases[i]))) rc = kerr_sys(e, ENOMEM, "publish");
   if (!news) rc = kerr_sys(e, ENOMEM, "publish");
-  if (!rc) rc = batch_commit(st->dir, bases, nb, st->opts.auto_sync, e);
+  if (!rc) rc = batch_commit(st->dir, bases, nb, replace, st->opts.auto_sync, e);
   else batch_discard(st->dir, bases, nb);
   free(bases);
   if (rc) {
@@ -704,11 +710,13 @@ static klevdb_err publish_split(store *st, const klevdb_msg *msgs, size_t n, kle
     return rc;
   }
   /* The files are in place; now the segment list follows. */
-  head_close(st, h, false);
+  head_close(st, h, st->opts.auto_sync);
   rc = head_open(st, news[nb - 1], false, e);
   pthread_rwlock_wrlock(&st->lk);
-  st->segs[st->nsegs - 1] = news[0];
-  for (size_t i = 1; i < nb; i++)
+  size_t i = 0;
+  if (replace) st->segs[st->nsegs - 1] = news[i++];
+  else seg_unload(h);   /* sealed: its index is complete, mapped on use */
+  for (; i < nb; i++)
     if (segs_push(st, news[i], NULL)) seg_free(news[i]);
   segs_changed(st);
   if (st->kt_state == 1) {
@@ -717,7 +725,7 @@ static klevdb_err publish_split(store *st, const klevdb_msg *msgs, size_t n, kle
   }
   __atomic_store_n(&st->next, seg_next(head(st), st->isz), __ATOMIC_SEQ_CST);
   pthread_rwlock_unlock(&st->lk);
-  seg_free(h);
+  if (replace) seg_free(h);
   free(news);
   return rc;
 }
@@ -821,6 +829,15 @@ klevdb_err klevdb_publish(klevdb *db, const klevdb_msg *msgs, size_t n, int64_t 
     }
   }
 
+  if (st->opts.auto_sync && fdatasync(h->fd) < 0) {
+    /* Not durable, so not published: erase or cut what was written. */
+    int err = errno;
+    if (mapped) memset(dst, 0, (size_t)(pos - h->log_end));
+    else if (ftruncate(h->fd, h->log_end) < 0) { /* open cuts a torn tail */ }
+    rc = kerr_sys(e, err, "publish: sync segment %lld", (long long)h->base);
+    goto out;
+  }
+
   pthread_rwlock_wrlock(&st->lk);
   if (h->n == 0) tsmin_stale(st);
   h->ibuf.len += n * st->isz;
@@ -835,12 +852,11 @@ klevdb_err klevdb_publish(klevdb *db, const klevdb_msg *msgs, size_t n, int64_t 
   pthread_rwlock_unlock(&st->lk);
   st->last_ts = last_ts;
 
+  /* The index is derived from the log: writing it is best effort (a
+  ** failure is retried at the next flush, and open re-indexes the log), so
+  ** it never fails a publish that is already visible. */
   if (st->opts.auto_sync || h->n * st->isz - st->iflushed >= FLUSH_BYTES) {
-    if ((rc = head_flush(st, head(st), e))) goto out;
-  }
-  if (st->opts.auto_sync) {
-    if (fdatasync(h->fd) < 0 || fdatasync(st->ifd) < 0)
-      rc = kerr_sys(e, errno, "publish: sync segment %lld", (long long)h->base);
+    if (head_flush(st, h, NULL) == KLEVDB_OK && st->opts.auto_sync) fdatasync(st->ifd);
   }
   wake_waiters(st);
 out:
@@ -1568,7 +1584,9 @@ klevdb_err klevdb_backup(klevdb *db, const char *dir) {
     for (int k = 0; k < 2 && !rc; k++) {
       seg_path(src, sizeof(src), st->dir, st->segs[si]->base, ext[k]);
       seg_path(dst, sizeof(dst), dir, st->segs[si]->base, ext[k]);
-      if (access(src, F_OK) < 0 && errno == ENOENT) continue;
+      /* A segment may lack its index (rebuilt on use), never its log. */
+      bool virtual_empty = st->ro && st->nsegs == 1;   /* a read-only store with no files */
+      if ((k == 1 || virtual_empty) && access(src, F_OK) < 0 && errno == ENOENT) continue;
       rc = file_copy(src, dst, e);
     }
   }
