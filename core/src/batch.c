@@ -1,7 +1,7 @@
 /*
-** batch.c - batches larger than a segment. They are written as whole
-** segment files under temporary names and committed by renaming them into
-** place under a marker file, so a crash leaves all of the batch or none.
+** batch.c - changes of several files made all or nothing across a crash,
+** with a marker file that open reads: batches larger than a segment
+** (renamed into place) and the renames and removals of a delete.
 */
 #include <errno.h>
 #include <fcntl.h>
@@ -175,6 +175,87 @@ klevdb_err batch_recover(const char *dir, klevdb_error *e) {
       } else {
         unlink(path);
       }
+    }
+  }
+  free(data);
+  dir_sync(dir, NULL);
+  unlink(marker);
+  dir_sync(dir, NULL);
+  return KLEVDB_OK;
+}
+
+/* ---- the renames of a delete ---- */
+
+#define DELETE_MARKER ".delete"
+
+klevdb_err delete_mark(const char *dir, int64_t old_base, int64_t new_base, const char *tmp_log,
+                       const char *tmp_idx, bool sync, klevdb_error *e) {
+  char marker[4200];
+  snprintf(marker, sizeof(marker), "%s/%s", dir, DELETE_MARKER);
+  char *text = NULL;
+  size_t cap = strlen(tmp_log) + strlen(tmp_idx) + 96;
+  if (!(text = malloc(cap))) return kerr_sys(e, ENOMEM, "delete");
+  int len = snprintf(text, cap, "%lld\n%lld\n%s\n%s\n", (long long)old_base,
+                     (long long)new_base, tmp_log, tmp_idx);
+  int fd = open(marker, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  int err = fd < 0 ? errno : write_full(fd, (const uint8_t *)text, (size_t)len);
+  if (!err && sync && fdatasync(fd) < 0) err = errno;
+  if (fd >= 0 && close(fd) < 0 && !err) err = errno;
+  free(text);
+  if (err) {
+    unlink(marker);
+    return kerr_sys(e, err, "delete: write %s", marker);
+  }
+  return sync ? dir_sync(dir, e) : KLEVDB_OK;
+}
+
+void delete_unmark(const char *dir, bool sync) {
+  char marker[4200];
+  snprintf(marker, sizeof(marker), "%s/%s", dir, DELETE_MARKER);
+  if (sync) dir_sync(dir, NULL);
+  unlink(marker);
+  if (sync) dir_sync(dir, NULL);
+}
+
+static bool exists(const char *path) { return access(path, F_OK) == 0; }
+
+klevdb_err delete_recover(const char *dir, klevdb_error *e) {
+  char marker[4200];
+  snprintf(marker, sizeof(marker), "%s/%s", dir, DELETE_MARKER);
+  uint8_t *data;
+  size_t len;
+  klevdb_err rc = file_read(marker, &data, &len, e);
+  if (rc == KLEVDB_ENOTFOUND) return KLEVDB_OK;
+  if (rc) return rc;
+  char *lines[4] = {0}, *p = (char *)data, *end = p + len;
+  for (int i = 0; i < 4 && p < end; i++) {
+    char *nl = memchr(p, '\n', (size_t)(end - p));
+    if (!nl) break;
+    *nl = 0;
+    lines[i] = p;
+    p = nl + 1;
+  }
+  if (lines[3]) {
+    int64_t old_base = strtoll(lines[0], NULL, 10), new_base = strtoll(lines[1], NULL, 10);
+    const char *tmp_log = lines[2], *tmp_idx = lines[3];
+    char ol[4200], oi[4200], ni[4200];
+    seg_path(ol, sizeof(ol), dir, old_base, ".log");
+    seg_path(oi, sizeof(oi), dir, old_base, ".index");
+    if (new_base < 0) {
+      /* Nothing survived: the old segment goes (its empty successor head
+      ** was made before the marker). */
+      unlink(oi);
+      unlink(ol);
+    } else if (exists(tmp_log)) {
+      /* The new log was not renamed yet: back to the old segment. */
+      seg_path(ni, sizeof(ni), dir, new_base, ".index");
+      if (!exists(tmp_idx)) unlink(ni);   /* a renamed index without its log */
+      unlink(tmp_idx);
+      unlink(tmp_log);
+    } else if (new_base != old_base) {
+      /* The survivors are in place: the old segment goes. */
+      unlink(oi);
+      unlink(ol);
     }
   }
   free(data);

@@ -189,11 +189,13 @@ klevdb_err index_write(const char *path, int ver, int params,
 
 /* write(2) of all n bytes (retrying short writes and EINTR); 0 or an errno. */
 int write_full(int fd, const uint8_t *p, size_t n);
+/* The same with pwrite(2) at position at. */
+int pwrite_full(int fd, const uint8_t *p, size_t n, int64_t at);
 
 /* Syncs a directory (after renames). */
 klevdb_err dir_sync(const char *dir, klevdb_error *e);
 
-/* ---- batches larger than a segment (batch.c) ---- */
+/* ---- all-or-nothing changes of several files (batch.c) ---- */
 
 /* Writes msgs[0..n) (offsets from offset, unset times = now, index times
 ** clamped from *last_ts) as segments of about rollover bytes under
@@ -210,6 +212,13 @@ klevdb_err batch_commit(const char *dir, const int64_t *bases, size_t nb, bool r
 void batch_discard(const char *dir, const int64_t *bases, size_t nb);
 /* At open: undoes a batch whose commit a crash interrupted. */
 klevdb_err batch_recover(const char *dir, klevdb_error *e);
+
+/* A delete's renames and removals under a marker (batch.c): written before
+** them, removed after; open finishes or undoes what a crash interrupted. */
+klevdb_err delete_mark(const char *dir, int64_t old_base, int64_t new_base, const char *tmp_log,
+                       const char *tmp_idx, bool sync, klevdb_error *e);
+void delete_unmark(const char *dir, bool sync);
+klevdb_err delete_recover(const char *dir, klevdb_error *e);
 
 /* ---- directory maintenance (dirops.c) ---- */
 

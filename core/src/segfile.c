@@ -155,15 +155,24 @@ klevdb_err log_scan(const uint8_t *data, int64_t size, int ver, int64_t from,
                     klevdb_error *e) {
   size_t isz = item_size(params);
   int64_t pos = from;
+  int64_t prev = items->len >= isz ? item_off(items->p + items->len - isz) : INT64_MIN;
   for (;;) {
     klevdb_msg m;
     int64_t len;
     int r = rec_decode(ver, data + pos, size - pos, true, &m, &len, e);
     if (r == 0) break;
+    /* Offsets only grow: a record that goes back is not one that was
+    ** written here (a zeroed V1 stretch parses as offset 0, empty). */
+    if (r > 0 && m.offset <= prev) {
+      kerr(e, KLEVDB_ECORRUPT_LOG, "log corrupted: offset %lld after %lld", (long long)m.offset,
+           (long long)prev);
+      r = -1;
+    }
     if (r < 0) {
       *end = pos;
       return KLEVDB_ECORRUPT_LOG;
     }
+    prev = m.offset;
     klevdb_err rc = kbuf_reserve(items, isz, e);
     if (rc) {
       *end = pos;
@@ -186,6 +195,19 @@ int write_full(int fd, const uint8_t *p, size_t n) {
     if (w < 0) return errno;
     if (w == 0) return EIO;
     p += w;
+    n -= (size_t)w;
+  }
+  return 0;
+}
+
+int pwrite_full(int fd, const uint8_t *p, size_t n, int64_t at) {
+  while (n) {
+    ssize_t w = pwrite(fd, p, n, (off_t)at);
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0) return errno;
+    if (w == 0) return EIO;
+    p += w;
+    at += w;
     n -= (size_t)w;
   }
   return 0;

@@ -376,7 +376,9 @@ klevdb_err head_open(store *st, seg *s, bool create, klevdb_error *e) {
   char lpath[PATH_CAP], ipath[PATH_CAP];
   seg_path(lpath, sizeof(lpath), st->dir, s->base, ".log");
   seg_path(ipath, sizeof(ipath), st->dir, s->base, ".index");
-  int fd = open(lpath, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+  /* No O_APPEND: every write says where (the first record of a batch goes
+  ** last, see publish). */
+  int fd = open(lpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (fd < 0) return kerr_sys(e, errno, "open %s", lpath);
   struct stat sb;
   if (fstat(fd, &sb) < 0) {
@@ -467,6 +469,31 @@ fail:
   kbuf_free(&s->ibuf);
   s->n = 0;
   return rc;
+}
+
+klevdb_err seg_create_empty(store *st, int64_t base, klevdb_error *e) {
+  char lp[PATH_CAP], ip[PATH_CAP];
+  seg_path(lp, sizeof(lp), st->dir, base, ".log");
+  seg_path(ip, sizeof(ip), st->dir, base, ".index");
+  if (access(lp, F_OK) == 0 || spare_take(st, base)) return KLEVDB_OK;
+  uint8_t lh[FILE_HDR], ih[FILE_HDR];
+  log_header(lh);
+  index_header(ih, st->params);
+  size_t hl = st->newver == FMT_V2 ? FILE_HDR : 0;
+  const char *paths[2] = {lp, ip};
+  const uint8_t *hdrs[2] = {lh, ih};
+  for (int k = 0; k < 2; k++) {
+    int fd = open(paths[k], O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) return kerr_sys(e, errno, "create %s", paths[k]);
+    int err = hl ? write_full(fd, hdrs[k], hl) : 0;
+    if (close(fd) < 0 && !err) err = errno;
+    if (err) {
+      unlink(paths[0]);
+      unlink(paths[1]);
+      return kerr_sys(e, err, "write %s", paths[k]);
+    }
+  }
+  return KLEVDB_OK;
 }
 
 klevdb_err head_flush(store *st, seg *h, klevdb_error *e) {

@@ -356,7 +356,7 @@ static klevdb_err store_open(const char *dir, const klevdb_options *o, store **o
   if (!st->ro && (rc = lock_dir(st, e))) goto fail;
   if (!st->ro) {
     spare_clean(st);
-    if ((rc = batch_recover(dir, e))) goto fail;
+    if ((rc = batch_recover(dir, e)) || (rc = delete_recover(dir, e))) goto fail;
   }
   if ((rc = dir_segments(dir, false, &bases, &n, e))) goto fail;
 
@@ -792,36 +792,43 @@ klevdb_err klevdb_publish(klevdb *db, const klevdb_msg *msgs, size_t n, int64_t 
   int64_t t_now = KLEVDB_TIME_UNSET, pos = h->log_end, off = st->next;
   int64_t last_ts = st->last_ts;
   uint8_t *items = h->ibuf.p + h->ibuf.len;
+  /* The first record is written last: until it is complete the batch is
+  ** a torn tail that open cuts whole, whatever moment a crash hits. */
+  for (size_t i = 0; i < n && t_now == KLEVDB_TIME_UNSET; i++)
+    if (msgs[i].time == KLEVDB_TIME_UNSET) t_now = now_us();
+  size_t len0 = (size_t)rec_size(ver, msgs[0].key_len, msgs[0].value_len);
+  int64_t at = h->log_end + (int64_t)len0;
+  for (size_t k = 1; k <= n; k++) {
+    size_t i = k % n;   /* 1, 2, ..., n-1, then 0 */
+    const klevdb_msg *m = &msgs[i];
+    int64_t t = m->time == KLEVDB_TIME_UNSET ? t_now : m->time;
+    int64_t where = i == 0 ? h->log_end : at;
+    size_t len = rec_encode(ver, dst + (where - h->log_end), off + (int64_t)i, t, m->key,
+                            m->key_len, m->value, m->value_len);
+    if (i != 0) at += (int64_t)len;
+  }
+  /* Items in order, with the clamped times. */
+  pos = h->log_end;
   for (size_t i = 0; i < n; i++) {
     const klevdb_msg *m = &msgs[i];
-    int64_t t = m->time;
-    if (t == KLEVDB_TIME_UNSET) {
-      if (t_now == KLEVDB_TIME_UNSET) t_now = now_us();
-      t = t_now;
-    }
-    size_t len = rec_encode(ver, dst + (pos - h->log_end), off + (int64_t)i, t, m->key,
-                            m->key_len, m->value, m->value_len);
+    int64_t t = m->time == KLEVDB_TIME_UNSET ? t_now : m->time;
     if (t > last_ts) last_ts = t;
     item_encode(items + i * st->isz, st->params, off + (int64_t)i, pos, last_ts,
                 (st->params & IDX_KEYS) ? klevdb_key_hash(m->key, m->key_len) : 0);
-    pos += (int64_t)len;
+    pos += rec_size(ver, m->key_len, m->value_len);
   }
   if (!mapped) {
-    /* One write for the whole batch; on failure cut the log back so that
+    /* The rest of the batch, then its first record, at the log's end (no
+    ** O_APPEND: positions are ours); on failure cut the log back so that
     ** nothing of the batch stays (spec B9). */
-    const uint8_t *p = dst;
-    size_t left = (size_t)(pos - h->log_end);
-    while (left) {
-      ssize_t w = write(h->fd, p, left);
-      if (w < 0 && errno == EINTR) continue;
-      if (w <= 0) {
-        int err = w < 0 ? errno : EIO;
-        if (ftruncate(h->fd, h->log_end) < 0) { /* open cuts a torn tail */ }
-        rc = kerr_sys(e, err, "publish: write segment %lld", (long long)h->base);
-        goto out;
-      }
-      p += w;
-      left -= (size_t)w;
+    size_t rest = (size_t)(pos - h->log_end) - len0;
+    int err = 0;
+    if (rest) err = pwrite_full(h->fd, dst + len0, rest, h->log_end + (int64_t)len0);
+    if (!err) err = pwrite_full(h->fd, dst, len0, h->log_end);
+    if (err) {
+      if (ftruncate(h->fd, h->log_end) < 0) { /* open cuts a torn tail */ }
+      rc = kerr_sys(e, err, "publish: write segment %lld", (long long)h->base);
+      goto out;
     }
     if ((size_t)pos > h->log->len && (rc = head_remap(st, h, pos, e))) {
       if (ftruncate(h->fd, h->log_end) < 0) { /* open cuts a torn tail */ }
@@ -1682,20 +1689,40 @@ static klevdb_err delete_in(store *st, size_t si, drop_fn drop, void *ctx, klevd
   seg_path(old_log, sizeof(old_log), st->dir, s->base, ".log");
   seg_path(old_idx, sizeof(old_idx), st->dir, s->base, ".index");
   seg *repl = NULL, *fresh = NULL;
+  bool new_head = is_head && (newest_gone || !kept);
+  /* The empty head that keeps the next offset exists before anything of
+  ** the old one goes, so a crash never takes the next offset back. */
+  if (new_head && (rc = seg_create_empty(st, st->next, e))) {
+    if (kept) {
+      unlink(tmp_idx);
+      unlink(tmp_log);
+    }
+    return rc;
+  }
+  /* Renames and removals happen under a marker that open finishes or
+  ** undoes after a crash (delete_recover), so segments never overlap. */
+  if ((rc = delete_mark(st->dir, s->base, kept ? first : -1, kept ? tmp_log : "-",
+                        kept ? tmp_idx : "-", st->opts.auto_sync, e))) {
+    if (kept) {
+      unlink(tmp_idx);
+      unlink(tmp_log);
+    }
+    return rc;
+  }
   if (kept) {
     seg_path(new_log, sizeof(new_log), st->dir, first, ".log");
     seg_path(new_idx, sizeof(new_idx), st->dir, first, ".index");
-    /* Index first, then log: a crash between the two leaves the old log
-    ** with a newer index, which open rebuilds from the log. */
     if (first == s->base) unlink(old_idx);
     if (rename(tmp_idx, new_idx) < 0 || rename(tmp_log, new_log) < 0) {
       rc = kerr_sys(e, errno, "delete: rename rewrite of segment %lld", (long long)s->base);
-      unlink(tmp_idx);
-      unlink(tmp_log);
+      delete_recover(st->dir, NULL);   /* back to the old segment */
       return rc;
     }
     repl = seg_new(first);
-    if (!repl) return kerr_sys(e, ENOMEM, "delete");
+    if (!repl) {
+      delete_recover(st->dir, NULL);
+      return kerr_sys(e, ENOMEM, "delete");
+    }
   }
   int64_t carry_ts = st->last_ts;
   if (is_head) head_close(st, s, st->opts.auto_sync);
@@ -1703,11 +1730,12 @@ static klevdb_err delete_in(store *st, size_t si, drop_fn drop, void *ctx, klevd
     unlink(old_idx);
     unlink(old_log);
   }
+  delete_unmark(st->dir, st->opts.auto_sync);
   if (st->opts.auto_sync) dir_sync(st->dir, NULL);
 
   /* A head that lost its newest message is followed by a new empty head
   ** at the next offset, so the next offset never goes back (spec 5.10). */
-  if (is_head && (newest_gone || !kept)) {
+  if (new_head) {
     fresh = seg_new(st->next);
     if (!fresh) rc = kerr_sys(e, ENOMEM, "delete");
     else {

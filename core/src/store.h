@@ -130,6 +130,8 @@ static inline int64_t seg_next(const seg *s, size_t isz) {
 
 /* Head of a read-write store: open (creating files) or create new. */
 klevdb_err head_open(store *st, seg *s, bool create, klevdb_error *e);
+/* Creates an empty segment's files at base (if there are none). */
+klevdb_err seg_create_empty(store *st, int64_t base, klevdb_error *e);
 /* Writes head items not yet in the .index file. */
 klevdb_err head_flush(store *st, seg *h, klevdb_error *e);
 /* Closes the head's files (fsyncs them first if sync). */

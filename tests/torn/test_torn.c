@@ -677,6 +677,42 @@ static struct {
 } errs[MAXERR];
 static int nerrs;
 
+static struct {
+  char text[240];
+  int n;
+  char example[WHY_CAP + 600];
+} fails[MAXERR];
+static int nfails;
+
+/* Folds the digits of msg into N (so that one kind of outcome is one
+** line). */
+static void fold(char *t, size_t cap, const char *msg) {
+  size_t j = 0;
+  for (const char *p = msg; *p && j + 1 < cap; p++) {
+    if ((*p >= '0' && *p <= '9') || (*p == '-' && p[1] >= '0' && p[1] <= '9')) {
+      if (j == 0 || t[j - 1] != 'N') t[j++] = 'N';
+      continue;
+    }
+    t[j++] = *p;
+  }
+  t[j] = 0;
+}
+
+static void note_failure(const char *kind, const char *example) {
+  char t[240];
+  fold(t, sizeof(t), kind);
+  for (int i = 0; i < nfails; i++)
+    if (!strcmp(fails[i].text, t)) {
+      fails[i].n++;
+      return;
+    }
+  if (nfails < MAXERR) {
+    snprintf(fails[nfails].text, sizeof(fails[nfails].text), "%s", t);
+    snprintf(fails[nfails].example, sizeof(fails[nfails].example), "%s", example);
+    fails[nfails++].n = 1;
+  }
+}
+
 static void note_error(const char *msg) {
   char t[160];
   size_t j = 0;
@@ -787,11 +823,13 @@ static void run_case(int iv, const image_t *img, const damage_t *d) {
       continue;
     }
     nfailed++;
-    if (verbose || nfailed <= 40) {
-      char dd[512];
-      describe(dd, sizeof(dd), img, d);
-      printf("FAIL [%s] %s\n     -> %s\n", step_name[step], dd, what);
-    }
+    char dd[512];
+    describe(dd, sizeof(dd), img, d);
+    if (verbose || nfailed <= 40) printf("FAIL [%s] %s\n     -> %s\n", step_name[step], dd, what);
+    char kind[WHY_CAP + 600], ex[WHY_CAP + 600];
+    snprintf(kind, sizeof(kind), "[%s] %s: %s: %s", step_name[step], img->name, cat_name[d->cat], what);
+    snprintf(ex, sizeof(ex), "%s", dd);
+    note_failure(kind, ex);
   }
 }
 
@@ -938,6 +976,11 @@ int main(int argc, char **argv) {
   if (verbose) {
     printf("\nclear errors seen (digits folded to N):\n");
     for (int i = 0; i < nerrs; i++) printf("  %5d  %s\n", errs[i].n, errs[i].text);
+  }
+  if (nfails) {
+    printf("\nfailures by kind (digits folded to N; count, then one example):\n");
+    for (int i = 0; i < nfails; i++)
+      printf("  %4d  %s\n        e.g. %s\n", fails[i].n, fails[i].text, fails[i].example);
   }
   printf("(%.1f s)\n", secs);
   printf("test_torn: %ld checks, %ld failed\n", nchecks, nfailed);
