@@ -104,7 +104,10 @@ long items_time(const uint8_t *items, size_t n, size_t isz, int params,
   ** search finishes (and bounds the worst case). */
   size_t lo = 0, hi = n - 1;
   for (int step = 0; step < 3 && hi - lo > 16; step++) {
+    /* Times past 2^53 may round together: then binary search alone. */
+    if (!((double)thi > (double)tlo)) break;
     double f = ((double)ts - (double)tlo) / ((double)thi - (double)tlo);
+    if (!(f >= 0 && f <= 1)) break;
     size_t mid = lo + 1 + (size_t)(f * (double)(hi - lo - 1));
     if (mid >= hi) mid = hi - 1;
     int64_t t = item_ts(items + mid * isz, params);

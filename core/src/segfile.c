@@ -159,6 +159,7 @@ klevdb_err log_scan(const uint8_t *data, int64_t size, int ver, int64_t from,
   for (;;) {
     klevdb_msg m;
     int64_t len;
+    if (size - pos < REC_HDR) break;   /* (an empty log may have no mapping) */
     int r = rec_decode(ver, data + pos, size - pos, true, &m, &len, e);
     if (r == 0) break;
     /* Offsets only grow: a record that goes back is not one that was

@@ -98,6 +98,24 @@ static klevdb_err log_map(store *st, seg *s, klevdb_error *e) {
   return KLEVDB_OK;
 }
 
+/* Items must climb: offsets and positions strictly, inside the log. The
+** searches rely on it, so a damaged index is caught here rather than
+** answered from ("not found" for a message that is there). Returns the
+** number of leading items that are sane. */
+static size_t items_sane(const uint8_t *items, size_t n, size_t isz, int64_t log_size,
+                         int64_t start, int64_t base) {
+  /* A segment is named after its first offset. */
+  int64_t prev_off = base - 1, prev_pos = start - 1;
+  for (size_t i = 0; i < n; i++) {
+    const uint8_t *it = items + i * isz;
+    int64_t off = item_off(it), pos = item_pos(it);
+    if (off <= prev_off || pos <= prev_pos || pos >= log_size) return i;
+    prev_off = off;
+    prev_pos = pos;
+  }
+  return n;
+}
+
 /* Items of a sealed segment: the mapped .index, or a rebuilt one when it
 ** is missing or holds no items (spec 3.7). */
 static klevdb_err index_map(store *st, seg *s, klevdb_error *e) {
@@ -151,10 +169,18 @@ static klevdb_err index_map(store *st, seg *s, klevdb_error *e) {
     kerr_wrap(e, "segment %lld", (long long)s->base);
     return rc;
   }
+  size_t n = (size_t)(sb.st_size - ioff) / st->isz;
+  size_t ok = items_sane(m->data + ioff, n, st->isz, s->log_end, log_start(s->ver), s->base);
+  if (ok < n) {
+    kmap_unref(m);
+    return kerr(e, KLEVDB_ECORRUPT_INDEX,
+                "segment %lld: index corrupted: item %zu does not follow the one before it "
+                "or points past the log", (long long)s->base, ok);
+  }
   s->imap = m;
   s->ioff = ioff;
   s->iver = iver;
-  s->n = (size_t)(sb.st_size - ioff) / st->isz;
+  s->n = n;
   s->isize = sb.st_size;
   return KLEVDB_OK;
 }
@@ -230,6 +256,19 @@ static klevdb_err live_items(store *st, seg *s, bool writer, bool *rewrite,
   }
   free(data);
   size_t n = b->len / st->isz;
+  /* Items that do not climb are rebuilt from the log (the source of truth);
+  ** a V1 index might just be read with the wrong item size (it records no
+  ** params), so it is refused instead, changing nothing. */
+  if (items_sane(b->p, n, st->isz, s->log_end, log_start(s->ver), s->base) < n) {
+    if (s->iver == FMT_V1)
+      return kerr(e, KLEVDB_ECORRUPT_INDEX,
+                  "segment %lld: index corrupted: the V1 index does not match the log "
+                  "(damaged, or other key_index/time_index options than the store's?)",
+                  (long long)s->base);
+    b->len = 0;
+    n = 0;
+    *rewrite = writer;
+  }
   /* Trust the items if the last one matches its record. A V2 index that
   ** ran ahead of its log (power loss) loses the items past the log's end.
   ** A V1 index records no params, so a mismatch there may just as well be

@@ -1151,6 +1151,21 @@ static klevdb_err get_item(store *st, seg *s, size_t i, klevdb_batch *b, klevdb_
   return rc ? rc : batch_one(b, &m, s, e);
 }
 
+/* An offset the index does not have: before saying "not found", check
+** that the items around where it would be hold the records they name, so
+** that a damaged index is reported as such and not as a missing message. */
+static klevdb_err verify_around(store *st, seg *s, int64_t offset, klevdb_error *e) {
+  if (s->n == 0) return KLEVDB_OK;
+  long j = items_seek(seg_items(s), s->n, st->isz, offset);
+  size_t at = j < 0 ? s->n : (size_t)j;
+  klevdb_msg m;
+  for (size_t k = at > 0 ? at - 1 : 0; k <= at && k < s->n; k++) {
+    klevdb_err rc = seg_read(st, s, k, &m, e);
+    if (rc) return rc;
+  }
+  return KLEVDB_OK;
+}
+
 /* Get by offset (spec 5.6) under lk, with Go's bug B3 fixed: the newest
 ** message is found even when the head is empty. */
 static klevdb_err get_locked(store *st, int64_t offset, klevdb_batch *b, klevdb_error *e) {
@@ -1185,6 +1200,7 @@ static klevdb_err get_locked(store *st, int64_t offset, klevdb_batch *b, klevdb_
   if ((rc = load(st, s, e))) return rc;
   long i = items_find(seg_items(s), s->n, st->isz, offset);
   if (i >= 0) return get_item(st, s, (size_t)i, b, e);
+  if ((rc = verify_around(st, s, offset, e))) return rc;
   if (i == IX_EMPTY && si + 1 == st->nsegs)
     return kerr(e, KLEVDB_EINVALID_OFFSET, "get %lld: invalid offset: no offset items", (long long)offset);
   if (i == IX_BEFORE_START)

@@ -30,8 +30,7 @@ static void cleanup(void) {
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
   (void)argc; (void)argv;
-  struct stat sb;
-  const char *base = stat("/dev/shm", &sb) == 0 && S_ISDIR(sb.st_mode) ? "/dev/shm" : "/tmp";
+  const char *base = fuzz_tmp_root();
   snprintf(dbdir, sizeof(dbdir), "%s/klevdb-fuzz-args-XXXXXX", base);
   if (!mkdtemp(dbdir)) abort();
   snprintf(dbpath, sizeof(dbpath), "%s/x.db", dbdir);

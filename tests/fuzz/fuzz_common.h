@@ -45,6 +45,17 @@ static inline const uint8_t *fz_take(fz *f, size_t want, size_t *got) {
   return p;
 }
 
+/* Where the targets that need files make their temporary directory:
+** $FUZZ_TMPDIR (run.sh sets it and removes it afterwards, since a crash
+** skips atexit handlers), else /dev/shm (tmpfs: fast), else /tmp. */
+#include <sys/stat.h>
+static inline const char *fuzz_tmp_root(void) {
+  const char *t = getenv("FUZZ_TMPDIR");
+  struct stat sb;
+  if (t && *t) return t;
+  return stat("/dev/shm", &sb) == 0 && S_ISDIR(sb.st_mode) ? "/dev/shm" : "/tmp";
+}
+
 static inline uint64_t be64(const uint8_t *p) {
   uint64_t v = 0;
   for (int k = 0; k < 8; k++) v = v << 8 | p[k];

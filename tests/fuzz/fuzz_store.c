@@ -49,8 +49,7 @@ static void cleanup(void) {
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
   (void)argc; (void)argv;
-  struct stat sb;
-  const char *base = stat("/dev/shm", &sb) == 0 && S_ISDIR(sb.st_mode) ? "/dev/shm" : "/tmp";
+  const char *base = fuzz_tmp_root();
   snprintf(root, sizeof(root), "%s/klevdb-fuzz-store-XXXXXX", base);
   if (!mkdtemp(root)) {
     perror("mkdtemp");

@@ -11,7 +11,9 @@
 #   FUZZ_WORK     work directory (default: a fresh temporary one, removed
 #                 when everything passed, kept when something failed)
 #   FUZZ_BUILD    where to put the binaries (default: FUZZ_WORK/bin); when
-#                 given, binaries newer than their sources are reused
+#                 given, binaries newer than their sources are reused (the
+#                 flags are not tracked: use another FUZZ_BUILD for other
+#                 FUZZ_CFLAGS)
 #   FUZZ_CFLAGS   extra compiler flags (e.g. -fsanitize-recover=pointer-overflow
 #                 to go on past a known report while debugging)
 #   FUZZ_UBSAN_OPTIONS, FUZZ_ASAN_OPTIONS  appended to the sanitizer options
@@ -44,6 +46,14 @@ if [ -z "$work" ]; then
 fi
 bin=${FUZZ_BUILD:-$work/bin}
 mkdir -p "$bin" "$work/corpus" "$work/artifacts" "$work/logs"
+# Scratch files of the targets (fuzz_store's directories, fuzz_args's
+# database), on tmpfs when there is one; removed whatever happens, since a
+# crashing target cannot clean up after itself.
+shm=/dev/shm
+[ -d "$shm" ] && [ -w "$shm" ] || shm=${TMPDIR:-/tmp}
+FUZZ_TMPDIR=$(mktemp -d "$shm/klevdb-fuzz-tmp.XXXXXX") || exit 1
+export FUZZ_TMPDIR
+trap 'rm -rf "$FUZZ_TMPDIR"' EXIT
 
 core=(crc32c error message index segfile segment batch spare store keytable
       retention dirops codec)
@@ -57,6 +67,7 @@ declare -A extra=([fuzz_log]="" [fuzz_index]="" [fuzz_store]=""
 declare -A libs=([fuzz_log]="" [fuzz_index]="" [fuzz_store]=""
                  [fuzz_args]="-lsqlite3" [fuzz_codec]="-lsqlite3")
 
+# shellcheck disable=SC2054  # the commas belong to -fsanitize=
 cflags=(-g -O1 -std=c11 -D_GNU_SOURCE -DSQLITE_CORE
         -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
         -fno-omit-frame-pointer
@@ -91,10 +102,11 @@ run_one() {  # run_one TARGET -> 0 ok, 1 failed
   local rc=$?
   local stats
   stats=$(grep -E '^#[0-9]+.*(DONE|INITED)' "$log" | tail -1)
-  if [ $rc -ne 0 ] || ls "$work/artifacts/$t/" | grep -q .; then
+  local found=0 a
+  for a in "$work/artifacts/$t/"*; do [ -e "$a" ] && found=1; done
+  if [ $rc -ne 0 ] || [ $found -eq 1 ]; then
     echo "FAIL $t (exit $rc) ${stats}"
     grep -E 'ERROR|SUMMARY|runtime error|property failed|^    #[0-9]' "$log" | head -60
-    local a
     for a in "$work/artifacts/$t/"*; do
       [ -f "$a" ] || continue
       echo "  artifact $a ($(stat -c %s "$a") bytes):"

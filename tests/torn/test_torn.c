@@ -16,6 +16,8 @@
 **   test_torn          the CI form (suite 'torn')
 **   test_torn --long   every byte of the last 4 records, more bit flips
 **   test_torn -v       print every failure in full (default: the first 40)
+**                      and the distinct clear errors seen
+**   test_torn --keep   only build the two stores and keep them (debugging)
 */
 #include <dirent.h>
 #include <errno.h>
@@ -411,6 +413,17 @@ static int v1_time_damage(const image_t *img, const damage_t *d, int64_t off) {
   return 0;
 }
 
+/* The same for a V1 record's offset field (bytes 0..7 of the record): a
+** changed offset parses as another message, which neither the CRC nor the
+** scan can tell (the format limit again, counted with the time field). */
+static int v1_offset_damage(const image_t *img, const damage_t *d) {
+  const seg_t *s = &img->segs[d->seg];
+  if (d->kind == D_TRUNC || d->file != s->logf || s->rpos[0] != 0) return 0; /* V2 */
+  for (int r = 0; r < s->nrec; r++)
+    if (d->pos >= s->rpos[r] && d->pos - s->rpos[r] < 8) return 1;
+  return 0;
+}
+
 static int seg_of(const image_t *img, int64_t off) {
   int si = 0;
   for (int i = 0; i < img->nsegs; i++)
@@ -458,6 +471,10 @@ static void consume_all(const char *step, klevdb *db, const expect_t *x, consume
         failf("%s: offset %" PRId64 " after %" PRId64 " (duplicate or going back)", step,
               m->offset, c->max_seen);
       const omsg *o = expected(x, m->offset);
+      if (!o && v1_offset_damage(img, x->d)) {
+        v1_time_seen = 1;
+        continue;
+      }
       if (!o) failf("%s: message at offset %" PRId64 ", which was never published", step, m->offset);
       if (m->time != o->time && v1_time_damage(img, x->d, m->offset)) v1_time_seen = 1;
       else if (m->time != o->time || m->key_len != o->key_len || m->value_len != o->value_len ||
@@ -698,9 +715,11 @@ static void fold(char *t, size_t cap, const char *msg) {
   t[j] = 0;
 }
 
-static void note_failure(const char *kind, const char *example) {
-  char t[240];
-  fold(t, sizeof(t), kind);
+static void note_failure(const char *step, const image_t *img, int cat, const char *what,
+                         const char *example) {
+  char w[200], t[240];
+  fold(w, sizeof(w), what);
+  snprintf(t, sizeof(t), "[%s] %s: %s: %s", step, img->name, cat_name[cat], w);
   for (int i = 0; i < nfails; i++)
     if (!strcmp(fails[i].text, t)) {
       fails[i].n++;
@@ -826,10 +845,7 @@ static void run_case(int iv, const image_t *img, const damage_t *d) {
     char dd[512];
     describe(dd, sizeof(dd), img, d);
     if (verbose || nfailed <= 40) printf("FAIL [%s] %s\n     -> %s\n", step_name[step], dd, what);
-    char kind[WHY_CAP + 600], ex[WHY_CAP + 600];
-    snprintf(kind, sizeof(kind), "[%s] %s: %s: %s", step_name[step], img->name, cat_name[d->cat], what);
-    snprintf(ex, sizeof(ex), "%s", dd);
-    note_failure(kind, ex);
+    note_failure(step_name[step], img, d->cat, what, dd);
   }
 }
 
@@ -857,7 +873,7 @@ static void run_image(int iv, const image_t *img, int long_form) {
   const seg_t *h = &img->segs[hi];
   int last = long_form ? 4 : 2;
   if (last > h->nrec) last = h->nrec;
-  int64_t cap = long_form ? 1 << 20 : 400;
+  int64_t cap = long_form ? 1 << 20 : 80;
 
   /* The head log: cut, or one byte complemented, at every position of the
   ** last records. */
@@ -907,10 +923,11 @@ static void run_image(int iv, const image_t *img, int long_form) {
 }
 
 int main(int argc, char **argv) {
-  int long_form = 0;
+  int long_form = 0, keep = 0;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--long")) long_form = 1;
     else if (!strcmp(argv[i], "-v")) verbose = 1;
+    else if (!strcmp(argv[i], "--keep")) keep = 1; /* build the stores, keep them, stop */
     else {
       fprintf(stderr, "usage: %s [--long] [-v]\n", argv[0]);
       return 2;
@@ -954,6 +971,10 @@ int main(int argc, char **argv) {
     klevdb_close(db);
   }
 
+  if (keep) {
+    printf("pristine stores kept in %s\n", root);
+    return 0;
+  }
   for (int iv = 0; iv < 2; iv++) run_image(iv, &imgs[iv], long_form);
 
   clock_gettime(CLOCK_MONOTONIC, &t1);
