@@ -1,10 +1,13 @@
 /*
-** test_concurrent.c - one writer, reader threads, a deleter and gc on one
-** store at once (each thread with its own handle, as the API asks): readers
-** never see a torn, wrong or out-of-order message, and nothing is lost.
+** test_concurrent.c - one writer, reader threads, a deleter, compaction and
+** gc on one store at once (each thread with its own handle, as the API
+** asks), and a second process reading: readers never see a torn, wrong or
+** out-of-order message, and nothing is lost.
 */
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
+#include <sys/wait.h>
 
 #include "check.h"
 
@@ -126,6 +129,56 @@ static void *getter(void *arg) {
   return NULL;
 }
 
+/* Compacts while the others work (keys are unique here: it finds nothing,
+** but scans the store under the writer's feet). */
+static void *compactor(void *arg) {
+  shared *s = arg;
+  klevdb *db = open_shared(s);
+  if (!db) return NULL;
+  while (!atomic_load(&s->done)) {
+    klevdb_deleted d;
+    if (klevdb_compact_updates(db, TI(TOTAL), &d) || klevdb_compact_deletes(db, TI(TOTAL), &d))
+      atomic_fetch_add(&s->errors, 1);
+    else if (d.count) atomic_fetch_add(&s->bad, 1);
+    struct timespec ts = {0, 3000000};
+    nanosleep(&ts, NULL);
+  }
+  klevdb_close(db);
+  return NULL;
+}
+
+/* Another process, read-only (no lock): follows the writer until told to
+** stop, checking every message. Exits 0 if all was well. */
+static int other_process(const char *dir, int stop_fd) {
+  klevdb_options o = opts_tk();
+  o.readonly = 1;
+  klevdb *db;
+  klevdb_error e;
+  if (klevdb_open(dir, &o, &db, &e)) return 2;
+  klevdb_batch b = KLEVDB_BATCH_INIT;
+  int64_t cur = KLEVDB_OFFSET_OLDEST, last = -1;
+  long seen = 0;
+  int rc = 0;
+  for (;;) {
+    char c;
+    int stopping = read(stop_fd, &c, 1) == 1;
+    if (klevdb_consume_blocking(db, cur, 32, 5, &b)) {
+      rc = 3;
+      break;
+    }
+    for (size_t k = 0; k < b.len; k++) {
+      if (b.msgs[k].offset <= last || !same_msg(&b.msgs[k])) rc = 4;
+      last = b.msgs[k].offset;
+    }
+    seen += (long)b.len;
+    if (b.len) cur = b.next_offset;
+    if (stopping || rc) break;
+  }
+  klevdb_batch_free(&b);
+  klevdb_close(db);
+  return rc ? rc : (seen > 0 ? 0 : 5);
+}
+
 /* Trims the old part and releases idle segments while the others work. */
 static void *deleter(void *arg) {
   shared *s = arg;
@@ -147,7 +200,9 @@ static void *deleter(void *arg) {
   return NULL;
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+  if (argc == 4 && strcmp(argv[1], "--reader") == 0) return other_process(argv[2], atoi(argv[3]));
+  const char *self = argv[0];
   chk_name = "test_concurrent";
   SECTION("writer, readers, getter, deleter");
   char dir[256];
@@ -155,10 +210,30 @@ int main(void) {
   shared s = {.dir = dir, .o = opts_tk()};
   s.o.rollover = 64 << 10;   /* many segments: rollovers under the readers */
   klevdb *keep = OPEN(dir, &s.o);   /* holds the store open for all threads */
-  pthread_t th[6];
-  void *(*fn[6])(void *) = {writer, reader, reader, reader, getter, deleter};
-  for (int i = 0; i < 6; i++) pthread_create(&th[i], NULL, fn[i], &s);
-  for (int i = 0; i < 6; i++) pthread_join(th[i], NULL);
+  int stop[2];
+  CHECK(pipe(stop) == 0);
+  fcntl(stop[0], F_SETFL, O_NONBLOCK);
+  /* A fresh program, not a fork: a forked child would share this
+  ** process's open stores (copied) instead of opening its own. */
+  pid_t child = fork();
+  if (child == 0) {
+    close(stop[1]);
+    char fd[16];
+    snprintf(fd, sizeof(fd), "%d", stop[0]);
+    execl(self, self, "--reader", dir, fd, (char *)NULL);
+    _exit(6);
+  }
+  close(stop[0]);
+  pthread_t th[7];
+  void *(*fn[7])(void *) = {writer, reader, reader, reader, getter, deleter, compactor};
+  for (int i = 0; i < 7; i++) pthread_create(&th[i], NULL, fn[i], &s);
+  for (int i = 0; i < 7; i++) pthread_join(th[i], NULL);
+  CHECK(write(stop[1], "x", 1) == 1);
+  close(stop[1]);
+  int status = 0;
+  CHECK(waitpid(child, &status, 0) == child);
+  CHECK(WIFEXITED(status));
+  CHECK_EQ(WIFEXITED(status) ? WEXITSTATUS(status) : -1, 0);
   CHECK_EQ(atomic_load(&s.errors), 0);
   CHECK_EQ(atomic_load(&s.bad), 0);
   CHECK(atomic_load(&s.read) >= TOTAL);
