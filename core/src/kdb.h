@@ -192,6 +192,10 @@ int write_full(int fd, const uint8_t *p, size_t n);
 /* The same with pwrite(2) at position at. */
 int pwrite_full(int fd, const uint8_t *p, size_t n, int64_t at);
 
+/* Removes the temporary files that crashed writers, Go's or ours, leave
+** (rewrites, recovers, migrates, index writes). Only with the store's lock. */
+void dir_clean_temps(const char *dir);
+
 /* Syncs a directory (after renames). */
 klevdb_err dir_sync(const char *dir, klevdb_error *e);
 

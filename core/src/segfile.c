@@ -244,3 +244,22 @@ klevdb_err dir_sync(const char *dir, klevdb_error *e) {
   close(fd);
   return err ? kerr_sys(e, err, "sync directory %s", dir) : KLEVDB_OK;
 }
+
+void dir_clean_temps(const char *dir) {
+  DIR *d = opendir(dir);
+  if (!d) return;
+  struct dirent *de;
+  char path[4200];
+  while ((de = readdir(d)) != NULL) {
+    const char *n = de->d_name;
+    size_t len = strlen(n);
+    bool temp = strstr(n, ".log.rewrite.") || strstr(n, ".index.rewrite.") ||
+                (len > 8 && strcmp(n + len - 8, ".recover") == 0) ||
+                (len > 8 && strcmp(n + len - 8, ".migrate") == 0) ||
+                (len > 10 && strcmp(n + len - 10, ".index.tmp") == 0);
+    if (!temp || n[0] < '0' || n[0] > '9') continue;
+    snprintf(path, sizeof(path), "%s/%s", dir, n);
+    unlink(path);
+  }
+  closedir(d);
+}

@@ -81,9 +81,12 @@ static klevdb_err log_map(store *st, seg *s, klevdb_error *e) {
     kerr_wrap(e, "map %s", path);
     return rc;
   }
-  int ver;
-  rc = log_detect(m->data, size, s->base, &ver, e);
-  if (rc) {
+  int ver = 0;
+  /* A live log shorter than a header is being created by its writer: its
+  ** format is known once the first 8 bytes are there (seg_follow). */
+  if (s->live && size < FILE_HDR) {
+    size = 0;
+  } else if ((rc = log_detect(m->data, size, s->base, &ver, e))) {
     kmap_unref(m);
     close(fd);
     kerr_wrap(e, "segment %lld", (long long)s->base);
@@ -317,7 +320,7 @@ klevdb_err seg_load(store *st, seg *s, klevdb_error *e) {
     if (!s->log) rc = log_map(st, s, e);
     if (!rc && s->live) {
       bool rewrite;
-      if (s->log->len == 0) s->n = 0;
+      if (s->log->len == 0 || s->ver == 0) s->n = 0;
       else rc = live_items(st, s, false, &rewrite, e);
     } else if (!rc) {
       rc = index_map(st, s, e);
@@ -346,6 +349,13 @@ klevdb_err seg_follow(store *st, seg *s, klevdb_error *e) {
     if (rc) return rc;
     kmap_unref(s->log);
     s->log = m;
+  }
+  if (s->ver == 0) {
+    /* The writer has now written the header (or a V1 record's start). */
+    if (sb.st_size < FILE_HDR) return KLEVDB_OK;
+    klevdb_err rc = log_detect(s->log->data, sb.st_size, s->base, &s->ver, e);
+    if (rc) return rc;
+    s->log_end = log_start(s->ver);
   }
   int64_t last_ts = s->n ? item_ts(s->ibuf.p + (s->n - 1) * st->isz, st->params) : 0;
   int64_t end;

@@ -145,6 +145,19 @@ static klevdb_err relist(store *st, klevdb_error *e) {
     free(bases);
     return KLEVDB_OK;   /* keep what we have: the writer is mid-delete */
   }
+  /* A listing taken while the writer renames can miss entries; the newest
+  ** segment never goes away (its base only grows), so a listing without it
+  ** is incomplete: keep the old view and look again next time. */
+  seg *last = st->segs[st->nsegs - 1];
+  if (bases[n - 1] < last->base) {
+    char path[PATH_CAP];
+    seg_path(path, sizeof(path), st->dir, last->base, ".log");
+    if (access(path, F_OK) == 0) {
+      free(bases);
+      st->dir_mtime.tv_sec = 0;
+      return KLEVDB_OK;
+    }
+  }
   seg **ns = calloc(n, sizeof(seg *));
   if (!ns) {
     free(bases);
@@ -190,7 +203,12 @@ static klevdb_err relist(store *st, klevdb_error *e) {
     s->live = false;
     seg_unload(s);
   }
-  ns[n - 1]->live = true;
+  /* The last segment is read as a live one (items on the heap, following
+  ** appends); one that was sealed in this view loads again that way. */
+  if (!ns[n - 1]->live) {
+    seg_unload(ns[n - 1]);
+    ns[n - 1]->live = true;
+  }
   free(st->segs);
   free(bases);
   st->segs = ns;
@@ -357,6 +375,7 @@ static klevdb_err store_open(const char *dir, const klevdb_options *o, store **o
   if (!st->ro) {
     spare_clean(st);
     if ((rc = batch_recover(dir, e)) || (rc = delete_recover(dir, e))) goto fail;
+    dir_clean_temps(dir);
   }
   if ((rc = dir_segments(dir, false, &bases, &n, e))) goto fail;
 

@@ -163,6 +163,7 @@ static int other_process(const char *dir, int stop_fd) {
     char c;
     int stopping = read(stop_fd, &c, 1) == 1;
     if (klevdb_consume_blocking(db, cur, 32, 5, &b)) {
+      fprintf(stderr, "reader process: consume %lld: %s\n", (long long)cur, klevdb_errmsg(db));
       rc = 3;
       break;
     }
@@ -204,6 +205,7 @@ int main(int argc, char **argv) {
   if (argc == 4 && strcmp(argv[1], "--reader") == 0) return other_process(argv[2], atoi(argv[3]));
   const char *self = argv[0];
   chk_name = "test_concurrent";
+  signal(SIGPIPE, SIG_IGN);   /* the reader may have stopped already */
   SECTION("writer, readers, getter, deleter");
   char dir[256];
   tmp_dir(dir, sizeof(dir));
