@@ -454,7 +454,7 @@ static void fail(const char *fmt, ...) {
 static int msg_matches(const klevdb_msg *m, int64_t o) {
   gen g;
   gen_msg(o, &g);
-  return m->key_len == g.key_len && memcmp(m->key, g.key, g.key_len) == 0 &&
+  return m->key_len == g.key_len && (!g.key_len || memcmp(m->key, g.key, g.key_len) == 0) &&
          m->value_len == g.value_len && (!g.value_len || memcmp(m->value, g.value, g.value_len) == 0) &&
          m->time == g.time;
 }
