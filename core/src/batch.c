@@ -12,7 +12,43 @@
 #include "kdb.h"
 
 #define MARKER ".batch"
+#define DELETE_MARKER ".delete"
 #define TEMP_EXT ".batch"
+
+/* ---- marker files ---- */
+
+/* Writes a marker (fsynced with sync, as the files it covers). */
+static klevdb_err marker_write(const char *dir, const char *name, const uint8_t *text, size_t len,
+                               bool sync, const char *what, klevdb_error *e) {
+  char path[4200];
+  snprintf(path, sizeof(path), "%s/%s", dir, name);
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  int err = fd < 0 ? errno : write_full(fd, text, len);
+  if (!err && sync && fdatasync(fd) < 0) err = errno;
+  if (fd >= 0 && close(fd) < 0 && !err) err = errno;
+  if (err) {
+    unlink(path);
+    return kerr_sys(e, err, "%s: write %s", what, path);
+  }
+  return sync ? dir_sync(dir, e) : KLEVDB_OK;
+}
+
+/* Reads a marker: KLEVDB_ENOTFOUND when there is none. */
+static klevdb_err marker_read(const char *dir, const char *name, uint8_t **data, size_t *len,
+                              klevdb_error *e) {
+  char path[4200];
+  snprintf(path, sizeof(path), "%s/%s", dir, name);
+  return file_read(path, data, len, e);
+}
+
+/* Removes a marker once the files it covers are all in place. */
+static void marker_remove(const char *dir, const char *name, bool sync) {
+  char path[4200];
+  snprintf(path, sizeof(path), "%s/%s", dir, name);
+  if (sync) dir_sync(dir, NULL);
+  unlink(path);
+  if (sync) dir_sync(dir, NULL);
+}
 
 static void temp_path(char *out, size_t cap, const char *dir, int64_t base, const char *ext) {
   char p[4096];
@@ -103,8 +139,7 @@ klevdb_err batch_write(const char *dir, int ver, int params, int64_t rollover,
 
 klevdb_err batch_commit(const char *dir, const int64_t *bases, size_t nb, bool replace,
                         bool sync, klevdb_error *e) {
-  char marker[4200], from[4200], to[4200];
-  snprintf(marker, sizeof(marker), "%s/%s", dir, MARKER);
+  char from[4200], to[4200];
   kbuf list = {0};
   klevdb_err rc = KLEVDB_OK;
   /* One base a line; "=" marks a first segment that replaces an empty
@@ -114,16 +149,9 @@ klevdb_err batch_commit(const char *dir, const int64_t *bases, size_t nb, bool r
     list.len += (size_t)snprintf((char *)list.p + list.len, 24, "%s%lld\n",
                                  i == 0 && replace ? "=" : "", (long long)bases[i]);
   }
-  int fd = rc ? -1 : open(marker, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (!rc && fd < 0) rc = kerr_sys(e, errno, "publish: create %s", marker);
-  if (!rc) {
-    int err = write_full(fd, list.p, list.len);
-    if (!err && fdatasync(fd) < 0) err = errno;   /* the marker must precede the renames */
-    if (close(fd) < 0 && !err) err = errno;
-    if (err) rc = kerr_sys(e, err, "publish: write %s", marker);
-  }
+  /* The marker is on disk before the renames it covers, always. */
+  if (!rc) rc = marker_write(dir, MARKER, list.p, list.len, true, "publish", e);
   kbuf_free(&list);
-  if (!rc) rc = dir_sync(dir, e);
   for (size_t i = 0; i < nb && !rc; i++) {
     const char *ext[2] = {".index", ".log"};
     for (int k = 0; k < 2 && !rc; k++) {
@@ -137,18 +165,14 @@ klevdb_err batch_commit(const char *dir, const int64_t *bases, size_t nb, bool r
     batch_recover(dir, NULL);
     return rc;
   }
-  if (sync) dir_sync(dir, NULL);
-  unlink(marker);
-  if (sync) dir_sync(dir, NULL);
+  marker_remove(dir, MARKER, sync);
   return KLEVDB_OK;
 }
 
 klevdb_err batch_recover(const char *dir, klevdb_error *e) {
-  char marker[4200];
-  snprintf(marker, sizeof(marker), "%s/%s", dir, MARKER);
   uint8_t *data;
   size_t len;
-  klevdb_err rc = file_read(marker, &data, &len, e);
+  klevdb_err rc = marker_read(dir, MARKER, &data, &len, e);
   if (rc == KLEVDB_ENOTFOUND) return KLEVDB_OK;
   if (rc) return rc;
   /* The batch never finished: a segment that replaced an empty head comes
@@ -178,53 +202,34 @@ klevdb_err batch_recover(const char *dir, klevdb_error *e) {
     }
   }
   free(data);
-  dir_sync(dir, NULL);
-  unlink(marker);
-  dir_sync(dir, NULL);
+  marker_remove(dir, MARKER, true);
   return KLEVDB_OK;
 }
 
 /* ---- the renames of a delete ---- */
 
-#define DELETE_MARKER ".delete"
 
 klevdb_err delete_mark(const char *dir, int64_t old_base, int64_t new_base, const char *tmp_log,
                        const char *tmp_idx, bool sync, klevdb_error *e) {
-  char marker[4200];
-  snprintf(marker, sizeof(marker), "%s/%s", dir, DELETE_MARKER);
-  char *text = NULL;
   size_t cap = strlen(tmp_log) + strlen(tmp_idx) + 96;
-  if (!(text = malloc(cap))) return kerr_sys(e, ENOMEM, "delete");
+  char *text = malloc(cap);
+  if (!text) return kerr_sys(e, ENOMEM, "delete");
   int len = snprintf(text, cap, "%lld\n%lld\n%s\n%s\n", (long long)old_base,
                      (long long)new_base, tmp_log, tmp_idx);
-  int fd = open(marker, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  int err = fd < 0 ? errno : write_full(fd, (const uint8_t *)text, (size_t)len);
-  if (!err && sync && fdatasync(fd) < 0) err = errno;
-  if (fd >= 0 && close(fd) < 0 && !err) err = errno;
+  klevdb_err rc = marker_write(dir, DELETE_MARKER, (const uint8_t *)text, (size_t)len, sync,
+                               "delete", e);
   free(text);
-  if (err) {
-    unlink(marker);
-    return kerr_sys(e, err, "delete: write %s", marker);
-  }
-  return sync ? dir_sync(dir, e) : KLEVDB_OK;
+  return rc;
 }
 
-void delete_unmark(const char *dir, bool sync) {
-  char marker[4200];
-  snprintf(marker, sizeof(marker), "%s/%s", dir, DELETE_MARKER);
-  if (sync) dir_sync(dir, NULL);
-  unlink(marker);
-  if (sync) dir_sync(dir, NULL);
-}
+void delete_unmark(const char *dir, bool sync) { marker_remove(dir, DELETE_MARKER, sync); }
 
 static bool exists(const char *path) { return access(path, F_OK) == 0; }
 
 klevdb_err delete_recover(const char *dir, klevdb_error *e) {
-  char marker[4200];
-  snprintf(marker, sizeof(marker), "%s/%s", dir, DELETE_MARKER);
   uint8_t *data;
   size_t len;
-  klevdb_err rc = file_read(marker, &data, &len, e);
+  klevdb_err rc = marker_read(dir, DELETE_MARKER, &data, &len, e);
   if (rc == KLEVDB_ENOTFOUND) return KLEVDB_OK;
   if (rc) return rc;
   char *lines[4] = {0}, *p = (char *)data, *end = p + len;
@@ -259,8 +264,6 @@ klevdb_err delete_recover(const char *dir, klevdb_error *e) {
     }
   }
   free(data);
-  dir_sync(dir, NULL);
-  unlink(marker);
-  dir_sync(dir, NULL);
+  marker_remove(dir, DELETE_MARKER, true);
   return KLEVDB_OK;
 }
