@@ -20,7 +20,9 @@ SQLITE_EXTENSION_INIT3
 #endif
 
 /* Columns of a klevdb table, in declaration order. */
-enum { KVT_OFFSET = 0, KVT_TIME = 1, KVT_KEY = 2, KVT_VALUE = 3, KVT_NCOL = 4 };
+enum { KVT_OFFSET = 0, KVT_TIME = 1, KVT_KEY = 2, KVT_VALUE = 3,
+       KVT_WAIT = 4,   /* hidden: "wait = ms" makes a scan block for news */
+       KVT_NCOL = 5 };
 
 /* How a key or value column maps between SQL values and stored bytes. */
 typedef enum kvt_codec {

@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "kvt.h"
 
@@ -109,7 +110,8 @@ static int kvt_connect(sqlite3 *db, void *aux, int argc, const char *const *argv
     sqlite3_free(vt);
     return kvt_rc(e);
   }
-  rc = sqlite3_declare_vtab(db, "CREATE TABLE x(\"offset\" INTEGER, time INTEGER, key, value)");
+  rc = sqlite3_declare_vtab(db, "CREATE TABLE x(\"offset\" INTEGER, time INTEGER, key, value, "
+                                  "wait HIDDEN INTEGER)");
   if (rc != SQLITE_OK) {
     klevdb_close(vt->kdb);
     kvt_args_free(&vt->args);
@@ -144,7 +146,7 @@ static int kvt_disconnect(sqlite3_vtab *vtab) {
 /* A plan is a set of these bits in idxNum. Constraint values arrive in
 ** argv in this order, each only if its bit is set:
 **   offset = (or IN), offset lower bound, offset upper bound, key = (or IN),
-**   time lower bound, LIMIT, OFFSET. */
+**   time lower bound, LIMIT, OFFSET, wait. */
 enum {
   P_EQ = 1 << 0,       /* offset = ? */
   P_EQ_IN = 1 << 1,    /* ... as offset IN (...) */
@@ -159,28 +161,45 @@ enum {
   P_DESC = 1 << 10,    /* ORDER BY offset DESC */
   P_LIMIT = 1 << 11,
   P_SKIP = 1 << 12,    /* OFFSET */
-  P_NOLOG = 1 << 13    /* only offsets are needed: the log is not read */
+  P_NOLOG = 1 << 13,   /* only offsets are needed: the log is not read */
+  P_WAIT = 1 << 14     /* wait = ? (ms to block for a first row) */
 };
+enum { NSLOT = 8 };
 
 static int kvt_best_index(sqlite3_vtab *vtab, sqlite3_index_info *ix) {
   kvt_vtab *vt = (kvt_vtab *)vtab;
-  int slot[7];         /* constraint index for each argv position */
-  for (int i = 0; i < 7; i++) slot[i] = -1;
+  int slot[NSLOT];     /* constraint index for each argv position */
+  for (int i = 0; i < NSLOT; i++) slot[i] = -1;
   int plan = 0;
   bool unhandled = false;  /* some constraint is left for SQLite to check */
+  bool wait_unusable = false;
   klevdb_options o;
   klevdb_get_options(vt->kdb, &o);
 
   for (int i = 0; i < ix->nConstraint; i++) {
     const struct sqlite3_index_constraint *c = &ix->aConstraint[i];
     if (c->op == SQLITE_INDEX_CONSTRAINT_LIMIT || c->op == SQLITE_INDEX_CONSTRAINT_OFFSET) continue;
+    int col = c->iColumn;
+    /* Any other test of wait would compare with a column that has no
+    ** value of its own and silently drop every row. */
+    if (col == KVT_WAIT && (c->op != SQLITE_INDEX_CONSTRAINT_EQ || sqlite3_vtab_in(ix, i, -1))) {
+      sqlite3_free(vtab->zErrMsg);
+      vtab->zErrMsg = sqlite3_mprintf("klevdb: %s: wait takes only \"wait = milliseconds\"", vt->name);
+      return SQLITE_ERROR;
+    }
     if (!c->usable) {
+      if (col == KVT_WAIT) wait_unusable = true;
       unhandled = true;
       continue;
     }
-    int col = c->iColumn;
     bool taken = false;
-    if (col == -1 || col == KVT_OFFSET) {
+    if (col == KVT_WAIT) {
+      if (slot[7] < 0) {
+        slot[7] = i;
+        plan |= P_WAIT;
+        taken = true;
+      }
+    } else if (col == -1 || col == KVT_OFFSET) {
       if (c->op == SQLITE_INDEX_CONSTRAINT_EQ && slot[0] < 0) {
         slot[0] = i;
         plan |= P_EQ;
@@ -248,10 +267,10 @@ static int kvt_best_index(sqlite3_vtab *vtab, sqlite3_index_info *ix) {
     }
   }
   /* Columns beyond offset are read from the log; none asked, none read. */
-  if ((ix->colUsed & ~(sqlite3_uint64)1) == 0) plan |= P_NOLOG;
+  if ((ix->colUsed & ~((sqlite3_uint64)1 | (sqlite3_uint64)1 << KVT_WAIT)) == 0) plan |= P_NOLOG;
 
   int argc = 0;
-  for (int k = 0; k < 7; k++) {
+  for (int k = 0; k < NSLOT; k++) {
     if (slot[k] < 0) continue;
     ix->aConstraintUsage[slot[k]].argvIndex = ++argc;
     ix->aConstraintUsage[slot[k]].omit = k == 4 ? 0 : 1;
@@ -273,9 +292,12 @@ static int kvt_best_index(sqlite3_vtab *vtab, sqlite3_index_info *ix) {
   if (rows < 1) rows = 1;
   ix->estimatedRows = (sqlite3_int64)rows;
   ix->estimatedCost = (plan & (P_EQ | P_KEY)) ? rows * 2 : rows + 10;
+  /* wait = ? can only be honoured as an argument: steer SQLite off plans
+  ** that would leave it to be compared with the column. */
+  if (wait_unusable) ix->estimatedCost *= 1e6;
   ix->idxNum = plan;
 
-  char *s = sqlite3_mprintf("%s%s%s%s%s%s%s%s%s",
+  char *s = sqlite3_mprintf("%s%s%s%s%s%s%s%s%s%s",
       (plan & P_EQ) ? ((plan & P_EQ_IN) ? " offset IN (...)" : " offset=?") : "",
       (plan & P_LO) ? ((plan & P_LO_GT) ? " offset>?" : " offset>=?") : "",
       (plan & P_HI) ? ((plan & P_HI_LT) ? " offset<?" : " offset<=?") : "",
@@ -284,7 +306,8 @@ static int kvt_best_index(sqlite3_vtab *vtab, sqlite3_index_info *ix) {
       (plan & P_DESC) ? " desc" : "",
       (plan & P_LIMIT) ? " limit" : "",
       (plan & P_SKIP) ? " offset" : "",
-      (plan & P_NOLOG) ? " offsets-only" : "");
+      (plan & P_NOLOG) ? " offsets-only" : "",
+      (plan & P_WAIT) ? " wait=?" : "");
   if (s && !*s) {
     sqlite3_free(s);
     s = sqlite3_mprintf("scan");
@@ -331,6 +354,8 @@ typedef struct kvt_cursor {
   klevdb_batch one;         /* holds single gets */
 
   int64_t limit, skip, returned;
+  int64_t wait_ms;          /* wait = ? (-1: not given) */
+  int64_t deadline;         /* CLOCK_MONOTONIC ms when the wait runs out */
 } kvt_cursor;
 
 static int kvt_open(sqlite3_vtab *vtab, sqlite3_vtab_cursor **out) {
@@ -416,6 +441,8 @@ static int refill(kvt_cursor *c, bool *more) {
   if (e != KLEVDB_OK) return core_error(vt, e);
   c->bi = 0;
   if (c->b.len == 0) {
+    /* A key search looked up to the end: a wait looks for news there. */
+    if (!desc && c->b.next_offset > c->from) c->from = c->b.next_offset;
     c->store_done = true;
     return SQLITE_OK;
   }
@@ -479,6 +506,55 @@ static int next_listed(kvt_cursor *c, bool *found) {
   return SQLITE_OK;
 }
 
+static int64_t now_ms(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* True once sqlite3_interrupt() was called for the running statement.
+** SQLite 3.40 has no sqlite3_is_interrupted(), but its parser refuses to
+** prepare while the connection is interrupted. */
+static bool interrupted(sqlite3 *db) {
+  sqlite3_stmt *st = NULL;
+  int rc = sqlite3_prepare_v2(db, "SELECT 0", -1, &st, NULL);
+  sqlite3_finalize(st);
+  return rc == SQLITE_INTERRUPT;
+}
+
+/* Blocks until a message at or after c->from may exist (*news), the wait
+** runs out or the statement is interrupted. Waits in steps of at most
+** 50 ms so that an interrupt ends it promptly; core holds no lock while
+** it waits, so writers here and in other processes go on. */
+static int wait_news(kvt_cursor *c, bool *news) {
+  kvt_vtab *vt = c->vt;
+  *news = false;
+  for (;;) {
+    int64_t left = c->deadline - now_ms();
+    if (left <= 0) return SQLITE_OK;
+    if (interrupted(vt->conn->db)) return SQLITE_INTERRUPT;
+    int64_t next;
+    klevdb_err e = klevdb_next_offset(vt->kdb, &next);
+    if (e != KLEVDB_OK) return core_error(vt, e);
+    /* Past the end, any publish is news to look at. */
+    int64_t at = c->from < next ? c->from : next;
+    e = klevdb_consume_blocking(vt->kdb, at, 1, left < 50 ? left : 50, &c->one);
+    if (e == KLEVDB_ECLOSED) return SQLITE_OK;
+    if (e == KLEVDB_EINVALID_OFFSET) {
+      /* The log moved under us (trimmed, or a follower's stale view):
+      ** look again shortly rather than spin. */
+      struct timespec d = {0, 5000000};
+      nanosleep(&d, NULL);
+      continue;
+    }
+    if (e != KLEVDB_OK) return core_error(vt, e);
+    if (c->one.len && c->one.msgs[c->one.len - 1].offset >= c->from) {
+      *news = true;
+      return SQLITE_OK;
+    }
+  }
+}
+
 /* Advances to the next row of the plan, honouring LIMIT and OFFSET. */
 static int step(kvt_cursor *c) {
   for (;;) {
@@ -498,6 +574,18 @@ static int step(kvt_cursor *c) {
       if (rc == SQLITE_OK && !found) found = next_pending(c);
     }
     if (rc != SQLITE_OK) return rc;
+    /* wait = ?: a forward scan that has nothing to return yet and may
+    ** still grow blocks for news, then reads on from where it stopped. */
+    if (!found && c->wait_ms > 0 && c->returned == 0 && c->mode == M_SCAN &&
+        !(c->plan & P_DESC) && c->from <= c->hi) {
+      bool news;
+      if ((rc = wait_news(c, &news)) != SQLITE_OK) return rc;
+      if (news) {
+        c->store_done = false;
+        c->bi = c->b.len;
+        continue;
+      }
+    }
     if (!found) {
       c->eof = true;
       return SQLITE_OK;
@@ -674,8 +762,28 @@ static int kvt_filter(sqlite3_vtab_cursor *cur, int plan, const char *idx, int a
   }
   sqlite3_value *keyv = (plan & P_KEY) ? argv[a++] : NULL;
   sqlite3_value *timev = (plan & P_TIME) ? argv[a++] : NULL;
+  /* SQLite ranks every INTEGER below every TEXT, so "time >= 'ISO'"
+  ** would quietly match nothing. */
+  if (timev && sqlite3_value_numeric_type(timev) == SQLITE_TEXT)
+    return kvt_error(vt, SQLITE_MISMATCH,
+                     "%s: time is INTEGER microseconds; compare it with klevdb_time('%s')", vt->name,
+                     (const char *)sqlite3_value_text(timev));
   if (plan & P_LIMIT) c->limit = sqlite3_value_int64(argv[a++]);
   if (plan & P_SKIP) c->skip = sqlite3_value_int64(argv[a++]);
+  c->wait_ms = -1;
+  if (plan & P_WAIT) {
+    sqlite3_value *v = argv[a++];
+    int t = sqlite3_value_numeric_type(v);
+    int64_t ms = 0;
+    if (t != SQLITE_NULL) {
+      if (!whole_int(v, &ms) || ms < 0)
+        return kvt_error(vt, SQLITE_MISMATCH, "%s: wait must be a whole number of milliseconds >= 0",
+                         vt->name);
+      if (ms > 100LL * 366 * 24 * 3600 * 1000) ms = 100LL * 366 * 24 * 3600 * 1000;
+      c->wait_ms = ms;
+      c->deadline = now_ms() + ms;
+    }
+  }
   if (c->limit == 0) {
     c->eof = true;
     return SQLITE_OK;
@@ -795,6 +903,10 @@ static int kvt_column(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int col) {
     break;
   case KVT_VALUE:
     kvt_result(ctx, c->vt->args.value, m->value, m->value_len);
+    break;
+  case KVT_WAIT:
+    if (c->wait_ms >= 0) sqlite3_result_int64(ctx, c->wait_ms);
+    else sqlite3_result_null(ctx);
     break;
   }
   return SQLITE_OK;

@@ -98,6 +98,8 @@ static int insert(kvt_vtab *vt, sqlite3_value **argv, sqlite3_int64 *rowid) {
   /* argv: [0] old rowid (NULL), [1] new rowid, [2..] the columns. */
   if (sqlite3_value_type(argv[1]) != SQLITE_NULL || sqlite3_value_type(argv[2 + KVT_OFFSET]) != SQLITE_NULL)
     return kvt_error(vt, SQLITE_CONSTRAINT, "offsets are assigned by the log (leave offset out of the INSERT)");
+  if (sqlite3_value_type(argv[2 + KVT_WAIT]) != SQLITE_NULL)
+    return kvt_error(vt, SQLITE_CONSTRAINT, "wait is for reading (SELECT ... WHERE wait = ms), not stored");
   int64_t t;
   sqlite3_value *tv = argv[2 + KVT_TIME];
   if (sqlite3_value_type(tv) == SQLITE_NULL) {

@@ -125,7 +125,7 @@ SELECT "offset", time FROM ev WHERE time >= klevdb_time('2023-01-01T00:00:20Z') 
 SELECT "offset" FROM ev WHERE time >= klevdb_time('2023-01-02');
 .print == time >= 2022-12-31 (before the oldest: all 60)
 SELECT count(*), min("offset") FROM ev WHERE time >= klevdb_time('2022-12-31');
-.print == time >= text: a TEXT is above every INTEGER in SQLite (none)
+.print == time >= text: SQLite would rank TEXT above every INTEGER and match nothing, so it is refused
 SELECT count(*) FROM ev WHERE time >= '2023-01-01T00:00:57Z';
 
 .print == times that go backwards (table tb, one segment per INSERT)
