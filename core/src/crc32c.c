@@ -32,11 +32,10 @@ static uint32_t crc_sw(uint32_t crc, const uint8_t *p, size_t n) {
 
 __attribute__((target("sse4.2")))
 static uint32_t crc_hw(uint32_t crc, const uint8_t *p, size_t n) {
+  /* No alignment prologue: x86 loads unaligned words at full speed, and
+  ** byte steps cost as much as word steps (3 cycles each); records start
+  ** anywhere. */
   uint64_t c = crc;
-  while (n && ((uintptr_t)p & 7)) {
-    c = _mm_crc32_u8((uint32_t)c, *p++);
-    n--;
-  }
   while (n >= 8) {
     uint64_t w;
     memcpy(&w, p, 8);
@@ -44,8 +43,23 @@ static uint32_t crc_hw(uint32_t crc, const uint8_t *p, size_t n) {
     p += 8;
     n -= 8;
   }
-  while (n--) c = _mm_crc32_u8((uint32_t)c, *p++);
-  return (uint32_t)c;
+  uint32_t c32 = (uint32_t)c;
+  if (n >= 4) {
+    uint32_t w;
+    memcpy(&w, p, 4);
+    c32 = _mm_crc32_u32(c32, w);
+    p += 4;
+    n -= 4;
+  }
+  if (n >= 2) {
+    uint16_t w;
+    memcpy(&w, p, 2);
+    c32 = _mm_crc32_u16(c32, w);
+    p += 2;
+    n -= 2;
+  }
+  if (n) c32 = _mm_crc32_u8(c32, *p);
+  return c32;
 }
 #endif
 
