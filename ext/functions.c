@@ -109,7 +109,7 @@ static kvt_vtab *table_arg(sqlite3_context *ctx, const char *fn, sqlite3_value *
 ** writes: their offsets and deletes were planned against the log as it
 ** was. */
 static bool refuse_pending(sqlite3_context *ctx, const char *fn, kvt_vtab *vt) {
-  if (vt->tx.n == 0 && vt->tx.ndels == 0) return false;
+  if (vt->tx->n == 0 && vt->tx->ndels == 0) return false;
   fn_error(ctx, SQLITE_ERROR, "klevdb: %s: table %s has uncommitted changes; commit first", fn,
            vt->name);
   return true;
@@ -305,7 +305,7 @@ static void run_delete(sqlite3_context *ctx, const char *fn, kvt_vtab *vt, delet
     fn_error(ctx, SQLITE_BUSY, "%s", vt->base.zErrMsg ? vt->base.zErrMsg : "klevdb: store busy");
     return;
   }
-  if (!vt->tx.locked) {
+  if (!vt->tx->locked) {
     rc = klevdb_writer_lock(vt->kdb, FN_LOCK_WAIT_MS);
     locked = rc == KLEVDB_OK;
   }

@@ -101,18 +101,29 @@ typedef struct kvt_row {
   size_t koff, klen, voff, vlen;   /* in kvt_pending.arena */
 } kvt_row;
 
-/* The writes of the open transaction. */
+/* The writes of the open transaction. Shared by the instances of one
+** table in a connection: after a failed schema change SQLite connects a
+** new instance while the old one still holds the transaction. */
 typedef struct kvt_pending {
+  int refs;
+  klevdb *owner;            /* the handle holding klevdb_writer_lock */
+  bool published;           /* xSync ran (each instance gets one) */
   kvt_row *rows;
   size_t n, cap;
   kvt_buf arena;
   klevdb_range *dels;       /* deleted offsets, as ranges, in call order */
   size_t ndels, capdels;
   bool dels_sorted;         /* ranges ascending and apart: binary search */
-  struct { size_t n, ndels, alen; } *marks;   /* savepoints */
+  struct { size_t n, ndels, alen; int64_t bytes; } *marks;   /* savepoints */
   int nmarks;
   int64_t base;             /* offset of rows[0] */
   bool locked;              /* holds klevdb_writer_lock */
+  /* A transaction of many segments' worth is written while it runs
+  ** (klevdb_stage); rows[0..staged) have been handed over. */
+  int64_t bytes;            /* klevdb_size of the rows */
+  klevdb_stage *stage;
+  size_t staged;
+  bool no_stage;            /* staging failed once: publish at commit */
 } kvt_pending;
 
 struct kvt_vtab {
@@ -121,7 +132,7 @@ struct kvt_vtab {
   char *name;               /* table name */
   klevdb *kdb;
   kvt_args args;
-  kvt_pending tx;
+  kvt_pending *tx;
   int64_t est_rows;         /* messages, for the planner's cost estimates */
   bool follower;            /* opened read-only: another process writes */
   kvt_vtab *next;

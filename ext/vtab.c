@@ -120,6 +120,22 @@ static int kvt_connect(sqlite3 *db, void *aux, int argc, const char *const *argv
     return rc;
   }
   estimate_rows(vt);
+  /* An instance of this table with a transaction open (SQLite reconnects
+  ** after a failed schema change): share its writes. */
+  for (kvt_vtab *o = c->tables; o && !vt->tx; o = o->next)
+    if (o->tx->locked && sqlite3_stricmp(o->name, vt->name) == 0 && strcmp(o->args.dir, vt->args.dir) == 0)
+      vt->tx = o->tx;
+  if (!vt->tx) {
+    if (!(vt->tx = sqlite3_malloc(sizeof(*vt->tx)))) {
+      klevdb_close(vt->kdb);
+      kvt_args_free(&vt->args);
+      sqlite3_free(vt->name);
+      sqlite3_free(vt);
+      return SQLITE_NOMEM;
+    }
+    memset(vt->tx, 0, sizeof(*vt->tx));
+  }
+  vt->tx->refs++;
   vt->next = c->tables;
   c->tables = vt;
   *out = &vt->base;
@@ -133,7 +149,13 @@ static int kvt_disconnect(sqlite3_vtab *vtab) {
       *p = vt->next;
       break;
     }
-  kvt_pending_clear(vt);
+  /* SQLite keeps an instance with an open transaction connected until
+  ** it ends; should that ever not hold, the writes go with the handle. */
+  if (vt->tx->refs > 1 && vt->tx->owner == vt->kdb) kvt_pending_clear(vt);
+  if (--vt->tx->refs == 0) {
+    kvt_pending_clear(vt);
+    sqlite3_free(vt->tx);
+  }
   klevdb_close(vt->kdb);
   kvt_args_free(&vt->args);
   sqlite3_free(vt->name);
@@ -387,9 +409,9 @@ static int kvt_close(sqlite3_vtab_cursor *cur) {
 
 /* A pending row as a message (key and value point into the arena). */
 static klevdb_msg pending_msg(const kvt_vtab *vt, size_t i) {
-  const kvt_row *r = &vt->tx.rows[i];
-  const uint8_t *a = vt->tx.arena.p;
-  return (klevdb_msg){.offset = vt->tx.base + (int64_t)i, .time = r->time,
+  const kvt_row *r = &vt->tx->rows[i];
+  const uint8_t *a = vt->tx->arena.p;
+  return (klevdb_msg){.offset = vt->tx->base + (int64_t)i, .time = r->time,
                       .key = r->klen ? a + r->koff : NULL, .key_len = r->klen,
                       .value = r->vlen ? a + r->voff : NULL, .value_len = r->vlen};
 }
@@ -484,8 +506,8 @@ static int next_listed(kvt_cursor *c, bool *found) {
   while (c->ilist < c->nlist) {
     int64_t off = c->list[c->ilist++];
     if (off < c->lo || off > c->hi || kvt_pending_deleted(vt, off)) continue;
-    if (vt->tx.n && off >= vt->tx.base) {
-      size_t i = (size_t)(off - vt->tx.base);
+    if (vt->tx->n && off >= vt->tx->base) {
+      size_t i = (size_t)(off - vt->tx->base);
       if (i >= c->pn) continue;
       klevdb_msg m = pending_msg(vt, i);
       if (c->by_key && !key_match(c, &m)) continue;
@@ -715,7 +737,7 @@ static int kvt_filter(sqlite3_vtab_cursor *cur, int plan, const char *idx, int a
   c->limit = -1;
   c->skip = 0;
   c->returned = 0;
-  c->pn = vt->tx.n;
+  c->pn = vt->tx->n;
   int a = 0, rc = SQLITE_OK;
   size_t cap = 0;
 

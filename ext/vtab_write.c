@@ -23,17 +23,20 @@ static int grow(void **p, size_t *cap, size_t need, size_t size) {
 }
 
 void kvt_pending_clear(kvt_vtab *vt) {
-  kvt_pending *tx = &vt->tx;
+  kvt_pending *tx = vt->tx;
+  klevdb_stage_abort(tx->stage);
   sqlite3_free(tx->rows);
   sqlite3_free(tx->dels);
   sqlite3_free(tx->marks);
   kvt_buf_free(&tx->arena);
-  if (tx->locked) klevdb_writer_unlock(vt->kdb);
+  if (tx->locked) klevdb_writer_unlock(tx->owner);
+  int refs = tx->refs;
   memset(tx, 0, sizeof(*tx));
+  tx->refs = refs;
 }
 
 bool kvt_pending_deleted(const kvt_vtab *vt, int64_t offset) {
-  const kvt_pending *tx = &vt->tx;
+  const kvt_pending *tx = vt->tx;
   if (tx->ndels == 0) return false;
   if (tx->dels_sorted) {
     /* Deletes usually come in offset order: binary search the ranges. */
@@ -69,7 +72,7 @@ int kvt_become_writer(kvt_vtab *vt) {
 }
 
 static int reserve(kvt_vtab *vt) {
-  if (vt->tx.locked) return SQLITE_OK;
+  if (vt->tx->locked) return SQLITE_OK;
   if (vt->follower) {
     int rc = kvt_become_writer(vt);
     if (rc != SQLITE_OK) return rc;
@@ -82,9 +85,67 @@ static int reserve(kvt_vtab *vt) {
     klevdb_writer_unlock(vt->kdb);
     return kvt_error(vt, kvt_rc(e), "%s", klevdb_errmsg(vt->kdb));
   }
-  vt->tx.locked = true;
-  vt->tx.base = next;
+  vt->tx->locked = true;
+  vt->tx->owner = vt->kdb;
+  vt->tx->base = next;
   return SQLITE_OK;
+}
+
+/* ---- staging: big transactions written while they run ---- */
+
+/* Staging starts past this many bytes of rows: then klevdb_publish would
+** split the batch into segments of its own too (it does past 4 rollover
+** sizes of records; records are over half of klevdb_size), so the files
+** are the same either way. */
+static int64_t stage_threshold(const kvt_vtab *vt) {
+  klevdb_options o;
+  klevdb_get_options(vt->kdb, &o);
+  return 8 * o.rollover;
+}
+
+static klevdb_msg row_msg(const kvt_pending *tx, size_t i) {
+  const kvt_row *r = &tx->rows[i];
+  const uint8_t *a = tx->arena.p;
+  return (klevdb_msg){.time = r->time, .key = r->klen ? a + r->koff : NULL, .key_len = r->klen,
+                      .value = r->vlen ? a + r->voff : NULL, .value_len = r->vlen};
+}
+
+/* Hands rows[staged..n) to the stage. A failure (say a full disk) stops
+** staging for the transaction: the rows are still here, and the commit
+** publishes them the ordinary way (and reports the error if it persists). */
+static void stage_feed(kvt_vtab *vt) {
+  kvt_pending *tx = vt->tx;
+  klevdb_msg m[64];
+  while (tx->stage && tx->staged < tx->n) {
+    size_t k = 0;
+    while (k < 64 && tx->staged + k < tx->n) {
+      m[k] = row_msg(tx, tx->staged + k);
+      k++;
+    }
+    if (klevdb_stage_add(tx->stage, m, k) != KLEVDB_OK) {
+      klevdb_stage_abort(tx->stage);
+      tx->stage = NULL;
+      tx->no_stage = true;
+      return;
+    }
+    tx->staged += k;
+  }
+}
+
+/* Called after each insert: starts staging once the rows are worth it and
+** hands over full runs of rows. */
+static void stage_maybe(kvt_vtab *vt) {
+  kvt_pending *tx = vt->tx;
+  if (!tx->stage) {
+    if (tx->no_stage || tx->bytes <= stage_threshold(vt)) return;
+    if (klevdb_stage_begin(tx->owner, &tx->stage) != KLEVDB_OK) {
+      tx->stage = NULL;
+      tx->no_stage = true;
+      return;
+    }
+    tx->staged = 0;
+  }
+  if (tx->n - tx->staged >= 64) stage_feed(vt);
 }
 
 static int64_t now_us(void) {
@@ -94,7 +155,7 @@ static int64_t now_us(void) {
 }
 
 static int insert(kvt_vtab *vt, sqlite3_value **argv, sqlite3_int64 *rowid) {
-  kvt_pending *tx = &vt->tx;
+  kvt_pending *tx = vt->tx;
   /* argv: [0] old rowid (NULL), [1] new rowid, [2..] the columns. */
   if (sqlite3_value_type(argv[1]) != SQLITE_NULL || sqlite3_value_type(argv[2 + KVT_OFFSET]) != SQLITE_NULL)
     return kvt_error(vt, SQLITE_CONSTRAINT, "offsets are assigned by the log (leave offset out of the INSERT)");
@@ -140,12 +201,15 @@ static int insert(kvt_vtab *vt, sqlite3_value **argv, sqlite3_int64 *rowid) {
     return rc;
   }
   tx->rows[tx->n++] = r;
+  klevdb_msg m = row_msg(tx, tx->n - 1);
+  tx->bytes += klevdb_size(vt->kdb, &m);
   *rowid = tx->base + (sqlite3_int64)tx->n - 1;
+  stage_maybe(vt);
   return SQLITE_OK;
 }
 
 static int delete_row(kvt_vtab *vt, int64_t offset) {
-  kvt_pending *tx = &vt->tx;
+  kvt_pending *tx = vt->tx;
   int rc = reserve(vt);
   if (rc != SQLITE_OK) return rc;
   /* Consecutive offsets grow the last range (ranges born before the last
@@ -191,19 +255,25 @@ int kvt_begin(sqlite3_vtab *vtab) {
 ** nothing). */
 int kvt_sync(sqlite3_vtab *vtab) {
   kvt_vtab *vt = (kvt_vtab *)vtab;
-  kvt_pending *tx = &vt->tx;
+  kvt_pending *tx = vt->tx;
   klevdb_err e = KLEVDB_OK;
-  if (tx->n) {
+  if (tx->published || !tx->locked) return SQLITE_OK;
+  klevdb *w = tx->owner;
+  stage_feed(vt);
+  if (tx->n && tx->stage) {
+    /* Most of it is on disk already; the commit renames it into place. */
+    int64_t next;
+    e = klevdb_stage_commit(tx->stage, &next);
+    tx->stage = NULL;
+    if (e == KLEVDB_OK && next != tx->base + (int64_t)tx->n)
+      return kvt_error(vt, SQLITE_INTERNAL, "published at another offset than handed out (%lld)",
+                       (long long)(next - (int64_t)tx->n));
+  } else if (tx->n) {
     klevdb_msg *msgs = sqlite3_malloc64(tx->n * sizeof(klevdb_msg));
     if (!msgs) return SQLITE_NOMEM;
-    const uint8_t *a = tx->arena.p;
-    for (size_t i = 0; i < tx->n; i++) {
-      const kvt_row *r = &tx->rows[i];
-      msgs[i] = (klevdb_msg){.time = r->time, .key = r->klen ? a + r->koff : NULL, .key_len = r->klen,
-                             .value = r->vlen ? a + r->voff : NULL, .value_len = r->vlen};
-    }
+    for (size_t i = 0; i < tx->n; i++) msgs[i] = row_msg(tx, i);
     int64_t next;
-    e = klevdb_publish(vt->kdb, msgs, tx->n, &next);
+    e = klevdb_publish(w, msgs, tx->n, &next);
     sqlite3_free(msgs);
     if (e == KLEVDB_OK && next != tx->base + (int64_t)tx->n)
       return kvt_error(vt, SQLITE_INTERNAL, "published at another offset than handed out (%lld)",
@@ -211,18 +281,19 @@ int kvt_sync(sqlite3_vtab *vtab) {
   }
   if (e == KLEVDB_OK && tx->ndels) {
     klevdb_deleted d;
-    e = klevdb_delete_ranges(vt->kdb, tx->dels, tx->ndels, &d);
+    e = klevdb_delete_ranges(w, tx->dels, tx->ndels, &d);
   }
-  if (e == KLEVDB_OK && vt->args.opts.auto_sync && (tx->n || tx->ndels)) e = klevdb_sync(vt->kdb, NULL);
-  if (e != KLEVDB_OK) return kvt_error(vt, kvt_rc(e), "%s", klevdb_errmsg(vt->kdb));
+  if (e == KLEVDB_OK && vt->args.opts.auto_sync && (tx->n || tx->ndels)) e = klevdb_sync(w, NULL);
+  if (e != KLEVDB_OK) return kvt_error(vt, kvt_rc(e), "%s", klevdb_errmsg(w));
+  tx->published = true;
   return SQLITE_OK;
 }
 
 int kvt_commit(sqlite3_vtab *vtab) {
   kvt_vtab *vt = (kvt_vtab *)vtab;
-  if (vt->tx.n || vt->tx.ndels) {
+  if (vt->tx->n || vt->tx->ndels) {
     /* Rows inserted change the planner's picture a little; refresh it. */
-    vt->est_rows += (int64_t)vt->tx.n;
+    vt->est_rows += (int64_t)vt->tx->n;
   }
   kvt_pending_clear(vt);
   return SQLITE_OK;
@@ -235,7 +306,7 @@ int kvt_rollback(sqlite3_vtab *vtab) {
 
 int kvt_savepoint(sqlite3_vtab *vtab, int n) {
   kvt_vtab *vt = (kvt_vtab *)vtab;
-  kvt_pending *tx = &vt->tx;
+  kvt_pending *tx = vt->tx;
   size_t cap = (size_t)tx->nmarks;
   size_t need = (size_t)n + 1;
   if (need > cap) {
@@ -247,6 +318,7 @@ int kvt_savepoint(sqlite3_vtab *vtab, int n) {
     tx->marks[i].n = tx->n;
     tx->marks[i].ndels = tx->ndels;
     tx->marks[i].alen = tx->arena.len;
+    tx->marks[i].bytes = tx->bytes;
   }
   tx->nmarks = n + 1;
   return SQLITE_OK;
@@ -254,17 +326,27 @@ int kvt_savepoint(sqlite3_vtab *vtab, int n) {
 
 int kvt_release(sqlite3_vtab *vtab, int n) {
   kvt_vtab *vt = (kvt_vtab *)vtab;
-  if (n < vt->tx.nmarks) vt->tx.nmarks = n;
+  if (n < vt->tx->nmarks) vt->tx->nmarks = n;
   return SQLITE_OK;
 }
 
 int kvt_rollback_to(sqlite3_vtab *vtab, int n) {
   kvt_vtab *vt = (kvt_vtab *)vtab;
-  kvt_pending *tx = &vt->tx;
+  kvt_pending *tx = vt->tx;
   if (n >= tx->nmarks) return SQLITE_OK;
   tx->n = tx->marks[n].n;
   tx->ndels = tx->marks[n].ndels;
   tx->arena.len = tx->marks[n].alen;
+  tx->bytes = tx->marks[n].bytes;
+  if (tx->stage && tx->staged > tx->n) {
+    /* Back below the size that splits: publish at commit as usual. */
+    if (tx->bytes <= stage_threshold(vt) || klevdb_stage_truncate(tx->stage, tx->n) != KLEVDB_OK) {
+      klevdb_stage_abort(tx->stage);
+      tx->stage = NULL;
+    } else {
+      tx->staged = tx->n;
+    }
+  }
   tx->nmarks = n + 1;
   return SQLITE_OK;
 }

@@ -213,3 +213,75 @@ SELECT "offset", value FROM t2 WHERE key = 'w' ORDER BY "offset" DESC LIMIT 1;
 .print == t2 deletes 16, t sees it gone
 DELETE FROM t2 WHERE "offset" = 16;
 SELECT "offset", value FROM t WHERE key = 'w';
+
+.print ======== a transaction of many segments' worth is written while it runs
+-- rollover 4 KB: past 32 KB of rows (about 400 here) the rows go to segment
+-- files as they come; savepoints cut them back. ref gets the same final
+-- rows in one plain INSERT: both must hold the same messages in the same
+-- segments.
+CREATE VIRTUAL TABLE big USING klevdb(dir='big.d', rollover='4KB', key='text', value='text');
+CREATE VIRTUAL TABLE ref USING klevdb(dir='ref.d', rollover='4KB', key='text', value='text');
+BEGIN;
+INSERT INTO big(key, value, time)
+  WITH RECURSIVE c(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM c WHERE i < 1999)
+  SELECT 'k' || (i % 10), printf('value %d', i), 1672531200000000 + i FROM c;
+SAVEPOINT a;
+INSERT INTO big(key, value, time)
+  WITH RECURSIVE c(i) AS (SELECT 2000 UNION ALL SELECT i + 1 FROM c WHERE i < 2999)
+  SELECT 'k' || (i % 10), printf('dropped %d', i), 1672531200000000 + i FROM c;
+.print == 3000 rows visible inside the transaction, none outside
+SELECT count(*), max("offset") FROM big;
+SELECT json_extract(klevdb_stat('ref'), '$.messages');
+ROLLBACK TO a;
+.print == back to 2000 after ROLLBACK TO (inside a written segment)
+SELECT count(*), max("offset") FROM big;
+INSERT INTO big(key, value, time)
+  WITH RECURSIVE c(i) AS (SELECT 2000 UNION ALL SELECT i + 1 FROM c WHERE i < 2499)
+  SELECT 'k' || (i % 10), printf('kept %d', i), 1672531200000000 + i FROM c;
+RELEASE a;
+SAVEPOINT b;
+INSERT INTO big(key, value, time) VALUES ('k0', 'dropped too', 1672531300000000);
+ROLLBACK TO b;
+RELEASE b;
+COMMIT;
+BEGIN;
+INSERT INTO ref(key, value, time)
+  WITH RECURSIVE c(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM c WHERE i < 2499)
+  SELECT 'k' || (i % 10), printf(CASE WHEN i < 2000 THEN 'value %d' ELSE 'kept %d' END, i),
+         1672531200000000 + i FROM c;
+COMMIT;
+.print == both: 2500 messages, offsets 0-2499, the same segments and bytes
+SELECT count(*), min("offset"), max("offset") FROM big;
+SELECT json_extract(klevdb_stat('big'), '$.segments') = json_extract(klevdb_stat('ref'), '$.segments'),
+       json_extract(klevdb_stat('big'), '$.bytes') = json_extract(klevdb_stat('ref'), '$.bytes'),
+       json_extract(klevdb_stat('big'), '$.segments') > 20;
+SELECT count(*) FROM (SELECT * FROM big EXCEPT SELECT * FROM ref);
+SELECT "offset", key, value FROM big WHERE "offset" IN (0, 1999, 2000, 2499);
+SELECT count(*) FROM big WHERE value LIKE 'dropped%';
+.print == a big transaction rolled back leaves nothing; the next offset is 2500
+BEGIN;
+INSERT INTO big(key, value)
+  WITH RECURSIVE c(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM c WHERE i < 1999)
+  SELECT 'k', printf('gone %d', i) FROM c;
+ROLLBACK;
+SELECT count(*), max("offset") FROM big;
+INSERT INTO big(key, value, time) VALUES ('k', 'after', 1672531400000000);
+SELECT last_insert_rowid();
+
+.print ======== a failed CREATE inside a write transaction (SQLite reconnects the table)
+CREATE VIRTUAL TABLE re USING klevdb(dir='re.d', key='text', value='text');
+BEGIN;
+INSERT INTO re(key, value, time) VALUES ('a', 'before', 1672531200000000);
+SAVEPOINT s;
+INSERT INTO re(key, value, time) VALUES ('a', 'in savepoint', 1672531201000000);
+CREATE VIRTUAL TABLE broken USING klevdb(no_such_argument=1);
+.print == the table still sees its own rows and takes more at once
+SELECT "offset", value FROM re;
+INSERT INTO re(key, value, time) VALUES ('b', 'after', 1672531202000000);
+SELECT last_insert_rowid();
+ROLLBACK TO s;
+INSERT INTO re(key, value, time) VALUES ('c', 'last', 1672531203000000);
+COMMIT;
+.print == published once: 0 before, 1 last
+SELECT "offset", key, value FROM re;
+SELECT json_extract(klevdb_stat('re'), '$.messages');

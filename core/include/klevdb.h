@@ -254,6 +254,28 @@ klevdb_err klevdb_delete_ranges(klevdb *db, const klevdb_range *ranges,
 klevdb_err klevdb_writer_lock(klevdb *db, int64_t timeout_ms);
 void klevdb_writer_unlock(klevdb *db);
 
+/* Staged batches: a batch too large to hold back until its end (a SQL
+** transaction inserting millions of rows) is written while it is being
+** collected. Messages given to klevdb_stage_add are encoded at once (their
+** memory may be reused after the call) and each full segment is written to
+** temporary files by a background thread; klevdb_stage_commit publishes
+** everything as one klevdb_publish would (all or nothing, across a crash
+** too) and klevdb_stage_abort drops it. The handle must hold
+** klevdb_writer_lock from klevdb_stage_begin until the stage ends, so the
+** offsets (next offset + i) cannot change. Worth it from a few segments'
+** worth of messages; a stage ends with commit or abort, which free it. */
+typedef struct klevdb_stage klevdb_stage;
+klevdb_err klevdb_stage_begin(klevdb *db, klevdb_stage **out);
+klevdb_err klevdb_stage_add(klevdb_stage *sg, const klevdb_msg *msgs, size_t n);
+/* Messages added so far. */
+size_t klevdb_stage_count(const klevdb_stage *sg);
+/* Forgets every message after the first n (a rollback to a savepoint). */
+klevdb_err klevdb_stage_truncate(klevdb_stage *sg, size_t n);
+/* *next_out (may be NULL) receives the new next offset. On failure
+** nothing of the batch is in the store; the error is the handle's. */
+klevdb_err klevdb_stage_commit(klevdb_stage *sg, int64_t *next_out);
+void klevdb_stage_abort(klevdb_stage *sg);
+
 /* fsyncs the head; *next_out (may be NULL) gets the next offset. */
 klevdb_err klevdb_sync(klevdb *db, int64_t *next_out);
 

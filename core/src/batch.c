@@ -66,34 +66,97 @@ void batch_discard(const char *dir, const int64_t *bases, size_t nb) {
   }
 }
 
-/* Writes one segment's files under their temporary names. */
-static klevdb_err write_segment(const char *dir, int ver, int params, int64_t base,
-                                const kbuf *log, const kbuf *items, bool sync, klevdb_error *e) {
+klevdb_err segbuild_start(segbuild *b, int ver, int params, int64_t base, klevdb_error *e) {
+  b->ver = ver;
+  b->params = params;
+  b->isz = item_size(params);
+  b->base = base;
+  b->n = 0;
+  b->log.len = b->items.len = 0;
+  if (ver != FMT_V2) return KLEVDB_OK;
+  klevdb_err rc = kbuf_reserve(&b->log, FILE_HDR, e);
+  if (rc) return rc;
+  log_header(b->log.p);
+  b->log.len = FILE_HDR;
+  return KLEVDB_OK;
+}
+
+klevdb_err segbuild_add(segbuild *b, const klevdb_msg *m, int64_t t, int64_t *last_ts,
+                        klevdb_error *e) {
+  size_t len = (size_t)rec_size(b->ver, m->key_len, m->value_len);
+  klevdb_err rc = kbuf_reserve(&b->log, len, e);
+  if (!rc) rc = kbuf_reserve(&b->items, b->isz, e);
+  if (rc) return rc;
+  int64_t off = b->base + (int64_t)b->n, pos = (int64_t)b->log.len;
+  rec_encode(b->ver, b->log.p + b->log.len, off, t, m->key, m->key_len, m->value, m->value_len);
+  b->log.len += len;
+  if (t > *last_ts) *last_ts = t;
+  item_encode(b->items.p + b->items.len, b->params, off, pos, *last_ts,
+              (b->params & IDX_KEYS) ? klevdb_key_hash(m->key, m->key_len) : 0);
+  b->items.len += b->isz;
+  b->n++;
+  return KLEVDB_OK;
+}
+
+klevdb_err segbuild_write(const char *dir, const segbuild *b, bool sync, klevdb_error *e) {
   char p[4200];
-  temp_path(p, sizeof(p), dir, base, ".log");
+  temp_path(p, sizeof(p), dir, b->base, ".log");
   int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) return kerr_sys(e, errno, "publish: create %s", p);
-  int err = write_full(fd, log->p, log->len);
+  int err = write_full(fd, b->log.p, b->log.len);
   if (!err && sync && fdatasync(fd) < 0) err = errno;
   if (close(fd) < 0 && !err) err = errno;
   if (err) return kerr_sys(e, err, "publish: write %s", p);
+  temp_path(p, sizeof(p), dir, b->base, ".index");
+  return index_write(p, b->ver, b->params, b->items.p, b->items.len, sync, e);
+}
+
+klevdb_err segbuild_read(const char *dir, segbuild *b, int ver, int params, int64_t base,
+                         klevdb_error *e) {
+  char p[4200];
+  uint8_t *log, *idx;
+  size_t loglen, idxlen;
+  temp_path(p, sizeof(p), dir, base, ".log");
+  klevdb_err rc = file_read(p, &log, &loglen, e);
+  if (rc) return rc;
   temp_path(p, sizeof(p), dir, base, ".index");
-  return index_write(p, ver, params, items->p, items->len, e);
+  if ((rc = file_read(p, &idx, &idxlen, e))) {
+    free(log);
+    return rc;
+  }
+  size_t skip = ver == FMT_V2 ? FILE_HDR : 0;
+  segbuild_free(b);
+  b->ver = ver;
+  b->params = params;
+  b->isz = item_size(params);
+  b->base = base;
+  b->log = (kbuf){log, loglen, loglen};
+  b->items = (kbuf){idx, idxlen, idxlen};
+  if (idxlen < skip || (idxlen - skip) % b->isz) {
+    segbuild_free(b);
+    return kerr(e, KLEVDB_ECORRUPT_INDEX, "publish: %s changed under the transaction", p);
+  }
+  memmove(idx, idx + skip, idxlen - skip);
+  b->items.len -= skip;
+  b->n = b->items.len / b->isz;
+  return KLEVDB_OK;
+}
+
+void segbuild_free(segbuild *b) {
+  kbuf_free(&b->log);
+  kbuf_free(&b->items);
 }
 
 klevdb_err batch_write(const char *dir, int ver, int params, int64_t rollover,
                        const klevdb_msg *msgs, size_t n, int64_t offset, int64_t now,
                        int64_t *last_ts, bool sync, int64_t **bases_out, size_t *nb_out,
                        klevdb_error *e) {
-  size_t isz = item_size(params);
-  kbuf log = {0}, items = {0};
+  segbuild b = {0};
   int64_t *bases = NULL;
   size_t nb = 0;
   klevdb_err rc = KLEVDB_OK;
   size_t i = 0;
   while (i < n && !rc) {
-    /* One segment: records while its size is within the rollover, as
-    ** message-by-message publishing would have rolled over. */
     int64_t base = offset + (int64_t)i;
     int64_t *nbases = realloc(bases, (nb + 1) * sizeof(int64_t));
     if (!nbases) {
@@ -102,31 +165,17 @@ klevdb_err batch_write(const char *dir, int ver, int params, int64_t rollover,
     }
     bases = nbases;
     bases[nb++] = base;
-    log.len = items.len = 0;
-    if (ver == FMT_V2) {
-      if ((rc = kbuf_reserve(&log, FILE_HDR, e))) break;
-      log_header(log.p);
-      log.len = FILE_HDR;
-    }
+    if ((rc = segbuild_start(&b, ver, params, base, e))) break;
+    /* One segment: records while its size is within the rollover, as
+    ** message-by-message publishing would have rolled over. */
     do {
       const klevdb_msg *m = &msgs[i];
-      int64_t t = m->time == KLEVDB_TIME_UNSET ? now : m->time;
-      size_t len = (size_t)rec_size(ver, m->key_len, m->value_len);
-      if ((rc = kbuf_reserve(&log, len, e)) || (rc = kbuf_reserve(&items, isz, e))) break;
-      int64_t pos = (int64_t)log.len;
-      rec_encode(ver, log.p + log.len, offset + (int64_t)i, t, m->key, m->key_len, m->value,
-                 m->value_len);
-      log.len += len;
-      if (t > *last_ts) *last_ts = t;
-      item_encode(items.p + items.len, params, offset + (int64_t)i, pos, *last_ts,
-                  (params & IDX_KEYS) ? klevdb_key_hash(m->key, m->key_len) : 0);
-      items.len += isz;
+      rc = segbuild_add(&b, m, m->time == KLEVDB_TIME_UNSET ? now : m->time, last_ts, e);
       i++;
-    } while (i < n && (int64_t)log.len <= rollover);
-    if (!rc) rc = write_segment(dir, ver, params, base, &log, &items, sync, e);
+    } while (!rc && i < n && (int64_t)b.log.len <= rollover);
+    if (!rc) rc = segbuild_write(dir, &b, sync, e);
   }
-  kbuf_free(&log);
-  kbuf_free(&items);
+  segbuild_free(&b);
   if (rc) {
     batch_discard(dir, bases, nb);
     free(bases);

@@ -149,7 +149,7 @@ klevdb_err seg_recover(const char *dir, int64_t base, int params, bool sync,
     rc = unlink_missing_ok(ipath, e);
   } else if (!rc && ((size_t)((int64_t)isize - ds) != items.len ||
                      (items.len && memcmp(idx + ds, items.p, items.len) != 0))) {
-    rc = index_write(ipath, iver, params, items.p, items.len, e);
+    rc = index_write(ipath, iver, params, items.p, items.len, true, e);
   }
 sync:
   if (!rc && sync) rc = dir_sync(dir, e);
@@ -210,7 +210,7 @@ klevdb_err seg_migrate(const char *dir, int64_t base, int params, int ver,
   /* The old index describes old positions: it must not survive the log. */
   rc = unlink_missing_ok(ipath, e);
   if (!rc) rc = replace_file(tmp, lpath, out.p, out.len, e);
-  if (!rc) rc = index_write(ipath, ver, params, items.p, items.len, e);
+  if (!rc) rc = index_write(ipath, ver, params, items.p, items.len, true, e);
   if (!rc && sync) rc = dir_sync(dir, e);
 out:
   free(log);

@@ -182,10 +182,10 @@ klevdb_err log_scan(const uint8_t *data, int64_t size, int ver, int64_t from,
                     int params, int64_t *last_ts, kbuf *items, int64_t *end,
                     klevdb_error *e);
 
-/* Writes a whole index file (header for ver V2, then items), fsynced,
-** replacing any file at path. */
+/* Writes a whole index file (header for ver V2, then items), fsynced if
+** sync, replacing any file at path. */
 klevdb_err index_write(const char *path, int ver, int params,
-                       const uint8_t *items, size_t len, klevdb_error *e);
+                       const uint8_t *items, size_t len, bool sync, klevdb_error *e);
 
 /* write(2) of all n bytes (retrying short writes and EINTR); 0 or an errno. */
 int write_full(int fd, const uint8_t *p, size_t n);
@@ -200,6 +200,26 @@ void dir_clean_temps(const char *dir);
 klevdb_err dir_sync(const char *dir, klevdb_error *e);
 
 /* ---- all-or-nothing changes of several files (batch.c) ---- */
+
+/* One segment's files built in memory, record by record, then written
+** under temporary names (batch_write; stage.c, which builds them while a
+** transaction collects its messages). */
+typedef struct segbuild {
+  int ver, params;
+  size_t isz;
+  int64_t base;             /* offset of the first record */
+  size_t n;                 /* records */
+  kbuf log, items;          /* the .log file (with its header) and index items */
+} segbuild;
+klevdb_err segbuild_start(segbuild *b, int ver, int params, int64_t base, klevdb_error *e);
+/* Appends m (time t) as offset base + n; index times clamp from *last_ts. */
+klevdb_err segbuild_add(segbuild *b, const klevdb_msg *m, int64_t t, int64_t *last_ts,
+                        klevdb_error *e);
+klevdb_err segbuild_write(const char *dir, const segbuild *b, bool sync, klevdb_error *e);
+/* Reads a segment segbuild_write wrote back (to cut it shorter). */
+klevdb_err segbuild_read(const char *dir, segbuild *b, int ver, int params, int64_t base,
+                         klevdb_error *e);
+void segbuild_free(segbuild *b);
 
 /* Writes msgs[0..n) (offsets from offset, unset times = now, index times
 ** clamped from *last_ts) as segments of about rollover bytes under

@@ -215,7 +215,7 @@ int pwrite_full(int fd, const uint8_t *p, size_t n, int64_t at) {
 }
 
 klevdb_err index_write(const char *path, int ver, int params,
-                       const uint8_t *items, size_t len, klevdb_error *e) {
+                       const uint8_t *items, size_t len, bool sync, klevdb_error *e) {
   char tmp[4096];
   snprintf(tmp, sizeof(tmp), "%s.tmp", path);
   int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -227,7 +227,7 @@ klevdb_err index_write(const char *path, int ver, int params,
     err = write_full(fd, h, FILE_HDR);
   }
   if (!err) err = write_full(fd, items, len);
-  if (!err && fsync(fd) < 0) err = errno;
+  if (!err && sync && fsync(fd) < 0) err = errno;
   if (close(fd) < 0 && !err) err = errno;
   if (!err && rename(tmp, path) < 0) err = errno;
   if (err) {
@@ -256,7 +256,10 @@ void dir_clean_temps(const char *dir) {
     bool temp = strstr(n, ".log.rewrite.") || strstr(n, ".index.rewrite.") ||
                 (len > 8 && strcmp(n + len - 8, ".recover") == 0) ||
                 (len > 8 && strcmp(n + len - 8, ".migrate") == 0) ||
-                (len > 10 && strcmp(n + len - 10, ".index.tmp") == 0);
+                (len > 10 && strcmp(n + len - 10, ".index.tmp") == 0) ||
+                (len > 10 && strcmp(n + len - 10, ".log.batch") == 0) ||
+                (len > 12 && strcmp(n + len - 12, ".index.batch") == 0) ||
+                (len > 16 && strcmp(n + len - 16, ".index.batch.tmp") == 0);
     if (!temp || n[0] < '0' || n[0] > '9') continue;
     snprintf(path, sizeof(path), "%s/%s", dir, n);
     unlink(path);

@@ -146,7 +146,7 @@ static klevdb_err index_map(store *st, seg *s, klevdb_error *e) {
     s->iver = st->newver;
     if (!st->ro) {
       /* Go writes the rebuilt index too; a read-only store never writes. */
-      rc = index_write(path, s->iver, st->params, items.p, items.len, e);
+      rc = index_write(path, s->iver, st->params, items.p, items.len, true, e);
       if (rc) {
         kbuf_free(&items);
         return rc;
@@ -660,7 +660,7 @@ klevdb_err seg_rewrite(store *st, seg *s, drop_fn drop, void *ctx,
   }
   if (!rc && fdatasync(fd) < 0) rc = kerr_sys(e, errno, "sync %s", tmp_log);
   if (close(fd) < 0 && !rc) rc = kerr_sys(e, errno, "close %s", tmp_log);
-  if (!rc) rc = index_write(tmp_idx, ver, st->params, nitems.p, nitems.len, e);
+  if (!rc) rc = index_write(tmp_idx, ver, st->params, nitems.p, nitems.len, true, e);
   kbuf_free(&out);
   kbuf_free(&nitems);
   if (rc) {

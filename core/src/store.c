@@ -701,28 +701,20 @@ static void wake_waiters(store *st) {
   }
 }
 
-/* A batch of several segments' worth goes into new segments of their own
-** (Go would make one big segment; both are valid stores), so that trimming
-** the old part of a store drops whole segments. Caller holds wmu. */
-static klevdb_err publish_split(store *st, const klevdb_msg *msgs, size_t n, klevdb_error *e) {
+/* Puts the batch segments at bases (written under temporary names) in
+** place after the head, and into the segment list. An empty head at the
+** next offset is replaced by the first of them; a head with records stays
+** and is sealed. Caller holds wmu and has flushed the head. */
+static klevdb_err install_batch(store *st, const int64_t *bases, size_t nb, klevdb_error *e) {
   seg *h = head(st);
-  /* An empty head at the next offset is replaced by the batch's first
-  ** segment; a head with records stays and is sealed. */
   bool replace = h->n == 0 && h->base == st->next;
-  int64_t last_ts = st->last_ts, *bases;
-  size_t nb;
-  klevdb_err rc = head_flush(st, h, e);
-  if (rc) return rc;
-  rc = batch_write(st->dir, st->newver, st->params, st->opts.rollover, msgs, n, st->next,
-                   now_us(), &last_ts, st->opts.auto_sync, &bases, &nb, e);
-  if (rc) return rc;
+  klevdb_err rc = KLEVDB_OK;
   seg **news = calloc(nb, sizeof(seg *));
   for (size_t i = 0; news && i < nb; i++)
     if (!(news[i] = seg_new(bases[i]))) rc = kerr_sys(e, ENOMEM, "publish");
   if (!news) rc = kerr_sys(e, ENOMEM, "publish");
   if (!rc) rc = batch_commit(st->dir, bases, nb, replace, st->opts.auto_sync, e);
   else batch_discard(st->dir, bases, nb);
-  free(bases);
   if (rc) {
     for (size_t i = 0; news && i < nb; i++) seg_free(news[i]);
     free(news);
@@ -748,6 +740,72 @@ static klevdb_err publish_split(store *st, const klevdb_msg *msgs, size_t n, kle
   free(news);
   return rc;
 }
+
+/* A batch of several segments' worth goes into new segments of their own
+** (Go would make one big segment; both are valid stores), so that trimming
+** the old part of a store drops whole segments. Caller holds wmu. */
+static klevdb_err publish_split(store *st, const klevdb_msg *msgs, size_t n, klevdb_error *e) {
+  int64_t last_ts = st->last_ts, *bases;
+  size_t nb;
+  klevdb_err rc = head_flush(st, head(st), e);
+  if (rc) return rc;
+  rc = batch_write(st->dir, st->newver, st->params, st->opts.rollover, msgs, n, st->next,
+                   now_us(), &last_ts, st->opts.auto_sync, &bases, &nb, e);
+  if (rc) return rc;
+  rc = install_batch(st, bases, nb, e);
+  free(bases);
+  return rc;
+}
+
+/* ---- staged batches (stage.c) ---- */
+
+klevdb_err store_stage_begin(klevdb *db, store **st_out, stage_params *p) {
+  BEGIN(db);
+  store *st = db->st;
+  if (db->ro || st->ro) return kerr(&db->err, KLEVDB_EREADONLY, "publish: store opened read-only");
+  klevdb_err rc = KLEVDB_OK;
+  pthread_mutex_lock(&st->wmu);
+  if (st->txn_owner != db) {
+    rc = kerr(&db->err, KLEVDB_EINVAL, "stage: the handle must hold klevdb_writer_lock");
+  } else if (head(st)->fd < 0) {
+    rc = kerr(&db->err, KLEVDB_ECLOSED, "publish: store is closed");
+  } else {
+    *st_out = st;
+    p->next = st->next;
+    p->last_ts = st->last_ts;
+    p->ver = st->newver;
+    p->params = st->params;
+    p->rollover = st->opts.rollover;
+    p->sync = st->opts.auto_sync;
+  }
+  pthread_mutex_unlock(&st->wmu);
+  return rc;
+}
+
+klevdb_err store_stage_commit(klevdb *db, int64_t base, const int64_t *bases, size_t nb,
+                              int64_t *next_out) {
+  store *st = db->st;
+  klevdb_error *e = &db->err;
+  pthread_mutex_lock(&st->wmu);
+  txn_wait(st, db);
+  klevdb_err rc = KLEVDB_OK;
+  if (head(st)->fd < 0) rc = kerr(e, KLEVDB_ECLOSED, "publish: store is closed");
+  else if (st->next != base)
+    rc = kerr(e, KLEVDB_EINVAL, "publish: the store moved on while the batch was staged "
+              "(next offset %lld, staged from %lld)", (long long)st->next, (long long)base);
+  if (!rc) rc = head_flush(st, head(st), e);
+  if (!rc) {
+    rc = install_batch(st, bases, nb, e);
+    if (!rc) wake_waiters(st);
+  } else {
+    batch_discard(st->dir, bases, nb);
+  }
+  if (next_out) *next_out = st->next;
+  pthread_mutex_unlock(&st->wmu);
+  return rc;
+}
+
+klevdb_error *store_handle_err(klevdb *db) { return &db->err; }
 
 klevdb_err klevdb_publish(klevdb *db, const klevdb_msg *msgs, size_t n, int64_t *next_out) {
   BEGIN(db);

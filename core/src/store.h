@@ -159,4 +159,21 @@ klevdb_err seg_rewrite(store *st, seg *s, drop_fn drop, void *ctx,
                        char *tmp_log, char *tmp_idx, size_t cap,
                        size_t *kept, int64_t *first, klevdb_error *e);
 
+/* ---- store.c, for stage.c ---- */
+
+/* What a staged batch is built with, read when it begins. */
+typedef struct stage_params {
+  int64_t next, last_ts, rollover;
+  int ver, params;
+  bool sync;
+} stage_params;
+/* Checks that db may stage (it holds klevdb_writer_lock) and reads the
+** store's state, which that lock keeps as it is until the commit. */
+klevdb_err store_stage_begin(klevdb *db, store **st_out, stage_params *p);
+/* Installs segments written by segbuild_write as one batch starting at
+** base; on failure removes their files. */
+klevdb_err store_stage_commit(klevdb *db, int64_t base, const int64_t *bases, size_t nb,
+                              int64_t *next_out);
+klevdb_error *store_handle_err(klevdb *db);
+
 #endif
