@@ -610,9 +610,21 @@ void klevdb_writer_unlock(klevdb *db) {
 /* ---- publish ---- */
 
 /* Starts a new head at the next offset (spec 4.2). Caller holds wmu. */
+/* A head whose file is no longer in any directory (the store's folder was
+** removed under us) takes writes that no one will ever read: say so. It is
+** looked at whenever the head needs the kernel anyway (more space, a sync,
+** a rollover), so at most one allocation chunk goes unnoticed. */
+static klevdb_err head_gone(store *st, seg *h, const char *what, klevdb_error *e) {
+  struct stat sb;
+  if (h->fd < 0 || fstat(h->fd, &sb) < 0 || sb.st_nlink > 0) return KLEVDB_OK;
+  return kerr(e, KLEVDB_EIO, "%s: the files of the store in %s were removed while it was open "
+              "(was the folder deleted?); what was written since is lost", what, st->dir);
+}
+
 static klevdb_err rollover(store *st, klevdb_error *e) {
   seg *old = head(st);
-  klevdb_err rc = head_flush(st, old, e);
+  klevdb_err rc = head_gone(st, old, "publish", e);
+  if (!rc) rc = head_flush(st, old, e);
   if (rc) return rc;
   head_trim(st, old);
   seg *s = seg_new(st->next);
@@ -664,6 +676,8 @@ static klevdb_err head_remap(store *st, seg *h, int64_t size, klevdb_error *e) {
 ** here instead of a SIGBUS on the copy. */
 static klevdb_err head_room(store *st, seg *h, int64_t need, bool *mapped, klevdb_error *e) {
   if (need <= st->alloc) return KLEVDB_OK;
+  klevdb_err gone = head_gone(st, h, "publish", e);
+  if (gone) return gone;
   int64_t chunk = st->opts.rollover / 2;
   if (chunk < (64 << 10)) chunk = 64 << 10;
   if (chunk > (8 << 20)) chunk = 8 << 20;
@@ -1636,7 +1650,8 @@ klevdb_err klevdb_sync(klevdb *db, int64_t *next_out) {
     seg *h = head(st);
     /* After a sync the files are exactly what Go would have written. */
     head_trim(st, h);
-    rc = head_flush(st, h, &db->err);
+    rc = head_gone(st, h, "sync", &db->err);
+    if (!rc) rc = head_flush(st, h, &db->err);
     if (!rc && h->fd >= 0 && (fdatasync(h->fd) < 0 || fdatasync(st->ifd) < 0))
       rc = kerr_sys(&db->err, errno, "sync segment %lld", (long long)h->base);
     pthread_mutex_unlock(&st->wmu);

@@ -261,6 +261,11 @@ def test_removed_dir(work):
             if died:
                 break
             print("#   %s -> %s" % (what, json.dumps(r)))
+        # The writes since the removal cannot be kept: a sync says so.
+        r = child.sql("SELECT klevdb_sync('t')")
+        check("error" in r and "were removed while it was open" in r["error"]
+              and r["error"].startswith("klevdb: "),
+              "after removal: klevdb_sync reports the lost writes", str(r))
     finally:
         status = child.close()
     check(status == 0, "the process survives and exits cleanly", "exit status %r" % status)
