@@ -15,8 +15,10 @@
 #include "store.h"
 
 /* Sealed segments waiting for the writer thread: enough to keep it busy
-** while the next one fills, few enough to bound the memory they hold. */
+** while the next one fills, few enough to bound the memory they hold
+** (QMAX, or fewer when segments are big: about QBYTES in all). */
 #define QMAX 4
+#define QBYTES ((int64_t)32 << 20)
 
 /* A segment handed to the thread, as the commit and a truncate need it. */
 typedef struct sealed {
@@ -39,8 +41,8 @@ struct klevdb_stage {
   pthread_mutex_t mu;
   pthread_cond_t cv;
   segbuild q[QMAX];         /* waiting to be written, a ring */
-  size_t qhead, qlen;
-  segbuild spare[QMAX + 1]; /* written ones, their buffers to reuse */
+  size_t qhead, qlen, qmax;
+  segbuild spare[QMAX];     /* written ones, their buffers to reuse */
   size_t nspare;
   bool busy, stop;
   pthread_t th;
@@ -69,7 +71,7 @@ static void *writer(void *arg) {
       sg->err = rc;
       sg->everr = e;
     }
-    if (sg->nspare < QMAX + 1) sg->spare[sg->nspare++] = b;
+    if (sg->nspare < sg->qmax) sg->spare[sg->nspare++] = b;
     else segbuild_free(&b);
     sg->busy = false;
     pthread_cond_broadcast(&sg->cv);
@@ -126,7 +128,7 @@ static klevdb_err seal(klevdb_stage *sg) {
   sg->segs[sg->nsegs++] = (sealed){sg->cur.base, sg->cur.n, sg->cur_ts0};
   int64_t next = sg->cur.base + (int64_t)sg->cur.n;
   pthread_mutex_lock(&sg->mu);
-  while (sg->qlen == QMAX) pthread_cond_wait(&sg->cv, &sg->mu);
+  while (sg->qlen == sg->qmax) pthread_cond_wait(&sg->cv, &sg->mu);
   sg->q[(sg->qhead + sg->qlen) % QMAX] = sg->cur;
   sg->qlen++;
   klevdb_err failed = sg->err;
@@ -165,6 +167,8 @@ klevdb_err klevdb_stage_begin(klevdb *db, klevdb_stage **out) {
   sg->db = db;
   klevdb_err rc = store_stage_begin(db, &sg->st, &sg->p);
   if (!rc) {
+    int64_t q = QBYTES / (sg->p.rollover > 0 ? sg->p.rollover : 1);
+    sg->qmax = q < 1 ? 1 : q > QMAX ? QMAX : (size_t)q;
     sg->last_ts = sg->p.last_ts;
     rc = open_segment(sg, sg->p.next, sg->last_ts);
   }
