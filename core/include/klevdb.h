@@ -78,6 +78,14 @@ typedef struct klevdb_options {
   klevdb_version new_segments_version; /* format of new segments (default V2) */
   int keep_rewrite_version;            /* deletes keep a segment's own format */
   int eager_migrate;                   /* migrate every segment at open */
+  /* Long operations (recover, migrate, backup, trims, compactions) report
+  ** how far they are: done of total units (segments or offsets); may be
+  ** NULL. Recover, migrate and backup count segments; trims and compactions
+  ** count offsets, the scan being the first half and the delete the second.
+  ** It runs on the calling thread, maybe with the store's locks held, so it
+  ** must not call into the store. */
+  void (*progress)(void *arg, int64_t done, int64_t total);
+  void *progress_arg;
 } klevdb_options;
 
 /* ------------------------------------------------------------------ */

@@ -21,6 +21,11 @@ static int opts_params(const klevdb_options *o) {
   return (o->time_index ? IDX_TIMES : 0) | (o->key_index ? IDX_KEYS : 0);
 }
 
+/* Tells the caller's progress callback, if any, how many segments are done. */
+static void progress(const klevdb_options *o, int64_t done, int64_t total) {
+  if (o && o->progress) o->progress(o->progress_arg, done, total);
+}
+
 /* Fills the log and index paths of a segment; a directory name too long
 ** for them is refused rather than silently cut. */
 static klevdb_err seg_paths(const char *dir, int64_t base, char *lpath, char *ipath,
@@ -325,8 +330,10 @@ klevdb_err klevdb_dir_recover(const char *dir, const klevdb_options *opts,
   bool found;
   klevdb_err rc = last_segment(dir, &base, &found, e);
   if (rc || !found) return rc;
+  progress(opts, 0, 1);
   rc = seg_recover(dir, base, opts_params(opts), true, e);
   if (rc) kerr_wrap(e, "recover %lld", (long long)base);
+  else progress(opts, 1, 1);
   return rc;
 }
 
@@ -458,9 +465,11 @@ klevdb_err klevdb_dir_migrate(const char *dir, const klevdb_options *opts,
   klevdb_err rc = dir_segments(dir, true, &bases, &n, e);
   if (rc) return rc;
   int ver = to == KLEVDB_V1 ? FMT_V1 : FMT_V2;
+  if (n) progress(opts, 0, (int64_t)n);
   for (size_t i = 0; i < n && !rc; i++) {
     rc = seg_migrate(dir, bases[i], opts_params(opts), ver, true, e);
     if (rc) kerr_wrap(e, "migrate %lld", (long long)bases[i]);
+    else progress(opts, (int64_t)i + 1, (int64_t)n);
   }
   free(bases);
   return rc;

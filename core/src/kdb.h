@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 
 #include "klevdb.h"
 
@@ -89,6 +90,17 @@ klevdb_err log_detect(const uint8_t *hdr, int64_t size, int64_t base, int *ver,
 size_t rec_encode(int ver, uint8_t *out, int64_t offset, int64_t time,
                   const uint8_t *key, size_t klen, const uint8_t *val,
                   size_t vlen);
+
+/* Checks messages to publish (bytes given, sizes within the limit);
+** *bytes (may be NULL) gets their size as V2 records. */
+klevdb_err msgs_check(const klevdb_msg *msgs, size_t n, size_t *bytes, klevdb_error *e);
+
+/* Microseconds since the epoch: the time of messages published without one. */
+static inline int64_t wall_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
 
 /* Decodes the record at p with avail bytes up to the end of data.
 ** Returns 1 with *m (key/value pointing into p) and *len, 0 at end of data

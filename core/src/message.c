@@ -40,6 +40,23 @@ klevdb_err log_detect(const uint8_t *hdr, int64_t size, int64_t base, int *ver,
   return kerr(e, KLEVDB_ECORRUPT_LOG, "log corrupted: unknown version 0");
 }
 
+klevdb_err msgs_check(const klevdb_msg *msgs, size_t n, size_t *bytes, klevdb_error *e) {
+  if (n && !msgs) return kerr(e, KLEVDB_EINVAL, "publish: no messages given");
+  size_t total = 0;
+  for (size_t i = 0; i < n; i++) {
+    const klevdb_msg *m = &msgs[i];
+    if ((m->key_len && !m->key) || (m->value_len && !m->value))
+      return kerr(e, KLEVDB_EINVAL, "publish: message %zu has a length but no bytes", i);
+    if (m->key_len > KLEVDB_MAX_PAYLOAD || m->value_len > KLEVDB_MAX_PAYLOAD ||
+        m->key_len + m->value_len > KLEVDB_MAX_PAYLOAD)
+      return kerr(e, KLEVDB_ETOOBIG, "publish: message %zu too big: key + value is %zu bytes, the limit is %d",
+                  i, m->key_len + m->value_len, KLEVDB_MAX_PAYLOAD);
+    total += (size_t)rec_size(FMT_V2, m->key_len, m->value_len);
+  }
+  if (bytes) *bytes = total;
+  return KLEVDB_OK;
+}
+
 size_t rec_encode(int ver, uint8_t *out, int64_t offset, int64_t time,
                   const uint8_t *key, size_t klen, const uint8_t *val,
                   size_t vlen) {

@@ -138,6 +138,53 @@ static klevdb_err keytab_upsert(keytab *t, const uint8_t *key, size_t len,
   return KLEVDB_OK;
 }
 
+/* ---- progress (klevdb_options.progress) ---- */
+
+/* A trim or compaction reports offsets: the scan walks [start, start + span)
+** and is the first half of the work, the delete the second (it rewrites or
+** unlinks the segments the scan went through). */
+typedef struct prog {
+  void (*fn)(void *arg, int64_t done, int64_t total);
+  void *arg;
+  int64_t start, span, total;
+  int64_t step, last;       /* report only every step offsets */
+} prog;
+
+/* Sets p up for db's callback; a store without one costs nothing more. */
+static void prog_init(klevdb *db, prog *p, bool with_delete, klevdb_batch *b) {
+  klevdb_options o;
+  klevdb_get_options(db, &o);
+  memset(p, 0, sizeof(*p));
+  p->fn = o.progress;
+  p->arg = o.progress_arg;
+  if (!p->fn) return;
+  int64_t next = 0;
+  if (klevdb_next_offset(db, &next) != KLEVDB_OK) next = 0;
+  p->start = next;
+  if (klevdb_read(db, KLEVDB_OFFSET_OLDEST, 1, KLEVDB_READ_OFFSETS, b) == KLEVDB_OK && b->len)
+    p->start = b->msgs[0].offset;
+  p->span = next > p->start ? next - p->start : 1;
+  p->total = with_delete ? 2 * p->span : p->span;
+  /* At most about a hundred reports, and none per batch of a small store. */
+  p->step = p->span / 100 > 1024 ? p->span / 100 : 1024;
+  p->last = 0;
+  p->fn(p->arg, 0, p->total);
+}
+
+static void prog_at(prog *p, int64_t done) {
+  if (!p->fn || done <= p->last) return;
+  p->last = done;
+  p->fn(p->arg, done, p->total);
+}
+
+/* The scan reached cursor. */
+static void prog_scan(prog *p, int64_t cursor) {
+  if (!p->fn) return;
+  int64_t done = cursor - p->start;
+  if (done > p->span) done = p->span;
+  if (done - p->last >= p->step) prog_at(p, done);
+}
+
 /* ---- the scan (spec 8.2) ---- */
 
 /* One step of Go's "for cursor := OffsetOldest; cursor < bound && ...;"
@@ -147,11 +194,12 @@ static klevdb_err keytab_upsert(keytab *t, const uint8_t *key, size_t len,
 /* flags KLEVDB_READ_OFFSETS: a finder that needs only offsets reads the
 ** indexes, not the log (the same batches, so the same results). */
 static klevdb_err scan_step(klevdb *db, int64_t *cursor, klevdb_batch *b,
-                            int *stuck, int flags) {
+                            int *stuck, int flags, prog *p) {
   klevdb_err rc = klevdb_read(db, *cursor, SCAN_BATCH, flags, b);
   if (rc) return rc;
   *stuck = b->next_offset <= *cursor;
   *cursor = b->next_offset;
+  prog_scan(p, *cursor);
   return KLEVDB_OK;
 }
 
@@ -159,7 +207,7 @@ static klevdb_err scan_step(klevdb *db, int64_t *cursor, klevdb_batch *b,
 static int time_after(int64_t t, int64_t before) { return t > before; }
 
 static klevdb_err find_by_offset(klevdb *db, int64_t before, klevdb_batch *b,
-                                 offvec *out) {
+                                 offvec *out, prog *p) {
   if (before == KLEVDB_OFFSET_OLDEST) return KLEVDB_OK;
   int64_t bound;
   klevdb_err rc = klevdb_next_offset(db, &bound);
@@ -170,7 +218,7 @@ static klevdb_err find_by_offset(klevdb *db, int64_t before, klevdb_batch *b,
     bound = before;  /* other negatives make the bound negative: nothing */
   for (int64_t cur = KLEVDB_OFFSET_OLDEST; cur < bound;) {
     int stuck;
-    if ((rc = scan_step(db, &cur, b, &stuck, KLEVDB_READ_OFFSETS))) return rc;
+    if ((rc = scan_step(db, &cur, b, &stuck, KLEVDB_READ_OFFSETS, p))) return rc;
     for (size_t i = 0; i < b->len; i++)
       if (b->msgs[i].offset < before && (rc = offvec_push(out, b->msgs[i].offset)))
         return rc;
@@ -180,7 +228,7 @@ static klevdb_err find_by_offset(klevdb *db, int64_t before, klevdb_batch *b,
 }
 
 static klevdb_err find_by_count(klevdb *db, int64_t keep, klevdb_batch *b,
-                                offvec *out) {
+                                offvec *out, prog *p) {
   klevdb_stat st;
   klevdb_err rc = klevdb_stat_get(db, &st);
   if (rc) return rc;
@@ -190,7 +238,7 @@ static klevdb_err find_by_count(klevdb *db, int64_t keep, klevdb_batch *b,
   int64_t to_remove = st.messages - keep;
   for (int64_t cur = KLEVDB_OFFSET_OLDEST; cur < bound && to_remove > 0;) {
     int stuck;
-    if ((rc = scan_step(db, &cur, b, &stuck, KLEVDB_READ_OFFSETS))) return rc;
+    if ((rc = scan_step(db, &cur, b, &stuck, KLEVDB_READ_OFFSETS, p))) return rc;
     for (size_t i = 0; i < b->len; i++) {
       if ((rc = offvec_push(out, b->msgs[i].offset))) return rc;
       if (--to_remove <= 0) return KLEVDB_OK;
@@ -201,7 +249,7 @@ static klevdb_err find_by_count(klevdb *db, int64_t keep, klevdb_batch *b,
 }
 
 static klevdb_err find_by_size(klevdb *db, int64_t max_size, klevdb_batch *b,
-                               offvec *out) {
+                               offvec *out, prog *p) {
   klevdb_stat st;
   klevdb_err rc = klevdb_stat_get(db, &st);
   if (rc) return rc;
@@ -213,7 +261,7 @@ static klevdb_err find_by_size(klevdb *db, int64_t max_size, klevdb_batch *b,
   int64_t total = st.size;
   for (int64_t cur = KLEVDB_OFFSET_OLDEST; cur < bound && total >= max_size;) {
     int stuck;
-    if ((rc = scan_step(db, &cur, b, &stuck, 0))) return rc;
+    if ((rc = scan_step(db, &cur, b, &stuck, 0, p))) return rc;
     for (size_t i = 0; i < b->len; i++) {
       if ((rc = offvec_push(out, b->msgs[i].offset))) return rc;
       total -= klevdb_size(db, &b->msgs[i]);
@@ -225,7 +273,7 @@ static klevdb_err find_by_size(klevdb *db, int64_t max_size, klevdb_batch *b,
 }
 
 static klevdb_err find_by_age(klevdb *db, int64_t before, klevdb_batch *b,
-                              offvec *out) {
+                              offvec *out, prog *p) {
   int64_t bound, t;
   klevdb_err rc = klevdb_offset_by_time(db, before, &bound, &t);
   /* An empty store has no time items (Go fails there); it has nothing to
@@ -237,7 +285,7 @@ static klevdb_err find_by_age(klevdb *db, int64_t before, klevdb_batch *b,
   ** later records with time <= before are still taken (ties, spec 8.2). */
   for (int64_t cur = KLEVDB_OFFSET_OLDEST; cur < bound;) {
     int stuck;
-    if ((rc = scan_step(db, &cur, b, &stuck, 0))) return rc;
+    if ((rc = scan_step(db, &cur, b, &stuck, 0, p))) return rc;
     for (size_t i = 0; i < b->len; i++) {
       if (time_after(b->msgs[i].time, before)) return KLEVDB_OK;
       if ((rc = offvec_push(out, b->msgs[i].offset))) return rc;
@@ -250,14 +298,14 @@ static klevdb_err find_by_age(klevdb *db, int64_t before, klevdb_batch *b,
 /* FindUpdates (deletes = false) and FindDeletes (true): one scan of the
 ** window, with the keys seen so far. */
 static klevdb_err find_by_key(klevdb *db, int64_t before, bool deletes, klevdb_batch *b,
-                              offvec *out) {
+                              offvec *out, prog *p) {
   int64_t bound;
   klevdb_err rc = klevdb_next_offset(db, &bound);
   if (rc) return rc;
   keytab kt = {0};
   for (int64_t cur = KLEVDB_OFFSET_OLDEST; cur < bound;) {
     int stuck;
-    if ((rc = scan_step(db, &cur, b, &stuck, 0))) goto done;
+    if ((rc = scan_step(db, &cur, b, &stuck, 0, p))) goto done;
     for (size_t i = 0; i < b->len; i++) {
       const klevdb_msg *m = &b->msgs[i];
       if (time_after(m->time, before)) goto done;
@@ -284,22 +332,22 @@ done:
 /* Runs a finder; the result is sorted and without duplicates (FindUpdates
 ** collects out of order; Go returns a set). */
 static klevdb_err run_finder(klevdb *db, klevdb_find what, int64_t arg,
-                             offvec *out) {
+                             offvec *out, prog *p) {
   klevdb_batch b = KLEVDB_BATCH_INIT;
   klevdb_err rc;
   switch (what) {
-  case KLEVDB_FIND_OFFSET: rc = find_by_offset(db, arg, &b, out); break;
+  case KLEVDB_FIND_OFFSET: rc = find_by_offset(db, arg, &b, out, p); break;
   case KLEVDB_FIND_COUNT:
     rc = arg < 0 ? kdb_fail(db, KLEVDB_EINVAL, "trim by count: keep must be 0 or more, got %lld", (long long)arg)
-                 : find_by_count(db, arg, &b, out);
+                 : find_by_count(db, arg, &b, out, p);
     break;
   case KLEVDB_FIND_SIZE:
     rc = arg < 0 ? kdb_fail(db, KLEVDB_EINVAL, "trim by size: size must be 0 or more, got %lld", (long long)arg)
-                 : find_by_size(db, arg, &b, out);
+                 : find_by_size(db, arg, &b, out, p);
     break;
-  case KLEVDB_FIND_AGE: rc = find_by_age(db, arg, &b, out); break;
-  case KLEVDB_FIND_UPDATES: rc = find_by_key(db, arg, false, &b, out); break;
-  case KLEVDB_FIND_DELETES: rc = find_by_key(db, arg, true, &b, out); break;
+  case KLEVDB_FIND_AGE: rc = find_by_age(db, arg, &b, out, p); break;
+  case KLEVDB_FIND_UPDATES: rc = find_by_key(db, arg, false, &b, out, p); break;
+  case KLEVDB_FIND_DELETES: rc = find_by_key(db, arg, true, &b, out, p); break;
   default: rc = kdb_fail(db, KLEVDB_EINVAL, "find: unknown finder %d", (int)what); break;
   }
   klevdb_batch_free(&b);
@@ -323,11 +371,16 @@ klevdb_err klevdb_find_offsets(klevdb *db, klevdb_find what, int64_t arg,
   *offsets = NULL;
   *n = 0;
   offvec o = {0};
-  klevdb_err rc = run_finder(db, what, arg, &o);
+  prog p;
+  klevdb_batch b = KLEVDB_BATCH_INIT;
+  prog_init(db, &p, false, &b);
+  klevdb_batch_free(&b);
+  klevdb_err rc = run_finder(db, what, arg, &o, &p);
   if (rc) {
     free(o.v);
     return rc;
   }
+  prog_at(&p, p.total);
   *offsets = o.v;
   *n = o.len;
   return KLEVDB_OK;
@@ -341,7 +394,12 @@ static klevdb_err find_and_delete(klevdb *db, klevdb_find what, int64_t arg,
   klevdb_deleted del = {0, 0};
   offvec o = {0};
   klevdb_range *ranges = NULL;
-  klevdb_err rc = run_finder(db, what, arg, &o);
+  prog p;
+  klevdb_batch b = KLEVDB_BATCH_INIT;
+  prog_init(db, &p, true, &b);
+  klevdb_batch_free(&b);
+  klevdb_err rc = run_finder(db, what, arg, &o, &p);
+  prog_at(&p, p.span);
   if (rc || o.len == 0) goto done;
   /* Worst case one range per offset. */
   ranges = malloc(o.len * sizeof(*ranges));
@@ -358,6 +416,7 @@ static klevdb_err find_and_delete(klevdb *db, klevdb_find what, int64_t arg,
   }
   rc = klevdb_delete_ranges(db, ranges, nr, &del);
 done:
+  if (!rc) prog_at(&p, p.total);
   free(ranges);
   free(o.v);
   /* On a failed delete, whatever it reports as done is passed on, as Go's
@@ -380,7 +439,15 @@ klevdb_err klevdb_trim_by_offset(klevdb *db, int64_t before, klevdb_deleted *out
   if (before == KLEVDB_OFFSET_NEWEST || before > next) before = next;
   if (before <= 0) return KLEVDB_OK;
   klevdb_range r = {0, before};
-  return klevdb_delete_ranges(db, &r, 1, out ? out : &none);
+  /* No scan: the delete is all the work (see prog). */
+  prog p;
+  klevdb_batch b = KLEVDB_BATCH_INIT;
+  prog_init(db, &p, true, &b);
+  klevdb_batch_free(&b);
+  prog_at(&p, p.span);
+  rc = klevdb_delete_ranges(db, &r, 1, out ? out : &none);
+  if (!rc) prog_at(&p, p.total);
+  return rc;
 }
 
 klevdb_err klevdb_trim_by_count(klevdb *db, int64_t keep, klevdb_deleted *out) {

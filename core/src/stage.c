@@ -180,30 +180,16 @@ klevdb_err klevdb_stage_begin(klevdb *db, klevdb_stage **out) {
   return KLEVDB_OK;
 }
 
-static int64_t now_us(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 klevdb_err klevdb_stage_add(klevdb_stage *sg, const klevdb_msg *msgs, size_t n) {
   if (!sg) return KLEVDB_EINVAL;
   klevdb_error *e = store_handle_err(sg->db);
-  if (n && !msgs) return kerr(e, KLEVDB_EINVAL, "publish: no messages given");
+  klevdb_err bad = msgs_check(msgs, n, NULL, e);
+  if (bad) return bad;
   int64_t now = KLEVDB_TIME_UNSET;
   for (size_t i = 0; i < n; i++) {
     const klevdb_msg *m = &msgs[i];
-    if ((m->key_len && !m->key) || (m->value_len && !m->value))
-      return kerr(e, KLEVDB_EINVAL, "publish: message %zu has a length but no bytes", i);
-    if (m->key_len > KLEVDB_MAX_PAYLOAD || m->value_len > KLEVDB_MAX_PAYLOAD ||
-        m->key_len + m->value_len > KLEVDB_MAX_PAYLOAD)
-      return kerr(e, KLEVDB_ETOOBIG, "publish: message %zu too big: key + value is %zu bytes, the limit is %d",
-                  i, m->key_len + m->value_len, KLEVDB_MAX_PAYLOAD);
-  }
-  for (size_t i = 0; i < n; i++) {
-    const klevdb_msg *m = &msgs[i];
     int64_t t = m->time;
-    if (t == KLEVDB_TIME_UNSET) t = now == KLEVDB_TIME_UNSET ? (now = now_us()) : now;
+    if (t == KLEVDB_TIME_UNSET) t = now == KLEVDB_TIME_UNSET ? (now = wall_us()) : now;
     klevdb_err rc = segbuild_add(&sg->cur, m, t, &sg->last_ts, e);
     if (rc) return rc;
     sg->n++;

@@ -41,11 +41,6 @@ struct klevdb {
 
 /* ---- clocks ---- */
 
-static int64_t now_us(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 static int64_t coarse_us(void) {
   struct timespec ts;
@@ -235,7 +230,7 @@ static klevdb_err follow(store *st, bool force, klevdb_error *e) {
   ** with the same mtime, so a recent mtime is never trusted. */
   int64_t mtime = (int64_t)sb.st_mtim.tv_sec * 1000000 + sb.st_mtim.tv_nsec / 1000;
   if (sb.st_mtim.tv_sec != st->dir_mtime.tv_sec || sb.st_mtim.tv_nsec != st->dir_mtime.tv_nsec ||
-      now_us() - mtime < 50000) {
+      wall_us() - mtime < 50000) {
     rc = relist(st, e);
     if (!rc) st->dir_mtime = sb.st_mtim;
   }
@@ -764,7 +759,7 @@ static klevdb_err publish_split(store *st, const klevdb_msg *msgs, size_t n, kle
   klevdb_err rc = head_flush(st, head(st), e);
   if (rc) return rc;
   rc = batch_write(st->dir, st->newver, st->params, st->opts.rollover, msgs, n, st->next,
-                   now_us(), &last_ts, st->opts.auto_sync, &bases, &nb, e);
+                   wall_us(), &last_ts, st->opts.auto_sync, &bases, &nb, e);
   if (rc) return rc;
   rc = install_batch(st, bases, nb, e);
   free(bases);
@@ -826,18 +821,9 @@ klevdb_err klevdb_publish(klevdb *db, const klevdb_msg *msgs, size_t n, int64_t 
   store *st = db->st;
   klevdb_error *e = &db->err;
   if (db->ro || st->ro) return kerr(e, KLEVDB_EREADONLY, "publish: store opened read-only");
-  if (n && !msgs) return kerr(e, KLEVDB_EINVAL, "publish: no messages given");
-  size_t total = 0;
-  for (size_t i = 0; i < n; i++) {
-    const klevdb_msg *m = &msgs[i];
-    if ((m->key_len && !m->key) || (m->value_len && !m->value))
-      return kerr(e, KLEVDB_EINVAL, "publish: message %zu has a length but no bytes", i);
-    if (m->key_len > KLEVDB_MAX_PAYLOAD || m->value_len > KLEVDB_MAX_PAYLOAD ||
-        m->key_len + m->value_len > KLEVDB_MAX_PAYLOAD)
-      return kerr(e, KLEVDB_ETOOBIG, "publish: message %zu too big: key + value is %zu bytes, the limit is %d",
-                  i, m->key_len + m->value_len, KLEVDB_MAX_PAYLOAD);
-    total += (size_t)rec_size(FMT_V2, m->key_len, m->value_len);
-  }
+  size_t total;
+  klevdb_err bad = msgs_check(msgs, n, &total, e);
+  if (bad) return bad;
   pthread_mutex_lock(&st->wmu);
   txn_wait(st, db);
   klevdb_err rc = KLEVDB_OK;
@@ -886,7 +872,7 @@ klevdb_err klevdb_publish(klevdb *db, const klevdb_msg *msgs, size_t n, int64_t 
   /* The first record is written last: until it is complete the batch is
   ** a torn tail that open cuts whole, whatever moment a crash hits. */
   for (size_t i = 0; i < n && t_now == KLEVDB_TIME_UNSET; i++)
-    if (msgs[i].time == KLEVDB_TIME_UNSET) t_now = now_us();
+    if (msgs[i].time == KLEVDB_TIME_UNSET) t_now = wall_us();
   size_t len0 = (size_t)rec_size(ver, msgs[0].key_len, msgs[0].value_len);
   int64_t at = h->log_end + (int64_t)len0;
   for (size_t k = 1; k <= n; k++) {
@@ -1693,6 +1679,10 @@ klevdb_err klevdb_backup(klevdb *db, const char *dir) {
     rc = head_flush(st, head(st), e);
   }
   pthread_rwlock_rdlock(&st->lk);
+  /* Progress in segments: the list cannot change while lk is held. */
+  void (*progress)(void *, int64_t, int64_t) = st->opts.progress;
+  int64_t total = (int64_t)st->nsegs;
+  if (progress) progress(st->opts.progress_arg, 0, total);
   for (size_t si = 0; si < st->nsegs && !rc; si++) {
     char src[PATH_CAP], dst[PATH_CAP];
     const char *ext[2] = {".log", ".index"};
@@ -1704,6 +1694,7 @@ klevdb_err klevdb_backup(klevdb *db, const char *dir) {
       if ((k == 1 || virtual_empty) && access(src, F_OK) < 0 && errno == ENOENT) continue;
       rc = file_copy(src, dst, e);
     }
+    if (!rc && progress) progress(st->opts.progress_arg, (int64_t)si + 1, total);
   }
   pthread_rwlock_unlock(&st->lk);
   pthread_mutex_unlock(&st->wmu);
