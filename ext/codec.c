@@ -3,6 +3,8 @@
 ** codec (Go klevdb's typed-log codecs, spec section 9), and the parsing of
 ** times given in SQL (INTEGER microseconds or ISO-8601 text).
 */
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "kvt.h"
@@ -10,7 +12,7 @@
 /* ---- buffer ---- */
 
 void kvt_buf_free(kvt_buf *b) {
-  sqlite3_free(b->p);
+  free(b->p);
   b->p = NULL;
   b->len = b->cap = 0;
 }
@@ -25,7 +27,7 @@ static int buf_reserve(kvt_buf *b, size_t extra) {
   if (need <= b->cap) return SQLITE_OK;
   cap = b->cap ? b->cap : 256;
   while (cap < need) cap = cap > SIZE_MAX / 2 ? need : cap * 2;
-  p = sqlite3_realloc64(b->p, cap);
+  p = realloc(b->p, cap);
   if (!p) return SQLITE_NOMEM;
   b->p = p;
   b->cap = cap;

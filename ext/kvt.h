@@ -59,7 +59,9 @@ const char *kvt_codec_name(kvt_codec c);
 
 /* ---- codec.c ---- */
 
-/* A growable byte buffer for encoded keys and values. */
+/* A growable byte buffer for encoded keys and values. Its memory and the
+** pending rows' come from malloc: SQLite's allocator stops at 2 GB, and a
+** transaction may hold more than that. */
 typedef struct kvt_buf {
   uint8_t *p;
   size_t len, cap;

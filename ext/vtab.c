@@ -704,7 +704,7 @@ static bool lookup_key(const kvt_vtab *vt, sqlite3_value *v, kvt_buf *out) {
   if (vt->args.key == KVT_INTEGER && sqlite3_value_type(v) == SQLITE_FLOAT && whole_int(v, &n)) {
     uint8_t b[10];
     size_t len = klevdb_varint_encode(n, b);
-    uint8_t *p = sqlite3_realloc64(out->p, len);
+    uint8_t *p = realloc(out->p, len);
     if (!p) return false;
     memcpy(p, b, len);
     out->p = p;

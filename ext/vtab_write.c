@@ -3,6 +3,8 @@
 ** offsets and collects messages, DELETE collects offset ranges, and the
 ** transaction methods publish both at commit (or drop them at rollback).
 */
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -15,7 +17,8 @@ static int grow(void **p, size_t *cap, size_t need, size_t size) {
   if (need <= *cap) return SQLITE_OK;
   size_t n = *cap ? *cap * 2 : 16;
   while (n < need) n *= 2;
-  void *q = sqlite3_realloc64(*p, n * size);
+  if (n > SIZE_MAX / size) return SQLITE_NOMEM;
+  void *q = realloc(*p, n * size);
   if (!q) return SQLITE_NOMEM;
   *p = q;
   *cap = n;
@@ -25,8 +28,8 @@ static int grow(void **p, size_t *cap, size_t need, size_t size) {
 void kvt_pending_clear(kvt_vtab *vt) {
   kvt_pending *tx = vt->tx;
   klevdb_stage_abort(tx->stage);
-  sqlite3_free(tx->rows);
-  sqlite3_free(tx->dels);
+  free(tx->rows);
+  free(tx->dels);
   sqlite3_free(tx->marks);
   kvt_buf_free(&tx->arena);
   if (tx->locked) klevdb_writer_unlock(tx->owner);
@@ -269,12 +272,12 @@ int kvt_sync(sqlite3_vtab *vtab) {
       return kvt_error(vt, SQLITE_INTERNAL, "published at another offset than handed out (%lld)",
                        (long long)(next - (int64_t)tx->n));
   } else if (tx->n) {
-    klevdb_msg *msgs = sqlite3_malloc64(tx->n * sizeof(klevdb_msg));
+    klevdb_msg *msgs = malloc(tx->n * sizeof(klevdb_msg));
     if (!msgs) return SQLITE_NOMEM;
     for (size_t i = 0; i < tx->n; i++) msgs[i] = row_msg(tx, i);
     int64_t next;
     e = klevdb_publish(w, msgs, tx->n, &next);
-    sqlite3_free(msgs);
+    free(msgs);
     if (e == KLEVDB_OK && next != tx->base + (int64_t)tx->n)
       return kvt_error(vt, SQLITE_INTERNAL, "published at another offset than handed out (%lld)",
                        (long long)(next - (int64_t)tx->n));

@@ -259,7 +259,7 @@ klevdb_err delete_recover(const char *dir, klevdb_error *e);
 /* ---- directory maintenance (dirops.c) ---- */
 
 /* Check and Recover of one segment (spec 7.1, 7.2). */
-klevdb_err seg_check(const char *dir, int64_t base, int params, klevdb_error *e);
+klevdb_err seg_check(const char *dir, int64_t base, int params, bool live, klevdb_error *e);
 klevdb_err seg_recover(const char *dir, int64_t base, int params, bool sync,
                        klevdb_error *e);
 /* Migrate of one segment to format ver (spec 7.5); index_ver for a

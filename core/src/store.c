@@ -377,7 +377,7 @@ static klevdb_err store_open(const char *dir, const klevdb_options *o, store **o
   if (n && !st->ro) {
     int64_t last = bases[n - 1];
     if (o->recover) rc = seg_recover(dir, last, st->params, o->auto_sync, e);
-    else if (o->check) rc = seg_check(dir, last, st->params, e);
+    else if (o->check) rc = seg_check(dir, last, st->params, false, e);
     if (rc) {
       kerr_wrap(e, o->recover ? "open recover" : "open check");
       goto fail;
@@ -385,7 +385,7 @@ static klevdb_err store_open(const char *dir, const klevdb_options *o, store **o
     for (size_t i = 0; o->eager_migrate && i < n; i++)
       if ((rc = seg_migrate(dir, bases[i], st->params, st->newver, o->auto_sync, e))) goto fail;
   } else if (n && (o->check || o->recover)) {
-    if ((rc = seg_check(dir, bases[n - 1], st->params, e))) {
+    if ((rc = seg_check(dir, bases[n - 1], st->params, false, e))) {
       kerr_wrap(e, "open check");
       goto fail;
     }

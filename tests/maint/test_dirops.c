@@ -255,7 +255,7 @@ static void test_migrate(void) {
     p = slurp(pj(dir, segname(bases[i], ".index")), &l);
     CHECK(p && l >= 8 && memcmp(p, ih, 8) == 0);
     free(p);
-    CHECK_RC(seg_check(dir, bases[i], TK, &err), KLEVDB_OK, err);
+    CHECK_RC(seg_check(dir, bases[i], TK, false, &err), KLEVDB_OK, err);
     same_records(orig, dir, bases[i], FMT_V1, FMT_V2);
   }
   CHECK_RC(klevdb_dir_check(dir, &OPTS_TK, &err), KLEVDB_OK, err);
@@ -373,6 +373,51 @@ static void test_mutations(void) {
   CHECK(done > 0);
 }
 
+/* Check on a store a writer has open: its head has zeroed room allocated
+** ahead and an index written behind, which are not damage; a damaged record
+** still is. Once the writer is gone the same zero tail is a torn tail. */
+static void test_check_live(void) {
+  char *dir = tmpdir();
+  klevdb_options o = OPTS_TK;
+  o.create_dirs = 1;
+  klevdb *db;
+  klevdb_error err;
+  CHECK_RC(klevdb_open(dir, &o, &db, &err), KLEVDB_OK, err);
+  uint8_t v[100];
+  memset(v, 'v', sizeof v);
+  for (int i = 0; i < 50; i++) {
+    klevdb_msg m = {.key = (const uint8_t *)"key", .key_len = 3, .value = v, .value_len = sizeof v,
+                    .time = KLEVDB_TIME_UNSET};
+    CHECK(klevdb_publish(db, &m, 1, NULL) == KLEVDB_OK);
+  }
+  const char *log = pj(dir, segname(0, ".log"));
+  size_t len;
+  uint8_t *data = slurp(log, &len);
+  CHECK(data && len > 8 + 50 * 136 && data[len - 1] == 0);   /* room ahead, zeroed */
+  CHECK_RC(klevdb_dir_check(dir, &o, &err), KLEVDB_OK, err);
+  /* A flipped byte inside a record is damage, writer or not. */
+  int fd = open(log, O_WRONLY);
+  uint8_t x = 'w';
+  CHECK(fd >= 0 && pwrite(fd, &x, 1, 8 + 28 + 3 + 10) == 1);
+  close(fd);
+  CHECK_RC(klevdb_dir_check(dir, &o, &err), KLEVDB_ECORRUPT_LOG, err);
+  CHECK_CONTAINS(err.msg, "klevdb: check 0: ");
+  fd = open(log, O_WRONLY);
+  x = 'v';
+  CHECK(fd >= 0 && pwrite(fd, &x, 1, 8 + 28 + 3 + 10) == 1);
+  close(fd);
+  CHECK(klevdb_close(db) == KLEVDB_OK);
+  CHECK_RC(klevdb_dir_check(dir, &o, &err), KLEVDB_OK, err);
+  /* No writer: a zero tail is what a crash leaves, for recover to cut. */
+  fd = open(log, O_WRONLY | O_APPEND);
+  uint8_t zeros[200] = {0};
+  CHECK(fd >= 0 && write(fd, zeros, sizeof zeros) == (ssize_t)sizeof zeros);
+  close(fd);
+  CHECK_RC(klevdb_dir_check(dir, &o, &err), KLEVDB_ECORRUPT_LOG, err);
+  free(data);
+  rm_rf(dir);
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) {
     fprintf(stderr, "usage: %s FIXTURES_DIR\n", argv[0]);
@@ -380,6 +425,7 @@ int main(int argc, char **argv) {
   }
   fixtures = argv[1];
   test_check_fixtures();
+  test_check_live();
   test_stat();
   test_backup();
   test_file_copy();
