@@ -309,6 +309,7 @@ static void store_free(store *st) {
   pthread_mutex_destroy(&st->spare_mu);
   pthread_mutex_destroy(&st->tsmu);
   free(st->tsmin);
+  free(st->tsmax);
   pthread_cond_destroy(&st->spare_cv);
   free(st->dir);
   free(st);
@@ -1394,16 +1395,19 @@ klevdb_err klevdb_offset_by_key(klevdb *db, const void *key, size_t key_len, int
   return rc;
 }
 
-/* Rebuilds st->tsmin (under lk, read side; tsmu serializes builders). */
+/* Rebuilds st->tsmin and st->tsmax (under lk, read side; tsmu serializes
+** builders). */
 static klevdb_err tsmin_build(store *st, klevdb_error *e) {
   klevdb_err rc = KLEVDB_OK;
   pthread_mutex_lock(&st->tsmu);
   if (__atomic_load_n(&st->tsmin_n, __ATOMIC_ACQUIRE) != st->nsegs) {
     int64_t *a = realloc(st->tsmin, st->nsegs * sizeof(int64_t));
-    if (!a) {
+    if (a) st->tsmin = a;
+    int64_t *x = a ? realloc(st->tsmax, st->nsegs * sizeof(int64_t)) : NULL;
+    if (x) st->tsmax = x;
+    if (!a || !x) {
       rc = kerr_sys(e, ENOMEM, "get by time");
     } else {
-      st->tsmin = a;
       int64_t m = INT64_MAX;
       for (size_t si = st->nsegs; si-- > 0;) {
         seg *s = st->segs[si];
@@ -1413,6 +1417,15 @@ static klevdb_err tsmin_build(store *st, klevdb_error *e) {
           if (t < m) m = t;
         }
         a[si] = m;
+      }
+      m = INT64_MIN;
+      for (size_t si = 0; !rc && si < st->nsegs; si++) {
+        seg *s = st->segs[si];
+        if (s->n) {
+          int64_t t = item_ts(seg_items(s) + (s->n - 1) * st->isz, st->params);
+          if (t > m) m = t;
+        }
+        x[si] = m;
       }
       if (!rc) __atomic_store_n(&st->tsmin_n, st->nsegs, __ATOMIC_RELEASE);
     }
@@ -1494,8 +1507,21 @@ klevdb_err klevdb_time_floor(klevdb *db, int64_t time_us, int64_t *offset_out) {
   *offset_out = st->next;
   /* Indexed times never fall within a segment and are at least the real
   ** time, so everything before the first item at or past time_us, in the
-  ** first segment that reaches it, is older. */
-  for (size_t si = 0; si < st->nsegs; si++) {
+  ** first segment that reaches it, is older. That segment is the first
+  ** whose prefix maximum of last times reaches time_us: a binary search
+  ** over the sealed ones (the head's last time moves with each publish). */
+  size_t from = 0;
+  if (st->nsegs && __atomic_load_n(&st->tsmin_n, __ATOMIC_ACQUIRE) != st->nsegs) rc = tsmin_build(st, e);
+  if (!rc && st->nsegs) {
+    size_t lo = 0, hi = st->nsegs - 1;   /* the head, if no sealed one reaches it */
+    while (lo < hi) {
+      size_t mid = lo + (hi - lo) / 2;
+      if (st->tsmax[mid] >= time_us) hi = mid;
+      else lo = mid + 1;
+    }
+    from = lo;
+  }
+  for (size_t si = from; !rc && si < st->nsegs; si++) {
     seg *s = st->segs[si];
     if ((rc = load(st, s, e))) break;
     if (s->n == 0) continue;

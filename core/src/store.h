@@ -88,6 +88,8 @@ struct store {
   ** time (empty segments count as +inf), rebuilt when segments change */
   pthread_mutex_t tsmu;
   int64_t *tsmin;
+  int64_t *tsmax;           /* prefix maximum of each segment's last indexed
+                            ** time (time floors); the head's entry goes stale */
   size_t tsmin_n;           /* valid entries; 0 when stale (atomic) */
 
   /* key table, under lk */
