@@ -1301,27 +1301,36 @@ klevdb_err klevdb_get(klevdb *db, int64_t offset, klevdb_batch *b) {
   return rc;
 }
 
-/* Fills the key table from every segment (first key query). Caller holds
-** lk for writing. */
-static klevdb_err kt_build(store *st, klevdb_error *e) {
-  for (size_t si = 0; si < st->nsegs; si++) {
-    seg *s = st->segs[si];
-    klevdb_err rc = load(st, s, e);
-    if (rc) {
+/* The key table covers every segment: a key it lacks is in none. */
+static bool kt_complete(const store *st) {
+  return st->nsegs == 0 || st->kt_lo <= st->segs[0]->base;
+}
+
+/* Adds the newest segment the key table does not cover yet. The table
+** grows from the newest segment back, only as far as key queries need
+** (a recent key is found after a few segments, not a build of the whole
+** store), one segment per hold of the lock. Caller holds lk for writing. */
+static klevdb_err kt_extend(store *st, klevdb_error *e) {
+  size_t lo = 0, hi = st->nsegs;   /* segments below kt_lo: [0, lo) */
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (st->segs[mid]->base < st->kt_lo) lo = mid + 1;
+    else hi = mid;
+  }
+  if (lo == 0) return KLEVDB_OK;
+  seg *s = st->segs[lo - 1];
+  klevdb_err rc = load(st, s, e);
+  if (rc) return rc;
+  const uint8_t *items = seg_items(s);
+  for (size_t i = 0; i < s->n; i++) {
+    const uint8_t *it = items + i * st->isz;
+    if (!kt_put(&st->kt, item_hash(it, st->params), item_off(it), kt_same, st)) {
       kt_free(&st->kt);
-      return rc;
-    }
-    const uint8_t *items = seg_items(s);
-    for (size_t i = 0; i < s->n; i++) {
-      const uint8_t *it = items + i * st->isz;
-      if (!kt_put(&st->kt, item_hash(it, st->params), item_off(it), kt_same, st)) {
-        kt_free(&st->kt);
-        st->kt_state = -1;
-        return KLEVDB_OK;
-      }
+      st->kt_state = -1;
+      return KLEVDB_OK;
     }
   }
-  st->kt_state = 1;
+  st->kt_lo = s->base;
   return KLEVDB_OK;
 }
 
@@ -1372,10 +1381,16 @@ klevdb_err klevdb_get_by_key(klevdb *db, const void *key, size_t key_len, klevdb
   if (rc) return rc;
   uint64_t h = klevdb_key_hash(key, key_len);
   pthread_rwlock_rdlock(&st->lk);
-  if (st->kt_state == 0) {
+  /* Until the table answers (it has the key, or covers every segment),
+  ** grow it by a segment under the write lock and look again. */
+  while (st->kt_state == 0 || (st->kt_state == 1 && !kt_complete(st) && kt_get(&st->kt, h, kt_same, st) < 0)) {
     pthread_rwlock_unlock(&st->lk);
     pthread_rwlock_wrlock(&st->lk);
-    if (st->kt_state == 0) rc = kt_build(st, e);
+    if (st->kt_state == 0) {
+      st->kt_state = 1;
+      st->kt_lo = INT64_MAX;
+    }
+    if (st->kt_state == 1) rc = kt_extend(st, e);
     pthread_rwlock_unlock(&st->lk);
     if (rc) return rc;
     pthread_rwlock_rdlock(&st->lk);

@@ -94,7 +94,9 @@ struct store {
 
   /* key table, under lk */
   ktab kt;
-  int kt_state;             /* 0 not built, 1 ready, -1 unusable */
+  int kt_state;             /* 0 not started, 1 in use, -1 unusable */
+  int64_t kt_lo;            /* the table covers the segments from this base
+                            ** on: it grows back from the newest as needed */
 
   /* blocking consumers */
   pthread_mutex_t cvmu;
