@@ -36,7 +36,7 @@ def check(ok, what, detail=""):
     global checks, failures
     checks += 1
     if ok:
-        print("ok - %s" % what)
+        print("ok - %s%s" % (what, (" (" + detail + ")") if detail else ""))
     else:
         failures += 1
         print("FAIL - %s%s" % (what, (": " + detail) if detail else ""))
