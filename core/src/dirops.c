@@ -88,14 +88,6 @@ static klevdb_err log_items(const uint8_t *data, size_t size, int64_t base,
                   items, end, e);
 }
 
-/* True when nothing but zero bytes follow position from: space a live
-** writer allocated ahead of its records. */
-static bool zero_tail(const uint8_t *p, size_t size, int64_t from) {
-  for (size_t i = (size_t)from; i < size; i++)
-    if (p[i]) return false;
-  return true;
-}
-
 /* True while a writer (Go or C) holds the store's lock. */
 static bool writer_active(const char *dir) {
   char path[PATH_CAP + 8];
@@ -121,7 +113,7 @@ klevdb_err seg_check(const char *dir, int64_t base, int params, bool live, klevd
   if (!rc) rc = log_items(log, lsize, base, params, &ver, &items, &end, e);
   /* A live writer's head has room allocated ahead (zeros) and its index
   ** is written behind the log: neither is damage. */
-  if (rc == KLEVDB_ECORRUPT_LOG && live && zero_tail(log, lsize, end)) rc = KLEVDB_OK;
+  if (rc == KLEVDB_ECORRUPT_LOG && live && log_zero_tail(log, (int64_t)lsize, end)) rc = KLEVDB_OK;
   if (!rc) rc = load(ipath, &idx, &isize, &missing, e);
   if (!rc && !missing) {
     rc = index_detect(idx, (int64_t)isize, base, params, &iver, &ds, e);

@@ -194,6 +194,11 @@ klevdb_err log_scan(const uint8_t *data, int64_t size, int ver, int64_t from,
                     int params, int64_t *last_ts, kbuf *items, int64_t *end,
                     klevdb_error *e);
 
+/* True when only zero bytes follow position from in data[0..size): room a
+** writer allocated ahead of its records (never a valid record: a V2 CRC of
+** zeros is not zero, a V1 offset cannot go back to 0). */
+bool log_zero_tail(const uint8_t *data, int64_t size, int64_t from);
+
 /* Writes a whole index file (header for ver V2, then items), fsynced if
 ** sync, replacing any file at path. */
 klevdb_err index_write(const char *path, int ver, int params,

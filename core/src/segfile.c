@@ -214,6 +214,12 @@ int pwrite_full(int fd, const uint8_t *p, size_t n, int64_t at) {
   return 0;
 }
 
+bool log_zero_tail(const uint8_t *data, int64_t size, int64_t from) {
+  for (int64_t i = from; i < size; i++)
+    if (data[i]) return false;
+  return true;
+}
+
 klevdb_err index_write(const char *path, int ver, int params,
                        const uint8_t *items, size_t len, bool sync, klevdb_error *e) {
   char tmp[4096];

@@ -138,6 +138,13 @@ static klevdb_err index_map(store *st, seg *s, klevdb_error *e) {
     kbuf items = {0};
     klevdb_err rc = log_scan(s->log->data, s->log_end, s->ver, log_start(s->ver),
                              st->params, &last_ts, &items, &end, e);
+    /* A head sealed by a crash before its allocated room was cut off (a
+    ** delete or rollover that a kill interrupted): the zeros were never
+    ** records. */
+    if (rc == KLEVDB_ECORRUPT_LOG && log_zero_tail(s->log->data, s->log_end, end)) {
+      rc = KLEVDB_OK;
+      s->log_end = end;
+    }
     if (rc) {
       kbuf_free(&items);
       kerr_wrap(e, "segment %lld: rebuild index", (long long)s->base);

@@ -1784,6 +1784,9 @@ static klevdb_err delete_in(store *st, size_t si, drop_fn drop, void *ctx, klevd
   klevdb_err rc = load(st, s, e);
   if (rc) return rc;
   if (is_head && (rc = head_flush(st, head(st), e))) return rc;
+  /* A kill between the renames below can leave the old head as a sealed
+  ** segment: without the room allocated ahead, its log reads as it is. */
+  if (is_head) head_trim(st, s);
   const uint8_t *items = seg_items(s);
   size_t dropped = 0;
   int64_t size = 0, max_dropped = -1;

@@ -645,6 +645,62 @@ out:
   rm_rf(dir);
 }
 
+/* A writer killed between making the next head and cutting the old one's
+** room allocated ahead (a delete or rollover interrupted) leaves a sealed
+** segment whose log ends in zeros; with its index gone too, open rebuilds
+** the index from the log and must keep every record. */
+static void test_sealed_zero_tail(void) {
+  SECTION("sealed segment with a zero tail");
+  char dir[256], empty[256];
+  tmp_dir(dir, sizeof dir);
+  tmp_dir(empty, sizeof empty);
+  klevdb_options o = opts_tk();
+  pid_t pid = fork();
+  if (pid == 0) {
+    klevdb *c;
+    if (klevdb_open(dir, &o, &c, NULL)) _exit(2);
+    for (int i = 0; i < 40; i++) {
+      tmsg t;
+      gen(&t, i);
+      if (klevdb_publish(c, &t.m, 1, NULL)) _exit(3);
+    }
+    _exit(0);   /* killed: no close, the room ahead stays */
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  CHECK(seg_size(dir, 0, ".log") > 8 + 40 * SV2);   /* zeros after the records */
+  /* An empty segment at 40 (a new store's files) makes segment 0 sealed. */
+  klevdb *db = OPEN(empty, &o);
+  if (db) CHECK_OK(klevdb_close(db));
+  char from[512], to[512];
+  const char *ext[2] = {".log", ".index"};
+  for (int k = 0; k < 2; k++) {
+    long len;
+    snprintf(from, sizeof from, "%s/%020d%s", empty, 0, ext[k]);
+    snprintf(to, sizeof to, "%s/%020d%s", dir, 40, ext[k]);
+    FILE *f = fopen(from, "rb"), *g = fopen(to, "wb");
+    char buf[64];
+    len = f ? (long)fread(buf, 1, sizeof buf, f) : 0;
+    CHECK(len == 8 && g && fwrite(buf, 1, (size_t)len, g) == (size_t)len);
+    if (f) fclose(f);
+    if (g) fclose(g);
+  }
+  snprintf(to, sizeof to, "%s/%020d.index", dir, 0);
+  CHECK(unlink(to) == 0);
+  db = OPEN(dir, &o);
+  if (db) {
+    int64_t offs[64];
+    CHECK_EQ(CONSUME_ALL(db, 7, offs, 64), 40);
+    GET_EXPECT(db, 39, 39, 39);
+    CHECK_NEXT(db, 40);
+    PUBLISH(db, 40, 2, 40);
+    CHECK_OK(klevdb_close(db));
+  }
+  rm_rf(dir);
+  rm_rf(empty);
+}
+
 int main(int argc, char **argv) {
   ssize_t n = readlink("/proc/self/exe", self_exe, sizeof(self_exe) - 1);
   if (n <= 0) {
@@ -668,6 +724,7 @@ int main(int argc, char **argv) {
   test_backup_live(0);
   test_backup_live(2 * SV2);
   test_index_rebuild();
+  test_sealed_zero_tail();
   test_locking();
   test_shared_open();
   test_follow();
