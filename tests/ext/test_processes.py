@@ -29,30 +29,9 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-import tempfile
 
-MODULE = None
-checks = 0
-failures = 0
-
-
-def check(ok, what, detail=""):
-    global checks, failures
-    checks += 1
-    if ok:
-        print("ok - %s" % what)
-    else:
-        failures += 1
-        print("FAIL - %s%s" % (what, (": " + detail) if detail else ""))
-    return ok
-
-
-def connect():
-    conn = sqlite3.connect(":memory:", isolation_level=None)
-    conn.enable_load_extension(True)
-    conn.load_extension(MODULE)
-    conn.enable_load_extension(False)
-    return conn
+import extcheck
+from extcheck import check, connect
 
 
 def run(conn, sql, *args):
@@ -97,7 +76,7 @@ for line in sys.stdin:
 
 class Child:
     def __init__(self, cwd):
-        self.p = subprocess.Popen([sys.executable, "-c", CHILD, MODULE], cwd=cwd,
+        self.p = subprocess.Popen([sys.executable, "-c", CHILD, extcheck.MODULE], cwd=cwd,
                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                   text=True)
 
@@ -311,29 +290,7 @@ def test_rewritten_under_reader(work):
     check(status == 0, "the reader's process exits cleanly", "exit status %r" % status)
 
 
-def main(argv):
-    global MODULE
-    if len(argv) != 3:
-        sys.exit(__doc__)
-    MODULE = os.path.abspath(argv[1])
-    if not os.path.exists(MODULE):
-        sys.exit("test_processes: %s does not exist (build first)" % MODULE)
-    os.makedirs(argv[2], exist_ok=True)
-    work = tempfile.mkdtemp(prefix="procs.", dir=os.path.abspath(argv[2]))
-    try:
-        for t in (test_second_writer, test_unwritable, test_removed_dir,
-                  test_rewritten_under_reader):
-            sub = os.path.join(work, t.__name__)
-            os.mkdir(sub)
-            try:
-                t(sub)
-            except Exception as e:  # a broken check must not hide the others
-                check(False, "%s raised %r" % (t.__name__, e))
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    print("test_processes: %d checks, %d failed" % (checks, failures))
-    return 1 if failures else 0
-
-
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    sys.exit(extcheck.main("test_processes", __doc__, sys.argv,
+                           (test_second_writer, test_unwritable, test_removed_dir,
+                            test_rewritten_under_reader)))

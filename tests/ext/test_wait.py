@@ -18,37 +18,14 @@ usage: test_wait.py MODULE WORKDIR
 Times are taken with time.monotonic(), which is CLOCK_MONOTONIC and so
 comparable between processes. Prints "test_wait: N checks, M failed".
 """
-import os
-import shutil
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
-MODULE = None
-checks = 0
-failures = 0
-
-
-def check(ok, what, detail=""):
-    global checks, failures
-    checks += 1
-    if ok:
-        print("ok - %s%s" % (what, (" (" + detail + ")") if detail else ""))
-    else:
-        failures += 1
-        print("FAIL - %s%s" % (what, (": " + detail) if detail else ""))
-    return ok
-
-
-def connect(path=":memory:"):
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    conn.enable_load_extension(True)
-    conn.load_extension(MODULE)
-    conn.enable_load_extension(False)
-    return conn
+import extcheck
+from extcheck import check, connect
 
 
 def timed(conn, sql, *args):
@@ -87,7 +64,7 @@ for line in sys.stdin:
 
 
 def start_writer(work, db, store, table):
-    p = subprocess.Popen([sys.executable, "-c", WRITER, MODULE, db, store, table],
+    p = subprocess.Popen([sys.executable, "-c", WRITER, extcheck.MODULE, db, store, table],
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=work)
     check(p.stdout.readline().strip() == "ready", "writer process started")
     return p
@@ -227,28 +204,6 @@ def test_shared_file(work):
         p.wait()
 
 
-def main(argv):
-    global MODULE
-    if len(argv) != 3:
-        sys.exit(__doc__)
-    MODULE = os.path.abspath(argv[1])
-    if not os.path.exists(MODULE):
-        sys.exit("test_wait: %s does not exist (build first)" % MODULE)
-    os.makedirs(argv[2], exist_ok=True)
-    work = tempfile.mkdtemp(prefix="wait.", dir=os.path.abspath(argv[2]))
-    try:
-        for t in (test_local, test_other_process, test_shared_file):
-            sub = os.path.join(work, t.__name__)
-            os.mkdir(sub)
-            try:
-                t(sub)
-            except Exception as e:  # a broken check must not hide the others
-                check(False, "%s raised %r" % (t.__name__, e))
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    print("test_wait: %d checks, %d failed" % (checks, failures))
-    return 1 if failures else 0
-
-
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    sys.exit(extcheck.main("test_wait", __doc__, sys.argv,
+                           (test_local, test_other_process, test_shared_file)))
