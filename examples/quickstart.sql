@@ -61,3 +61,8 @@ SELECT "offset", datetime(time / 1000000, 'unixepoch') AS at, key, value FROM ev
 INSERT INTO events(key, value) VALUES ('user:3', '{"action":"order","item":"mug","qty":2}');
 SELECT last_insert_rowid() AS new_offset;
 SELECT "offset", key, value FROM events;
+
+.print
+.print == Wait for news: wait = ms blocks until a message at or after the offset exists
+.print (here one does, so it returns at once; an INSERT elsewhere would wake it)
+SELECT "offset", key FROM events WHERE "offset" >= 6 AND wait = 2000;

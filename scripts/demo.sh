@@ -22,6 +22,11 @@ echo "   sqlite3 -cmd '.load $root/build/ext/klevdb' quickstart.db < $root/examp
   < "$root/examples/quickstart.sql")
 
 echo
+echo "== The command-line tool (build/tools/klevdb) on the same store:"
+echo "   build/tools/klevdb stat $tmp/quickstart.d"
+build/tools/klevdb stat "$tmp/quickstart.d"
+
+echo
 echo "== Files left in $tmp (remove it when done):"
 (cd "$tmp" && find . -mindepth 1 -maxdepth 2 | sort | sed 's|^\./|   |')
 echo "   Open it again: cd $tmp && sqlite3 -cmd '.load $root/build/ext/klevdb' quickstart.db"
