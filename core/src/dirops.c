@@ -315,7 +315,7 @@ static klevdb_err last_segment(const char *dir, int64_t *base, bool *found, klev
   int64_t *bases;
   size_t n;
   *found = false;
-  klevdb_err rc = dir_segments(dir, true, &bases, &n, e);
+  klevdb_err rc = dir_segments(dir, DIRSEG_MISSING_OK, &bases, &n, e);
   if (rc) return rc;
   if (n) {
     *base = bases[n - 1];
@@ -405,7 +405,7 @@ klevdb_err klevdb_dir_stat(const char *dir, const klevdb_options *opts,
   *out = st;
   int64_t *bases;
   size_t n;
-  klevdb_err rc = dir_segments(dir, true, &bases, &n, e);
+  klevdb_err rc = dir_segments(dir, DIRSEG_MISSING_OK, &bases, &n, e);
   if (rc) return rc;
   for (size_t i = 0; i < n && !rc; i++) {
     rc = seg_stat(dir, bases[i], opts_params(opts), &st, e);
@@ -447,7 +447,7 @@ klevdb_err klevdb_dir_backup(const char *src, const char *dst, klevdb_error *err
   }
   int64_t *bases;
   size_t n;
-  klevdb_err rc = dir_segments(src, false, &bases, &n, e);
+  klevdb_err rc = dir_segments(src, 0, &bases, &n, e);
   if (!rc) rc = mkdir_p(dst, e);
   if (rc) {
     free(bases);
@@ -478,7 +478,7 @@ klevdb_err klevdb_dir_migrate(const char *dir, const klevdb_options *opts,
     return kerr(e, KLEVDB_EINVAL, "migrate: version must be specified (e.g. KLEVDB_V2)");
   int64_t *bases;
   size_t n;
-  klevdb_err rc = dir_segments(dir, true, &bases, &n, e);
+  klevdb_err rc = dir_segments(dir, DIRSEG_MISSING_OK, &bases, &n, e);
   if (rc) return rc;
   int ver = to == KLEVDB_V1 ? FMT_V1 : FMT_V2;
   if (n) progress(opts, 0, (int64_t)n);
@@ -495,7 +495,7 @@ void klevdb_dir_indexes(const char *dir, int *key_index, int *time_index) {
   *key_index = *time_index = 1;
   int64_t *bases;
   size_t n;
-  if (!dir || dir_segments(dir, true, &bases, &n, NULL)) return;
+  if (!dir || dir_segments(dir, DIRSEG_MISSING_OK, &bases, &n, NULL)) return;
   for (size_t i = n; i-- > 0;) {
     char path[4096];
     seg_path(path, sizeof(path), dir, bases[i], ".index");

@@ -155,10 +155,14 @@ long items_time(const uint8_t *items, size_t n, size_t isz, int params,
 void seg_path(char *out, size_t cap, const char *dir, int64_t base, const char *ext);
 
 /* Segment discovery (spec 1.2): the bases of every "*.log" in dir, sorted
-** ascending (free() *bases). A missing directory gives n = 0 and, with
-** missing_ok false, KLEVDB_EIO. */
-klevdb_err dir_segments(const char *dir, bool missing_ok, int64_t **bases,
-                        size_t *n, klevdb_error *e);
+** ascending (free() *bases). A missing directory gives n = 0 with
+** DIRSEG_MISSING_OK, else KLEVDB_EIO. DIRSEG_CLEAN_TEMPS also removes, in
+** the same pass, the temporary files crashed writers (Go's or ours) leave:
+** only with the store's lock. */
+#define DIRSEG_MISSING_OK 1
+#define DIRSEG_CLEAN_TEMPS 2
+klevdb_err dir_segments(const char *dir, int flags, int64_t **bases, size_t *n,
+                        klevdb_error *e);
 
 /* A read-only mapping of a whole file, refcounted so that readers can keep
 ** using it after the segment was deleted, rewritten or gc'ed. */
@@ -208,10 +212,6 @@ klevdb_err index_write(const char *path, int ver, int params,
 int write_full(int fd, const uint8_t *p, size_t n);
 /* The same with pwrite(2) at position at. */
 int pwrite_full(int fd, const uint8_t *p, size_t n, int64_t at);
-
-/* Removes the temporary files that crashed writers, Go's or ours, leave
-** (rewrites, recovers, migrates, index writes). Only with the store's lock. */
-void dir_clean_temps(const char *dir);
 
 /* Syncs a directory (after renames). */
 klevdb_err dir_sync(const char *dir, klevdb_error *e);

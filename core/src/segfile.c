@@ -23,13 +23,27 @@ static int cmp_i64(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
-klevdb_err dir_segments(const char *dir, bool missing_ok, int64_t **bases,
-                        size_t *n, klevdb_error *e) {
+/* A temporary file that a crashed writer (Go's or ours) left: rewrites,
+** recovers, migrates, index writes, batches. */
+static bool temp_name(const char *n) {
+  size_t len = strlen(n);
+  if (n[0] < '0' || n[0] > '9') return false;
+  return strstr(n, ".log.rewrite.") || strstr(n, ".index.rewrite.") ||
+         (len > 8 && strcmp(n + len - 8, ".recover") == 0) ||
+         (len > 8 && strcmp(n + len - 8, ".migrate") == 0) ||
+         (len > 10 && strcmp(n + len - 10, ".index.tmp") == 0) ||
+         (len > 10 && strcmp(n + len - 10, ".log.batch") == 0) ||
+         (len > 12 && strcmp(n + len - 12, ".index.batch") == 0) ||
+         (len > 16 && strcmp(n + len - 16, ".index.batch.tmp") == 0);
+}
+
+klevdb_err dir_segments(const char *dir, int flags, int64_t **bases, size_t *n,
+                        klevdb_error *e) {
   *bases = NULL;
   *n = 0;
   DIR *d = opendir(dir);
   if (!d) {
-    if (errno == ENOENT && missing_ok) return KLEVDB_OK;
+    if (errno == ENOENT && (flags & DIRSEG_MISSING_OK)) return KLEVDB_OK;
     return kerr_sys(e, errno, "open directory %s", dir);
   }
   size_t cap = 0;
@@ -37,6 +51,12 @@ klevdb_err dir_segments(const char *dir, bool missing_ok, int64_t **bases,
   struct dirent *de;
   while ((de = readdir(d)) != NULL) {
     size_t len = strlen(de->d_name);
+    if ((flags & DIRSEG_CLEAN_TEMPS) && temp_name(de->d_name)) {
+      char path[4200];
+      snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+      unlink(path);
+      continue;
+    }
     if (len < 5 || strcmp(de->d_name + len - 4, ".log") != 0) continue;
     char *end;
     errno = 0;
@@ -251,24 +271,3 @@ klevdb_err dir_sync(const char *dir, klevdb_error *e) {
   return err ? kerr_sys(e, err, "sync directory %s", dir) : KLEVDB_OK;
 }
 
-void dir_clean_temps(const char *dir) {
-  DIR *d = opendir(dir);
-  if (!d) return;
-  struct dirent *de;
-  char path[4200];
-  while ((de = readdir(d)) != NULL) {
-    const char *n = de->d_name;
-    size_t len = strlen(n);
-    bool temp = strstr(n, ".log.rewrite.") || strstr(n, ".index.rewrite.") ||
-                (len > 8 && strcmp(n + len - 8, ".recover") == 0) ||
-                (len > 8 && strcmp(n + len - 8, ".migrate") == 0) ||
-                (len > 10 && strcmp(n + len - 10, ".index.tmp") == 0) ||
-                (len > 10 && strcmp(n + len - 10, ".log.batch") == 0) ||
-                (len > 12 && strcmp(n + len - 12, ".index.batch") == 0) ||
-                (len > 16 && strcmp(n + len - 16, ".index.batch.tmp") == 0);
-    if (!temp || n[0] < '0' || n[0] > '9') continue;
-    snprintf(path, sizeof(path), "%s/%s", dir, n);
-    unlink(path);
-  }
-  closedir(d);
-}

@@ -76,28 +76,34 @@ static inline void tsmin_stale(store *st) { __atomic_store_n(&st->tsmin_n, 0, __
 
 /* After any change of the segment list (under lk for writing): the bases
 ** array follows it. Returns false when out of memory. */
+/* Refreshes st->bases (as long as st->segs' capacity) after the segment
+** list changed. */
 static bool segs_changed(store *st) {
   tsmin_stale(st);
-  int64_t *b = realloc(st->bases, (st->nsegs ? st->nsegs : 1) * sizeof(int64_t));
+  int64_t *b = realloc(st->bases, (st->capsegs ? st->capsegs : 1) * sizeof(int64_t));
   if (!b) return false;
   st->bases = b;
   for (size_t i = 0; i < st->nsegs; i++) b[i] = st->segs[i]->base;
   return true;
 }
 
+/* Appends a segment; O(1), so that opening a store of many segments is
+** linear in them. */
 static klevdb_err segs_push(store *st, seg *s, klevdb_error *e) {
   if (st->nsegs == st->capsegs) {
     size_t cap = st->capsegs ? st->capsegs * 2 : 16;
     seg **n = realloc(st->segs, cap * sizeof(seg *));
     if (!n) return kerr_sys(e, ENOMEM, "open");
     st->segs = n;
+    int64_t *b = realloc(st->bases, cap * sizeof(int64_t));
+    if (!b) return kerr_sys(e, ENOMEM, "open");
+    st->bases = b;
     st->capsegs = cap;
   }
-  st->segs[st->nsegs++] = s;
-  if (!segs_changed(st)) {
-    st->nsegs--;
-    return kerr_sys(e, ENOMEM, "open");
-  }
+  st->segs[st->nsegs] = s;
+  st->bases[st->nsegs] = s->base;
+  st->nsegs++;
+  tsmin_stale(st);
   return KLEVDB_OK;
 }
 
@@ -134,7 +140,7 @@ static bool kt_same(void *ctx, int64_t offset, uint64_t hash) {
 static klevdb_err relist(store *st, klevdb_error *e) {
   int64_t *bases;
   size_t n;
-  klevdb_err rc = dir_segments(st->dir, false, &bases, &n, e);
+  klevdb_err rc = dir_segments(st->dir, 0, &bases, &n, e);
   if (rc) return rc;
   if (n == 0) {
     free(bases);
@@ -371,9 +377,8 @@ static klevdb_err store_open(const char *dir, const klevdb_options *o, store **o
   if (!st->ro) {
     spare_clean(st);
     if ((rc = batch_recover(dir, e)) || (rc = delete_recover(dir, e))) goto fail;
-    dir_clean_temps(dir);
   }
-  if ((rc = dir_segments(dir, false, &bases, &n, e))) goto fail;
+  if ((rc = dir_segments(dir, st->ro ? 0 : DIRSEG_CLEAN_TEMPS, &bases, &n, e))) goto fail;
 
   if (n && !st->ro) {
     int64_t last = bases[n - 1];

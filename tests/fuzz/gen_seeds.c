@@ -81,7 +81,7 @@ int main(int argc, char **argv) {
 
         int64_t *bases;
         size_t n;
-        if (dir_segments(dir, false, &bases, &n, &e) || n < 1) return 1;
+        if (dir_segments(dir, 0, &bases, &n, &e) || n < 1) return 1;
         uint8_t *f[4] = {0};
         size_t fl[4] = {0};
         for (size_t s = 0; s < n && s < 2; s++) {

@@ -242,7 +242,7 @@ static void test_migrate(void) {
   CHECK_EQ(count_suffix(dir, ".tmp"), 0);
   int64_t *bases;
   size_t n;
-  CHECK_RC(dir_segments(dir, false, &bases, &n, &err), KLEVDB_OK, err);
+  CHECK_RC(dir_segments(dir, 0, &bases, &n, &err), KLEVDB_OK, err);
   CHECK_EQ(n, 11);
   uint8_t lh[8], ih[8];
   log_header(lh);
