@@ -123,6 +123,7 @@ typedef struct kvt_pending {
   /* A transaction of many segments' worth is written while it runs
   ** (klevdb_stage); rows[0..staged) have been handed over. */
   int64_t bytes;            /* klevdb_size of the rows */
+  int64_t stage_at;         /* bytes past which rows are staged */
   klevdb_stage *stage;
   size_t staged;
   bool no_stage;            /* staging failed once: publish at commit */
@@ -147,6 +148,9 @@ kvt_vtab *kvt_find(kvt_conn *c, const char *name);
 /* Sets the table's error message (printf-style, "klevdb: " is added) and
 ** returns rc. */
 int kvt_error(kvt_vtab *vt, int rc, const char *fmt, ...);
+
+/* Pending row i as a message (key and value point into the arena). */
+klevdb_msg kvt_pending_msg(const kvt_pending *tx, size_t i);
 
 /* True if offset was deleted in the open transaction. */
 bool kvt_pending_deleted(const kvt_vtab *vt, int64_t offset);

@@ -407,15 +407,6 @@ static int kvt_close(sqlite3_vtab_cursor *cur) {
   return SQLITE_OK;
 }
 
-/* A pending row as a message (key and value point into the arena). */
-static klevdb_msg pending_msg(const kvt_vtab *vt, size_t i) {
-  const kvt_row *r = &vt->tx->rows[i];
-  const uint8_t *a = vt->tx->arena.p;
-  return (klevdb_msg){.offset = vt->tx->base + (int64_t)i, .time = r->time,
-                      .key = r->klen ? a + r->koff : NULL, .key_len = r->klen,
-                      .value = r->vlen ? a + r->voff : NULL, .value_len = r->vlen};
-}
-
 static bool key_match(const kvt_cursor *c, const klevdb_msg *m) {
   return m->key_len == c->key.len && (m->key_len == 0 || memcmp(m->key, c->key.p, m->key_len) == 0);
 }
@@ -427,7 +418,7 @@ static bool next_pending(kvt_cursor *c) {
   while (c->pi < c->pn) {
     size_t i = desc ? c->pn - 1 - c->pi : c->pi;
     c->pi++;
-    klevdb_msg m = pending_msg(vt, i);
+    klevdb_msg m = kvt_pending_msg(vt->tx, i);
     if (m.offset < c->lo || m.offset > c->hi) continue;
     if (c->by_key && !key_match(c, &m)) continue;
     if (kvt_pending_deleted(vt, m.offset)) continue;
@@ -509,7 +500,7 @@ static int next_listed(kvt_cursor *c, bool *found) {
     if (vt->tx->n && off >= vt->tx->base) {
       size_t i = (size_t)(off - vt->tx->base);
       if (i >= c->pn) continue;
-      klevdb_msg m = pending_msg(vt, i);
+      klevdb_msg m = kvt_pending_msg(vt->tx, i);
       if (c->by_key && !key_match(c, &m)) continue;
       c->cur = m;
       c->cur_pending = true;
@@ -673,7 +664,7 @@ static int collect_key(kvt_cursor *c, size_t *cap) {
   }
   klevdb_batch_free(&b);
   for (size_t i = 0; rc == SQLITE_OK && i < c->pn; i++) {
-    klevdb_msg m = pending_msg(vt, i);
+    klevdb_msg m = kvt_pending_msg(vt->tx, i);
     if (key_match(c, &m)) rc = list_add(c, m.offset, cap);
   }
   return rc;
@@ -852,7 +843,7 @@ static int kvt_filter(sqlite3_vtab_cursor *cur, int plan, const char *idx, int a
     if (c->limit == 1 && c->skip == 0 && c->hi == INT64_MAX) {
       bool found = false;
       for (size_t i = c->pn; i-- > 0 && !found;) {
-        klevdb_msg m = pending_msg(vt, i);
+        klevdb_msg m = kvt_pending_msg(vt->tx, i);
         if (key_match(c, &m) && !kvt_pending_deleted(vt, m.offset) && m.offset >= c->lo) {
           c->cur = m;
           c->cur_pending = true;

@@ -38,6 +38,14 @@ void kvt_pending_clear(kvt_vtab *vt) {
   tx->refs = refs;
 }
 
+klevdb_msg kvt_pending_msg(const kvt_pending *tx, size_t i) {
+  const kvt_row *r = &tx->rows[i];
+  const uint8_t *a = tx->arena.p;
+  return (klevdb_msg){.offset = tx->base + (int64_t)i, .time = r->time,
+                      .key = r->klen ? a + r->koff : NULL, .key_len = r->klen,
+                      .value = r->vlen ? a + r->voff : NULL, .value_len = r->vlen};
+}
+
 bool kvt_pending_deleted(const kvt_vtab *vt, int64_t offset) {
   const kvt_pending *tx = vt->tx;
   if (tx->ndels == 0) return false;
@@ -88,6 +96,13 @@ static int reserve(kvt_vtab *vt) {
     klevdb_writer_unlock(vt->kdb);
     return kvt_error(vt, kvt_rc(e), "%s", klevdb_errmsg(vt->kdb));
   }
+  /* Staging starts past this many bytes of rows: then klevdb_publish would
+  ** split the batch into segments of its own too (it does past 4 rollover
+  ** sizes of records; records are over half of klevdb_size), so the files
+  ** are the same either way. */
+  klevdb_options o;
+  klevdb_get_options(vt->kdb, &o);
+  vt->tx->stage_at = 8 * o.rollover;
   vt->tx->locked = true;
   vt->tx->owner = vt->kdb;
   vt->tx->base = next;
@@ -95,23 +110,6 @@ static int reserve(kvt_vtab *vt) {
 }
 
 /* ---- staging: big transactions written while they run ---- */
-
-/* Staging starts past this many bytes of rows: then klevdb_publish would
-** split the batch into segments of its own too (it does past 4 rollover
-** sizes of records; records are over half of klevdb_size), so the files
-** are the same either way. */
-static int64_t stage_threshold(const kvt_vtab *vt) {
-  klevdb_options o;
-  klevdb_get_options(vt->kdb, &o);
-  return 8 * o.rollover;
-}
-
-static klevdb_msg row_msg(const kvt_pending *tx, size_t i) {
-  const kvt_row *r = &tx->rows[i];
-  const uint8_t *a = tx->arena.p;
-  return (klevdb_msg){.time = r->time, .key = r->klen ? a + r->koff : NULL, .key_len = r->klen,
-                      .value = r->vlen ? a + r->voff : NULL, .value_len = r->vlen};
-}
 
 /* Hands rows[staged..n) to the stage. A failure (say a full disk) stops
 ** staging for the transaction: the rows are still here, and the commit
@@ -122,7 +120,7 @@ static void stage_feed(kvt_vtab *vt) {
   while (tx->stage && tx->staged < tx->n) {
     size_t k = 0;
     while (k < 64 && tx->staged + k < tx->n) {
-      m[k] = row_msg(tx, tx->staged + k);
+      m[k] = kvt_pending_msg(tx, tx->staged + k);
       k++;
     }
     if (klevdb_stage_add(tx->stage, m, k) != KLEVDB_OK) {
@@ -140,7 +138,7 @@ static void stage_feed(kvt_vtab *vt) {
 static void stage_maybe(kvt_vtab *vt) {
   kvt_pending *tx = vt->tx;
   if (!tx->stage) {
-    if (tx->no_stage || tx->bytes <= stage_threshold(vt)) return;
+    if (tx->no_stage || tx->bytes <= tx->stage_at) return;
     if (klevdb_stage_begin(tx->owner, &tx->stage) != KLEVDB_OK) {
       tx->stage = NULL;
       tx->no_stage = true;
@@ -204,7 +202,7 @@ static int insert(kvt_vtab *vt, sqlite3_value **argv, sqlite3_int64 *rowid) {
     return rc;
   }
   tx->rows[tx->n++] = r;
-  klevdb_msg m = row_msg(tx, tx->n - 1);
+  klevdb_msg m = kvt_pending_msg(tx, tx->n - 1);
   tx->bytes += klevdb_size(vt->kdb, &m);
   *rowid = tx->base + (sqlite3_int64)tx->n - 1;
   stage_maybe(vt);
@@ -263,25 +261,21 @@ int kvt_sync(sqlite3_vtab *vtab) {
   if (tx->published || !tx->locked) return SQLITE_OK;
   klevdb *w = tx->owner;
   stage_feed(vt);
+  int64_t next = tx->base + (int64_t)tx->n;
   if (tx->n && tx->stage) {
     /* Most of it is on disk already; the commit renames it into place. */
-    int64_t next;
     e = klevdb_stage_commit(tx->stage, &next);
     tx->stage = NULL;
-    if (e == KLEVDB_OK && next != tx->base + (int64_t)tx->n)
-      return kvt_error(vt, SQLITE_INTERNAL, "published at another offset than handed out (%lld)",
-                       (long long)(next - (int64_t)tx->n));
   } else if (tx->n) {
     klevdb_msg *msgs = malloc(tx->n * sizeof(klevdb_msg));
     if (!msgs) return SQLITE_NOMEM;
-    for (size_t i = 0; i < tx->n; i++) msgs[i] = row_msg(tx, i);
-    int64_t next;
+    for (size_t i = 0; i < tx->n; i++) msgs[i] = kvt_pending_msg(tx, i);
     e = klevdb_publish(w, msgs, tx->n, &next);
     free(msgs);
-    if (e == KLEVDB_OK && next != tx->base + (int64_t)tx->n)
-      return kvt_error(vt, SQLITE_INTERNAL, "published at another offset than handed out (%lld)",
-                       (long long)(next - (int64_t)tx->n));
   }
+  if (e == KLEVDB_OK && next != tx->base + (int64_t)tx->n)
+    return kvt_error(vt, SQLITE_INTERNAL, "published at another offset than handed out (%lld)",
+                     (long long)(next - (int64_t)tx->n));
   if (e == KLEVDB_OK && tx->ndels) {
     klevdb_deleted d;
     e = klevdb_delete_ranges(w, tx->dels, tx->ndels, &d);
@@ -343,7 +337,7 @@ int kvt_rollback_to(sqlite3_vtab *vtab, int n) {
   tx->bytes = tx->marks[n].bytes;
   if (tx->stage && tx->staged > tx->n) {
     /* Back below the size that splits: publish at commit as usual. */
-    if (tx->bytes <= stage_threshold(vt) || klevdb_stage_truncate(tx->stage, tx->n) != KLEVDB_OK) {
+    if (tx->bytes <= tx->stage_at || klevdb_stage_truncate(tx->stage, tx->n) != KLEVDB_OK) {
       klevdb_stage_abort(tx->stage);
       tx->stage = NULL;
     } else {

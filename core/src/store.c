@@ -41,7 +41,6 @@ struct klevdb {
 
 /* ---- clocks ---- */
 
-
 static int64_t coarse_us(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
@@ -75,9 +74,8 @@ static inline seg *head(store *st) { return st->segs[st->nsegs - 1]; }
 static inline void tsmin_stale(store *st) { __atomic_store_n(&st->tsmin_n, 0, __ATOMIC_RELEASE); }
 
 /* After any change of the segment list (under lk for writing): the bases
-** array follows it. Returns false when out of memory. */
-/* Refreshes st->bases (as long as st->segs' capacity) after the segment
-** list changed. */
+** array (as long as st->segs' capacity) follows it. Returns false when out
+** of memory. */
 static bool segs_changed(store *st) {
   tsmin_stale(st);
   int64_t *b = realloc(st->bases, (st->capsegs ? st->capsegs : 1) * sizeof(int64_t));
@@ -610,7 +608,6 @@ void klevdb_writer_unlock(klevdb *db) {
 
 /* ---- publish ---- */
 
-/* Starts a new head at the next offset (spec 4.2). Caller holds wmu. */
 /* A head whose file is no longer in any directory (the store's folder was
 ** removed under us) takes writes that no one will ever read: say so. It is
 ** looked at whenever the head needs the kernel anyway (more space, a sync,
@@ -622,6 +619,7 @@ static klevdb_err head_gone(store *st, seg *h, const char *what, klevdb_error *e
               "(was the folder deleted?); what was written since is lost", what, st->dir);
 }
 
+/* Starts a new head at the next offset (spec 4.2). Caller holds wmu. */
 static klevdb_err rollover(store *st, klevdb_error *e) {
   seg *old = head(st);
   klevdb_err rc = head_gone(st, old, "publish", e);
@@ -1319,7 +1317,7 @@ static klevdb_err kt_extend(store *st, klevdb_error *e) {
   size_t lo = 0, hi = st->nsegs;   /* segments below kt_lo: [0, lo) */
   while (lo < hi) {
     size_t mid = lo + (hi - lo) / 2;
-    if (st->segs[mid]->base < st->kt_lo) lo = mid + 1;
+    if (st->bases[mid] < st->kt_lo) lo = mid + 1;
     else hi = mid;
   }
   if (lo == 0) return KLEVDB_OK;
