@@ -32,36 +32,23 @@ static int cmp_i64(const void *a, const void *b) {
 }
 
 int cli_seg_list(const char *dir, int64_t **bases, size_t *n) {
+  char **names;
+  size_t nn;
   *bases = NULL;
   *n = 0;
-  DIR *d = opendir(dir);
-  if (!d) return -1;
-  size_t cap = 0;
-  struct dirent *de;
-  int err = 0;
-  while ((de = readdir(d)) != NULL) {
-    int64_t base;
-    if (!seg_name(de->d_name, &base)) continue;
-    if (*n == cap) {
-      cap = cap ? cap * 2 : 64;
-      int64_t *p = realloc(*bases, cap * sizeof(*p));
-      if (!p) {
-        err = ENOMEM;
-        break;
-      }
-      *bases = p;
-    }
-    (*bases)[(*n)++] = base;
-  }
-  closedir(d);
-  if (err) {
-    free(*bases);
-    *bases = NULL;
-    *n = 0;
-    errno = err;
+  if (cli_dir_names(dir, &names, &nn) < 0) return -1;
+  /* At most one base per name: the array never grows. */
+  int64_t *b = malloc((nn ? nn : 1) * sizeof(*b));
+  if (!b) {
+    cli_dir_names_free(names, nn);
+    errno = ENOMEM;
     return -1;
   }
-  if (*n) qsort(*bases, *n, sizeof(**bases), cmp_i64);
+  for (size_t i = 0; i < nn; i++)
+    if (seg_name(names[i], &b[*n])) (*n)++;
+  cli_dir_names_free(names, nn);
+  if (*n) qsort(b, *n, sizeof(*b), cmp_i64);
+  *bases = b;
   return 0;
 }
 
