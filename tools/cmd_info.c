@@ -63,19 +63,9 @@ int cli_cmd_stat(cli_ctx *c, int argc, char **argv) {
   if ((rc = open_reader(c, dir, &o, &db))) return rc;
 
   klevdb_stat st;
-  klevdb_batch b = KLEVDB_BATCH_INIT;
-  int64_t next = 0, first = -1, first_t = 0, last = -1, last_t = 0;
+  klevdb_bounds bd;   /* first/last offset and time, next: one consistent look */
   klevdb_err krc = klevdb_stat_get(db, &st);
-  if (!krc) krc = klevdb_next_offset(db, &next);
-  if (!krc && !(krc = klevdb_consume(db, KLEVDB_OFFSET_OLDEST, 1, &b)) && b.len) {
-    first = b.msgs[0].offset;
-    first_t = b.msgs[0].time;
-  }
-  if (!krc && !(krc = klevdb_read(db, KLEVDB_OFFSET_NEWEST, 1, KLEVDB_READ_BACKWARD, &b)) &&
-      b.len) {
-    last = b.msgs[0].offset;
-    last_t = b.msgs[0].time;
-  }
+  if (!krc) krc = klevdb_bounds_get(db, &bd);
   if (krc) {
     rc = cli_core_error(krc, klevdb_errmsg(db));
   } else {
@@ -85,18 +75,17 @@ int cli_cmd_stat(cli_ctx *c, int argc, char **argv) {
     cli_kv_int(&k, "segments", st.segments);
     cli_kv_int(&k, "messages", st.messages);
     cli_kv_int(&k, "bytes", st.size);
-    kv_offset(&k, "first_offset", first);
-    kv_offset(&k, "last_offset", last);
-    cli_kv_int(&k, "next_offset", next);
-    cli_kv_time(&k, "first_time", first_t, first < 0);
-    cli_kv_time(&k, "last_time", last_t, last < 0);
+    kv_offset(&k, "first_offset", bd.oldest_offset);
+    kv_offset(&k, "last_offset", bd.newest_offset);
+    cli_kv_int(&k, "next_offset", bd.next_offset);
+    cli_kv_time(&k, "first_time", bd.oldest_time, bd.oldest_offset < 0);
+    cli_kv_time(&k, "last_time", bd.newest_time, bd.newest_offset < 0);
     kv_formats(&k, dir);
     cli_kv_bool(&k, "key_index", o.key_index);
     cli_kv_bool(&k, "time_index", o.time_index);
     cli_kv_end(&k);
     rc = cli_out_flush();
   }
-  klevdb_batch_free(&b);
   klevdb_close(db);
   return rc;
 }
