@@ -238,7 +238,10 @@ SELECT * FROM ev_state;
 .print -- E71 klevdb_migrate: bad indexes
 SELECT klevdb_migrate('fixtures/v2-basic/store', 'v1', 'keys,bogus');
 SELECT * FROM ev_state;
-.print -- E72 klevdb_migrate: store open for writing
+.print -- E72 klevdb_migrate: store open for writing (ev writes from its first write on)
+BEGIN;
+INSERT INTO ev(key, value) VALUES ('w', 'rolled back');
+ROLLBACK;
 SELECT klevdb_migrate('fixtures/v2-basic/store', 'v1');
 SELECT * FROM ev_state;
 .print -- E73 klevdb_recover: store open for writing
@@ -302,9 +305,9 @@ SELECT klevdb_stat('gone');
 CREATE VIRTUAL TABLE old_name USING klevdb(dir='renamed.d');
 ALTER TABLE old_name RENAME TO new_name;
 SELECT klevdb_sync('old_name');
-.print -- (right use, fails today: after the schema reload the renamed table is found only once a query has used it)
+.print -- (right use: the renamed table, found after the schema reload)
 SELECT klevdb_sync('new_name');
-.print -- (right use, fails today: a table of a database just attached, not yet queried)
+.print -- (right use: a table of a database just attached, not yet queried)
 CREATE VIRTUAL TABLE f.t USING klevdb(dir='attached.d');
 INSERT INTO f.t(key, value) VALUES ('a', 'b');
 DETACH f;
