@@ -290,6 +290,20 @@ SELECT klevdb_backup('ev', 'fixtures/v2-basic/store/00000000000000000000.log/sub
 SELECT * FROM ev_state;
 .print -- E93 klevdb_backup: empty dir
 SELECT klevdb_backup('ev', '');
+.print -- E93a klevdb_backup into a store with messages (ro's): refused, untouched
+SELECT klevdb_backup('ev', 'fixtures/v2-multiseg/store');
+SELECT count(*), max("offset") FROM ro;
+SELECT klevdb_check('fixtures/v2-multiseg/store');
+.print -- E93b klevdb_backup into a folder inside the store: refused, nothing made
+SELECT klevdb_backup('ev', 'fixtures/v2-basic/store/inside');
+SELECT klevdb_check('fixtures/v2-basic/store/inside');
+SELECT * FROM ev_state;
+.print -- E93c klevdb_backup into a store a table of this connection writes
+CREATE VIRTUAL TABLE bk USING klevdb(dir='bk-held.d', value='text');
+INSERT INTO bk(value) VALUES ('mine');
+SELECT klevdb_backup('ev', 'bk-held.d');
+SELECT count(*), max(value) FROM bk;
+DROP TABLE bk;
 .print -- E94 klevdb_gc: negative seconds
 SELECT klevdb_gc('ev', -1);
 .print -- E95 klevdb_gc: TEXT seconds

@@ -155,8 +155,11 @@ static const char HELP_RECOVER[] =
 static const char HELP_BACKUP[] =
     "usage: klevdb backup DIR DEST\n"
     "\n"
-    "Copies the store's segments into DEST (created), skipping files that\n"
-    "have not changed since an earlier backup there.\n"
+    "Copies the store's segments into DEST, a new or empty directory (a store\n"
+    "or any other folder with files in it is refused: two stores are never\n"
+    "mixed), locked meanwhile so that no writer starts there. Takes no lock on\n"
+    "DIR: the copy of a store another process writes ends at its last\n"
+    "complete record.\n"
     "\n"
     "options:\n" COMMON_HELP;
 

@@ -273,5 +273,11 @@ klevdb_err seg_migrate(const char *dir, int64_t base, int params, int ver,
                        bool sync, klevdb_error *e);
 /* Go's backup copy rule (spec 5.12): skip when size and mtime match. */
 klevdb_err file_copy(const char *src, const char *dst, klevdb_error *e);
+/* Makes dst ready for a backup of the store in src and locks it as a
+** writer would (*lockfd; close it when the copy is done), so that no writer
+** can start there meanwhile. Refuses, leaving dst as it was: dst inside src
+** (or src itself), a dst that is not an empty directory (a .lock alone is
+** fine), and a dst another writer holds (KLEVDB_ELOCKED). */
+klevdb_err backup_dest_lock(const char *src, const char *dst, int *lockfd, klevdb_error *e);
 
 #endif /* KDB_H */

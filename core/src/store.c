@@ -1713,8 +1713,10 @@ klevdb_err klevdb_backup(klevdb *db, const char *dir) {
   store *st = db->st;
   klevdb_error *e = &db->err;
   if (!dir || !*dir) return kerr(e, KLEVDB_EINVAL, "backup: no directory given");
-  klevdb_err rc = mkdirs(dir, e);
+  int lockfd;
+  klevdb_err rc = backup_dest_lock(st->dir, dir, &lockfd, e);
   if (rc) return rc;
+  int64_t last = -1;   /* base of the last log copied */
   /* Holding the writer lock makes the copy of the head match its index
   ** (Go's bug B11); the head's items are flushed first. */
   pthread_mutex_lock(&st->wmu);
@@ -1737,12 +1739,18 @@ klevdb_err klevdb_backup(klevdb *db, const char *dir) {
       bool virtual_empty = st->ro && st->nsegs == 1;   /* a read-only store with no files */
       if ((k == 1 || virtual_empty) && access(src, F_OK) < 0 && errno == ENOENT) continue;
       rc = file_copy(src, dst, e);
+      if (!rc && k == 0) last = st->segs[si]->base;
     }
     if (!rc && progress) progress(st->opts.progress_arg, (int64_t)si + 1, total);
   }
   pthread_rwlock_unlock(&st->lk);
   pthread_mutex_unlock(&st->wmu);
+  /* Read-only, the head was copied as another process's writer had it:
+  ** maybe with room allocated ahead, half a record and an index behind.
+  ** The copy is cut back to its complete records, as Go expects a store. */
+  if (!rc && st->ro && last >= 0) rc = seg_recover(dir, last, st->params, false, e);
   if (!rc) rc = dir_sync(dir, e);
+  close(lockfd);
   if (rc) kerr_wrap(e, "backup");
   return rc;
 }

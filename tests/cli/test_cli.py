@@ -527,12 +527,38 @@ def test_backup():
     rc, res, _ = jone("backup", d, b)
     eq((rc, res.get("segments"), res.get("messages")), (0, len(seg_logs(d)), 80), "backup --json")
     eq(dump_rows(b), dump_rows(d), "dump of the backup equals dump of the store")
-    publish(d, b"later\n")
-    rc, _, _ = run("backup", d, b)
-    eq(rc, 0, "a second backup into the same place")
-    eq(dump_rows(b), dump_rows(d), "the second backup has the new message")
     eq(sorted(f for f in os.listdir(b) if not f.startswith(".")),
        sorted(f for f in os.listdir(d) if not f.startswith(".")), "backup holds the same files")
+    publish(d, b"later\n")
+    # Into a store (even an earlier backup of this one): refused, untouched.
+    before = {f: open(os.path.join(b, f), "rb").read() for f in os.listdir(b)}
+    err_check(run("backup", d, b), 2, "a second backup into the same place is refused",
+              "is not empty")
+    eq({f: open(os.path.join(b, f), "rb").read() for f in os.listdir(b)}, before,
+       "the refused backup left the destination as it was")
+    b2 = fresh("backup-dst2")
+    rc, _, _ = run("backup", d, b2)
+    eq(rc, 0, "a backup into a new place")
+    eq(dump_rows(b2), dump_rows(d), "it has the new message")
+    # Over another store's messages: never mixed.
+    other = values_store("backup-other", 5)
+    want = dump_rows(other)
+    err_check(run("backup", d, other), 2, "a backup into another store is refused", "is not empty")
+    eq(dump_rows(other), want, "the other store is as it was")
+    # Into a store another process writes: refused, not a word lost there.
+    held = fresh("backup-held")
+    os.mkdir(held)
+    holder = hold_store(held)
+    err_check(run("backup", d, held), 4, "a backup into a store another process writes: exit 4",
+              "locked")
+    holder.stdin.write(b"more\n")
+    holder.stdin.close()
+    eq(holder.wait(timeout=30), 0, "the writer there ends cleanly")
+    eq([r["value"] for r in dump_rows(held)], ["held", "more"], "and has both of its messages")
+    # Inside the store: refused before anything is made there.
+    err_check(run("backup", d, os.path.join(d, "sub", "dir")), 2,
+              "a backup into a folder inside the store is refused", "inside the store")
+    check(not os.path.exists(os.path.join(d, "sub")), "no folder was made inside the store")
 
 
 def test_migrate():
