@@ -196,6 +196,30 @@ def test_missing_store():
           "nothing created for a missing store")
 
 
+def test_not_a_store():
+    # A folder of other files (think /etc): no segment files, no .lock.
+    d = fresh("not-a-store")
+    os.makedirs(os.path.join(d, "sub"))
+    with open(os.path.join(d, "notes.txt"), "w") as f:
+        f.write("not messages\n")
+    before = sorted(os.listdir(d))
+    for args in (["dump", d], ["consume", d], ["tail", d], ["get", d, "0"], ["stat", d],
+                 ["check", d], ["recover", d], ["backup", d, d + "-b"], ["migrate", d, "--to", "v2"],
+                 ["gc", d], ["trim", d, "--count", "1"], ["compact", d, "--updates"], ["sql", d],
+                 ["publish", d]):
+        err_check(run(*args, stdin=b"x\n"), 1, "%s on a folder that is not a store: exit 1" % args[0],
+                  "is not a klevdb store")
+    eq(sorted(os.listdir(d)), before, "nothing was created in it")
+    check(not os.path.exists(d + "-b"), "no backup folder was made")
+    # An empty folder is an empty store (CREATE VIRTUAL TABLE makes just that).
+    e = fresh("empty-store")
+    os.makedirs(e)
+    rc, out, err = run("dump", e)
+    eq((rc, out, err), (0, b"", b""), "dump of an empty folder: an empty store, exit 0")
+    rc, res, _ = jone("stat", e)
+    eq((rc, res.get("messages")), (0, 0), "stat of an empty folder: 0 messages")
+
+
 def test_roundtrip_lines():
     d = fresh("lines")
     data = [b"hello", b"", b"tab\there", b"back\\slash", b"bin\x00\xff\x01", "caf\u00e9".encode(),
@@ -865,7 +889,7 @@ def main():
     ENV["UBSAN_OPTIONS"] = "halt_on_error=1:print_stacktrace=1:" + ENV.get("UBSAN_OPTIONS", "")
     status = 0
     if "main" in groups:
-        for t in (test_usage, test_missing_store, test_roundtrip_lines, test_roundtrip_json,
+        for t in (test_usage, test_missing_store, test_not_a_store, test_roundtrip_lines, test_roundtrip_json,
                   test_consume, test_get, test_stat, test_check_recover, test_corrupt, test_locked,
                   test_backup, test_migrate, test_gc, test_trim, test_compact, test_tail,
                   test_progress, test_sql_errors):
