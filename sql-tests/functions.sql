@@ -255,6 +255,30 @@ SELECT klevdb_stat('shadowed');
 SELECT json_extract(klevdb_stat('main.shadowed'), '$.messages');
 DETACH b;
 
+.print == triggers and views: only with triggers=1 and the store allowed
+ATTACH 'trig.db' AS tg;
+CREATE TABLE tg.orders(id INTEGER PRIMARY KEY, item TEXT);
+CREATE VIRTUAL TABLE tg.outbox USING klevdb(dir='trig-outbox.d', triggers=1, key='text', value='text');
+CREATE VIRTUAL TABLE tg.plain_box USING klevdb(dir='trig-plain.d', key='text', value='text');
+CREATE TRIGGER tg.pub AFTER INSERT ON orders BEGIN
+  INSERT INTO outbox(key, value) VALUES ('order:' || new.id, new.item);
+END;
+CREATE VIEW tg.boxed AS SELECT count(*) FROM plain_box;
+INSERT INTO tg.orders(item) VALUES ('refused: not allowed');
+SELECT klevdb_allow_triggers('trig-outbox.d');
+DETACH tg;
+SELECT klevdb_allow_triggers('trig-outbox.d');
+SELECT klevdb_allow_triggers('trig-plain.d');
+ATTACH 'trig.db' AS tg;
+INSERT INTO tg.orders(item) VALUES ('book');
+SELECT key, value FROM tg.outbox;
+SELECT count(*) FROM tg.orders;
+.print -- allowed, but the schema did not say triggers=1
+SELECT * FROM tg.boxed;
+SELECT klevdb_allow_triggers(NULL);
+SELECT klevdb_allow_triggers('');
+DETACH tg;
+
 .print == an empty table; times before 1970 and with microseconds
 CREATE VIRTUAL TABLE empty USING klevdb(dir='empty.d');
 SELECT klevdb_stat('empty');
