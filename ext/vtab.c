@@ -116,13 +116,15 @@ static int connect_table(sqlite3 *db, void *aux, int argc, const char *const *ar
     if (!(vt->args.indexes_given & 1)) vt->args.opts.key_index = k;
     if (!(vt->args.indexes_given & 2)) vt->args.opts.time_index = t;
   }
-  /* recover= rewrites the last segment: it runs when the table opens the
-  ** store for writing, not here, where a damaged tail must not stop the
-  ** table from connecting. */
+  /* recover= rewrites the last segment: a table that may write runs it
+  ** when it opens the store for writing, not here, where a damaged tail
+  ** must not stop it from connecting. (A readonly=1 table checks.) */
   klevdb_options ro = vt->args.opts;
   ro.readonly = 1;
-  ro.recover = 0;
-  if (vt->args.opts.recover) ro.check = 0;
+  if (!vt->args.opts.readonly && ro.recover) {
+    ro.recover = 0;
+    ro.check = 0;
+  }
   klevdb_error ke;
   klevdb_err e = klevdb_open(vt->args.dir, &ro, &vt->kdb, &ke);
   vt->follower = e == KLEVDB_OK && !vt->args.opts.readonly;
