@@ -507,7 +507,7 @@ static klevdb_err dest_empty(const char *dst, klevdb_error *e) {
 static klevdb_err dest_flock(int fd, const char *dst, klevdb_error *e) {
   if (flock(fd, LOCK_EX | LOCK_NB) == 0) return KLEVDB_OK;
   if (errno == EWOULDBLOCK)
-    return kerr(e, KLEVDB_ELOCKED, "backup: %s is locked by a writer (a store open there)", dst);
+    return kerr(e, KLEVDB_ELOCKED, "backup: %s is locked: a store is open there", dst);
   return kerr_sys(e, errno, "backup: lock %s", dst);
 }
 

@@ -3,6 +3,7 @@
 ** against the Go fixtures (spec 7.1, 7.3-7.5), and a mutation run that
 ** feeds damaged files to every helper.
 */
+#include <sys/file.h>
 #include <time.h>
 
 #include "util.h"
@@ -240,10 +241,19 @@ static void test_backup(void) {
   char hb[8192], ha[8192];
   dir_sig(held, hb, sizeof(hb));
   CHECK_RC(klevdb_dir_backup(src, held, &err), KLEVDB_ELOCKED, err);
-  CHECK_CONTAINS(err.msg, "locked by a writer");
+  CHECK_CONTAINS(err.msg, "is locked: a store is open there");
   dir_sig(held, ha, sizeof(ha));
   CHECK(strcmp(hb, ha) == 0);
   klevdb_close(w);
+  /* ... and one a reader holds as Go's readers do (a shared flock). */
+  char shared[4096];
+  snprintf(shared, sizeof(shared), "%s/shared", top);
+  mkdir(shared, 0700);
+  int sfd = open(pj(shared, ".lock"), O_CREAT | O_RDONLY | O_CLOEXEC, 0600);
+  CHECK(sfd >= 0 && flock(sfd, LOCK_SH | LOCK_NB) == 0);
+  CHECK_RC(klevdb_dir_backup(src, shared, &err), KLEVDB_ELOCKED, err);
+  CHECK_EQ(count_suffix(shared, ""), 1);
+  close(sfd);
 
   /* While a backup runs, no writer can start in its destination (tried
   ** from the progress callback, in the middle of the copy). */
