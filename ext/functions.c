@@ -429,6 +429,11 @@ static void fn_allow_triggers(sqlite3_context *ctx, int argc, sqlite3_value **ar
     sqlite3_free(dir);
     return;
   }
+  for (int i = 0; i < c->ntrigger_dirs; i++) {
+    if (strcmp(c->trigger_dirs[i], dir) != 0) continue;
+    sqlite3_result_text(ctx, dir, -1, sqlite3_free);   /* allowed already */
+    return;
+  }
   char **l = sqlite3_realloc64(c->trigger_dirs, (sqlite3_uint64)(c->ntrigger_dirs + 1) * sizeof(*l));
   if (!l) {
     sqlite3_free(dir);
