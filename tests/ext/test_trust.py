@@ -89,7 +89,8 @@ def test_hostile_file(work):
     before = tree_digest(victim)
     evil = os.path.join(work, "evil.db")
     c = sqlite3.connect(evil, isolation_level=None)
-    c.executescript("CREATE TABLE t(a); CREATE TABLE t2(a); CREATE TABLE mine(secret);"
+    c.executescript("CREATE TABLE t(a); CREATE TABLE t2(a); CREATE TABLE t3(a); "
+                    "CREATE TABLE mine(secret);"
                     "INSERT INTO mine VALUES ('password');")
     c.close()
     # (triggers=1 in a schema alone grants nothing either: see
@@ -102,6 +103,8 @@ def test_hostile_file(work):
     c.executescript("CREATE TRIGGER wipe AFTER INSERT ON t BEGIN DELETE FROM x; END;"
                     "CREATE TRIGGER copy AFTER INSERT ON t2 BEGIN "
                     "  INSERT INTO y(value) SELECT secret FROM mine; END;"
+                    "CREATE TRIGGER plant AFTER INSERT ON t3 BEGIN "
+                    "  INSERT INTO x(key, value) SELECT 'planted', secret FROM mine; END;"
                     "CREATE VIEW peek AS SELECT count(*) FROM x;")
     c.close()
 
@@ -112,10 +115,14 @@ def test_hostile_file(work):
     e = err(user, "INSERT INTO t2 VALUES (1)")
     check(e is not None and ("unsafe use" in e or "no store directory" in e),
           "a trigger of the file that copies rows into a folder of its choosing is refused", str(e))
+    e = err(user, "INSERT INTO t3 VALUES (1)")
+    check(e is not None and 'unsafe use of virtual table "x"' in e,
+          "a trigger of the file that inserts into the user's store is refused", str(e))
     e = err(user, "SELECT * FROM peek")
     check(e is not None and 'unsafe use of virtual table "x"' in e,
           "a view of the file on a klevdb table is refused", str(e))
-    check(user.execute("SELECT count(*) FROM t").fetchone()[0] == 0,
+    check(user.execute("SELECT (SELECT count(*) FROM t) + (SELECT count(*) FROM t2) + "
+                       "(SELECT count(*) FROM t3)").fetchone()[0] == 0,
           "the refused statements changed nothing in the file")
     e = err(user, "SELECT count(*) FROM y")
     check(e is not None and e.startswith("klevdb: table y: no store directory"),
