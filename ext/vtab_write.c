@@ -317,9 +317,11 @@ int kvt_savepoint(sqlite3_vtab *vtab, int n) {
     tx->marks = m;
     tx->capmarks = cap;
   }
-  /* A savepoint replaces any this table still held at its level or above
-  ** (released without a call here). */
-  for (int i = n < tx->nmarks ? n : tx->nmarks; i <= n; i++) {
+  /* A level held already was begun by another instance sharing these
+  ** writes (a table reconnected inside the transaction joins it late):
+  ** its mark is the true one. */
+  if (n < tx->nmarks) return SQLITE_OK;
+  for (int i = tx->nmarks; i <= n; i++) {
     tx->marks[i].n = tx->n;
     tx->marks[i].ndels = tx->ndels;
     tx->marks[i].alen = tx->arena.len;
