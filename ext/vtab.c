@@ -571,7 +571,7 @@ static int wait_news(kvt_cursor *c, bool *news) {
 /* Advances to the next row of the plan, honouring LIMIT and OFFSET. */
 static int step(kvt_cursor *c) {
   for (;;) {
-    if ((c->plan & P_LIMIT) && c->returned >= c->limit) {
+    if (c->limit >= 0 && c->returned >= c->limit) {
       c->eof = true;
       return SQLITE_OK;
     }
@@ -773,6 +773,9 @@ static int kvt_filter(sqlite3_vtab_cursor *cur, int plan, const char *idx, int a
     }
     /* TEXT/BLOB upper bounds are above every INTEGER: no limit. */
   }
+  /* Offsets are never negative: a bound below 0 is no bound, and must
+  ** not reach the store, where -1 and -2 mean newest and oldest. */
+  if (c->lo < 0) c->lo = 0;
   sqlite3_value *keyv = (plan & P_KEY) ? argv[a++] : NULL;
   sqlite3_value *timev = (plan & P_TIME) ? argv[a++] : NULL;
   /* SQLite ranks every INTEGER below every TEXT, so "time >= 'ISO'"
@@ -781,8 +784,12 @@ static int kvt_filter(sqlite3_vtab_cursor *cur, int plan, const char *idx, int a
     return kvt_error(vt, SQLITE_MISMATCH,
                      "%s: time is INTEGER microseconds; compare it with klevdb_time('%s')", vt->name,
                      (const char *)sqlite3_value_text(timev));
+  /* As SQLite: a negative LIMIT is none, a negative OFFSET is 0 (it has
+  ** made both integers already). */
   if (plan & P_LIMIT) c->limit = sqlite3_value_int64(argv[a++]);
   if (plan & P_SKIP) c->skip = sqlite3_value_int64(argv[a++]);
+  if (c->limit < 0) c->limit = -1;
+  if (c->skip < 0) c->skip = 0;
   c->wait_ms = -1;
   if (plan & P_WAIT) {
     sqlite3_value *v = argv[a++];
@@ -801,7 +808,7 @@ static int kvt_filter(sqlite3_vtab_cursor *cur, int plan, const char *idx, int a
     c->eof = true;
     return SQLITE_OK;
   }
-  if (c->limit > 0 && c->limit + c->skip < 256) c->batch = (size_t)(c->limit + c->skip);
+  if (c->limit > 0 && c->limit < 256 && c->skip < 256 && c->limit + c->skip < 256) c->batch = (size_t)(c->limit + c->skip);
   if (c->batch == 0) c->batch = 1;
 
   if (keyv && !(plan & P_KEY_IN)) {

@@ -36,3 +36,40 @@ RELEASE s4;
 RELEASE s1;
 .print == published: 4 y, 5 z, and 0 and 1 are still there
 SELECT group_concat("offset" || ':' || key, ' ') FROM klevdb_scan('ev.d');
+
+.print ======== negative offset bounds are ordinary numbers
+.print == >= -1, > -2, >= -5 AND <= -1, = -1, IN (-1, -2, 1): 6 6 0 none 1
+SELECT count(*) FROM ev WHERE "offset" >= -1;
+SELECT count(*) FROM ev WHERE "offset" > -2;
+SELECT count(*) FROM ev WHERE "offset" >= -5 AND "offset" <= -1;
+SELECT "offset" FROM ev WHERE "offset" = -1;
+SELECT "offset" FROM ev WHERE "offset" IN (-1, -2, 1);
+.print == with key =, key IN, and DESC: 1; 5 4; 3 2 1 0 (-1 and -2 are no offsets)
+SELECT "offset" FROM ev WHERE "offset" > -2 AND key = 'b';
+SELECT group_concat("offset", ' ') FROM (SELECT "offset" FROM ev WHERE key IN ('y', 'z') AND "offset" >= -1 ORDER BY "offset" DESC);
+SELECT group_concat("offset", ' ') FROM (SELECT "offset" FROM ev WHERE "offset" >= -1 AND "offset" < 4 ORDER BY "offset" DESC);
+.print == the DESC scan ends at offset 0: 6 rows
+SELECT count(*) FROM (SELECT "offset" FROM ev WHERE "offset" >= -1 ORDER BY "offset" DESC);
+SELECT count(*) FROM (SELECT "offset" FROM ev ORDER BY "offset" DESC);
+
+.print ======== LIMIT and OFFSET as SQLite takes them: negative LIMIT is none, negative OFFSET is 0
+.print == LIMIT -1: 6; LIMIT -1 OFFSET 1: 1-5; LIMIT 2 OFFSET -5: 0 1; DESC LIMIT -7 OFFSET 1: 4-0
+SELECT count(*) FROM (SELECT * FROM ev LIMIT -1);
+SELECT group_concat("offset", ' ') FROM (SELECT "offset" FROM ev LIMIT -1 OFFSET 1);
+SELECT group_concat("offset", ' ') FROM (SELECT "offset" FROM ev LIMIT 2 OFFSET -5);
+SELECT group_concat("offset", ' ') FROM (SELECT "offset" FROM ev ORDER BY "offset" DESC LIMIT -7 OFFSET 1);
+.print == LIMIT '2' OFFSET 1.0: 1 2; LIMIT 9223372036854775807 OFFSET 9223372036854775807: none
+SELECT group_concat("offset", ' ') FROM (SELECT "offset" FROM ev LIMIT '2' OFFSET 1.0);
+SELECT count(*) FROM (SELECT "offset" FROM ev LIMIT 9223372036854775807 OFFSET 9223372036854775807);
+.print == LIMIT NULL and LIMIT 'x' are SQLite's own errors
+SELECT "offset" FROM ev LIMIT NULL;
+SELECT "offset" FROM ev LIMIT 'x';
+.print == the same inside a transaction with pending rows (6, 7)
+BEGIN;
+INSERT INTO ev(key, value, time) VALUES ('p', 'v', 1672531209000000), ('q', 'v', 1672531210000000);
+SELECT group_concat("offset", ' ') FROM (SELECT "offset" FROM ev WHERE "offset" >= -1 ORDER BY "offset" DESC LIMIT -1 OFFSET 1);
+SELECT group_concat("offset", ' ') FROM (SELECT "offset" FROM ev WHERE "offset" > -3 LIMIT -1 OFFSET -1);
+COMMIT;
+.print == DELETE WHERE "offset" >= -1 deletes all 8
+DELETE FROM ev WHERE "offset" >= -1;
+SELECT count(*) FROM ev;
