@@ -225,10 +225,6 @@ static int kvt_best_index(sqlite3_vtab *vtab, sqlite3_index_info *ix) {
       if (c->op == SQLITE_INDEX_CONSTRAINT_EQ && slot[0] < 0) {
         slot[0] = i;
         plan |= P_EQ;
-        if (sqlite3_vtab_in(ix, i, -1)) {
-          sqlite3_vtab_in(ix, i, 1);
-          plan |= P_EQ_IN;
-        }
         taken = true;
       } else if ((c->op == SQLITE_INDEX_CONSTRAINT_GE || c->op == SQLITE_INDEX_CONSTRAINT_GT) && slot[1] < 0) {
         slot[1] = i;
@@ -242,10 +238,6 @@ static int kvt_best_index(sqlite3_vtab *vtab, sqlite3_index_info *ix) {
     } else if (col == KVT_KEY && o.key_index && c->op == SQLITE_INDEX_CONSTRAINT_EQ && slot[3] < 0) {
       slot[3] = i;
       plan |= P_KEY;
-      if (sqlite3_vtab_in(ix, i, -1)) {
-        sqlite3_vtab_in(ix, i, 1);
-        plan |= P_KEY_IN;
-      }
       taken = true;
     } else if (col == KVT_TIME && o.time_index && slot[4] < 0 &&
                (c->op == SQLITE_INDEX_CONSTRAINT_GE || c->op == SQLITE_INDEX_CONSTRAINT_GT)) {
@@ -257,6 +249,18 @@ static int kvt_best_index(sqlite3_vtab *vtab, sqlite3_index_info *ix) {
       continue;
     }
     if (!taken) unhandled = true;
+  }
+
+  /* IN lists come whole (all at once) for offset, and for key unless
+  ** offset = is taken too: then SQLite calls xFilter once per key, and the
+  ** offset list is checked against that one key. */
+  if (slot[0] >= 0 && sqlite3_vtab_in(ix, slot[0], -1)) {
+    sqlite3_vtab_in(ix, slot[0], 1);
+    plan |= P_EQ_IN;
+  }
+  if (slot[3] >= 0 && slot[0] < 0 && sqlite3_vtab_in(ix, slot[3], -1)) {
+    sqlite3_vtab_in(ix, slot[3], 1);
+    plan |= P_KEY_IN;
   }
 
   bool ordered = true;
