@@ -159,8 +159,22 @@ static int kvt_disconnect(sqlite3_vtab *vtab) {
   klevdb_close(vt->kdb);
   kvt_args_free(&vt->args);
   sqlite3_free(vt->name);
+  sqlite3_free(vt->base.zErrMsg);
   sqlite3_free(vt);
   return SQLITE_OK;
+}
+
+/* DROP TABLE keeps the store's files. It is refused while the open
+** transaction has writes to the table: they would go with the table
+** unpublished, and a ROLLBACK of the DROP could not bring them back. */
+static int kvt_destroy(sqlite3_vtab *vtab) {
+  kvt_vtab *vt = (kvt_vtab *)vtab;
+  if (vt->tx->n || vt->tx->ndels)
+    /* SQLite reports xDestroy's code alone ("database table is locked"),
+    ** as when a statement still reads the table. */
+    return kvt_error(vt, SQLITE_LOCKED, "DROP TABLE %s: the open transaction has writes to it "
+                     "(COMMIT or ROLLBACK first)", vt->name);
+  return kvt_disconnect(vtab);
 }
 
 /* ---- planning ---- */
@@ -956,7 +970,7 @@ static sqlite3_module kvt_module = {
   .xConnect = kvt_connect,
   .xBestIndex = kvt_best_index,
   .xDisconnect = kvt_disconnect,
-  .xDestroy = kvt_disconnect,   /* DROP TABLE keeps the store's files */
+  .xDestroy = kvt_destroy,
   .xOpen = kvt_open,
   .xClose = kvt_close,
   .xFilter = kvt_filter,

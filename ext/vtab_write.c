@@ -174,6 +174,10 @@ static int insert(kvt_vtab *vt, sqlite3_value **argv, sqlite3_int64 *rowid) {
       sqlite3_free(err);
       return rc;
     }
+    /* The store reads this one value as "now": it cannot be kept. */
+    if (t == KLEVDB_TIME_UNSET)
+      return kvt_error(vt, SQLITE_MISMATCH, "time %lld cannot be stored (the store takes it for "
+                       "\"now\"; give NULL for now)", (long long)t);
   }
   size_t alen = tx->arena.len;
   kvt_row r = {.time = t, .koff = alen};

@@ -73,3 +73,23 @@ COMMIT;
 .print == DELETE WHERE "offset" >= -1 deletes all 8
 DELETE FROM ev WHERE "offset" >= -1;
 SELECT count(*) FROM ev;
+
+.print ======== a time is stored as given or refused, never taken for "now"
+CREATE VIRTUAL TABLE tm USING klevdb(dir='tm.d', key='text', value='text');
+INSERT INTO tm(key, value, time) VALUES ('min', 'v', -9223372036854775808);
+INSERT INTO tm(key, value, time) VALUES ('min+1', 'v', -9223372036854775807), ('go zero', 'v', '0001-01-01T00:00:00Z'), ('max', 'v', 9223372036854775807);
+SELECT "offset", key, time FROM tm;
+
+.print ======== DROP TABLE inside a transaction that wrote to the table is refused
+BEGIN;
+INSERT INTO tm(key, value, time) VALUES ('kept', 'v', 1672531200000000);
+DROP TABLE tm;
+SELECT count(*) FROM tm;
+COMMIT;
+BEGIN;
+DELETE FROM tm WHERE "offset" = 0;
+DROP TABLE tm;
+ROLLBACK;
+.print == after COMMIT / ROLLBACK it goes, and the store keeps every message: 0-3
+DROP TABLE tm;
+SELECT group_concat("offset" || ':' || key, ' ') FROM klevdb_scan('tm.d');
