@@ -110,8 +110,14 @@ static int kvt_connect(sqlite3 *db, void *aux, int argc, const char *const *argv
     sqlite3_free(vt);
     return kvt_rc(e);
   }
-  rc = sqlite3_declare_vtab(db, "CREATE TABLE x(\"offset\" INTEGER, time INTEGER, key, value, "
-                                  "wait HIDDEN INTEGER)");
+  /* key and value are declared with the type their codec reads back, so
+  ** that SQLite converts what it compares with them as it would for a
+  ** plain table (key = '5' with an integer key is key = 5). */
+  char *decl = sqlite3_mprintf("CREATE TABLE x(\"offset\" INTEGER, time INTEGER, key %s, value %s, "
+                               "wait HIDDEN INTEGER)", kvt_codec_type(vt->args.key),
+                               kvt_codec_type(vt->args.value));
+  rc = decl ? sqlite3_declare_vtab(db, decl) : SQLITE_NOMEM;
+  sqlite3_free(decl);
   if (rc != SQLITE_OK) {
     klevdb_close(vt->kdb);
     kvt_args_free(&vt->args);
@@ -249,7 +255,11 @@ static int kvt_best_index(sqlite3_vtab *vtab, sqlite3_index_info *ix) {
         plan |= P_HI | (c->op == SQLITE_INDEX_CONSTRAINT_LT ? P_HI_LT : 0);
         taken = true;
       }
-    } else if (col == KVT_KEY && o.key_index && c->op == SQLITE_INDEX_CONSTRAINT_EQ && slot[3] < 0) {
+    } else if (col == KVT_KEY && o.key_index && c->op == SQLITE_INDEX_CONSTRAINT_EQ && slot[3] < 0 &&
+               (vt->args.key == KVT_BLOB || vt->args.key == KVT_INTEGER ||
+                sqlite3_stricmp(sqlite3_vtab_collation(ix, i), "BINARY") == 0)) {
+      /* The index finds equal bytes: text compared under another
+      ** collation (key = 'A' COLLATE NOCASE) is left to SQLite. */
       slot[3] = i;
       plan |= P_KEY;
       taken = true;
@@ -704,28 +714,18 @@ static bool whole_int(sqlite3_value *v, int64_t *out) {
 }
 
 /* Encodes a key = value for the lookup; false when no stored key can
-** equal it: NULL, a value the codec cannot store, or an empty one (stored
-** absent, it reads back NULL; only the string codec reads it as ''). */
+** equal it: NULL, a value that SQLite's conversion for the key column
+** leaves of another type than the codec reads back (a TEXT never equals
+** a BLOB key), or an empty one (stored absent, it reads back NULL; only
+** the string codec reads it as ''). */
 static bool lookup_key(const kvt_vtab *vt, sqlite3_value *v, kvt_buf *out) {
   out->len = 0;
-  if (sqlite3_value_type(v) == SQLITE_NULL) return false;
-  int64_t n;
-  if (vt->args.key == KVT_INTEGER && sqlite3_value_type(v) == SQLITE_FLOAT && whole_int(v, &n)) {
-    uint8_t b[10];
-    size_t len = klevdb_varint_encode(n, b);
-    uint8_t *p = realloc(out->p, len);
-    if (!p) return false;
-    memcpy(p, b, len);
-    out->p = p;
-    out->cap = out->len = len;
-    return true;
-  }
   char *err = NULL;
   if (kvt_encode(vt->args.key, v, "key", out, &err) != SQLITE_OK) {
     sqlite3_free(err);
     return false;
   }
-  return out->len > 0 || vt->args.key == KVT_STRING;
+  return out->len > 0 || (vt->args.key == KVT_STRING && sqlite3_value_type(v) != SQLITE_NULL);
 }
 
 static int kvt_filter(sqlite3_vtab_cursor *cur, int plan, const char *idx, int argc,

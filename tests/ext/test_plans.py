@@ -12,7 +12,11 @@ TEXT operands, run against both and must return the same rows:
   (b) inside a transaction that has inserted rows (pending) and deleted
       committed ones;
   (c) DELETE with the same clauses, in a transaction rolled back, must
-      delete the rows the plain table deletes.
+      delete the rows the plain table deletes;
+  (d) for the text, integer and blob codecs against a plain column of the
+      type the codec reads back: key =, +key =, key IN and key = with
+      another term, with operands of every type (5, '5', 5.0, ' 5', x'35',
+      NULL, 'k1', COLLATE NOCASE), committed and pending.
 The clauses are a fixed list crossed with each other (no randomness), so a
 failure names its query. Prints "test_plans: N checks, M failed".
 """
@@ -135,5 +139,53 @@ def test_delete(d):
     check(bad == 0, "delete: %d statements like the plain table" % n, "%d differ" % bad)
 
 
+TYPED = {
+    # codec: (declared type of the plain column, keys to store)
+    "text": ("TEXT", ["5", "05", " 5", "5.0", "k1", "K1", "x", None]),
+    "integer": ("INTEGER", [5, -1, 0, 12, 5, 9223372036854775807, None]),
+    "blob": ("BLOB", [b"5", b"k1", b"\x00", b"K1", None]),
+}
+OPERANDS = ["5", "'5'", "5.0", "' 5'", "'05'", "x'35'", "NULL", "'k1'", "'K1'", "-1", "'-1'", "1.5",
+            "x'6b31'", "9223372036854775807", "'9223372036854775807'", "9.3e18", "''", "x''"]
+
+
+def test_types(d):
+    conn = connect()
+    bad = n = 0
+    for codec, (decl, keys) in TYPED.items():
+        conn.execute("CREATE VIRTUAL TABLE ev_%s USING klevdb(dir='%s', key='%s', value='text')"
+                     % (codec, os.path.join(d, codec + ".d"), codec))
+        conn.execute('CREATE TABLE p_%s("offset" INTEGER PRIMARY KEY, key %s, value TEXT)' % (codec, decl))
+        for i, k in enumerate(keys):
+            conn.execute("INSERT INTO ev_%s(key, value) VALUES (?, ?)" % codec, (k, "v%d" % i))
+            conn.execute('INSERT INTO p_%s("offset", key, value) VALUES (?, ?, ?)' % codec, (i, k, "v%d" % i))
+        for pending in (False, True):
+            if pending:
+                conn.execute("BEGIN")
+                for i, k in enumerate(keys[:3]):
+                    o = len(keys) + i
+                    conn.execute("INSERT INTO ev_%s(key, value) VALUES (?, ?)" % codec, (k, "p%d" % i))
+                    conn.execute('INSERT INTO p_%s("offset", key, value) VALUES (?, ?, ?)' % codec, (o, k, "p%d" % i))
+            wheres = []
+            for a in OPERANDS:
+                wheres += ["key = %s" % a, "+key = %s" % a, "key = %s AND value IS NOT NULL" % a,
+                           "key IN (%s, 'x')" % a, "key = %s COLLATE NOCASE" % a, "%s = key" % a,
+                           "key = %s AND \"offset\" >= 0" % a]
+            for w in wheres:
+                for tail in ('ORDER BY "offset"', 'ORDER BY "offset" DESC LIMIT 1'):
+                    q = 'SELECT "offset", key, value FROM %%s WHERE %s %s' % (w, tail)
+                    got, want = rows(conn, q % ("ev_" + codec)), rows(conn, q % ("p_" + codec))
+                    n += 1
+                    if got != want:
+                        bad += 1
+                        if bad <= 8:
+                            check(False, "%s%s: %s" % (codec, " pending" if pending else "", q % ("ev_" + codec)),
+                                  "got %r, want %r" % (got, want))
+            if pending:
+                conn.execute("ROLLBACK")
+    check(bad == 0, "types: %d queries like a plain column of the codec's type" % n, "%d differ" % bad)
+
+
 if __name__ == "__main__":
-    sys.exit(extcheck.main("test_plans", __doc__, sys.argv, [test_committed, test_pending, test_delete]))
+    sys.exit(extcheck.main("test_plans", __doc__, sys.argv,
+                           [test_committed, test_pending, test_delete, test_types]))
