@@ -41,16 +41,23 @@ KEY_TERMS = [
     "key = 'k1'", "key = 'none'", "key IN ('k2', 'k3', 'zz')", "key IN ('x', 'y')", "key = NULL",
 ]
 TIME_TERMS = ["time >= 1672531205000000", "time > 1672531218000000"]
+# Terms the table leaves to SQLite: LIMIT and OFFSET must then be SQLite's.
+OTHER_TERMS = ["value = 'v3'", "key = 'k1' OR key = 'k2'", "length(value) > 2", "key LIKE 'k%'",
+               "key IS NULL", "key IS NOT NULL", '"offset" IS 3', '"offset" != 3', 'NOT "offset" >= 3',
+               "\"offset\" BETWEEN 2 AND 5 OR key = 'k3'", "rowid = 3", "rowid >= -1", "time < 1672531205000000",
+               "key > 'k1'", "key = value"]
 TAILS = ['', 'ORDER BY "offset"', 'ORDER BY "offset" DESC', 'ORDER BY "offset" LIMIT 3',
          'ORDER BY "offset" DESC LIMIT 2 OFFSET 1', 'ORDER BY "offset" LIMIT -1 OFFSET 2',
          'ORDER BY "offset" DESC LIMIT 1']
 
 
 def clauses():
-    singles = OFFSET_TERMS + KEY_TERMS + TIME_TERMS
+    singles = OFFSET_TERMS + KEY_TERMS + TIME_TERMS + OTHER_TERMS
     yield ""
     for t in singles:
         yield "WHERE " + t
+    for a, b in itertools.product(OTHER_TERMS, OFFSET_TERMS[:9] + KEY_TERMS[:3]):
+        yield "WHERE %s AND %s" % (a, b)
     for a, b in itertools.product(OFFSET_TERMS, KEY_TERMS + TIME_TERMS + OFFSET_TERMS[7:]):
         if a != b:
             yield "WHERE %s AND %s" % (a, b)
@@ -85,15 +92,15 @@ def compare(conn, what, tails):
     n = 0
     for where in clauses():
         for tail in tails:
-            q = 'SELECT "offset", key, value, time FROM %%s %s %s' % (where, tail)
-            got, want = rows(conn, q % "ev"), rows(conn, q % "p")
+            q = 'SELECT "offset", key, value, time FROM @ %s %s' % (where, tail)
+            got, want = rows(conn, q.replace("@", "ev")), rows(conn, q.replace("@", "p"))
             if "ORDER BY" not in tail and isinstance(got, list) and isinstance(want, list):
                 got, want = sorted(got, key=repr), sorted(want, key=repr)
             n += 1
             if got != want:
                 bad += 1
                 if bad <= 5:
-                    check(False, "%s: %s" % (what, q % "ev"), "got %r, want %r" % (got, want))
+                    check(False, "%s: %s" % (what, q.replace("@", "ev")), "got %r, want %r" % (got, want))
     check(bad == 0, "%s: %d queries like the plain table" % (what, n), "%d differ" % bad)
 
 
