@@ -210,6 +210,15 @@ enum {
 enum { P_READ_SHIFT = 16, P_READ_MAX = 256 };
 enum { NSLOT = 6 };
 
+/* A key that SQLite compares as TEXT. Whether key = 5 means the text '5'
+** (5 is a literal or a parameter) or any text that reads as the number 5
+** (5 comes from an INTEGER column or a CAST) depends on the right side's
+** own type, which a virtual table is not told: SQLite checks such keys
+** itself, and a number finds its rows by a scan (key_lookup_exact). */
+static bool text_key(const kvt_vtab *vt) {
+  return vt->args.key != KVT_BLOB && vt->args.key != KVT_INTEGER;
+}
+
 static int kvt_best_index(sqlite3_vtab *vtab, sqlite3_index_info *ix) {
   kvt_vtab *vt = (kvt_vtab *)vtab;
   int slot[NSLOT];     /* constraint index for each argv position */
@@ -309,7 +318,7 @@ static int kvt_best_index(sqlite3_vtab *vtab, sqlite3_index_info *ix) {
   for (int k = 0; k < NSLOT; k++) {
     if (slot[k] < 0) continue;
     ix->aConstraintUsage[slot[k]].argvIndex = ++argc;
-    ix->aConstraintUsage[slot[k]].omit = k == 4 ? 0 : 1;
+    ix->aConstraintUsage[slot[k]].omit = k == 4 || (k == 3 && text_key(vt)) ? 0 : 1;
   }
 
   double n = vt->est_rows > 1 ? (double)vt->est_rows : 1;
@@ -704,6 +713,13 @@ static bool whole_int(sqlite3_value *v, int64_t *out) {
   return true;
 }
 
+/* False when the index could miss rows that SQLite finds equal to v
+** (see text_key). */
+static bool key_lookup_exact(const kvt_vtab *vt, sqlite3_value *v) {
+  int t = sqlite3_value_type(v);
+  return !text_key(vt) || (t != SQLITE_INTEGER && t != SQLITE_FLOAT);
+}
+
 /* Encodes a key = value for the lookup; false when no stored key can
 ** equal it: NULL, a value that SQLite's conversion for the key column
 ** leaves of another type than the codec reads back (a TEXT never equals
@@ -807,6 +823,16 @@ static int kvt_filter(sqlite3_vtab_cursor *cur, int plan, const char *idx, int a
     }
   }
 
+  if (keyv && !key_lookup_exact(vt, keyv)) {
+    keyv = NULL;   /* scan: SQLite checks the key */
+  } else if (keyv && (plan & P_KEY_IN)) {
+    sqlite3_value *v;
+    for (rc = sqlite3_vtab_in_first(keyv, &v); rc == SQLITE_OK && v; rc = sqlite3_vtab_in_next(keyv, &v))
+      if (!key_lookup_exact(vt, v)) break;
+    if (rc != SQLITE_OK && rc != SQLITE_DONE) return rc;
+    if (rc == SQLITE_OK) keyv = NULL;   /* a number in the list: scan */
+    rc = SQLITE_OK;
+  }
   if (keyv && !(plan & P_KEY_IN)) {
     if (!lookup_key(vt, keyv, &c->key)) {
       c->eof = true;
@@ -829,7 +855,7 @@ static int kvt_filter(sqlite3_vtab_cursor *cur, int plan, const char *idx, int a
     }
     if (rc != SQLITE_OK) return rc;
     list_sort(c);
-  } else if (plan & P_KEY_IN) {
+  } else if (keyv && (plan & P_KEY_IN)) {
     c->mode = M_LIST;
     sqlite3_value *v;
     for (rc = sqlite3_vtab_in_first(keyv, &v); rc == SQLITE_OK && v; rc = sqlite3_vtab_in_next(keyv, &v)) {

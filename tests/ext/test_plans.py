@@ -153,11 +153,25 @@ TYPED = {
     "blob": ("BLOB", [b"5", b"k1", b"\x00", b"K1", None]),
 }
 OPERANDS = ["5", "'5'", "5.0", "' 5'", "'05'", "x'35'", "NULL", "'k1'", "'K1'", "-1", "'-1'", "1.5",
-            "x'6b31'", "9223372036854775807", "'9223372036854775807'", "9.3e18", "''", "x''"]
+            "x'6b31'", "9223372036854775807", "'9223372036854775807'", "9.3e18", "''", "x''",
+            # right sides with a type of their own (SQLite then compares differently)
+            "CAST('5' AS INTEGER)", "CAST(5 AS REAL)", "CAST(5 AS TEXT)", "CAST('k1' AS BLOB)",
+            "(SELECT n FROM nums LIMIT 1)", "(SELECT t FROM txt LIMIT 1)"]
+# Whole WHERE clauses with subqueries and joins (the other table first).
+EXTRA = ["key IN (SELECT n FROM nums)", "key IN (SELECT t FROM txt)", "key IN (SELECT b FROM bl)",
+         "key IN (SELECT n FROM nums UNION ALL SELECT t FROM txt)"]
+JOINS = ["nums JOIN @ ON key = n", "txt JOIN @ ON key = t", "bl JOIN @ ON key = b",
+         "nums CROSS JOIN @ ON key = n", "txt CROSS JOIN @ ON key = t"]
 
 
 def test_types(d):
     conn = connect()
+    conn.execute("CREATE TABLE nums(n INTEGER)")
+    conn.execute("INSERT INTO nums VALUES (5), (12), (-1)")
+    conn.execute("CREATE TABLE txt(t TEXT)")
+    conn.execute("INSERT INTO txt VALUES ('5'), ('k1'), ('12')")
+    conn.execute("CREATE TABLE bl(b BLOB)")
+    conn.execute("INSERT INTO bl VALUES (x'35'), (x'6b31'), (5)")
     bad = n = 0
     for codec, (decl, keys) in TYPED.items():
         conn.execute("CREATE VIRTUAL TABLE ev_%s USING klevdb(dir='%s', key='%s', value='text')"
@@ -178,6 +192,17 @@ def test_types(d):
                 wheres += ["key = %s" % a, "+key = %s" % a, "key = %s AND value IS NOT NULL" % a,
                            "key IN (%s, 'x')" % a, "key = %s COLLATE NOCASE" % a, "%s = key" % a,
                            "key = %s AND \"offset\" >= 0" % a]
+            wheres += EXTRA
+            for j in JOINS:
+                for tail in ('ORDER BY "offset"', 'ORDER BY "offset" DESC'):
+                    q = 'SELECT "offset", key, value FROM %s %s' % (j, tail)
+                    got, want = rows(conn, q.replace("@", "ev_" + codec)), rows(conn, q.replace("@", "p_" + codec))
+                    n += 1
+                    if got != want:
+                        bad += 1
+                        if bad <= 8:
+                            check(False, "%s%s: %s" % (codec, " pending" if pending else "", q.replace("@", "ev_" + codec)),
+                                  "got %r, want %r" % (got, want))
             for w in wheres:
                 for tail in ('ORDER BY "offset"', 'ORDER BY "offset" DESC LIMIT 1'):
                     q = 'SELECT "offset", key, value FROM %%s WHERE %s %s' % (w, tail)
