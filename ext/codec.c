@@ -371,6 +371,12 @@ int kvt_parse_time(sqlite3_value *v, int64_t *out, char **err) {
   case SQLITE_INTEGER:
     *out = sqlite3_value_int64(v);
     return SQLITE_OK;
+  case SQLITE_FLOAT:
+    /* time is an INTEGER column: a whole REAL is that INTEGER. */
+    if (integer_affinity(v, out) == 0) return SQLITE_OK;
+    *err = sqlite3_mprintf("klevdb: time must be INTEGER microseconds or "
+                           "ISO-8601 TEXT, got a REAL that is not a whole number");
+    return SQLITE_MISMATCH;
   case SQLITE_TEXT:
     break;
   case SQLITE_NULL:
@@ -387,6 +393,8 @@ int kvt_parse_time(sqlite3_value *v, int64_t *out, char **err) {
   n = (size_t)sqlite3_value_bytes(v);
   if (!s) return nomem(err);
   r = parse_iso(s, n, out);
+  /* Not a date: a number in TEXT, as an INTEGER column takes it. */
+  if (r == -1 && integer_affinity(v, out) == 0) return SQLITE_OK;
   if (r == -1) {
     *err = sqlite3_mprintf("klevdb: time '%.*s' is not ISO-8601 (YYYY-MM-DD"
                            "[THH:MM:SS[.fraction]][Z|+HH:MM|-HH:MM]) or "

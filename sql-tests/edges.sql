@@ -112,3 +112,9 @@ ROLLBACK;
 .print == after COMMIT / ROLLBACK it goes, and the store keeps every message: 0-3
 DROP TABLE tm;
 SELECT group_concat("offset" || ':' || key, ' ') FROM klevdb_scan('tm.d');
+
+.print ======== time is an INTEGER column: whole numbers in TEXT or REAL are taken as such (0, 1, 2); 1.5 is refused
+CREATE VIRTUAL TABLE tn USING klevdb(dir='tn.d');
+INSERT INTO tn(key, time) VALUES ('real', 1.6725312e15), ('text', ' 1672531200000001 '), ('exp', '1e3');
+INSERT INTO tn(key, time) VALUES ('half', 1.5);
+SELECT "offset", key, time FROM tn;

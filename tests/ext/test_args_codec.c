@@ -644,8 +644,14 @@ static void test_times(void) {
   TIME_ERR("' 2023-01-01'", "is not ISO-8601");
   TIME_ERR("'now'", "klevdb: time 'now' is not ISO-8601");
   TIME_ERR("''", "is not ISO-8601");
-  TIME_ERR("'1672531200000000'", "is not ISO-8601");
-  TIME_ERR("1.5", "klevdb: time must be INTEGER microseconds or ISO-8601 TEXT");
+  TIME_ERR("'1672531200000000x'", "is not ISO-8601");
+  /* time is an INTEGER column: whole numbers in TEXT or REAL are taken as
+  ** such a column takes them. */
+  TIME_OK("'1672531200000000'", 1672531200000000LL);
+  TIME_OK("' -5 '", -5);
+  TIME_OK("1.6725312e15", 1672531200000000LL);
+  TIME_ERR("1.5", "klevdb: time must be INTEGER microseconds or ISO-8601 TEXT, got a REAL that is not");
+  TIME_ERR("'1.5'", "is not ISO-8601");
   TIME_ERR("X'00'", "klevdb: time must be INTEGER microseconds or ISO-8601 TEXT");
   {
     sqlite3_value *v = val("NULL");
