@@ -127,7 +127,7 @@ CREATE VIRTUAL TABLE multi USING klevdb(dir='fixtures/v2-multiseg/store');
 SELECT klevdb_recover('fixtures/v2-multiseg/store');
 .print -- (its first write, even one rolled back, makes it the writer until it closes)
 BEGIN;
-INSERT INTO multi(value) VALUES (x'00');
+INSERT INTO multi(value) VALUES ('x');
 ROLLBACK;
 SELECT klevdb_recover('fixtures/v2-multiseg/store');
 SELECT klevdb_migrate('fixtures/v2-multiseg/store', 'v1');
@@ -280,7 +280,7 @@ SELECT klevdb_allow_triggers('');
 DETACH tg;
 
 .print == an empty table; times before 1970 and with microseconds
-CREATE VIRTUAL TABLE empty USING klevdb(dir='empty.d');
+CREATE VIRTUAL TABLE empty USING klevdb(dir='empty.d', key='blob', value='blob');
 SELECT klevdb_stat('empty');
 SELECT klevdb_sync('empty'), klevdb_trim('empty', 'count', 0), klevdb_compact('empty', 'updates', 0);
 INSERT INTO empty(time, key, value) VALUES (-1, x'01', x'02'), (1672531200000001, x'01', x'03');

@@ -227,7 +227,7 @@ def test_reader_takes_no_lock(work):
     lock = os.path.join(d, ".lock")
     c = connect()
     c.execute("CREATE VIRTUAL TABLE s USING klevdb(dir=%s)" % q(d))
-    check(c.execute("SELECT count(*), max(value) FROM s").fetchone() == (10, b"v9"),
+    check(c.execute("SELECT count(*), max(value) FROM s").fetchone() == (10, "v9"),
           "the table reads the store")
     check(try_flock(lock, fcntl.LOCK_SH), "a Go reader (shared flock) opens the store meanwhile")
     check(try_flock(lock, fcntl.LOCK_EX), "a Go writer (exclusive flock) opens the store meanwhile")
