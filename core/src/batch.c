@@ -306,7 +306,16 @@ klevdb_err delete_recover(const char *dir, klevdb_error *e) {
       if (!exists(tmp_idx)) unlink(ni);   /* a renamed index without its log */
       unlink(tmp_idx);
       unlink(tmp_log);
-    } else if (new_base != old_base) {
+    } else if (new_base == old_base) {
+      /* The log is in place (a rewrite in place renames it before its
+      ** index): its index follows. */
+      seg_path(ni, sizeof(ni), dir, new_base, ".index");
+      if (exists(tmp_idx) && rename(tmp_idx, ni) < 0) {
+        int err = errno;
+        free(data);
+        return kerr_sys(e, err, "delete: rename %s", tmp_idx);
+      }
+    } else {
       /* The survivors are in place: the old segment goes. */
       unlink(oi);
       unlink(ol);

@@ -319,6 +319,22 @@ static klevdb_err live_items(store *st, seg *s, bool writer, bool *rewrite,
   return KLEVDB_OK;
 }
 
+/* A reader of another process's store opens a log, then its index. A
+** writer that rewrites a segment in place removes the old index before it
+** renames the new log into place, and renames the new index last; so if
+** the log's name still holds the file opened, the index read belongs to
+** it (or was rebuilt from it). Otherwise the pair may be mixed: the caller
+** loads again. */
+static klevdb_err log_still_there(store *st, seg *s, klevdb_error *e) {
+  char path[PATH_CAP];
+  struct stat sb;
+  seg_path(path, sizeof(path), st->dir, s->base, ".log");
+  if (stat(path, &sb) < 0) return kerr_sys(e, errno, "open %s", path);
+  if (sb.st_ino != s->ino)
+    return kerr(e, KLEVDB_EIO, "open %s: replaced while it was read", path);
+  return KLEVDB_OK;
+}
+
 klevdb_err seg_load(store *st, seg *s, klevdb_error *e) {
   if (__atomic_load_n(&s->loaded, __ATOMIC_ACQUIRE)) return KLEVDB_OK;
   pthread_mutex_lock(&s->load_mu);
@@ -331,6 +347,14 @@ klevdb_err seg_load(store *st, seg *s, klevdb_error *e) {
       else rc = live_items(st, s, false, &rewrite, e);
     } else if (!rc) {
       rc = index_map(st, s, e);
+    }
+    if (!rc && st->ro && s->log->len) rc = log_still_there(st, s, e);
+    if (rc && st->ro) {
+      /* Load again from the files on the next try (a writer's rewrite
+      ** may have raced this one). */
+      seg_unload(s);
+      if (s->fd >= 0) close(s->fd);
+      s->fd = -1;
     }
     if (!rc) __atomic_store_n(&s->loaded, true, __ATOMIC_RELEASE);
   }

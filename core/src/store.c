@@ -39,6 +39,17 @@ struct klevdb {
   klevdb_error err;
 };
 
+/* A read of a read-only store can meet a writer of another process
+** rewriting or removing a segment between the listing and the reading of
+** its files (a vanished file, a log and index that do not match). Such a
+** read lists the segments again and starts over, a few times: damage is
+** still there when looked at again, and is reported. */
+#define RO_TRIES 8
+
+static bool ro_transient(klevdb_err rc) {
+  return rc == KLEVDB_EIO || rc == KLEVDB_ECORRUPT_LOG || rc == KLEVDB_ECORRUPT_INDEX;
+}
+
 /* ---- clocks ---- */
 
 static int64_t coarse_us(void) {
@@ -135,10 +146,31 @@ static bool kt_same(void *ctx, int64_t offset, uint64_t hash) {
 
 /* ---- following another process (read-only stores) ---- */
 
+/* The segments of the directory. A listing taken while the writer renames
+** files can miss one (readdir(3) gives no promise about entries renamed
+** while it runs), so it is taken again until two agree. */
+static klevdb_err list_stable(store *st, int64_t **bases, size_t *n, klevdb_error *e) {
+  klevdb_err rc = dir_segments(st->dir, 0, bases, n, e);
+  for (int tries = 0; !rc && tries < 5; tries++) {
+    int64_t *again;
+    size_t m;
+    if ((rc = dir_segments(st->dir, 0, &again, &m, e))) {
+      free(*bases);
+      break;
+    }
+    bool same = m == *n && memcmp(again, *bases, m * sizeof(int64_t)) == 0;
+    free(*bases);
+    *bases = again;
+    *n = m;
+    if (same) break;
+  }
+  return rc;
+}
+
 static klevdb_err relist(store *st, klevdb_error *e) {
   int64_t *bases;
   size_t n;
-  klevdb_err rc = dir_segments(st->dir, 0, &bases, &n, e);
+  klevdb_err rc = list_stable(st, &bases, &n, e);
   if (rc) return rc;
   if (n == 0) {
     free(bases);
@@ -220,40 +252,56 @@ static klevdb_err relist(store *st, klevdb_error *e) {
   return KLEVDB_OK;
 }
 
+/* Reads what the writer appended to the last segment (loading it if it
+** is new in the view), extending the key table with it. */
+static klevdb_err head_catch_up(store *st, seg *h, klevdb_error *e) {
+  if (!h->loaded) return seg_load(st, h, e);
+  int64_t before = seg_next(h, st->isz);
+  if (h->n == 0) tsmin_stale(st);
+  klevdb_err rc = seg_follow(st, h, e);
+  if (!rc && seg_next(h, st->isz) != before && st->kt_state == 1) {
+    /* Extend the key table with what arrived. */
+    const uint8_t *items = seg_items(h);
+    for (size_t i = 0; i < h->n; i++) {
+      const uint8_t *it = items + i * st->isz;
+      if (item_off(it) < before) continue;
+      if (!kt_put(&st->kt, item_hash(it, st->params), item_off(it), kt_same, st)) st->kt_state = -1;
+    }
+  }
+  if (!rc && !h->loaded) rc = seg_load(st, h, e);
+  return rc;
+}
+
 /* Brings a read-only store up to date with the files. force: the caller's
 ** answer depends on the end of the log. */
 static klevdb_err follow(store *st, bool force, klevdb_error *e) {
   int64_t t = coarse_us();
   if (!force && t - __atomic_load_n(&st->refreshed, __ATOMIC_RELAXED) < FOLLOW_US)
     return KLEVDB_OK;
-  struct stat sb;
-  if (stat(st->dir, &sb) < 0) return kerr_sys(e, errno, "stat %s", st->dir);
   pthread_rwlock_wrlock(&st->lk);
   klevdb_err rc = KLEVDB_OK;
-  /* A directory changed within the clock's granularity may change again
-  ** with the same mtime, so a recent mtime is never trusted. */
-  int64_t mtime = (int64_t)sb.st_mtim.tv_sec * 1000000 + sb.st_mtim.tv_nsec / 1000;
-  if (sb.st_mtim.tv_sec != st->dir_mtime.tv_sec || sb.st_mtim.tv_nsec != st->dir_mtime.tv_nsec ||
-      wall_us() - mtime < 50000) {
-    rc = relist(st, e);
-    if (!rc) st->dir_mtime = sb.st_mtim;
-  }
   seg *h = head(st);
-  if (!rc && h->loaded) {
-    int64_t before = seg_next(h, st->isz);
-    if (h->n == 0) tsmin_stale(st);
-    rc = seg_follow(st, h, e);
-    if (!rc && seg_next(h, st->isz) != before && st->kt_state == 1) {
-      /* Extend the key table with what arrived. */
-      const uint8_t *items = seg_items(h);
-      for (size_t i = 0; i < h->n; i++) {
-        const uint8_t *it = items + i * st->isz;
-        if (item_off(it) < before) continue;
-        if (!kt_put(&st->kt, item_hash(it, st->params), item_off(it), kt_same, st)) st->kt_state = -1;
-      }
+  for (int tries = 0;; tries++) {
+    struct stat sb;
+    if (stat(st->dir, &sb) < 0) {
+      rc = kerr_sys(e, errno, "stat %s", st->dir);
+      break;
     }
+    /* A directory changed within the clock's granularity may change again
+    ** with the same mtime, so a recent mtime is never trusted. */
+    int64_t mtime = (int64_t)sb.st_mtim.tv_sec * 1000000 + sb.st_mtim.tv_nsec / 1000;
+    if (sb.st_mtim.tv_sec != st->dir_mtime.tv_sec || sb.st_mtim.tv_nsec != st->dir_mtime.tv_nsec ||
+        wall_us() - mtime < 50000) {
+      rc = relist(st, e);
+      if (!rc) st->dir_mtime = sb.st_mtim;
+    }
+    h = head(st);
+    if (!rc) rc = head_catch_up(st, h, e);
+    /* The next offset of a store never goes back: a view where it does
+    ** was listed while the writer renamed its newest segment in. */
+    if (rc || tries == 4 || seg_next(h, st->isz) >= st->next) break;
+    st->dir_mtime = (struct timespec){0, 0};
   }
-  if (!rc && !h->loaded) rc = seg_load(st, h, e);
   if (!rc) {
     int64_t next = seg_next(h, st->isz);
     if (next != st->next) {
@@ -499,7 +547,13 @@ klevdb_err klevdb_open(const char *dir, const klevdb_options *opts, klevdb **out
     free(db);
     return kerr(e, KLEVDB_EINVAL, "open %s: too many stores open in this process", dir);
   } else {
-    rc = store_open(dir, &o, &st, e);
+    /* A read-only open lists the segments, then reads the last one: a
+    ** writer of another process may rewrite it in between (ro_again). */
+    for (int tries = 1;; tries++) {
+      rc = store_open(dir, &o, &st, e);
+      if (!rc || !o.readonly || !ro_transient(rc) || tries >= RO_TRIES) break;
+      usleep(1000 * (useconds_t)(tries - 1));
+    }
     if (rc) {
       pthread_mutex_unlock(&registry_mu);
       free(db);
@@ -560,6 +614,30 @@ void klevdb_get_options(const klevdb *db, klevdb_options *out) {
   do {                                                  \
     if (!(db)) return KLEVDB_EINVAL;                    \
     (db)->err.code = KLEVDB_OK;                         \
+  } while (0)
+
+static bool ro_again(klevdb *db, klevdb_err *rc, int *tries) {
+  store *st = db->st;
+  if (!st->ro || !ro_transient(*rc)) return false;
+  if (++*tries >= RO_TRIES) return false;
+  if (*tries > 1) usleep(1000 * (useconds_t)(*tries - 1));
+  pthread_rwlock_wrlock(&st->lk);
+  st->dir_mtime = (struct timespec){0, 0};   /* list again whatever the mtime */
+  pthread_rwlock_unlock(&st->lk);
+  /* A failure here comes back from the next try's own follow. */
+  follow(st, true, &db->err);
+  db->err.code = KLEVDB_OK;
+  return true;
+}
+
+#define RO_RETRY(db, call)                                      \
+  do {                                                          \
+    BEGIN(db);                                                  \
+    klevdb_err rc_;                                             \
+    int tries_ = 0;                                             \
+    while ((rc_ = (call)) && ro_again((db), &rc_, &tries_)) {   \
+    }                                                           \
+    return rc_;                                                 \
   } while (0)
 
 /* ---- the writer reservation of SQL transactions ---- */
@@ -1124,7 +1202,7 @@ klevdb_err klevdb_consume(klevdb *db, int64_t offset, size_t max_count, klevdb_b
   return klevdb_read(db, offset, max_count, 0, b);
 }
 
-klevdb_err klevdb_read(klevdb *db, int64_t offset, size_t max_count, int flags, klevdb_batch *b) {
+static klevdb_err read_once(klevdb *db, int64_t offset, size_t max_count, int flags, klevdb_batch *b) {
   BEGIN(db);
   batch_fail(b);
   store *st = db->st;
@@ -1162,7 +1240,11 @@ klevdb_err klevdb_read(klevdb *db, int64_t offset, size_t max_count, int flags, 
   return rc;
 }
 
-klevdb_err klevdb_consume_by_key(klevdb *db, const void *key, size_t key_len, int64_t offset,
+klevdb_err klevdb_read(klevdb *db, int64_t offset, size_t max_count, int flags, klevdb_batch *b) {
+  RO_RETRY(db, read_once(db, offset, max_count, flags, b));
+}
+
+static klevdb_err consume_by_key_once(klevdb *db, const void *key, size_t key_len, int64_t offset,
                                  size_t max_count, klevdb_batch *b) {
   BEGIN(db);
   batch_fail(b);
@@ -1212,6 +1294,11 @@ klevdb_err klevdb_consume_by_key(klevdb *db, const void *key, size_t key_len, in
     b->next_offset = KLEVDB_OFFSET_INVALID;
   }
   return rc;
+}
+
+klevdb_err klevdb_consume_by_key(klevdb *db, const void *key, size_t key_len, int64_t offset,
+                                 size_t max_count, klevdb_batch *b) {
+  RO_RETRY(db, consume_by_key_once(db, key, key_len, offset, max_count, b));
 }
 
 /* Makes m (read from segment s) the batch's one message. */
@@ -1289,7 +1376,7 @@ static klevdb_err get_locked(store *st, int64_t offset, klevdb_batch *b, klevdb_
   return kerr(e, KLEVDB_ENOTFOUND, "get %lld: not found: offset not found", (long long)offset);
 }
 
-klevdb_err klevdb_get(klevdb *db, int64_t offset, klevdb_batch *b) {
+static klevdb_err get_once(klevdb *db, int64_t offset, klevdb_batch *b) {
   BEGIN(db);
   batch_fail(b);
   store *st = db->st;
@@ -1302,6 +1389,10 @@ klevdb_err klevdb_get(klevdb *db, int64_t offset, klevdb_batch *b) {
   rc = get_locked(st, offset, b, &db->err);
   pthread_rwlock_unlock(&st->lk);
   return rc;
+}
+
+klevdb_err klevdb_get(klevdb *db, int64_t offset, klevdb_batch *b) {
+  RO_RETRY(db, get_once(db, offset, b));
 }
 
 /* The key table covers every segment: a key it lacks is in none. */
@@ -1373,7 +1464,7 @@ static klevdb_err get_by_key_locked(store *st, const void *key, size_t len, uint
   return kerr(e, KLEVDB_ENOTFOUND, "get by key: not found: key not found");
 }
 
-klevdb_err klevdb_get_by_key(klevdb *db, const void *key, size_t key_len, klevdb_batch *b) {
+static klevdb_err get_by_key_once(klevdb *db, const void *key, size_t key_len, klevdb_batch *b) {
   BEGIN(db);
   batch_fail(b);
   store *st = db->st;
@@ -1401,6 +1492,10 @@ klevdb_err klevdb_get_by_key(klevdb *db, const void *key, size_t key_len, klevdb
   rc = get_by_key_locked(st, key, key_len, h, b, e);
   pthread_rwlock_unlock(&st->lk);
   return rc;
+}
+
+klevdb_err klevdb_get_by_key(klevdb *db, const void *key, size_t key_len, klevdb_batch *b) {
+  RO_RETRY(db, get_by_key_once(db, key, key_len, b));
 }
 
 klevdb_err klevdb_offset_by_key(klevdb *db, const void *key, size_t key_len, int64_t *offset_out) {
@@ -1489,7 +1584,7 @@ static klevdb_err get_by_time_locked(store *st, int64_t ts, klevdb_batch *b, kle
   return first_from(st, lo + 1, ts, b, e);
 }
 
-klevdb_err klevdb_get_by_time(klevdb *db, int64_t time_us, klevdb_batch *b) {
+static klevdb_err get_by_time_once(klevdb *db, int64_t time_us, klevdb_batch *b) {
   BEGIN(db);
   batch_fail(b);
   store *st = db->st;
@@ -1500,6 +1595,10 @@ klevdb_err klevdb_get_by_time(klevdb *db, int64_t time_us, klevdb_batch *b) {
   rc = get_by_time_locked(st, time_us, b, &db->err);
   pthread_rwlock_unlock(&st->lk);
   return rc;
+}
+
+klevdb_err klevdb_get_by_time(klevdb *db, int64_t time_us, klevdb_batch *b) {
+  RO_RETRY(db, get_by_time_once(db, time_us, b));
 }
 
 klevdb_err klevdb_offset_by_time(klevdb *db, int64_t time_us, int64_t *offset_out, int64_t *time_out) {
@@ -1513,7 +1612,7 @@ klevdb_err klevdb_offset_by_time(klevdb *db, int64_t time_us, int64_t *offset_ou
   return rc;
 }
 
-klevdb_err klevdb_time_floor(klevdb *db, int64_t time_us, int64_t *offset_out) {
+static klevdb_err time_floor_once(klevdb *db, int64_t time_us, int64_t *offset_out) {
   BEGIN(db);
   store *st = db->st;
   klevdb_error *e = &db->err;
@@ -1551,6 +1650,10 @@ klevdb_err klevdb_time_floor(klevdb *db, int64_t time_us, int64_t *offset_out) {
   }
   pthread_rwlock_unlock(&st->lk);
   return rc;
+}
+
+klevdb_err klevdb_time_floor(klevdb *db, int64_t time_us, int64_t *offset_out) {
+  RO_RETRY(db, time_floor_once(db, time_us, offset_out));
 }
 
 /* ---- blocking reads ---- */
@@ -1618,7 +1721,7 @@ void klevdb_interrupt(klevdb *db) {
 
 /* ---- stat, bounds, sync, gc, backup ---- */
 
-klevdb_err klevdb_stat_get(klevdb *db, klevdb_stat *out) {
+static klevdb_err stat_once(klevdb *db, klevdb_stat *out) {
   BEGIN(db);
   store *st = db->st;
   if (!out) return kerr(&db->err, KLEVDB_EINVAL, "stat: no place for the result");
@@ -1640,7 +1743,11 @@ klevdb_err klevdb_stat_get(klevdb *db, klevdb_stat *out) {
   return rc;
 }
 
-klevdb_err klevdb_bounds_get(klevdb *db, klevdb_bounds *out) {
+klevdb_err klevdb_stat_get(klevdb *db, klevdb_stat *out) {
+  RO_RETRY(db, stat_once(db, out));
+}
+
+static klevdb_err bounds_once(klevdb *db, klevdb_bounds *out) {
   BEGIN(db);
   store *st = db->st;
   if (!out) return kerr(&db->err, KLEVDB_EINVAL, "bounds: no place for the result");
@@ -1667,6 +1774,10 @@ klevdb_err klevdb_bounds_get(klevdb *db, klevdb_bounds *out) {
   pthread_rwlock_unlock(&st->lk);
   klevdb_batch_free(&b);
   return rc;
+}
+
+klevdb_err klevdb_bounds_get(klevdb *db, klevdb_bounds *out) {
+  RO_RETRY(db, bounds_once(db, out));
 }
 
 klevdb_err klevdb_sync(klevdb *db, int64_t *next_out) {
@@ -1858,8 +1969,14 @@ static klevdb_err delete_in(store *st, size_t si, drop_fn drop, void *ctx, klevd
   if (kept) {
     seg_path(new_log, sizeof(new_log), st->dir, first, ".log");
     seg_path(new_idx, sizeof(new_idx), st->dir, first, ".index");
-    if (first == s->base) unlink(old_idx);
-    if (rename(tmp_idx, new_idx) < 0 || rename(tmp_log, new_log) < 0) {
+    /* A reader opens a log, then its index, then checks that the log's
+    ** name still holds the file it opened. In place, the old index goes
+    ** first and the new one comes last, so a reader never pairs a log with
+    ** the other one's index; at a new base, the index is there first. */
+    bool in_place = first == s->base;
+    if (in_place) unlink(old_idx);
+    if (rename(in_place ? tmp_log : tmp_idx, in_place ? new_log : new_idx) < 0 ||
+        rename(in_place ? tmp_idx : tmp_log, in_place ? new_idx : new_log) < 0) {
       rc = kerr_sys(e, errno, "delete: rename rewrite of segment %lld", (long long)s->base);
       delete_recover(st->dir, NULL);   /* back to the old segment */
       return rc;
