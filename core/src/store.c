@@ -367,6 +367,8 @@ static void store_free(store *st) {
   free(st);
 }
 
+static klevdb_err delete_finish(store *st, klevdb_error *e);
+
 static klevdb_err store_open(const char *dir, const klevdb_options *o, store **out,
                              klevdb_error *e) {
   store *st = calloc(1, sizeof(*st));
@@ -471,6 +473,10 @@ static klevdb_err store_open(const char *dir, const klevdb_options *o, store **o
     goto fail;
   }
   st->next = seg_next(h, st->isz);
+  if (!st->ro && (rc = delete_finish(st, e))) {
+    spare_stop(st);
+    goto fail;
+  }
   *out = st;
   return KLEVDB_OK;
 
@@ -2093,6 +2099,78 @@ static int cmp_range(const void *a, const void *b) {
   return (x->from > y->from) - (x->from < y->from);
 }
 
+/* Does a range of r (sorted, merged: their ends climb too) meet segment si? */
+static bool seg_touched(const store *st, size_t si, const klevdb_range *r, size_t k) {
+  int64_t base = st->segs[si]->base;
+  int64_t end = si + 1 == st->nsegs ? INT64_MAX : st->segs[si + 1]->base;
+  size_t lo = 0, hi = k;
+  while (lo < hi) {   /* first range that ends after base */
+    size_t mid = lo + (hi - lo) / 2;
+    if (r[mid].to <= base) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo < k && r[lo].from < end;
+}
+
+/* Deletes the ranges r[0..k) (sorted, merged, below the next offset),
+** segment by segment, oldest first; caller holds wmu. A delete of more
+** than one segment is all or nothing across a crash: its ranges are on
+** disk before the first segment changes, and open finishes it. */
+static klevdb_err delete_ranges_locked(store *st, const klevdb_range *r, size_t k,
+                                       klevdb_deleted *res, klevdb_error *e) {
+  if (!k) return KLEVDB_OK;
+  dropset d = {NULL, 0, r, k};
+  size_t touched = 0;
+  for (size_t si = seg_find(st, r[0].from); si < st->nsegs && touched < 2; si++) {
+    if (st->segs[si]->base >= r[k - 1].to) break;
+    if (seg_touched(st, si, r, k)) touched++;
+  }
+  bool marked = touched > 1;
+  klevdb_err rc = marked ? ranges_mark(st->dir, r, k, st->opts.auto_sync, e) : KLEVDB_OK;
+  int64_t before = res->count;
+  /* Each step may remove or rename segment si, so the next one is found
+  ** again by base. */
+  int64_t from = r[0].from;
+  while (!rc) {
+    size_t si = seg_find(st, from);
+    bool last = si + 1 == st->nsegs;
+    int64_t seg_end = last ? INT64_MAX : st->segs[si + 1]->base;
+    if (seg_touched(st, si, r, k)) rc = delete_in(st, si, drop_ranges, &d, res, NULL, e);
+    if (rc || last || seg_end >= r[k - 1].to) break;
+    from = seg_end;
+  }
+  /* A delete that failed before any segment changed never began; one that
+  ** failed later is finished by the next open. */
+  if (marked && (!rc || res->count == before)) ranges_unmark(st->dir, st->opts.auto_sync);
+  return rc;
+}
+
+/* At open (read-write): finishes a delete of several segments that a
+** crash interrupted. */
+static klevdb_err delete_finish(store *st, klevdb_error *e) {
+  klevdb_range *r;
+  size_t n;
+  klevdb_err rc = ranges_pending(st->dir, &r, &n, e);
+  if (rc == KLEVDB_ENOTFOUND) return KLEVDB_OK;
+  if (rc) return rc;
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++) {
+    klevdb_range x = r[i];
+    if (x.to > st->next) x.to = st->next;
+    if (x.from < 0 || x.to <= x.from || (k && x.from < r[k - 1].to)) continue;
+    r[k++] = x;
+  }
+  klevdb_deleted res = {0, 0};
+  rc = delete_ranges_locked(st, r, k, &res, e);
+  free(r);
+  if (rc) {
+    kerr_wrap(e, "open: finish the delete a crash interrupted");
+    return rc;
+  }
+  ranges_unmark(st->dir, true);
+  return KLEVDB_OK;
+}
+
 klevdb_err klevdb_delete_ranges(klevdb *db, const klevdb_range *ranges, size_t n,
                                 klevdb_deleted *out) {
   BEGIN(db);
@@ -2105,10 +2183,16 @@ klevdb_err klevdb_delete_ranges(klevdb *db, const klevdb_range *ranges, size_t n
   if (!ranges) return kerr(e, KLEVDB_EINVAL, "delete: no ranges given");
   klevdb_range *r = malloc(n * sizeof(*r));
   if (!r) return kerr_sys(e, ENOMEM, "delete");
+  klevdb_err rc = KLEVDB_OK;
+  pthread_mutex_lock(&st->wmu);
+  txn_wait(st, db);
+  /* Offsets from the next one on do not exist: a range is cut there, so
+  ** that finishing it at open never touches later messages. */
   size_t m = 0;
   for (size_t i = 0; i < n; i++) {
     klevdb_range x = ranges[i];
     if (x.from < 0) x.from = 0;
+    if (x.to > st->next) x.to = st->next;
     if (x.to > x.from) r[m++] = x;
   }
   qsort(r, m, sizeof(*r), cmp_range);
@@ -2120,28 +2204,8 @@ klevdb_err klevdb_delete_ranges(klevdb *db, const klevdb_range *ranges, size_t n
       r[k++] = r[i];
     }
   }
-  dropset d = {NULL, 0, r, k};
-  klevdb_err rc = KLEVDB_OK;
-  pthread_mutex_lock(&st->wmu);
-  txn_wait(st, db);
   if (head(st)->fd < 0) rc = kerr(e, KLEVDB_ECLOSED, "delete: store is closed");
-  /* Oldest first; each step may remove or rename segment si, so find the
-  ** next one again by base. */
-  int64_t from = k ? r[0].from : 0;
-  while (!rc && k) {
-    size_t si = seg_find(st, from);
-    seg *s = st->segs[si];
-    int64_t base = s->base;
-    bool last = si + 1 == st->nsegs;
-    int64_t seg_end = last ? INT64_MAX : st->segs[si + 1]->base;
-    /* Skip segments no range touches without loading them. */
-    bool touched = false;
-    for (size_t i = 0; i < k && !touched; i++)
-      touched = r[i].from < seg_end && r[i].to > base;
-    if (touched) rc = delete_in(st, si, drop_ranges, &d, &res, NULL, e);
-    if (rc || last || seg_end > r[k - 1].to) break;
-    from = seg_end;
-  }
+  else rc = delete_ranges_locked(st, r, k, &res, e);
   pthread_mutex_unlock(&st->wmu);
   free(r);
   if (out) *out = res;
