@@ -2048,6 +2048,25 @@ static klevdb_err delete_in(store *st, size_t si, drop_fn drop, void *ctx, klevd
   return rc;
 }
 
+/* delete_in, once more on an I/O error that changed nothing (no segment
+** was replaced): on a full disk, after giving back the space of the spare
+** files, which a marker and the first removals need; a delete that frees
+** space then goes on. The head's room allocated ahead is given back
+** first: a reopen would (close cuts it), so a delete must not need one. */
+static klevdb_err delete_seg(store *st, size_t si, drop_fn drop, void *ctx, klevdb_deleted *out,
+                             kbuf *offs, klevdb_error *e) {
+  head_trim(st, head(st));
+  int64_t count = out->count;
+  size_t have = offs ? offs->len : 0;
+  klevdb_err rc = delete_in(st, si, drop, ctx, out, offs, e);
+  if (rc == KLEVDB_EIO && out->count == count) {
+    if (offs) offs->len = have;
+    spare_drop(st);
+    rc = delete_in(st, si, drop, ctx, out, offs, e);
+  }
+  return rc;
+}
+
 static int cmp_i64(const void *a, const void *b) {
   int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
   return (x > y) - (x < y);
@@ -2083,8 +2102,8 @@ klevdb_err klevdb_delete(klevdb *db, const int64_t *offsets, size_t n, klevdb_de
     rc = kerr(e, KLEVDB_ENOTFOUND, "delete %lld: not found: offset before start", (long long)sorted[0]);
   } else {
     dropset d = {sorted, n, NULL, 0};
-    rc = delete_in(st, seg_find(st, sorted[0]), drop_offsets, &d, &res,
-                   deleted_offsets ? &offs : NULL, e);
+    rc = delete_seg(st, seg_find(st, sorted[0]), drop_offsets, &d, &res,
+                    deleted_offsets ? &offs : NULL, e);
   }
   pthread_mutex_unlock(&st->wmu);
   free(sorted);
@@ -2126,7 +2145,16 @@ static klevdb_err delete_ranges_locked(store *st, const klevdb_range *r, size_t 
     if (seg_touched(st, si, r, k)) touched++;
   }
   bool marked = touched > 1;
-  klevdb_err rc = marked ? ranges_mark(st->dir, r, k, st->opts.auto_sync, e) : KLEVDB_OK;
+  klevdb_err rc = KLEVDB_OK;
+  if (marked) {
+    /* The marker needs a little space: on a full disk, see delete_seg. */
+    head_trim(st, head(st));
+    rc = ranges_mark(st->dir, r, k, st->opts.auto_sync, e);
+    if (rc == KLEVDB_EIO) {
+      spare_drop(st);
+      rc = ranges_mark(st->dir, r, k, st->opts.auto_sync, e);
+    }
+  }
   int64_t before = res->count;
   /* Each step may remove or rename segment si, so the next one is found
   ** again by base. */
@@ -2135,7 +2163,7 @@ static klevdb_err delete_ranges_locked(store *st, const klevdb_range *r, size_t 
     size_t si = seg_find(st, from);
     bool last = si + 1 == st->nsegs;
     int64_t seg_end = last ? INT64_MAX : st->segs[si + 1]->base;
-    if (seg_touched(st, si, r, k)) rc = delete_in(st, si, drop_ranges, &d, res, NULL, e);
+    if (seg_touched(st, si, r, k)) rc = delete_seg(st, si, drop_ranges, &d, res, NULL, e);
     if (rc || last || seg_end >= r[k - 1].to) break;
     from = seg_end;
   }

@@ -150,6 +150,9 @@ size_t log_reserve(const store *st, int64_t size);
 void spare_want(store *st);
 /* Renames a ready spare pair to segment base's names; false if none. */
 bool spare_take(store *st, int64_t base);
+/* Removes a ready spare pair, giving its space back (a full disk); the
+** next rollover makes the head's files itself. */
+void spare_drop(store *st);
 /* Stops the thread and removes the spare files (close). */
 void spare_stop(store *st);
 /* Removes spare files a crashed writer left (open). */
