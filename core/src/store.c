@@ -297,6 +297,15 @@ static klevdb_err follow(store *st, bool force, klevdb_error *e) {
     }
     h = head(st);
     if (!rc) rc = head_catch_up(st, h, e);
+    if (rc && ro_transient(rc) && tries < 4) {
+      /* The last segment went or was replaced after the listing. */
+      rc = KLEVDB_OK;
+      st->dir_mtime = (struct timespec){0, 0};
+      pthread_rwlock_unlock(&st->lk);
+      usleep(1000 * (useconds_t)tries);
+      pthread_rwlock_wrlock(&st->lk);
+      continue;
+    }
     /* The next offset of a store never goes back: a view where it does
     ** was listed while the writer renamed its newest segment in. */
     if (rc || tries == 4 || seg_next(h, st->isz) >= st->next) break;
@@ -1037,7 +1046,7 @@ out:
   return rc;
 }
 
-klevdb_err klevdb_next_offset(klevdb *db, int64_t *out) {
+static klevdb_err next_offset_once(klevdb *db, int64_t *out) {
   BEGIN(db);
   if (!out) return kerr(&db->err, KLEVDB_EINVAL, "next offset: no place for the result");
   store *st = db->st;
@@ -1047,6 +1056,10 @@ klevdb_err klevdb_next_offset(klevdb *db, int64_t *out) {
   }
   *out = __atomic_load_n(&st->next, __ATOMIC_SEQ_CST);
   return KLEVDB_OK;
+}
+
+klevdb_err klevdb_next_offset(klevdb *db, int64_t *out) {
+  RO_RETRY(db, next_offset_once(db, out));
 }
 
 int64_t klevdb_size(const klevdb *db, const klevdb_msg *m) {
