@@ -14,7 +14,7 @@
 **   follow_child reader DIR SECONDS
 **       Opens DIR read-only and, until SECONDS have passed, reads it as a
 **       follower: whole scans from the oldest message, gets by offset, by
-**       key and by time, bounds and stat. Every message read must be the
+**       key and by time, bounds and stat, and gc (segments load again). Every message read must be the
 **       one content() gives for its offset, scans must climb. Prints
 **       "reader queries=N errors=N" (and the first errors), exits 1 if
 **       there was any error.
@@ -201,6 +201,7 @@ static int reader(const char *dir, double secs) {
   klevdb_batch bt = KLEVDB_BATCH_INIT;
   double end = now_s() + secs;
   long scans = 0;
+  klevdb_err rc0;
   while (now_s() < end) {
     /* A whole scan, in batches: offsets climb, every message is content(). */
     int64_t at = KLEVDB_OFFSET_OLDEST, prev = -1;
@@ -223,6 +224,13 @@ static int reader(const char *dir, double secs) {
       at = bt.next_offset;
     }
     scans++;
+    /* Forget the mappings now and then: segments load again, maybe while
+    ** the writer rewrites them. */
+    if (scans % 4 == 0) {
+      rc0 = klevdb_gc(db, 0);
+      queries++;
+      if (rc0) rerr(db, "gc", rc0);
+    }
     klevdb_bounds b;
     klevdb_err rc = klevdb_bounds_get(db, &b);
     queries++;
