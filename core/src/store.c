@@ -2186,8 +2186,8 @@ static klevdb_err delete_ranges_locked(store *st, const klevdb_range *r, size_t 
   return rc;
 }
 
-/* At open (read-write): finishes a delete of several segments that a
-** crash interrupted. */
+/* Finishes a delete of several segments that a crash (at open) or an
+** error after it began (at the next delete) interrupted. */
 static klevdb_err delete_finish(store *st, klevdb_error *e) {
   klevdb_range *r;
   size_t n;
@@ -2205,7 +2205,7 @@ static klevdb_err delete_finish(store *st, klevdb_error *e) {
   rc = delete_ranges_locked(st, r, k, &res, e);
   free(r);
   if (rc) {
-    kerr_wrap(e, "open: finish the delete a crash interrupted");
+    kerr_wrap(e, "finish an interrupted delete");
     return rc;
   }
   ranges_unmark(st->dir, true);
@@ -2246,7 +2246,7 @@ klevdb_err klevdb_delete_ranges(klevdb *db, const klevdb_range *ranges, size_t n
     }
   }
   if (head(st)->fd < 0) rc = kerr(e, KLEVDB_ECLOSED, "delete: store is closed");
-  else rc = delete_ranges_locked(st, r, k, &res, e);
+  else if (!(rc = delete_finish(st, e))) rc = delete_ranges_locked(st, r, k, &res, e);
   pthread_mutex_unlock(&st->wmu);
   free(r);
   if (out) *out = res;
