@@ -323,16 +323,14 @@ static klevdb_err live_items(store *st, seg *s, bool writer, bool *rewrite,
 ** writer that rewrites a segment in place removes the old index before it
 ** renames the new log into place, and renames the new index last; so if
 ** the log's name still holds the file opened, the index read belongs to
-** it (or was rebuilt from it). Otherwise the pair may be mixed: the caller
-** loads again. */
-static klevdb_err log_still_there(store *st, seg *s, klevdb_error *e) {
+** it (or was rebuilt from it), and a failure to load is the files' own.
+** Otherwise (replaced, or gone) a writer's rewrite raced the load. */
+static bool log_moved(store *st, seg *s) {
   char path[PATH_CAP];
   struct stat sb;
   seg_path(path, sizeof(path), st->dir, s->base, ".log");
-  if (stat(path, &sb) < 0) return kerr_sys(e, errno, "open %s", path);
-  if (sb.st_ino != s->ino)
-    return kerr(e, KLEVDB_EIO, "open %s: replaced while it was read", path);
-  return KLEVDB_OK;
+  if (stat(path, &sb) < 0) return true;
+  return s->log && s->log->len && sb.st_ino != s->ino;
 }
 
 klevdb_err seg_load(store *st, seg *s, klevdb_error *e) {
@@ -348,10 +346,14 @@ klevdb_err seg_load(store *st, seg *s, klevdb_error *e) {
     } else if (!rc) {
       rc = index_map(st, s, e);
     }
-    if (!rc && st->ro && s->log->len) rc = log_still_there(st, s, e);
+    if (st->ro && (rc || s->log->len) && log_moved(st, s)) {
+      __atomic_add_fetch(&st->moves, 1, __ATOMIC_SEQ_CST);
+      if (!rc)
+        rc = kerr(e, KLEVDB_EIO, "segment %lld: log replaced while it was read",
+                  (long long)s->base);
+    }
     if (rc && st->ro) {
-      /* Load again from the files on the next try (a writer's rewrite
-      ** may have raced this one). */
+      /* Load again from the files on the next try. */
       seg_unload(s);
       if (s->fd >= 0) close(s->fd);
       s->fd = -1;

@@ -42,8 +42,9 @@ struct klevdb {
 /* A read of a read-only store can meet a writer of another process
 ** rewriting or removing a segment between the listing and the reading of
 ** its files (a vanished file, a log and index that do not match). Such a
-** read lists the segments again and starts over, a few times: damage is
-** still there when looked at again, and is reported. */
+** read lists the segments again and starts over, a few times, if files
+** under its view moved meanwhile (st->moves): a failure on files that
+** stayed where they were is damage, and is reported at once. */
 #define RO_TRIES 8
 
 static bool ro_transient(klevdb_err rc) {
@@ -194,7 +195,7 @@ static klevdb_err relist(store *st, klevdb_error *e) {
     free(bases);
     return kerr_sys(e, ENOMEM, "refresh");
   }
-  bool changed = false;
+  bool changed = false, moved = false;
   for (size_t i = 0; i < n; i++) {
     char path[PATH_CAP];
     struct stat sb;
@@ -209,6 +210,7 @@ static klevdb_err relist(store *st, klevdb_error *e) {
       }
     }
     if (!ns[i]) {
+      moved = true;
       ns[i] = seg_new(bases[i]);
       if (!ns[i]) {
         for (size_t k = 0; k < i; k++) if (!ns[k]->log) seg_free(ns[k]);
@@ -222,8 +224,9 @@ static klevdb_err relist(store *st, klevdb_error *e) {
   for (size_t j = 0; j < st->nsegs; j++) {
     if (!st->segs[j]) continue;
     seg_free(st->segs[j]);  /* gone or replaced; readers hold their pins */
-    changed = true;
+    changed = moved = true;
   }
+  if (moved) __atomic_add_fetch(&st->moves, 1, __ATOMIC_SEQ_CST);
   /* A segment that is no longer the last was rolled over: its index file
   ** is complete, so it becomes an ordinary mapped segment. */
   for (size_t i = 0; i + 1 < n; i++) {
@@ -282,6 +285,7 @@ static klevdb_err follow(store *st, bool force, klevdb_error *e) {
   klevdb_err rc = KLEVDB_OK;
   seg *h = head(st);
   for (int tries = 0;; tries++) {
+    uint64_t moves = __atomic_load_n(&st->moves, __ATOMIC_SEQ_CST);
     struct stat sb;
     if (stat(st->dir, &sb) < 0) {
       rc = kerr_sys(e, errno, "stat %s", st->dir);
@@ -297,7 +301,8 @@ static klevdb_err follow(store *st, bool force, klevdb_error *e) {
     }
     h = head(st);
     if (!rc) rc = head_catch_up(st, h, e);
-    if (rc && ro_transient(rc) && tries < 4) {
+    if (rc && ro_transient(rc) && tries < 4 &&
+        __atomic_load_n(&st->moves, __ATOMIC_SEQ_CST) != moves) {
       /* The last segment went or was replaced after the listing. */
       rc = KLEVDB_OK;
       st->dir_mtime = (struct timespec){0, 0};
@@ -379,7 +384,7 @@ static void store_free(store *st) {
 static klevdb_err delete_finish(store *st, klevdb_error *e);
 
 static klevdb_err store_open(const char *dir, const klevdb_options *o, store **out,
-                             klevdb_error *e) {
+                             bool *raced, klevdb_error *e) {
   store *st = calloc(1, sizeof(*st));
   if (!st) return kerr_sys(e, ENOMEM, "open");
   st->dir = strdup(dir);
@@ -490,6 +495,7 @@ static klevdb_err store_open(const char *dir, const klevdb_options *o, store **o
   return KLEVDB_OK;
 
 fail:
+  *raced = __atomic_load_n(&st->moves, __ATOMIC_SEQ_CST) != 0;
   free(bases);
   store_free(st);
   return rc;
@@ -565,8 +571,9 @@ klevdb_err klevdb_open(const char *dir, const klevdb_options *opts, klevdb **out
     /* A read-only open lists the segments, then reads the last one: a
     ** writer of another process may rewrite it in between (ro_again). */
     for (int tries = 1;; tries++) {
-      rc = store_open(dir, &o, &st, e);
-      if (!rc || !o.readonly || !ro_transient(rc) || tries >= RO_TRIES) break;
+      bool raced = false;
+      rc = store_open(dir, &o, &st, &raced, e);
+      if (!rc || !o.readonly || !raced || !ro_transient(rc) || tries >= RO_TRIES) break;
       usleep(1000 * (useconds_t)(tries - 1));
     }
     if (rc) {
@@ -631,7 +638,12 @@ void klevdb_get_options(const klevdb *db, klevdb_options *out) {
     (db)->err.code = KLEVDB_OK;                         \
   } while (0)
 
-static bool ro_again(klevdb *db, klevdb_err *rc, int *tries) {
+static uint64_t ro_moves(const klevdb *db) {
+  return db->st->ro ? __atomic_load_n(&db->st->moves, __ATOMIC_SEQ_CST) : 0;
+}
+
+/* *moves: st->moves when the failed try began. */
+static bool ro_again(klevdb *db, klevdb_err *rc, int *tries, uint64_t *moves) {
   store *st = db->st;
   if (!st->ro || !ro_transient(*rc)) return false;
   if (++*tries >= RO_TRIES) return false;
@@ -640,7 +652,14 @@ static bool ro_again(klevdb *db, klevdb_err *rc, int *tries) {
   st->dir_mtime = (struct timespec){0, 0};   /* list again whatever the mtime */
   pthread_rwlock_unlock(&st->lk);
   /* A failure here comes back from the next try's own follow. */
+  klevdb_error saved = db->err;
   follow(st, true, &db->err);
+  uint64_t now = ro_moves(db);
+  if (now == *moves) {
+    db->err = saved;
+    return false;
+  }
+  *moves = now;
   db->err.code = KLEVDB_OK;
   return true;
 }
@@ -650,7 +669,8 @@ static bool ro_again(klevdb *db, klevdb_err *rc, int *tries) {
     BEGIN(db);                                                  \
     klevdb_err rc_;                                             \
     int tries_ = 0;                                             \
-    while ((rc_ = (call)) && ro_again((db), &rc_, &tries_)) {   \
+    uint64_t moves_ = ro_moves(db);                             \
+    while ((rc_ = (call)) && ro_again((db), &rc_, &tries_, &moves_)) { \
     }                                                           \
     return rc_;                                                 \
   } while (0)

@@ -106,6 +106,9 @@ struct store {
   bool closing;
 
   /* read-only stores: following another process */
+  uint64_t moves;           /* atomic: bumped when files under the view
+                            ** moved (a segment replaced, removed or added
+                            ** by relist; a load that raced a rewrite) */
   struct timespec dir_mtime;
   int64_t refreshed;        /* coarse µs of the last refresh check */
 };
