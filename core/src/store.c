@@ -2081,20 +2081,27 @@ static klevdb_err delete_in(store *st, size_t si, drop_fn drop, void *ctx, klevd
   return rc;
 }
 
-/* delete_in, once more on an I/O error that changed nothing (no segment
-** was replaced): on a full disk, after giving back the space of the spare
-** files, which a marker and the first removals need; a delete that frees
-** space then goes on. The head's room allocated ahead is given back
-** first: a reopen would (close cuts it), so a delete must not need one. */
+/* Gives back the space the writer holds ahead, for a delete on a full
+** disk: the head's room allocated ahead (only close gave it back, so a
+** trim failed until a reopen) and the spare files of the next head (a
+** marker needs a little space before a delete frees any). Not on every
+** delete: cutting the head's file under a reader that scans its tail is
+** what close and sync do, rarely. */
+static void room_back(store *st) {
+  head_trim(st, head(st));
+  spare_drop(st);
+}
+
+/* delete_in, once more after room_back on an I/O error that changed
+** nothing (no segment was replaced). */
 static klevdb_err delete_seg(store *st, size_t si, drop_fn drop, void *ctx, klevdb_deleted *out,
                              kbuf *offs, klevdb_error *e) {
-  head_trim(st, head(st));
   int64_t count = out->count;
   size_t have = offs ? offs->len : 0;
   klevdb_err rc = delete_in(st, si, drop, ctx, out, offs, e);
   if (rc == KLEVDB_EIO && out->count == count) {
     if (offs) offs->len = have;
-    spare_drop(st);
+    room_back(st);
     rc = delete_in(st, si, drop, ctx, out, offs, e);
   }
   return rc;
@@ -2180,11 +2187,9 @@ static klevdb_err delete_ranges_locked(store *st, const klevdb_range *r, size_t 
   bool marked = touched > 1;
   klevdb_err rc = KLEVDB_OK;
   if (marked) {
-    /* The marker needs a little space: on a full disk, see delete_seg. */
-    head_trim(st, head(st));
     rc = ranges_mark(st->dir, r, k, st->opts.auto_sync, e);
     if (rc == KLEVDB_EIO) {
-      spare_drop(st);
+      room_back(st);
       rc = ranges_mark(st->dir, r, k, st->opts.auto_sync, e);
     }
   }
