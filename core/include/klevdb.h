@@ -251,7 +251,10 @@ typedef struct klevdb_range {
 } klevdb_range;
 
 /* Removes every message inside the ranges, in all segments. Segments that
-** lose every message are unlinked without being read. */
+** lose every message are unlinked without being read. All or nothing
+** across a crash: the ranges are written to the store's folder before the
+** first segment changes, and the next read-write open finishes a delete
+** that a crash (or an I/O error after it began) interrupted. */
 klevdb_err klevdb_delete_ranges(klevdb *db, const klevdb_range *ranges,
                                 size_t n, klevdb_deleted *out);
 

@@ -260,6 +260,14 @@ klevdb_err delete_mark(const char *dir, int64_t old_base, int64_t new_base, cons
                        const char *tmp_idx, bool sync, klevdb_error *e);
 void delete_unmark(const char *dir, bool sync);
 klevdb_err delete_recover(const char *dir, klevdb_error *e);
+/* A delete of several segments (batch.c): its ranges are written before
+** the first segment changes (ranges_mark) and removed after the last;
+** ranges_pending gives those of one a crash interrupted (KLEVDB_ENOTFOUND:
+** none), for open to finish. */
+klevdb_err ranges_mark(const char *dir, const klevdb_range *r, size_t n, bool sync,
+                       klevdb_error *e);
+void ranges_unmark(const char *dir, bool sync);
+klevdb_err ranges_pending(const char *dir, klevdb_range **out, size_t *nout, klevdb_error *e);
 
 /* ---- directory maintenance (dirops.c) ---- */
 
