@@ -151,17 +151,15 @@ static klevdb_err index_map(store *st, seg *s, klevdb_error *e) {
       return rc;
     }
     s->iver = st->newver;
-    if (!st->ro) {
-      /* Go writes the rebuilt index too; a read-only store never writes. */
-      rc = index_write(path, s->iver, st->params, items.p, items.len, true, e);
-      if (rc) {
-        kbuf_free(&items);
-        return rc;
-      }
-    }
+    /* Go writes the rebuilt index too; a read-only store never writes. The
+    ** items are in memory: a failure to keep them (a full disk) fails no
+    ** read, the next open rebuilds them again. */
+    int64_t isize = fd < 0 ? 0 : sb.st_size;   /* what the file holds, for stat */
+    if (!st->ro && !index_write(path, s->iver, st->params, items.p, items.len, true, NULL))
+      isize = (s->iver == FMT_V2 ? FILE_HDR : 0) + (int64_t)items.len;
     s->ibuf = items;
     s->n = items.len / st->isz;
-    s->isize = (s->iver == FMT_V2 ? FILE_HDR : 0) + (int64_t)items.len;
+    s->isize = isize;
     return KLEVDB_OK;
   }
   kmap *m;
@@ -428,6 +426,30 @@ klevdb_err seg_stat(store *st, seg *s, int64_t *msgs, int64_t *bytes,
 
 /* ---- the head of a read-write store ---- */
 
+/* Leaves the head's .index at its header alone (see head_open). A file
+** with a good header is cut in one ftruncate; anything else starts again
+** (an empty file also means "rebuild" to both libraries). */
+static klevdb_err head_index_reset(store *st, seg *s, const char *path, klevdb_error *e) {
+  int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return kerr_sys(e, errno, "open %s", path);
+  int64_t hdr = s->iver == FMT_V2 ? FILE_HDR : 0;
+  uint8_t want[FILE_HDR], have[FILE_HDR];
+  index_header(want, st->params);
+  struct stat sb;
+  int err = fstat(fd, &sb) < 0 ? errno : 0;
+  bool good = !err && sb.st_size >= hdr &&
+              (hdr == 0 || (pread(fd, have, FILE_HDR, 0) == FILE_HDR && !memcmp(have, want, FILE_HDR)));
+  if (!err && !good) {
+    if (ftruncate(fd, 0) < 0) err = errno;
+    else if (hdr) err = pwrite_full(fd, want, FILE_HDR, 0);
+  } else if (!err && sb.st_size > hdr && ftruncate(fd, hdr) < 0) {
+    err = errno;
+  }
+  if (!err && st->opts.auto_sync && fdatasync(fd) < 0) err = errno;
+  close(fd);
+  return err ? kerr_sys(e, err, "reset %s", path) : KLEVDB_OK;
+}
+
 klevdb_err head_open(store *st, seg *s, bool create, klevdb_error *e) {
   char lpath[PATH_CAP], ipath[PATH_CAP];
   seg_path(lpath, sizeof(lpath), st->dir, s->base, ".log");
@@ -467,6 +489,13 @@ klevdb_err head_open(store *st, seg *s, bool create, klevdb_error *e) {
   bool rewrite;
   rc = live_items(st, s, true, &rewrite, e);
   if (rc) goto fail;
+  /* While a writer appends, the head's .index holds its header alone: both
+  ** libraries rebuild such an index from the log at open, so whatever
+  ** moment the writer dies at, the index cannot lag the log (Go trusts an
+  ** index with items and would reuse the offsets it lacks). The items are
+  ** written whole when the head is sealed (head_seal). First, so that an
+  ** index that ran ahead of the log never meets the log cut below. */
+  if ((rc = head_index_reset(st, s, ipath, e))) goto fail;
   if (s->log_end < sb.st_size) {
     /* Cut a torn tail so the next record follows the last good one. */
     if (ftruncate(fd, s->log_end) < 0 || fdatasync(fd) < 0) {
@@ -474,47 +503,11 @@ klevdb_err head_open(store *st, seg *s, bool create, klevdb_error *e) {
       goto fail;
     }
   }
-  size_t have = s->n * st->isz;
-  int ifd = open(ipath, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-  if (ifd < 0) {
-    rc = kerr_sys(e, errno, "open %s", ipath);
-    goto fail;
-  }
-  struct stat ib;
-  if (fstat(ifd, &ib) < 0) {
-    rc = kerr_sys(e, errno, "stat %s", ipath);
-    close(ifd);
-    goto fail;
-  }
-  int64_t hdr = s->iver == FMT_V2 ? FILE_HDR : 0;
-  int64_t file_items = ib.st_size > hdr ? ib.st_size - hdr : 0;
-  if (rewrite || file_items > (int64_t)have || ib.st_size == 0 ||
-      (ib.st_size < hdr)) {
-    /* Start the file again: header, then every item (flushed below). */
-    if (ftruncate(ifd, 0) < 0) {
-      rc = kerr_sys(e, errno, "truncate %s", ipath);
-      close(ifd);
-      goto fail;
-    }
-    if (hdr) {
-      uint8_t h[FILE_HDR];
-      index_header(h, st->params);
-      int err = write_full(ifd, h, FILE_HDR);
-      if (err) {
-        rc = kerr_sys(e, err, "write %s", ipath);
-        close(ifd);
-        goto fail;
-      }
-    }
-    file_items = 0;
-  }
-  st->ifd = ifd;
-  st->iflushed = (size_t)file_items;
   st->alloc = s->log_end;
   s->loaded = true;
   if (s->n) st->last_ts = item_ts(s->ibuf.p + (s->n - 1) * st->isz, st->params);
   else if (!create) st->last_ts = 0;
-  return head_flush(st, s, e);
+  return KLEVDB_OK;
 
 fail:
   kmap_unref(s->log);
@@ -552,21 +545,12 @@ klevdb_err seg_create_empty(store *st, int64_t base, klevdb_error *e) {
   return KLEVDB_OK;
 }
 
-klevdb_err head_flush(store *st, seg *h, klevdb_error *e) {
-  size_t have = h->n * st->isz;
-  if (st->iflushed >= have) return KLEVDB_OK;
-  int err = write_full(st->ifd, h->ibuf.p + st->iflushed, have - st->iflushed);
-  if (err) {
-    /* Keep the file at a whole number of items; the log still has all. */
-    struct stat sb;
-    if (fstat(st->ifd, &sb) == 0) {
-      int64_t hdr = h->iver == FMT_V2 ? FILE_HDR : 0;
-      if (ftruncate(st->ifd, hdr + (int64_t)st->iflushed) < 0) { /* reopen repairs */ }
-    }
-    return kerr_sys(e, err, "write index of segment %lld", (long long)h->base);
-  }
-  st->iflushed = have;
-  return KLEVDB_OK;
+klevdb_err head_seal(store *st, seg *h, bool sync, klevdb_error *e) {
+  char path[PATH_CAP];
+  seg_path(path, sizeof(path), st->dir, h->base, ".index");
+  /* A temporary file renamed over the header-only one: the index goes
+  ** from "rebuild me" to complete in one step, never half written. */
+  return index_write(path, h->iver, st->params, h->ibuf.p, h->n * st->isz, sync, e);
 }
 
 void head_trim(store *st, seg *s) {
@@ -576,11 +560,6 @@ void head_trim(store *st, seg *s) {
 
 void head_close(store *st, seg *s, bool sync) {
   head_trim(st, s);
-  if (st->ifd >= 0) {
-    if (sync) fdatasync(st->ifd);
-    close(st->ifd);
-    st->ifd = -1;
-  }
   if (s->fd >= 0) {
     if (sync) fdatasync(s->fd);
     close(s->fd);

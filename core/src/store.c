@@ -19,9 +19,6 @@
 #include "store.h"
 
 #define PATH_CAP 4096
-/* Head items are written to the .index in groups of this many bytes: the
-** log is the source of truth, and open indexes whatever the file lacks. */
-#define FLUSH_BYTES 4096
 /* A read-only store looks for another process's changes at least this
 ** often (µs), and on every read that reaches the end of what it knows. */
 #define FOLLOW_US 10000
@@ -301,7 +298,6 @@ static void store_free(store *st) {
   for (size_t i = 0; i < st->nsegs; i++) seg_free(st->segs[i]);
   free(st->segs);
   free(st->bases);
-  if (st->ifd >= 0) close(st->ifd);
   if (st->lockfd >= 0) close(st->lockfd);  /* releases the flock */
   kt_free(&st->kt);
   kbuf_free(&st->wbuf);
@@ -324,7 +320,7 @@ static klevdb_err store_open(const char *dir, const klevdb_options *o, store **o
   store *st = calloc(1, sizeof(*st));
   if (!st) return kerr_sys(e, ENOMEM, "open");
   st->dir = strdup(dir);
-  st->lockfd = st->ifd = -1;
+  st->lockfd = -1;
   pthread_mutex_init(&st->wmu, NULL);
   /* Writers first: readers polling in a loop must not starve publish,
   ** which takes lk for writing only briefly. */
@@ -439,8 +435,10 @@ static void store_close(store *st) {
   pthread_mutex_unlock(&st->cvmu);
   pthread_mutex_lock(&st->wmu);
   if (!st->ro) {
-    head_flush(st, head(st), NULL);
-    head_close(st, head(st), true);
+    seg *h = head(st);
+    head_trim(st, h);
+    if (h->live && h->fd >= 0) head_seal(st, h, true, NULL);
+    head_close(st, h, true);
     spare_stop(st);
   }
   pthread_mutex_unlock(&st->wmu);
@@ -623,7 +621,6 @@ static klevdb_err head_gone(store *st, seg *h, const char *what, klevdb_error *e
 static klevdb_err rollover(store *st, klevdb_error *e) {
   seg *old = head(st);
   klevdb_err rc = head_gone(st, old, "publish", e);
-  if (!rc) rc = head_flush(st, old, e);
   if (rc) return rc;
   head_trim(st, old);
   seg *s = seg_new(st->next);
@@ -633,20 +630,18 @@ static klevdb_err rollover(store *st, klevdb_error *e) {
     seg_free(s);
     return KLEVDB_OK;
   }
-  int ifd = st->ifd;
-  size_t iflushed = st->iflushed;
   spare_take(st, s->base);
   rc = head_open(st, s, true, e);
   if (rc) {
-    st->ifd = ifd;
-    st->iflushed = iflushed;
     seg_free(s);
     return rc;
   }
-  int nifd = st->ifd;
-  st->ifd = ifd;
+  /* The old head's index is written once the new head exists: until then
+  ** it stays the head, whose index must not have items (head_open). It is
+  ** derived from the log, so a failure (a full disk) fails nothing: a
+  ** sealed segment whose index has no items is rebuilt by whoever reads it. */
+  head_seal(st, old, st->opts.auto_sync, NULL);
   head_close(st, old, st->opts.auto_sync);
-  st->ifd = nifd;
   if (st->opts.auto_sync && (rc = dir_sync(st->dir, e))) { /* the data is safe; report */ }
   pthread_rwlock_wrlock(&st->lk);
   klevdb_err prc = segs_push(st, s, e);
@@ -717,7 +712,7 @@ static void wake_waiters(store *st) {
 /* Puts the batch segments at bases (written under temporary names) in
 ** place after the head, and into the segment list. An empty head at the
 ** next offset is replaced by the first of them; a head with records stays
-** and is sealed. Caller holds wmu and has flushed the head. */
+** and is sealed. Caller holds wmu. */
 static klevdb_err install_batch(store *st, const int64_t *bases, size_t nb, klevdb_error *e) {
   seg *h = head(st);
   bool replace = h->n == 0 && h->base == st->next;
@@ -726,6 +721,9 @@ static klevdb_err install_batch(store *st, const int64_t *bases, size_t nb, klev
   for (size_t i = 0; news && i < nb; i++)
     if (!(news[i] = seg_new(bases[i]))) rc = kerr_sys(e, ENOMEM, "publish");
   if (!news) rc = kerr_sys(e, ENOMEM, "publish");
+  /* A head left with room allocated ahead must not become a sealed
+  ** segment with zeros at its end. */
+  head_trim(st, h);
   if (!rc) rc = batch_commit(st->dir, bases, nb, replace, st->opts.auto_sync, e);
   else batch_discard(st->dir, bases, nb);
   if (rc) {
@@ -733,7 +731,9 @@ static klevdb_err install_batch(store *st, const int64_t *bases, size_t nb, klev
     free(news);
     return rc;
   }
-  /* The files are in place; now the segment list follows. */
+  /* The files are in place; now the segment list follows. A head that
+  ** stays (sealed) gets its whole index; its data is safe either way. */
+  if (!replace) head_seal(st, h, st->opts.auto_sync, NULL);
   head_close(st, h, st->opts.auto_sync);
   rc = head_open(st, news[nb - 1], false, e);
   pthread_rwlock_wrlock(&st->lk);
@@ -760,9 +760,7 @@ static klevdb_err install_batch(store *st, const int64_t *bases, size_t nb, klev
 static klevdb_err publish_split(store *st, const klevdb_msg *msgs, size_t n, klevdb_error *e) {
   int64_t last_ts = st->last_ts, *bases;
   size_t nb;
-  klevdb_err rc = head_flush(st, head(st), e);
-  if (rc) return rc;
-  rc = batch_write(st->dir, st->newver, st->params, st->opts.rollover, msgs, n, st->next,
+  klevdb_err rc = batch_write(st->dir, st->newver, st->params, st->opts.rollover, msgs, n, st->next,
                    wall_us(), &last_ts, st->opts.auto_sync, &bases, &nb, e);
   if (rc) return rc;
   rc = install_batch(st, bases, nb, e);
@@ -806,7 +804,6 @@ klevdb_err store_stage_commit(klevdb *db, int64_t base, const int64_t *bases, si
   else if (st->next != base)
     rc = kerr(e, KLEVDB_EINVAL, "publish: the store moved on while the batch was staged "
               "(next offset %lld, staged from %lld)", (long long)st->next, (long long)base);
-  if (!rc) rc = head_flush(st, head(st), e);
   if (!rc) {
     rc = install_batch(st, bases, nb, e);
     if (!rc) wake_waiters(st);
@@ -849,10 +846,14 @@ klevdb_err klevdb_publish(klevdb *db, const klevdb_msg *msgs, size_t n, int64_t 
   }
 
   int ver = h->ver;
-  /* V2 heads append by copying into their mapping (no system call per
-  ** publish); the space is allocated ahead and cut off again at close. A
-  ** V1 head, or a file system without fallocate, appends with write(). */
-  bool mapped = ver == FMT_V2 && !st->no_fallocate;
+  /* By default the log grows by one pwrite() per batch, so that its size is
+  ** always the end of its last record, whatever moment the process dies at
+  ** (Go appends at the size it finds). With preallocate, a V2 head appends
+  ** by copying into its mapping (no system call per publish); the space is
+  ** allocated ahead and cut off again at sync, rollover and close, so after
+  ** a crash the log ends in zeros until the next open of ours (or Go's
+  ** Recover) cuts them. */
+  bool mapped = st->opts.preallocate && ver == FMT_V2 && !st->no_fallocate;
   if (mapped && (rc = head_room(st, h, h->log_end + (int64_t)total, &mapped, e))) goto out;
   uint8_t *dst;
   if (mapped) {
@@ -899,13 +900,19 @@ klevdb_err klevdb_publish(klevdb *db, const klevdb_msg *msgs, size_t n, int64_t 
     pos += rec_size(ver, m->key_len, m->value_len);
   }
   if (!mapped) {
-    /* The rest of the batch, then its first record, at the log's end (no
-    ** O_APPEND: positions are ours); on failure cut the log back so that
-    ** nothing of the batch stays (spec B9). */
-    size_t rest = (size_t)(pos - h->log_end) - len0;
+    /* One write within a page is all or nothing, a kill included (the
+    ** kernel looks for a fatal signal before each page it copies). A batch
+    ** that crosses a page boundary is written past the first page's bytes,
+    ** then those: until then it starts with zeros (a torn tail that our
+    ** open cuts whole, and that Go's scan rejects as a bad record rather
+    ** than reading past). No O_APPEND: positions are ours; on failure cut
+    ** the log back so that nothing of the batch stays (spec B9). */
+    size_t total = (size_t)(pos - h->log_end);
+    size_t first = 4096 - (size_t)(h->log_end & 4095);
+    if (first > total) first = total;
     int err = 0;
-    if (rest) err = pwrite_full(h->fd, dst + len0, rest, h->log_end + (int64_t)len0);
-    if (!err) err = pwrite_full(h->fd, dst, len0, h->log_end);
+    if (total > first) err = pwrite_full(h->fd, dst + first, total - first, h->log_end + (int64_t)first);
+    if (!err) err = pwrite_full(h->fd, dst, first, h->log_end);
     if (err) {
       if (ftruncate(h->fd, h->log_end) < 0) { /* open cuts a torn tail */ }
       rc = kerr_sys(e, err, "publish: write segment %lld", (long long)h->base);
@@ -939,13 +946,6 @@ klevdb_err klevdb_publish(klevdb *db, const klevdb_msg *msgs, size_t n, int64_t 
   }
   pthread_rwlock_unlock(&st->lk);
   st->last_ts = last_ts;
-
-  /* The index is derived from the log: writing it is best effort (a
-  ** failure is retried at the next flush, and open re-indexes the log), so
-  ** it never fails a publish that is already visible. */
-  if (st->opts.auto_sync || h->n * st->isz - st->iflushed >= FLUSH_BYTES) {
-    if (head_flush(st, h, NULL) == KLEVDB_OK && st->opts.auto_sync) fdatasync(st->ifd);
-  }
   wake_waiters(st);
 out:
   if (next_out) *next_out = rc ? KLEVDB_OFFSET_INVALID : st->next;
@@ -1678,11 +1678,11 @@ klevdb_err klevdb_sync(klevdb *db, int64_t *next_out) {
   } else {
     pthread_mutex_lock(&st->wmu);
     seg *h = head(st);
-    /* After a sync the files are exactly what Go would have written. */
+    /* After a sync the log is exactly what Go would have written; the
+    ** head's index stays at its header until the head is sealed. */
     head_trim(st, h);
     rc = head_gone(st, h, "sync", &db->err);
-    if (!rc) rc = head_flush(st, h, &db->err);
-    if (!rc && h->fd >= 0 && (fdatasync(h->fd) < 0 || fdatasync(st->ifd) < 0))
+    if (!rc && h->fd >= 0 && fdatasync(h->fd) < 0)
       rc = kerr_sys(&db->err, errno, "sync segment %lld", (long long)h->base);
     pthread_mutex_unlock(&st->wmu);
   }
@@ -1715,13 +1715,11 @@ klevdb_err klevdb_backup(klevdb *db, const char *dir) {
   if (!dir || !*dir) return kerr(e, KLEVDB_EINVAL, "backup: no directory given");
   klevdb_err rc = mkdirs(dir, e);
   if (rc) return rc;
-  /* Holding the writer lock makes the copy of the head match its index
-  ** (Go's bug B11); the head's items are flushed first. */
+  /* Holding the writer lock makes the copy of the head consistent (Go's
+  ** bug B11): its log ends at its last record and its index, a header
+  ** alone, is rebuilt from it by whoever opens the copy. */
   pthread_mutex_lock(&st->wmu);
-  if (!st->ro) {
-    head_trim(st, head(st));
-    rc = head_flush(st, head(st), e);
-  }
+  if (!st->ro) head_trim(st, head(st));
   pthread_rwlock_rdlock(&st->lk);
   /* Progress in segments: the list cannot change while lk is held. */
   void (*progress)(void *, int64_t, int64_t) = st->opts.progress;
@@ -1736,7 +1734,13 @@ klevdb_err klevdb_backup(klevdb *db, const char *dir) {
       /* A segment may lack its index (rebuilt on use), never its log. */
       bool virtual_empty = st->ro && st->nsegs == 1;   /* a read-only store with no files */
       if ((k == 1 || virtual_empty) && access(src, F_OK) < 0 && errno == ENOENT) continue;
-      rc = file_copy(src, dst, e);
+      /* The head's own index holds its header alone while it is written:
+      ** the copy gets the items, as sealing would write them. */
+      seg *s = st->segs[si];
+      if (k == 1 && !st->ro && s->live)
+        rc = index_write(dst, s->iver, st->params, s->ibuf.p, s->n * st->isz, true, e);
+      else
+        rc = file_copy(src, dst, e);
     }
     if (!rc && progress) progress(st->opts.progress_arg, (int64_t)si + 1, total);
   }
@@ -1786,7 +1790,6 @@ static klevdb_err delete_in(store *st, size_t si, drop_fn drop, void *ctx, klevd
   bool is_head = si + 1 == st->nsegs && !st->ro;
   klevdb_err rc = load(st, s, e);
   if (rc) return rc;
-  if (is_head && (rc = head_flush(st, head(st), e))) return rc;
   /* A kill between the renames below can leave the old head as a sealed
   ** segment: without the room allocated ahead, its log reads as it is. */
   if (is_head) head_trim(st, s);

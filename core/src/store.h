@@ -66,10 +66,8 @@ struct store {
   int64_t next;             /* next offset (atomic reads) */
 
   /* head writer state (read-write stores), under wmu */
-  int ifd;                  /* head .index, append */
-  size_t iflushed;          /* bytes of head items already in the file */
   int64_t last_ts;          /* time clamp carried across segments */
-  int64_t alloc;            /* head log bytes allocated (mapped appends) */
+  int64_t alloc;            /* head log bytes allocated (preallocate) */
   bool no_fallocate;        /* the file system cannot: append with write() */
   kbuf wbuf;
 
@@ -136,9 +134,10 @@ static inline int64_t seg_next(const seg *s, size_t isz) {
 klevdb_err head_open(store *st, seg *s, bool create, klevdb_error *e);
 /* Creates an empty segment's files at base (if there are none). */
 klevdb_err seg_create_empty(store *st, int64_t base, klevdb_error *e);
-/* Writes head items not yet in the .index file. */
-klevdb_err head_flush(store *st, seg *h, klevdb_error *e);
-/* Closes the head's files (fsyncs them first if sync). */
+/* Writes the head's whole .index (which holds only its header while the
+** head is written): the head is being sealed or closed. */
+klevdb_err head_seal(store *st, seg *h, bool sync, klevdb_error *e);
+/* Closes the head's log (fsyncs it first if sync); head_seal first. */
 void head_close(store *st, seg *s, bool sync);
 /* Cuts the head log back to its records: appends copy into the mapping of
 ** space allocated ahead, which must not outlive the writer. */
