@@ -1022,6 +1022,9 @@ static klevdb_err read_begin(klevdb *db, klevdb_batch *b, bool at_end) {
 /* Consume within segment index si (spec 5.4), under lk. */
 static klevdb_err consume_in(store *st, size_t si, int64_t offset, size_t max, int flags,
                              klevdb_batch *b, klevdb_error *e) {
+  /* Later segments are read from the same offset on, not from their first
+  ** item: nothing below it comes back, whatever the files say. */
+  const int64_t from = offset;
   for (;;) {
     seg *s = st->segs[si];
     bool last = si + 1 == st->nsegs;
@@ -1044,7 +1047,7 @@ static klevdb_err consume_in(store *st, size_t si, int64_t offset, size_t max, i
                     (long long)offset, (long long)st->next);
       }
       si++;
-      offset = KLEVDB_OFFSET_OLDEST;
+      offset = from >= 0 ? from : KLEVDB_OFFSET_OLDEST;
       continue;
     }
     size_t count = s->n - (size_t)i;
@@ -1174,6 +1177,9 @@ klevdb_err klevdb_consume_by_key(klevdb *db, const void *key, size_t key_len, in
   klevdb_err rc = read_begin(db, b, true);
   if (rc) return rc;
   uint64_t h = klevdb_key_hash(key, key_len);
+  /* Nothing below the offset asked for is ever returned, whatever the
+  ** files say: a caller that goes on from next_offset always moves on. */
+  const int64_t floor = offset < 0 ? INT64_MIN : offset;
   pthread_rwlock_rdlock(&st->lk);
   size_t si = pick_consume(st, offset);
   for (;;) {
@@ -1187,7 +1193,7 @@ klevdb_err klevdb_consume_by_key(klevdb *db, const void *key, size_t key_len, in
     long i = offset == KLEVDB_OFFSET_OLDEST ? 0 : items_seek(items, s->n, st->isz, offset);
     for (size_t k = i < 0 ? s->n : (size_t)i; k < s->n && b->len < max_count; k++) {
       const uint8_t *it = items + k * st->isz;
-      if (item_hash(it, st->params) != h) continue;
+      if (item_hash(it, st->params) != h || item_off(it) < floor) continue;
       klevdb_msg m;
       if ((rc = seg_read(st, s, k, &m, e))) break;
       if (m.key_len != key_len || (key_len && memcmp(m.key, key, key_len) != 0)) continue;
