@@ -398,6 +398,15 @@ klevdb_err seg_load(store *st, seg *s, klevdb_error *e) {
       else rc = live_items(st, s, false, &rewrite, e);
     } else if (!rc) {
       rc = index_map(st, s, seg_upper(st, s), e);
+      if (!rc && !s->summed) {
+        const uint8_t *items = seg_items(s);
+        s->sum_n = (int64_t)s->n;
+        s->sum_bytes = s->log_end + s->isize;
+        s->sum_ts_lo = s->n ? item_ts(items, st->params) : INT64_MAX;
+        s->sum_ts_hi = s->n ? item_ts(items + (s->n - 1) * st->isz, st->params) : INT64_MIN;
+        __atomic_store_n(&s->summed, true, __ATOMIC_RELEASE);
+      }
+      if (!rc) __atomic_add_fetch(&st->loads, 1, __ATOMIC_RELAXED);
     }
     if (!rc) __atomic_store_n(&s->loaded, true, __ATOMIC_RELEASE);
   }

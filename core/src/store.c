@@ -24,6 +24,11 @@
 #define FOLLOW_US 10000
 /* A batch over this many rollover sizes is split into segments. */
 #define SPLIT_FACTOR 4
+/* Sealed segments kept mapped (two mappings each: Linux allows 65,530 a
+** process): past this, the least recently used are unmapped, looked for
+** once every SWEEP_EVERY mappings. */
+#define MAP_MAX 1024
+#define SWEEP_EVERY 128
 
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23   /* Linux 5.14; older kernels ignore it */
@@ -119,6 +124,90 @@ static klevdb_err load(store *st, seg *s, klevdb_error *e) {
   if (__atomic_load_n(&s->atime, __ATOMIC_RELAXED) != t)
     __atomic_store_n(&s->atime, t, __ATOMIC_RELAXED);
   return seg_load(st, s, e);
+}
+
+/* Unmaps the least recently used sealed segments while more than MAP_MAX
+** are mapped (down to 3/4 of it, so that sweeps stay rare). Caller holds
+** lk for writing: no reader is inside a segment. They map again on use;
+** readers keep what they hold through their batches' pins. */
+static int cmp_atime(const void *a, const void *b) {
+  int64_t x = (*(seg *const *)a)->atime, y = (*(seg *const *)b)->atime;
+  return (x > y) - (x < y);
+}
+static void sweep(store *st) {
+  __atomic_store_n(&st->swept, __atomic_load_n(&st->loads, __ATOMIC_RELAXED), __ATOMIC_RELAXED);
+  size_t n = 0;
+  for (size_t i = 0; i < st->nsegs; i++) {
+    seg *s = st->segs[i];
+    if (s->loaded && !s->live) n++;
+  }
+  if (n <= MAP_MAX) return;
+  seg **v = malloc(n * sizeof(seg *));
+  if (!v) return;   /* next time */
+  n = 0;
+  for (size_t i = 0; i < st->nsegs; i++) {
+    seg *s = st->segs[i];
+    if (s->loaded && !s->live) v[n++] = s;
+  }
+  qsort(v, n, sizeof(seg *), cmp_atime);
+  for (size_t i = 0; i < n - MAP_MAX * 3 / 4; i++) seg_unload(v[i]);
+  free(v);
+}
+
+/* After a call that may have mapped segments (no lock held). The writer
+** lock too, as for gc: a delete reads its segment without holding lk. */
+static void maybe_sweep(store *st) {
+  if (__atomic_load_n(&st->loads, __ATOMIC_RELAXED) - __atomic_load_n(&st->swept, __ATOMIC_RELAXED) <
+      SWEEP_EVERY)
+    return;
+  pthread_mutex_lock(&st->wmu);
+  pthread_rwlock_wrlock(&st->lk);
+  sweep(st);
+  pthread_rwlock_unlock(&st->lk);
+  pthread_mutex_unlock(&st->wmu);
+}
+
+/* Segment s for a walk over many segments: s itself when it is mapped (it
+** stays so while lk is held) or live, else a private copy mapped for the
+** caller alone, so that a walk maps one segment at a time instead of
+** keeping all it passed (a store may have more than the process can map).
+** unpeek() frees the copy; batches pin what they return from it. */
+static klevdb_err peek(store *st, seg *s, seg **view, klevdb_error *e) {
+  *view = s;
+  if (s->live || __atomic_load_n(&s->loaded, __ATOMIC_ACQUIRE)) return load(st, s, e);
+  seg *t = seg_new(s->base);
+  if (!t) return kerr_sys(e, ENOMEM, "read segment %lld", (long long)s->base);
+  klevdb_err rc = seg_load(st, t, e);
+  if (rc) {
+    seg_free(t);
+    return rc;
+  }
+  if (!__atomic_load_n(&s->summed, __ATOMIC_ACQUIRE)) {
+    pthread_mutex_lock(&s->load_mu);
+    if (!s->summed) {
+      s->sum_n = t->sum_n;
+      s->sum_bytes = t->sum_bytes;
+      s->sum_ts_lo = t->sum_ts_lo;
+      s->sum_ts_hi = t->sum_ts_hi;
+      __atomic_store_n(&s->summed, true, __ATOMIC_RELEASE);
+    }
+    pthread_mutex_unlock(&s->load_mu);
+  }
+  *view = t;
+  return KLEVDB_OK;
+}
+static void unpeek(seg *s, seg *view) {
+  if (view != s) seg_free(view);
+}
+
+/* The summary of sealed segment s (see seg), mapping it for a moment if
+** nothing is known of it yet. */
+static klevdb_err summary(store *st, seg *s, klevdb_error *e) {
+  if (__atomic_load_n(&s->summed, __ATOMIC_ACQUIRE)) return KLEVDB_OK;
+  seg *v;
+  klevdb_err rc = peek(st, s, &v, e);
+  if (!rc) unpeek(s, v);
+  return rc;
 }
 
 /* kt_match_fn: does the item at offset carry this key hash? */
@@ -630,9 +719,19 @@ static klevdb_err rollover(store *st, klevdb_error *e) {
     seg_free(s);
     return KLEVDB_OK;
   }
+  /* The new head's files are new (its base is past every segment): if it
+  ** cannot be opened, none of it stays, and the publish fails with why. */
+  char lp[PATH_CAP], ip[PATH_CAP];
+  seg_path(lp, sizeof(lp), st->dir, s->base, ".log");
+  seg_path(ip, sizeof(ip), st->dir, s->base, ".index");
+  bool fresh = access(lp, F_OK) < 0 && errno == ENOENT;
   spare_take(st, s->base);
   rc = head_open(st, s, true, e);
   if (rc) {
+    if (fresh) {
+      unlink(lp);
+      unlink(ip);
+    }
     seg_free(s);
     return rc;
   }
@@ -1143,6 +1242,7 @@ klevdb_err klevdb_read(klevdb *db, int64_t offset, size_t max_count, int flags, 
     pthread_rwlock_rdlock(&st->lk);
     rc = consume_back(st, offset, max_count, flags, b, e);
     pthread_rwlock_unlock(&st->lk);
+    maybe_sweep(st);
     if (rc) batch_fail(b);
     return rc;
   }
@@ -1161,6 +1261,7 @@ klevdb_err klevdb_read(klevdb *db, int64_t offset, size_t max_count, int flags, 
     rc = consume_in(st, pick_consume(st, offset), offset, max_count, flags, b, e);
   }
   pthread_rwlock_unlock(&st->lk);
+  maybe_sweep(st);
   if (rc) batch_fail(b);
   return rc;
 }
@@ -1183,28 +1284,30 @@ klevdb_err klevdb_consume_by_key(klevdb *db, const void *key, size_t key_len, in
   pthread_rwlock_rdlock(&st->lk);
   size_t si = pick_consume(st, offset);
   for (;;) {
-    seg *s = st->segs[si];
-    if ((rc = load(st, s, e))) break;
+    seg *s = st->segs[si], *v;
+    /* A key's messages may be far apart: segments passed are not kept. */
+    if ((rc = peek(st, s, &v, e))) break;
     if (offset == KLEVDB_OFFSET_NEWEST) {
-      b->next_offset = si + 1 == st->nsegs ? st->next : seg_next(s, st->isz);
+      b->next_offset = si + 1 == st->nsegs ? st->next : seg_next(v, st->isz);
+      unpeek(s, v);
       break;
     }
-    const uint8_t *items = seg_items(s);
-    long i = offset == KLEVDB_OFFSET_OLDEST ? 0 : items_seek(items, s->n, st->isz, offset);
-    for (size_t k = i < 0 ? s->n : (size_t)i; k < s->n && b->len < max_count; k++) {
+    const uint8_t *items = seg_items(v);
+    long i = offset == KLEVDB_OFFSET_OLDEST ? 0 : items_seek(items, v->n, st->isz, offset);
+    for (size_t k = i < 0 ? v->n : (size_t)i; k < v->n && b->len < max_count; k++) {
       const uint8_t *it = items + k * st->isz;
       if (item_hash(it, st->params) != h || item_off(it) < floor) continue;
       klevdb_msg m;
-      if ((rc = seg_read(st, s, k, &m, e))) break;
+      if ((rc = seg_read(st, v, k, &m, e))) break;
       if (m.key_len != key_len || (key_len && memcmp(m.key, key, key_len) != 0)) continue;
       if ((rc = batch_add(b, &m, e))) break;
     }
-    if (rc) break;
-    if (b->len) {
+    if (!rc && b->len) {
       b->next_offset = b->msgs[b->len - 1].offset + 1;
-      batch_pin(b, s->log);
-      break;
+      batch_pin(b, v->log);
     }
+    unpeek(s, v);
+    if (rc || b->len) break;
     if (si + 1 == st->nsegs) {
       b->next_offset = st->next;
       break;
@@ -1213,6 +1316,7 @@ klevdb_err klevdb_consume_by_key(klevdb *db, const void *key, size_t key_len, in
     offset = KLEVDB_OFFSET_OLDEST;
   }
   pthread_rwlock_unlock(&st->lk);
+  maybe_sweep(st);
   if (rc) {
     b->len = 0;
     b->next_offset = KLEVDB_OFFSET_INVALID;
@@ -1307,6 +1411,7 @@ klevdb_err klevdb_get(klevdb *db, int64_t offset, klevdb_batch *b) {
   pthread_rwlock_rdlock(&st->lk);
   rc = get_locked(st, offset, b, &db->err);
   pthread_rwlock_unlock(&st->lk);
+  maybe_sweep(st);
   return rc;
 }
 
@@ -1327,18 +1432,20 @@ static klevdb_err kt_extend(store *st, klevdb_error *e) {
     else hi = mid;
   }
   if (lo == 0) return KLEVDB_OK;
-  seg *s = st->segs[lo - 1];
-  klevdb_err rc = load(st, s, e);
+  seg *s = st->segs[lo - 1], *v;
+  klevdb_err rc = peek(st, s, &v, e);
   if (rc) return rc;
-  const uint8_t *items = seg_items(s);
-  for (size_t i = 0; i < s->n; i++) {
+  const uint8_t *items = seg_items(v);
+  for (size_t i = 0; i < v->n; i++) {
     const uint8_t *it = items + i * st->isz;
     if (!kt_put(&st->kt, item_hash(it, st->params), item_off(it), kt_same, st)) {
       kt_free(&st->kt);
       st->kt_state = -1;
+      unpeek(s, v);
       return KLEVDB_OK;
     }
   }
+  unpeek(s, v);
   st->kt_lo = s->base;
   return KLEVDB_OK;
 }
@@ -1366,15 +1473,21 @@ static klevdb_err get_by_key_locked(store *st, const void *key, size_t len, uint
     }
   }
   for (size_t si = st->nsegs; si-- > 0;) {
-    seg *s = st->segs[si];
-    if ((rc = load(st, s, e))) return rc;
-    const uint8_t *items = seg_items(s);
-    for (size_t i = s->n; i-- > 0;) {
+    seg *s = st->segs[si], *v;
+    if ((rc = peek(st, s, &v, e))) return rc;
+    const uint8_t *items = seg_items(v);
+    for (size_t i = v->n; !rc && i-- > 0;) {
       if (item_hash(items + i * st->isz, st->params) != h) continue;
       klevdb_msg m;
-      if ((rc = seg_read(st, s, i, &m, e))) return rc;
-      if (key_eq(&m, key, len)) return batch_one(b, &m, s, e);
+      if ((rc = seg_read(st, v, i, &m, e))) break;
+      if (key_eq(&m, key, len)) {
+        rc = batch_one(b, &m, v, e);
+        unpeek(s, v);
+        return rc;
+      }
     }
+    unpeek(s, v);
+    if (rc) return rc;
   }
   return kerr(e, KLEVDB_ENOTFOUND, "get by key: not found: key not found");
 }
@@ -1406,6 +1519,7 @@ klevdb_err klevdb_get_by_key(klevdb *db, const void *key, size_t key_len, klevdb
   }
   rc = get_by_key_locked(st, key, key_len, h, b, e);
   pthread_rwlock_unlock(&st->lk);
+  maybe_sweep(st);
   return rc;
 }
 
@@ -1432,23 +1546,32 @@ static klevdb_err tsmin_build(store *st, klevdb_error *e) {
     if (!a || !x) {
       rc = kerr_sys(e, ENOMEM, "get by time");
     } else {
+      /* Sealed segments from what is known of them (mapping each once,
+      ** one at a time, if nothing is); the live one from its items. */
       int64_t m = INT64_MAX;
       for (size_t si = st->nsegs; si-- > 0;) {
         seg *s = st->segs[si];
-        if ((rc = load(st, s, e))) break;
-        if (s->n) {
-          int64_t t = item_ts(seg_items(s), st->params);
-          if (t < m) m = t;
+        int64_t t = INT64_MAX;
+        if (s->live) {
+          if ((rc = load(st, s, e))) break;
+          if (s->n) t = item_ts(seg_items(s), st->params);
+        } else {
+          if ((rc = summary(st, s, e))) break;
+          t = s->sum_ts_lo;
         }
+        if (t < m) m = t;
         a[si] = m;
       }
       m = INT64_MIN;
       for (size_t si = 0; !rc && si < st->nsegs; si++) {
         seg *s = st->segs[si];
-        if (s->n) {
-          int64_t t = item_ts(seg_items(s) + (s->n - 1) * st->isz, st->params);
-          if (t > m) m = t;
+        int64_t t = INT64_MIN;
+        if (s->live) {
+          if (s->n) t = item_ts(seg_items(s) + (s->n - 1) * st->isz, st->params);
+        } else {
+          t = s->sum_ts_hi;
         }
+        if (t > m) m = t;
         x[si] = m;
       }
       if (!rc) __atomic_store_n(&st->tsmin_n, st->nsegs, __ATOMIC_RELEASE);
@@ -1505,6 +1628,7 @@ klevdb_err klevdb_get_by_time(klevdb *db, int64_t time_us, klevdb_batch *b) {
   pthread_rwlock_rdlock(&st->lk);
   rc = get_by_time_locked(st, time_us, b, &db->err);
   pthread_rwlock_unlock(&st->lk);
+  maybe_sweep(st);
   return rc;
 }
 
@@ -1556,6 +1680,7 @@ klevdb_err klevdb_time_floor(klevdb *db, int64_t time_us, int64_t *offset_out) {
     break;
   }
   pthread_rwlock_unlock(&st->lk);
+  maybe_sweep(st);
   return rc;
 }
 
@@ -1633,15 +1758,25 @@ klevdb_err klevdb_stat_get(klevdb *db, klevdb_stat *out) {
   memset(out, 0, sizeof(*out));
   pthread_rwlock_rdlock(&st->lk);
   for (size_t si = 0; si < st->nsegs && !rc; si++) {
+    seg *s = st->segs[si];
     int64_t msgs, bytes;
-    rc = seg_stat(st, st->segs[si], &msgs, &bytes, &db->err);
-    if (rc) break;
-    if (st->ro && st->nsegs == 1 && st->segs[si]->log->len == 0) break;  /* no files */
+    if (s->live) {
+      rc = seg_stat(st, s, &msgs, &bytes, &db->err);
+      if (rc) break;
+      if (st->ro && st->nsegs == 1 && s->log->len == 0) break;  /* no files */
+    } else {
+      /* Sealed: from what is known of it, so that a stat of many
+      ** segments does not keep them all mapped. */
+      if ((rc = summary(st, s, &db->err))) break;
+      msgs = s->sum_n;
+      bytes = s->sum_bytes;
+    }
     out->segments++;
     out->messages += msgs;
     out->size += bytes;
   }
   pthread_rwlock_unlock(&st->lk);
+  maybe_sweep(st);
   if (rc) kerr_wrap(&db->err, "stat");
   return rc;
 }
@@ -1672,6 +1807,7 @@ klevdb_err klevdb_bounds_get(klevdb *db, klevdb_bounds *out) {
   }
   pthread_rwlock_unlock(&st->lk);
   klevdb_batch_free(&b);
+  maybe_sweep(st);
   return rc;
 }
 
@@ -2031,6 +2167,12 @@ klevdb_err klevdb_delete_ranges(klevdb *db, const klevdb_range *ranges, size_t n
     for (size_t i = 0; i < k && !touched; i++)
       touched = r[i].from < seg_end && r[i].to > base;
     if (touched) rc = delete_in(st, si, drop_ranges, &d, &res, NULL, e);
+    if (__atomic_load_n(&st->loads, __ATOMIC_RELAXED) - __atomic_load_n(&st->swept, __ATOMIC_RELAXED) >=
+        SWEEP_EVERY) {
+      pthread_rwlock_wrlock(&st->lk);   /* wmu is held: as maybe_sweep */
+      sweep(st);
+      pthread_rwlock_unlock(&st->lk);
+    }
     if (rc || last || seg_end > r[k - 1].to) break;
     from = seg_end;
   }

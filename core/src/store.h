@@ -34,8 +34,15 @@ typedef struct seg {
   size_t n;                 /* number of items */
   int64_t isize;            /* .index file size (sealed, for stat) */
 
-  int64_t atime;            /* last use, coarse µs (gc) */
+  int64_t atime;            /* last use, coarse µs (gc, unmapping) */
   pthread_mutex_t load_mu;
+
+  /* What stays known of a sealed segment once it is unmapped, for walks
+  ** over every segment (time table, stat): set by seg_load under load_mu,
+  ** then summed (atomic, release). */
+  bool summed;
+  int64_t sum_n, sum_bytes;
+  int64_t sum_ts_lo, sum_ts_hi;  /* first and last indexed times */
 } seg;
 
 static inline const uint8_t *seg_items(const seg *s) {
@@ -102,6 +109,10 @@ struct store {
   int waiters;              /* atomic */
   uint64_t pubseq;          /* atomic, bumped by publish and refresh */
   bool closing;
+
+  /* mapped sealed segments: loads counts seg_load's mappings of sealed
+  ** segments (atomic), swept the value at the last sweep (store.c) */
+  uint64_t loads, swept;
 
   /* read-only stores: following another process */
   struct timespec dir_mtime;
