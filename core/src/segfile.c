@@ -124,7 +124,8 @@ klevdb_err file_open(const char *path, int flags, klevdb_err bad, int *fd_out, k
     int err = errno;
     klevdb_err rc = err == ELOOP
         ? kerr(e, bad, "%s is a symbolic link: a store's files must be its own regular files", path)
-        : kerr_sys(e, err, "open %s", path);
+        : err == EISDIR ? kerr(e, bad, "%s is not a regular file", path)
+                        : kerr_sys(e, err, "open %s", path);
     errno = err;
     return rc;
   }

@@ -724,14 +724,13 @@ static klevdb_err rollover(store *st, klevdb_error *e) {
   char lp[PATH_CAP], ip[PATH_CAP];
   seg_path(lp, sizeof(lp), st->dir, s->base, ".log");
   seg_path(ip, sizeof(ip), st->dir, s->base, ".index");
-  bool fresh = access(lp, F_OK) < 0 && errno == ENOENT;
+  bool log_new = access(lp, F_OK) < 0 && errno == ENOENT;
+  bool idx_new = access(ip, F_OK) < 0 && errno == ENOENT;
   spare_take(st, s->base);
   rc = head_open(st, s, true, e);
   if (rc) {
-    if (fresh) {
-      unlink(lp);
-      unlink(ip);
-    }
+    if (log_new) unlink(lp);
+    if (idx_new) unlink(ip);
     seg_free(s);
     return rc;
   }

@@ -124,6 +124,7 @@ static void test_many(int nseg) {
   klevdb *db = OPEN(dir, &o);
   double t_open = now_s() - t0;
   if (!db) return;
+  long maps_base = maps_count();
   klevdb_batch b = KLEVDB_BATCH_INIT;
   /* first and last */
   CHECK_DBOK(db, klevdb_get(db, KLEVDB_OFFSET_OLDEST, &b));
@@ -146,16 +147,18 @@ static void test_many(int nseg) {
       seen++;
     }
     at = b.next_offset;
-    if (seen % 10000 == 0) {
+    if (seen % 1000 == 0) {
       long m = maps_count();
       if (m > maps_max) maps_max = m;
     }
   }
   double t_scan = now_s() - t0;
+  long m_after = maps_count();
+  if (m_after > maps_max) maps_max = m_after;
   CHECK_EQ(seen, nseg);
   /* Mapped sealed segments are bounded (1,024 kept, two mappings each, a
   ** sweep every 128): far below the 65,530 a process may have. */
-  CHECK(maps_max > 0 && maps_max < 4000);
+  CHECK(maps_max > 0 && maps_max - maps_base < 3000);
   /* key lookups: the oldest key (the key table grows back over every
   ** segment), a consume by key from the start, a key that is absent */
   t0 = now_s();
@@ -176,7 +179,7 @@ static void test_many(int nseg) {
   CHECK_EQ(st.segments, nseg);
   CHECK_EQ(st.messages, nseg);
   long maps_end = maps_count();
-  CHECK(maps_end < 4000);
+  CHECK(maps_end - maps_base < 3000);
   /* publishing goes on */
   PUBLISH(db, nseg, 3, nseg);
   CHECK_DBOK(db, klevdb_get(db, nseg + 2, &b));
@@ -221,7 +224,46 @@ static void rollover_out_of_maps(const char *dir) {
   _exit(chk_failed ? 1 : 0);
 }
 
+/* The same where the new head's log cannot be made: its name is taken by a
+** directory (not ours: it stays). */
+static void test_rollover_blocked(void) {
+  SECTION("rollover onto a name taken");
+  char dir[256], p[512];
+  tmp_dir(dir, sizeof dir);
+  klevdb_options o = opts_one();
+  klevdb *db = OPEN(dir, &o);
+  if (!db) return;
+  PUBLISH(db, 0, 1, 0);
+  CHECK(mkdir(seg_name(p, sizeof p, dir, 1, ".log"), 0700) == 0);
+  tmsg t;
+  gen(&t, 1);
+  int64_t next = 7;
+  CHECK_DB(db, klevdb_publish(db, &t.m, 1, &next), KLEVDB_ECORRUPT_LOG);
+  CHECK(strstr(klevdb_errmsg(db), "not a regular file") != NULL);
+  CHECK_EQ(next, KLEVDB_OFFSET_INVALID);
+  CHECK(!seg_exists(dir, 1, ".index"));   /* no file of ours left */
+  CHECK_DBOK(db, klevdb_next_offset(db, &next));
+  CHECK_EQ(next, 1);
+  CHECK(rmdir(p) == 0);
+  PUBLISH(db, 1, 2, 1);
+  CHECK_OK(klevdb_close(db));
+  db = OPEN(dir, &o);
+  if (db) {
+    int64_t offs[8];
+    CHECK_EQ(CONSUME_ALL(db, 10, offs, 8), 3);
+    CHECK_OK(klevdb_close(db));
+  }
+  rm_rf(dir);
+}
+
+#if defined(__SANITIZE_ADDRESS__)
+#define ASAN 1   /* its allocator needs mappings of its own */
+#else
+#define ASAN 0
+#endif
+
 static void test_rollover_fails(void) {
+  if (ASAN) return;
   SECTION("rollover out of mappings");
   char dir[256];
   tmp_dir(dir, sizeof dir);
@@ -230,7 +272,9 @@ static void test_rollover_fails(void) {
   if (pid == 0) rollover_out_of_maps(dir);
   int status = 0;
   waitpid(pid, &status, 0);
-  CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  chk_report(WIFEXITED(status) && WEXITSTATUS(status) == 0, __FILE__, __LINE__,
+             "child: %s %d", WIFEXITED(status) ? "exit" : "signal",
+             WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
   klevdb_options o = opts_one();
   klevdb *db = OPEN(dir, &o);
   if (db) {
@@ -244,6 +288,7 @@ static void test_rollover_fails(void) {
 int main(int argc, char **argv) {
   chk_name = "test_manysegs";
   int n = argc > 1 ? atoi(argv[1]) : 100000;
+  test_rollover_blocked();
   test_rollover_fails();
   test_many(n);
   return check_done();
