@@ -168,13 +168,15 @@ static void maybe_sweep(store *st) {
 }
 
 /* Segment s for a walk over many segments: s itself when it is mapped (it
-** stays so while lk is held) or live, else a private copy mapped for the
+** stays so while lk is held) or the last one (the head, or the tail another
+** process writes: mapped, and live, which a copy would not be; its live
+** flag itself changes under wmu alone), else a private copy mapped for the
 ** caller alone, so that a walk maps one segment at a time instead of
 ** keeping all it passed (a store may have more than the process can map).
 ** unpeek() frees the copy; batches pin what they return from it. */
 static klevdb_err peek(store *st, seg *s, seg **view, klevdb_error *e) {
   *view = s;
-  if (s->live || __atomic_load_n(&s->loaded, __ATOMIC_ACQUIRE)) return load(st, s, e);
+  if (s == head(st) || __atomic_load_n(&s->loaded, __ATOMIC_ACQUIRE)) return load(st, s, e);
   seg *t = seg_new(s->base);
   if (!t) return kerr_sys(e, ENOMEM, "read segment %lld", (long long)s->base);
   klevdb_err rc = seg_load(st, t, e);
@@ -1551,7 +1553,7 @@ static klevdb_err tsmin_build(store *st, klevdb_error *e) {
       for (size_t si = st->nsegs; si-- > 0;) {
         seg *s = st->segs[si];
         int64_t t = INT64_MAX;
-        if (s->live) {
+        if (si + 1 == st->nsegs) {
           if ((rc = load(st, s, e))) break;
           if (s->n) t = item_ts(seg_items(s), st->params);
         } else {
@@ -1565,7 +1567,7 @@ static klevdb_err tsmin_build(store *st, klevdb_error *e) {
       for (size_t si = 0; !rc && si < st->nsegs; si++) {
         seg *s = st->segs[si];
         int64_t t = INT64_MIN;
-        if (s->live) {
+        if (si + 1 == st->nsegs) {
           if (s->n) t = item_ts(seg_items(s) + (s->n - 1) * st->isz, st->params);
         } else {
           t = s->sum_ts_hi;
@@ -1759,7 +1761,7 @@ klevdb_err klevdb_stat_get(klevdb *db, klevdb_stat *out) {
   for (size_t si = 0; si < st->nsegs && !rc; si++) {
     seg *s = st->segs[si];
     int64_t msgs, bytes;
-    if (s->live) {
+    if (si + 1 == st->nsegs) {
       rc = seg_stat(st, s, &msgs, &bytes, &db->err);
       if (rc) break;
       if (st->ro && st->nsegs == 1 && s->log->len == 0) break;  /* no files */
