@@ -41,6 +41,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <klevdb.h>
@@ -530,17 +531,31 @@ static int go_view(const char *dir, int in_flight, int preallocate) {
   snprintf(cmd, sizeof cmd, "ls '%s'", dir);
   FILE *ls = popen(cmd, "r");
   if (!ls) die("ls %s", dir);
-  long long bases[4096];
-  size_t nb = 0;
+  long long bases[4096], ibases[4096];
+  size_t nb = 0, ni = 0;
   char name[512];
   while (fgets(name, sizeof name, ls)) {
     size_t l = strlen(name);
     if (l && name[l - 1] == '\n') name[--l] = 0;
     if (l == 24 && !strcmp(name + 20, ".log") && nb < 4096) bases[nb++] = atoll(name);
+    if (l == 26 && !strcmp(name + 20, ".index") && ni < 4096) ibases[ni++] = atoll(name);
   }
   pclose(ls);
   qsort(bases, nb, sizeof bases[0], cmp_ll);
   int bad = 0;
+  /* An index with items but no log: Go appends to it when it makes that
+  ** segment itself (its index writer keeps a file it finds). */
+  for (size_t i = 0; i < ni; i++) {
+    int has_log = 0;
+    for (size_t j = 0; j < nb && !has_log; j++) has_log = bases[j] == ibases[i];
+    char ip[4400];
+    snprintf(ip, sizeof ip, "%s/%020lld.index", dir, ibases[i]);
+    struct stat sb;
+    if (!has_log && stat(ip, &sb) == 0 && sb.st_size > 8) {
+      fail("go view: %s: %lld bytes of index for a segment with no log", ip, (long long)sb.st_size);
+      bad++;
+    }
+  }
   int64_t seg_prev = -1;
   for (size_t si = 0; si < nb; si++) {
     char lp[4400], ip[4400];
