@@ -80,7 +80,7 @@ typedef struct klevdb_options {
   int keep_rewrite_version;            /* deletes keep a segment's own format */
   int eager_migrate;                   /* migrate every segment at open */
   /* Publish copies records into log space allocated ahead, through a
-  ** mapping, instead of one write(2) per batch: about 3x faster for small
+  ** mapping, instead of one write(2) per batch: about 4x faster for small
   ** batches. The price is at a crash: the log is left with zeros past its
   ** last record, which our next open (or Go's Recover) cuts, and which Go
   ** refuses to open until then ("log corrupted"). Without it, the files as
