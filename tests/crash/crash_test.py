@@ -76,7 +76,7 @@ def main():
     acked = 0            # next offset after the last acknowledged publish
     deleted = []         # [from, to) ranges known deleted
     stats = dict(kills=0, early=0, acks=0, tries=0, dels=0, lost_try=0, kept_try=0,
-                 pend=0, msgs=0, open_ms_max=0.0, go_ok=0, go_refuses=0)
+                 pend=0, msgs=0, open_ms_max=0.0, go_ok=0, go_refuses=0, go_in_delete=0)
     t_start = time.monotonic()
 
     def failed(what, out=""):
@@ -190,6 +190,8 @@ def main():
                 stats["go_ok"] += 1
             if tok == "go_view=refuses":
                 stats["go_refuses"] += 1
+            if tok == "go_view=in_delete":
+                stats["go_in_delete"] += 1
             if tok.startswith("open_ms="):
                 stats["open_ms_max"] = max(stats["open_ms_max"], float(tok.split("=")[1]))
             if tok.startswith("reopened_next=") and tr:
@@ -205,7 +207,8 @@ def main():
           f"{stats['pend']} kills during a delete, {stats['kept_try']}/{stats['lost_try']} unacknowledged "
           f"batches kept/dropped, next offset {acked}, {stats['msgs']} messages "
           f"in the store, files as Go finds them: right after {stats['go_ok']} kills, refused by Go "
-          f"(a kill inside a multi-page write, or room ahead) after {stats['go_refuses']}, "
+          f"(a kill inside a multi-page write, or room ahead) after {stats['go_refuses']}, wrong for "
+          f"Go inside a delete (its marker is ours alone) after {stats['go_in_delete']}, "
           f"slowest reopen {stats['open_ms_max']:.1f} ms, {el:.1f} s, seed {seed}",
           flush=True)
     if not args.keep and not args.dir:
