@@ -202,7 +202,10 @@ klevdb_err batch_commit(const char *dir, const int64_t *bases, size_t nb, bool r
   if (!rc) rc = marker_write(dir, MARKER, list.p, list.len, true, "publish", e);
   kbuf_free(&list);
   for (size_t i = 0; i < nb && !rc; i++) {
-    const char *ext[2] = {".index", ".log"};
+    /* The log first: a kill between the two leaves a segment without its
+    ** index (rebuilt by whoever opens it, Go too), where an index first
+    ** would be one Go appends to when it makes that segment itself. */
+    const char *ext[2] = {".log", ".index"};
     for (int k = 0; k < 2 && !rc; k++) {
       temp_path(from, sizeof(from), dir, bases[i], ext[k]);
       seg_path(to, sizeof(to), dir, bases[i], ext[k]);

@@ -177,8 +177,14 @@ klevdb_err kmap_open(int fd, size_t reserve, bool writable, kmap **out, klevdb_e
 kmap *kmap_ref(kmap *m);
 void kmap_unref(kmap *m);
 
+/* Opens a file of the store (flags as open(2), O_CLOEXEC added; created
+** 0600): never through a symbolic link (one to another segment's file
+** would read or append to that one) and only a regular file, else class
+** bad. On failure *fd_out is -1 and errno says why (ENOENT: missing). */
+klevdb_err file_open(const char *path, int flags, klevdb_err bad, int *fd_out, klevdb_error *e);
+
 /* Reads a whole file into memory (malloc'ed; *len bytes). Missing file:
-** KLEVDB_ENOTFOUND. */
+** KLEVDB_ENOTFOUND; not a regular file (a symbolic link): a corruption. */
 klevdb_err file_read(const char *path, uint8_t **data, size_t *len, klevdb_error *e);
 
 /* A growable byte buffer. */

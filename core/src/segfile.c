@@ -116,14 +116,52 @@ void kmap_unref(kmap *m) {
   free(m);
 }
 
+klevdb_err file_open(const char *path, int flags, klevdb_err bad, int *fd_out, klevdb_error *e) {
+  *fd_out = -1;
+  /* Not blocking: a FIFO in a segment's place would hang the open. */
+  int fd = open(path, flags | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    int err = errno;
+    klevdb_err rc = err == ELOOP
+        ? kerr(e, bad, "%s is a symbolic link: a store's files must be its own regular files", path)
+        : err == EISDIR ? kerr(e, bad, "%s is not a regular file", path)
+                        : kerr_sys(e, err, "open %s", path);
+    errno = err;
+    return rc;
+  }
+  struct stat sb;
+  int err = fstat(fd, &sb) < 0 ? errno : 0;
+  if (!err && !S_ISREG(sb.st_mode)) {
+    close(fd);
+    klevdb_err rc = kerr(e, bad, "%s is not a regular file", path);
+    errno = EINVAL;
+    return rc;
+  }
+  if (!err && fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0) err = errno;
+  if (err) {
+    close(fd);
+    klevdb_err rc = kerr_sys(e, err, "open %s", path);
+    errno = err;
+    return rc;
+  }
+  *fd_out = fd;
+  return KLEVDB_OK;
+}
+
+/* The class of damage for a file of the store that is not a regular file. */
+static klevdb_err file_class(const char *path) {
+  size_t n = strlen(path);
+  if (n >= 4 && strcmp(path + n - 4, ".log") == 0) return KLEVDB_ECORRUPT_LOG;
+  if (n >= 6 && strcmp(path + n - 6, ".index") == 0) return KLEVDB_ECORRUPT_INDEX;
+  return KLEVDB_EIO;
+}
+
 klevdb_err file_read(const char *path, uint8_t **data, size_t *len, klevdb_error *e) {
   *data = NULL;
   *len = 0;
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    if (errno == ENOENT) return kerr(e, KLEVDB_ENOTFOUND, "%s does not exist", path);
-    return kerr_sys(e, errno, "open %s", path);
-  }
+  int fd;
+  klevdb_err rc = file_open(path, O_RDONLY, file_class(path), &fd, e);
+  if (rc) return errno == ENOENT ? kerr(e, KLEVDB_ENOTFOUND, "%s does not exist", path) : rc;
   struct stat st;
   if (fstat(fd, &st) < 0) {
     int err = errno;

@@ -56,15 +56,17 @@ size_t log_reserve(const store *st, int64_t size) {
 static klevdb_err log_map(store *st, seg *s, klevdb_error *e) {
   char path[PATH_CAP];
   seg_path(path, sizeof(path), st->dir, s->base, ".log");
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
+  int fd;
+  klevdb_err orc = file_open(path, O_RDONLY, KLEVDB_ECORRUPT_LOG, &fd, e);
+  if (orc) {
     if (errno == ENOENT && st->ro && st->nsegs == 1 && s->base == 0) {
       /* The virtual empty segment of a read-only store with no files. */
+      if (e) e->code = KLEVDB_OK;
       s->ver = FMT_V2;
       s->log_end = 0;
       return kmap_open(-1, 0, false, &s->log, e);
     }
-    return kerr_sys(e, errno, "open %s", path);
+    return orc;
   }
   struct stat sb;
   if (fstat(fd, &sb) < 0) {
@@ -101,18 +103,75 @@ static klevdb_err log_map(store *st, seg *s, klevdb_error *e) {
   return KLEVDB_OK;
 }
 
+/* The base of the segment after s in the store's list: s holds offsets
+** below it. INT64_MAX for the last one (or one not in the list yet: a new
+** head). Caller holds lk or wmu (the list does not change). */
+static int64_t seg_upper(const store *st, const seg *s) {
+  size_t lo = 0, hi = st->nsegs;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (st->bases[mid] < s->base) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo + 1 < st->nsegs && st->bases[lo] == s->base ? st->bases[lo + 1] : INT64_MAX;
+}
+
+/* Records read from the log of s (items climb) must be its own: offsets
+** from its name up to the next segment's. A log of another segment in its
+** place (copied or renamed over it) would otherwise be served under these
+** offsets, or send a reader back to offsets it has passed. */
+static klevdb_err log_owned(const store *st, const seg *s, const uint8_t *items, size_t n,
+                            int64_t upper, klevdb_error *e) {
+  if (n == 0) return KLEVDB_OK;
+  int64_t first = item_off(items), last = item_off(items + (n - 1) * st->isz);
+  if (first >= s->base && last < upper) return KLEVDB_OK;
+  if (upper == INT64_MAX)
+    return kerr(e, KLEVDB_ECORRUPT_LOG,
+                "segment %lld: log corrupted: it holds offsets %lld to %lld, not this segment's "
+                "(%lld on): the log of another segment?", (long long)s->base, (long long)first,
+                (long long)last, (long long)s->base);
+  return kerr(e, KLEVDB_ECORRUPT_LOG,
+              "segment %lld: log corrupted: it holds offsets %lld to %lld, not this segment's "
+              "(%lld to %lld): the log of another segment?", (long long)s->base, (long long)first,
+              (long long)last, (long long)s->base, (long long)upper - 1);
+}
+
+/* The first and last items of a mapped index name the records the log has
+** there. Only a record that parses and carries another offset fails (a
+** damaged record is reported when it is read, as before). */
+static klevdb_err ends_match(const store *st, const seg *s, const uint8_t *items, size_t n,
+                             int64_t upper, klevdb_error *e) {
+  for (size_t k = 0; k < 2 && n; k++) {
+    const uint8_t *it = items + (k ? n - 1 : 0) * st->isz;
+    int64_t pos = item_pos(it), len;
+    klevdb_msg m;
+    if (rec_decode(s->ver, s->log->data + pos, s->log_end - pos, false, &m, &len, NULL) != 1 ||
+        m.offset == item_off(it))
+      continue;
+    if (m.offset < s->base || m.offset >= upper)
+      return kerr(e, KLEVDB_ECORRUPT_LOG,
+                  "segment %lld: log corrupted: it holds offset %lld, not one of this segment's: "
+                  "the log of another segment?", (long long)s->base, (long long)m.offset);
+    return kerr(e, KLEVDB_ECORRUPT_INDEX,
+                "segment %lld: index corrupted: offset %lld holds message %lld",
+                (long long)s->base, (long long)item_off(it), (long long)m.offset);
+  }
+  return KLEVDB_OK;
+}
+
 /* Items must climb: offsets and positions strictly, inside the log. The
 ** searches rely on it, so a damaged index is caught here rather than
 ** answered from ("not found" for a message that is there). Returns the
 ** number of leading items that are sane. */
 static size_t items_sane(const uint8_t *items, size_t n, size_t isz, int64_t log_size,
-                         int64_t start, int64_t base) {
-  /* A segment is named after its first offset. */
+                         int64_t start, int64_t base, int64_t upper) {
+  /* A segment is named after its first offset, and the next one after an
+  ** offset past its last. */
   int64_t prev_off = base - 1, prev_pos = start - 1;
   for (size_t i = 0; i < n; i++) {
     const uint8_t *it = items + i * isz;
     int64_t off = item_off(it), pos = item_pos(it);
-    if (off <= prev_off || pos <= prev_pos || pos >= log_size) return i;
+    if (off <= prev_off || off >= upper || pos <= prev_pos || pos >= log_size) return i;
     prev_off = off;
     prev_pos = pos;
   }
@@ -121,17 +180,19 @@ static size_t items_sane(const uint8_t *items, size_t n, size_t isz, int64_t log
 
 /* Items of a sealed segment: the mapped .index, or a rebuilt one when it
 ** is missing or holds no items (spec 3.7). */
-static klevdb_err index_map(store *st, seg *s, klevdb_error *e) {
+static klevdb_err index_map(store *st, seg *s, int64_t upper, klevdb_error *e) {
   char path[PATH_CAP];
   seg_path(path, sizeof(path), st->dir, s->base, ".index");
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  int fd;
+  klevdb_err orc = file_open(path, O_RDONLY, KLEVDB_ECORRUPT_INDEX, &fd, e);
+  if (orc && errno != ENOENT) return orc;
+  if (orc && e) e->code = KLEVDB_OK;   /* missing: rebuilt below */
   struct stat sb;
   if (fd >= 0 && fstat(fd, &sb) < 0) {
     int err = errno;
     close(fd);
     return kerr_sys(e, err, "stat %s", path);
   }
-  if (fd < 0 && errno != ENOENT) return kerr_sys(e, errno, "open %s", path);
   if (fd < 0 || sb.st_size <= FILE_HDR) {
     if (fd >= 0) close(fd);
     int64_t last_ts = 0, end;
@@ -145,23 +206,22 @@ static klevdb_err index_map(store *st, seg *s, klevdb_error *e) {
       rc = KLEVDB_OK;
       s->log_end = end;
     }
+    if (!rc) rc = log_owned(st, s, items.p, items.len / st->isz, upper, e);
     if (rc) {
       kbuf_free(&items);
       kerr_wrap(e, "segment %lld: rebuild index", (long long)s->base);
       return rc;
     }
     s->iver = st->newver;
-    if (!st->ro) {
-      /* Go writes the rebuilt index too; a read-only store never writes. */
-      rc = index_write(path, s->iver, st->params, items.p, items.len, true, e);
-      if (rc) {
-        kbuf_free(&items);
-        return rc;
-      }
-    }
+    /* Go writes the rebuilt index too; a read-only store never writes. The
+    ** items are in memory: a failure to keep them (a full disk) fails no
+    ** read, the next open rebuilds them again. */
+    int64_t isize = fd < 0 ? 0 : sb.st_size;   /* what the file holds, for stat */
+    if (!st->ro && !index_write(path, s->iver, st->params, items.p, items.len, true, NULL))
+      isize = (s->iver == FMT_V2 ? FILE_HDR : 0) + (int64_t)items.len;
     s->ibuf = items;
     s->n = items.len / st->isz;
-    s->isize = (s->iver == FMT_V2 ? FILE_HDR : 0) + (int64_t)items.len;
+    s->isize = isize;
     return KLEVDB_OK;
   }
   kmap *m;
@@ -180,12 +240,17 @@ static klevdb_err index_map(store *st, seg *s, klevdb_error *e) {
     return rc;
   }
   size_t n = (size_t)(sb.st_size - ioff) / st->isz;
-  size_t ok = items_sane(m->data + ioff, n, st->isz, s->log_end, log_start(s->ver), s->base);
+  size_t ok = items_sane(m->data + ioff, n, st->isz, s->log_end, log_start(s->ver), s->base,
+                         upper);
   if (ok < n) {
     kmap_unref(m);
     return kerr(e, KLEVDB_ECORRUPT_INDEX,
-                "segment %lld: index corrupted: item %zu does not follow the one before it "
-                "or points past the log", (long long)s->base, ok);
+                "segment %lld: index corrupted: item %zu does not follow the one before it, "
+                "points past the log or past the segment's offsets", (long long)s->base, ok);
+  }
+  if ((rc = ends_match(st, s, m->data + ioff, n, upper, e))) {
+    kmap_unref(m);
+    return rc;
   }
   s->imap = m;
   s->ioff = ioff;
@@ -212,6 +277,8 @@ static bool item_ok(const store *st, const seg *s, const uint8_t *items, size_t 
 ** log (the writer buffers items) or, after a crash, run ahead of it. */
 static klevdb_err live_items(store *st, seg *s, bool writer, bool *rewrite,
                              klevdb_error *e) {
+  /* The head, or the last segment another process writes: none after it. */
+  const int64_t upper = INT64_MAX;
   char path[PATH_CAP];
   seg_path(path, sizeof(path), st->dir, s->base, ".index");
   uint8_t *data = NULL;
@@ -269,7 +336,7 @@ static klevdb_err live_items(store *st, seg *s, bool writer, bool *rewrite,
   /* Items that do not climb are rebuilt from the log (the source of truth);
   ** a V1 index might just be read with the wrong item size (it records no
   ** params), so it is refused instead, changing nothing. */
-  if (items_sane(b->p, n, st->isz, s->log_end, log_start(s->ver), s->base) < n) {
+  if (items_sane(b->p, n, st->isz, s->log_end, log_start(s->ver), s->base, upper) < n) {
     if (s->iver == FMT_V1)
       return kerr(e, KLEVDB_ECORRUPT_INDEX,
                   "segment %lld: index corrupted: the V1 index does not match the log "
@@ -316,7 +383,7 @@ static klevdb_err live_items(store *st, seg *s, bool writer, bool *rewrite,
   ** the writer cuts it (and any partial header, spec B1), a reader stops. */
   s->log_end = end;
   s->n = b->len / st->isz;
-  return KLEVDB_OK;
+  return log_owned(st, s, b->p, s->n, upper, e);
 }
 
 /* A reader of another process's store opens a log, then its index. A
@@ -344,7 +411,16 @@ klevdb_err seg_load(store *st, seg *s, klevdb_error *e) {
       if (s->log->len == 0 || s->ver == 0) s->n = 0;
       else rc = live_items(st, s, false, &rewrite, e);
     } else if (!rc) {
-      rc = index_map(st, s, e);
+      rc = index_map(st, s, seg_upper(st, s), e);
+      if (!rc && !s->summed) {
+        const uint8_t *items = seg_items(s);
+        s->sum_n = (int64_t)s->n;
+        s->sum_bytes = s->log_end + s->isize;
+        s->sum_ts_lo = s->n ? item_ts(items, st->params) : INT64_MAX;
+        s->sum_ts_hi = s->n ? item_ts(items + (s->n - 1) * st->isz, st->params) : INT64_MIN;
+        __atomic_store_n(&s->summed, true, __ATOMIC_RELEASE);
+      }
+      if (!rc) __atomic_add_fetch(&st->loads, 1, __ATOMIC_RELAXED);
     }
     if (st->ro && (rc || s->log->len) && log_moved(st, s)) {
       __atomic_add_fetch(&st->moves, 1, __ATOMIC_SEQ_CST);
@@ -402,7 +478,7 @@ klevdb_err seg_follow(store *st, seg *s, klevdb_error *e) {
   /* A record still being written ends the scan; the next follow reads it. */
   s->log_end = end;
   s->n = s->ibuf.len / st->isz;
-  return KLEVDB_OK;
+  return log_owned(st, s, s->ibuf.p, s->n, INT64_MAX, e);
 }
 
 klevdb_err seg_read(const store *st, const seg *s, size_t i, klevdb_msg *m,
@@ -454,14 +530,40 @@ klevdb_err seg_stat(store *st, seg *s, int64_t *msgs, int64_t *bytes,
 
 /* ---- the head of a read-write store ---- */
 
+/* Leaves the head's .index at its header alone (see head_open). A file
+** with a good header is cut in one ftruncate; anything else starts again
+** (an empty file also means "rebuild" to both libraries). */
+static klevdb_err head_index_reset(store *st, seg *s, const char *path, klevdb_error *e) {
+  int fd;
+  klevdb_err rc = file_open(path, O_RDWR | O_CREAT, KLEVDB_ECORRUPT_INDEX, &fd, e);
+  if (rc) return rc;
+  int64_t hdr = s->iver == FMT_V2 ? FILE_HDR : 0;
+  uint8_t want[FILE_HDR], have[FILE_HDR];
+  index_header(want, st->params);
+  struct stat sb;
+  int err = fstat(fd, &sb) < 0 ? errno : 0;
+  bool good = !err && sb.st_size >= hdr &&
+              (hdr == 0 || (pread(fd, have, FILE_HDR, 0) == FILE_HDR && !memcmp(have, want, FILE_HDR)));
+  if (!err && !good) {
+    if (ftruncate(fd, 0) < 0) err = errno;
+    else if (hdr) err = pwrite_full(fd, want, FILE_HDR, 0);
+  } else if (!err && sb.st_size > hdr && ftruncate(fd, hdr) < 0) {
+    err = errno;
+  }
+  if (!err && st->opts.auto_sync && fdatasync(fd) < 0) err = errno;
+  close(fd);
+  return err ? kerr_sys(e, err, "reset %s", path) : KLEVDB_OK;
+}
+
 klevdb_err head_open(store *st, seg *s, bool create, klevdb_error *e) {
   char lpath[PATH_CAP], ipath[PATH_CAP];
   seg_path(lpath, sizeof(lpath), st->dir, s->base, ".log");
   seg_path(ipath, sizeof(ipath), st->dir, s->base, ".index");
   /* No O_APPEND: every write says where (the first record of a batch goes
   ** last, see publish). */
-  int fd = open(lpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (fd < 0) return kerr_sys(e, errno, "open %s", lpath);
+  int fd;
+  klevdb_err orc = file_open(lpath, O_RDWR | O_CREAT, KLEVDB_ECORRUPT_LOG, &fd, e);
+  if (orc) return orc;
   struct stat sb;
   if (fstat(fd, &sb) < 0) {
     int err = errno;
@@ -493,6 +595,13 @@ klevdb_err head_open(store *st, seg *s, bool create, klevdb_error *e) {
   bool rewrite;
   rc = live_items(st, s, true, &rewrite, e);
   if (rc) goto fail;
+  /* While a writer appends, the head's .index holds its header alone: both
+  ** libraries rebuild such an index from the log at open, so whatever
+  ** moment the writer dies at, the index cannot lag the log (Go trusts an
+  ** index with items and would reuse the offsets it lacks). The items are
+  ** written whole when the head is sealed (head_seal). First, so that an
+  ** index that ran ahead of the log never meets the log cut below. */
+  if ((rc = head_index_reset(st, s, ipath, e))) goto fail;
   if (s->log_end < sb.st_size) {
     /* Cut a torn tail so the next record follows the last good one. */
     if (ftruncate(fd, s->log_end) < 0 || fdatasync(fd) < 0) {
@@ -500,47 +609,11 @@ klevdb_err head_open(store *st, seg *s, bool create, klevdb_error *e) {
       goto fail;
     }
   }
-  size_t have = s->n * st->isz;
-  int ifd = open(ipath, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-  if (ifd < 0) {
-    rc = kerr_sys(e, errno, "open %s", ipath);
-    goto fail;
-  }
-  struct stat ib;
-  if (fstat(ifd, &ib) < 0) {
-    rc = kerr_sys(e, errno, "stat %s", ipath);
-    close(ifd);
-    goto fail;
-  }
-  int64_t hdr = s->iver == FMT_V2 ? FILE_HDR : 0;
-  int64_t file_items = ib.st_size > hdr ? ib.st_size - hdr : 0;
-  if (rewrite || file_items > (int64_t)have || ib.st_size == 0 ||
-      (ib.st_size < hdr)) {
-    /* Start the file again: header, then every item (flushed below). */
-    if (ftruncate(ifd, 0) < 0) {
-      rc = kerr_sys(e, errno, "truncate %s", ipath);
-      close(ifd);
-      goto fail;
-    }
-    if (hdr) {
-      uint8_t h[FILE_HDR];
-      index_header(h, st->params);
-      int err = write_full(ifd, h, FILE_HDR);
-      if (err) {
-        rc = kerr_sys(e, err, "write %s", ipath);
-        close(ifd);
-        goto fail;
-      }
-    }
-    file_items = 0;
-  }
-  st->ifd = ifd;
-  st->iflushed = (size_t)file_items;
   st->alloc = s->log_end;
   s->loaded = true;
   if (s->n) st->last_ts = item_ts(s->ibuf.p + (s->n - 1) * st->isz, st->params);
   else if (!create) st->last_ts = 0;
-  return head_flush(st, s, e);
+  return KLEVDB_OK;
 
 fail:
   kmap_unref(s->log);
@@ -565,8 +638,10 @@ klevdb_err seg_create_empty(store *st, int64_t base, klevdb_error *e) {
   const char *paths[2] = {lp, ip};
   const uint8_t *hdrs[2] = {lh, ih};
   for (int k = 0; k < 2; k++) {
-    int fd = open(paths[k], O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) return kerr_sys(e, errno, "create %s", paths[k]);
+    int fd;
+    klevdb_err rc = file_open(paths[k], O_WRONLY | O_CREAT | O_TRUNC,
+                              k ? KLEVDB_ECORRUPT_INDEX : KLEVDB_ECORRUPT_LOG, &fd, e);
+    if (rc) return rc;
     int err = hl ? write_full(fd, hdrs[k], hl) : 0;
     if (close(fd) < 0 && !err) err = errno;
     if (err) {
@@ -578,21 +653,12 @@ klevdb_err seg_create_empty(store *st, int64_t base, klevdb_error *e) {
   return KLEVDB_OK;
 }
 
-klevdb_err head_flush(store *st, seg *h, klevdb_error *e) {
-  size_t have = h->n * st->isz;
-  if (st->iflushed >= have) return KLEVDB_OK;
-  int err = write_full(st->ifd, h->ibuf.p + st->iflushed, have - st->iflushed);
-  if (err) {
-    /* Keep the file at a whole number of items; the log still has all. */
-    struct stat sb;
-    if (fstat(st->ifd, &sb) == 0) {
-      int64_t hdr = h->iver == FMT_V2 ? FILE_HDR : 0;
-      if (ftruncate(st->ifd, hdr + (int64_t)st->iflushed) < 0) { /* reopen repairs */ }
-    }
-    return kerr_sys(e, err, "write index of segment %lld", (long long)h->base);
-  }
-  st->iflushed = have;
-  return KLEVDB_OK;
+klevdb_err head_seal(store *st, seg *h, bool sync, klevdb_error *e) {
+  char path[PATH_CAP];
+  seg_path(path, sizeof(path), st->dir, h->base, ".index");
+  /* A temporary file renamed over the header-only one: the index goes
+  ** from "rebuild me" to complete in one step, never half written. */
+  return index_write(path, h->iver, st->params, h->ibuf.p, h->n * st->isz, sync, e);
 }
 
 void head_trim(store *st, seg *s) {
@@ -602,11 +668,6 @@ void head_trim(store *st, seg *s) {
 
 void head_close(store *st, seg *s, bool sync) {
   head_trim(st, s);
-  if (st->ifd >= 0) {
-    if (sync) fdatasync(st->ifd);
-    close(st->ifd);
-    st->ifd = -1;
-  }
   if (s->fd >= 0) {
     if (sync) fdatasync(s->fd);
     close(s->fd);

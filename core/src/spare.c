@@ -33,7 +33,7 @@ static bool spare_make(store *st) {
   const char *paths[2] = {lp, ip};
   const uint8_t *hdrs[2] = {lh, ih};
   for (int k = 0; k < 2 && ok; k++) {
-    int fd = open(paths[k], O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    int fd = open(paths[k], O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0) {
       ok = false;
       break;

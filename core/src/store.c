@@ -19,14 +19,16 @@
 #include "store.h"
 
 #define PATH_CAP 4096
-/* Head items are written to the .index in groups of this many bytes: the
-** log is the source of truth, and open indexes whatever the file lacks. */
-#define FLUSH_BYTES 4096
 /* A read-only store looks for another process's changes at least this
 ** often (µs), and on every read that reaches the end of what it knows. */
 #define FOLLOW_US 10000
 /* A batch over this many rollover sizes is split into segments. */
 #define SPLIT_FACTOR 4
+/* Sealed segments kept mapped (two mappings each: Linux allows 65,530 a
+** process): past this, the least recently used are unmapped, looked for
+** once every SWEEP_EVERY mappings. */
+#define MAP_MAX 1024
+#define SWEEP_EVERY 128
 
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23   /* Linux 5.14; older kernels ignore it */
@@ -134,6 +136,102 @@ static klevdb_err load(store *st, seg *s, klevdb_error *e) {
   if (__atomic_load_n(&s->atime, __ATOMIC_RELAXED) != t)
     __atomic_store_n(&s->atime, t, __ATOMIC_RELAXED);
   return seg_load(st, s, e);
+}
+
+/* Unmaps the least recently used sealed segments while more than MAP_MAX
+** are mapped (down to 3/4 of it, so that sweeps stay rare). Caller holds
+** lk for writing: no reader is inside a segment. They map again on use;
+** readers keep what they hold through their batches' pins. */
+static int cmp_atime(const void *a, const void *b) {
+  int64_t x = (*(seg *const *)a)->atime, y = (*(seg *const *)b)->atime;
+  return (x > y) - (x < y);
+}
+static void sweep(store *st) {
+  __atomic_store_n(&st->swept, __atomic_load_n(&st->loads, __ATOMIC_RELAXED), __ATOMIC_RELAXED);
+  size_t n = 0;
+  for (size_t i = 0; i < st->nsegs; i++) {
+    seg *s = st->segs[i];
+    if (s->loaded && !s->live) n++;
+  }
+  if (n <= MAP_MAX) return;
+  seg **v = malloc(n * sizeof(seg *));
+  if (!v) return;   /* next time */
+  n = 0;
+  for (size_t i = 0; i < st->nsegs; i++) {
+    seg *s = st->segs[i];
+    if (s->loaded && !s->live) v[n++] = s;
+  }
+  qsort(v, n, sizeof(seg *), cmp_atime);
+  for (size_t i = 0; i < n - MAP_MAX * 3 / 4; i++) seg_unload(v[i]);
+  free(v);
+}
+
+/* After a call that may have mapped segments (no lock held). The writer
+** lock too, as for gc: a delete reads its segment without holding lk. */
+static bool sweep_due(store *st) {
+  return __atomic_load_n(&st->loads, __ATOMIC_RELAXED) - __atomic_load_n(&st->swept, __ATOMIC_RELAXED) >=
+         SWEEP_EVERY;
+}
+
+/* The sweep of a caller that holds wmu already (a delete through many
+** segments maps each one). */
+static void sweep_wmu(store *st) {
+  if (!sweep_due(st)) return;
+  pthread_rwlock_wrlock(&st->lk);
+  sweep(st);
+  pthread_rwlock_unlock(&st->lk);
+}
+
+static void maybe_sweep(store *st) {
+  if (!sweep_due(st)) return;
+  pthread_mutex_lock(&st->wmu);
+  sweep_wmu(st);
+  pthread_mutex_unlock(&st->wmu);
+}
+
+/* Segment s for a walk over many segments: s itself when it is mapped (it
+** stays so while lk is held) or the last one (the head, or the tail another
+** process writes: mapped, and live, which a copy would not be; its live
+** flag itself changes under wmu alone), else a private copy mapped for the
+** caller alone, so that a walk maps one segment at a time instead of
+** keeping all it passed (a store may have more than the process can map).
+** unpeek() frees the copy; batches pin what they return from it. */
+static klevdb_err peek(store *st, seg *s, seg **view, klevdb_error *e) {
+  *view = s;
+  if (s == head(st) || __atomic_load_n(&s->loaded, __ATOMIC_ACQUIRE)) return load(st, s, e);
+  seg *t = seg_new(s->base);
+  if (!t) return kerr_sys(e, ENOMEM, "read segment %lld", (long long)s->base);
+  klevdb_err rc = seg_load(st, t, e);
+  if (rc) {
+    seg_free(t);
+    return rc;
+  }
+  if (!__atomic_load_n(&s->summed, __ATOMIC_ACQUIRE)) {
+    pthread_mutex_lock(&s->load_mu);
+    if (!s->summed) {
+      s->sum_n = t->sum_n;
+      s->sum_bytes = t->sum_bytes;
+      s->sum_ts_lo = t->sum_ts_lo;
+      s->sum_ts_hi = t->sum_ts_hi;
+      __atomic_store_n(&s->summed, true, __ATOMIC_RELEASE);
+    }
+    pthread_mutex_unlock(&s->load_mu);
+  }
+  *view = t;
+  return KLEVDB_OK;
+}
+static void unpeek(seg *s, seg *view) {
+  if (view != s) seg_free(view);
+}
+
+/* The summary of sealed segment s (see seg), mapping it for a moment if
+** nothing is known of it yet. */
+static klevdb_err summary(store *st, seg *s, klevdb_error *e) {
+  if (__atomic_load_n(&s->summed, __ATOMIC_ACQUIRE)) return KLEVDB_OK;
+  seg *v;
+  klevdb_err rc = peek(st, s, &v, e);
+  if (!rc) unpeek(s, v);
+  return rc;
 }
 
 /* kt_match_fn: does the item at offset carry this key hash? */
@@ -363,7 +461,6 @@ static void store_free(store *st) {
   for (size_t i = 0; i < st->nsegs; i++) seg_free(st->segs[i]);
   free(st->segs);
   free(st->bases);
-  if (st->ifd >= 0) close(st->ifd);
   if (st->lockfd >= 0) close(st->lockfd);  /* releases the flock */
   kt_free(&st->kt);
   kbuf_free(&st->wbuf);
@@ -388,7 +485,7 @@ static klevdb_err store_open(const char *dir, const klevdb_options *o, store **o
   store *st = calloc(1, sizeof(*st));
   if (!st) return kerr_sys(e, ENOMEM, "open");
   st->dir = strdup(dir);
-  st->lockfd = st->ifd = -1;
+  st->lockfd = -1;
   pthread_mutex_init(&st->wmu, NULL);
   /* Writers first: readers polling in a loop must not starve publish,
   ** which takes lk for writing only briefly. */
@@ -508,8 +605,10 @@ static void store_close(store *st) {
   pthread_mutex_unlock(&st->cvmu);
   pthread_mutex_lock(&st->wmu);
   if (!st->ro) {
-    head_flush(st, head(st), NULL);
-    head_close(st, head(st), true);
+    seg *h = head(st);
+    head_trim(st, h);
+    if (h->live && h->fd >= 0) head_seal(st, h, true, NULL);
+    head_close(st, h, true);
     spare_stop(st);
   }
   pthread_mutex_unlock(&st->wmu);
@@ -736,7 +835,6 @@ static klevdb_err head_gone(store *st, seg *h, const char *what, klevdb_error *e
 static klevdb_err rollover(store *st, klevdb_error *e) {
   seg *old = head(st);
   klevdb_err rc = head_gone(st, old, "publish", e);
-  if (!rc) rc = head_flush(st, old, e);
   if (rc) return rc;
   head_trim(st, old);
   seg *s = seg_new(st->next);
@@ -746,20 +844,27 @@ static klevdb_err rollover(store *st, klevdb_error *e) {
     seg_free(s);
     return KLEVDB_OK;
   }
-  int ifd = st->ifd;
-  size_t iflushed = st->iflushed;
+  /* The new head's files are new (its base is past every segment): if it
+  ** cannot be opened, none of it stays, and the publish fails with why. */
+  char lp[PATH_CAP], ip[PATH_CAP];
+  seg_path(lp, sizeof(lp), st->dir, s->base, ".log");
+  seg_path(ip, sizeof(ip), st->dir, s->base, ".index");
+  bool log_new = access(lp, F_OK) < 0 && errno == ENOENT;
+  bool idx_new = access(ip, F_OK) < 0 && errno == ENOENT;
   spare_take(st, s->base);
   rc = head_open(st, s, true, e);
   if (rc) {
-    st->ifd = ifd;
-    st->iflushed = iflushed;
+    if (log_new) unlink(lp);
+    if (idx_new) unlink(ip);
     seg_free(s);
     return rc;
   }
-  int nifd = st->ifd;
-  st->ifd = ifd;
+  /* The old head's index is written once the new head exists: until then
+  ** it stays the head, whose index must not have items (head_open). It is
+  ** derived from the log, so a failure (a full disk) fails nothing: a
+  ** sealed segment whose index has no items is rebuilt by whoever reads it. */
+  head_seal(st, old, st->opts.auto_sync, NULL);
   head_close(st, old, st->opts.auto_sync);
-  st->ifd = nifd;
   if (st->opts.auto_sync && (rc = dir_sync(st->dir, e))) { /* the data is safe; report */ }
   pthread_rwlock_wrlock(&st->lk);
   klevdb_err prc = segs_push(st, s, e);
@@ -830,7 +935,7 @@ static void wake_waiters(store *st) {
 /* Puts the batch segments at bases (written under temporary names) in
 ** place after the head, and into the segment list. An empty head at the
 ** next offset is replaced by the first of them; a head with records stays
-** and is sealed. Caller holds wmu and has flushed the head. */
+** and is sealed. Caller holds wmu. */
 static klevdb_err install_batch(store *st, const int64_t *bases, size_t nb, klevdb_error *e) {
   seg *h = head(st);
   bool replace = h->n == 0 && h->base == st->next;
@@ -839,6 +944,9 @@ static klevdb_err install_batch(store *st, const int64_t *bases, size_t nb, klev
   for (size_t i = 0; news && i < nb; i++)
     if (!(news[i] = seg_new(bases[i]))) rc = kerr_sys(e, ENOMEM, "publish");
   if (!news) rc = kerr_sys(e, ENOMEM, "publish");
+  /* A head left with room allocated ahead must not become a sealed
+  ** segment with zeros at its end. */
+  head_trim(st, h);
   if (!rc) rc = batch_commit(st->dir, bases, nb, replace, st->opts.auto_sync, e);
   else batch_discard(st->dir, bases, nb);
   if (rc) {
@@ -846,7 +954,9 @@ static klevdb_err install_batch(store *st, const int64_t *bases, size_t nb, klev
     free(news);
     return rc;
   }
-  /* The files are in place; now the segment list follows. */
+  /* The files are in place; now the segment list follows. A head that
+  ** stays (sealed) gets its whole index; its data is safe either way. */
+  if (!replace) head_seal(st, h, st->opts.auto_sync, NULL);
   head_close(st, h, st->opts.auto_sync);
   rc = head_open(st, news[nb - 1], false, e);
   pthread_rwlock_wrlock(&st->lk);
@@ -873,9 +983,7 @@ static klevdb_err install_batch(store *st, const int64_t *bases, size_t nb, klev
 static klevdb_err publish_split(store *st, const klevdb_msg *msgs, size_t n, klevdb_error *e) {
   int64_t last_ts = st->last_ts, *bases;
   size_t nb;
-  klevdb_err rc = head_flush(st, head(st), e);
-  if (rc) return rc;
-  rc = batch_write(st->dir, st->newver, st->params, st->opts.rollover, msgs, n, st->next,
+  klevdb_err rc = batch_write(st->dir, st->newver, st->params, st->opts.rollover, msgs, n, st->next,
                    wall_us(), &last_ts, st->opts.auto_sync, &bases, &nb, e);
   if (rc) return rc;
   rc = install_batch(st, bases, nb, e);
@@ -919,7 +1027,6 @@ klevdb_err store_stage_commit(klevdb *db, int64_t base, const int64_t *bases, si
   else if (st->next != base)
     rc = kerr(e, KLEVDB_EINVAL, "publish: the store moved on while the batch was staged "
               "(next offset %lld, staged from %lld)", (long long)st->next, (long long)base);
-  if (!rc) rc = head_flush(st, head(st), e);
   if (!rc) {
     rc = install_batch(st, bases, nb, e);
     if (!rc) wake_waiters(st);
@@ -962,10 +1069,14 @@ klevdb_err klevdb_publish(klevdb *db, const klevdb_msg *msgs, size_t n, int64_t 
   }
 
   int ver = h->ver;
-  /* V2 heads append by copying into their mapping (no system call per
-  ** publish); the space is allocated ahead and cut off again at close. A
-  ** V1 head, or a file system without fallocate, appends with write(). */
-  bool mapped = ver == FMT_V2 && !st->no_fallocate;
+  /* By default the log grows by one pwrite() per batch, so that its size is
+  ** always the end of its last record, whatever moment the process dies at
+  ** (Go appends at the size it finds). With preallocate, a V2 head appends
+  ** by copying into its mapping (no system call per publish); the space is
+  ** allocated ahead and cut off again at sync, rollover and close, so after
+  ** a crash the log ends in zeros until the next open of ours (or Go's
+  ** Recover) cuts them. */
+  bool mapped = st->opts.preallocate && ver == FMT_V2 && !st->no_fallocate;
   if (mapped && (rc = head_room(st, h, h->log_end + (int64_t)total, &mapped, e))) goto out;
   uint8_t *dst;
   if (mapped) {
@@ -1012,13 +1123,19 @@ klevdb_err klevdb_publish(klevdb *db, const klevdb_msg *msgs, size_t n, int64_t 
     pos += rec_size(ver, m->key_len, m->value_len);
   }
   if (!mapped) {
-    /* The rest of the batch, then its first record, at the log's end (no
-    ** O_APPEND: positions are ours); on failure cut the log back so that
-    ** nothing of the batch stays (spec B9). */
-    size_t rest = (size_t)(pos - h->log_end) - len0;
+    /* One write within a page is all or nothing, a kill included (the
+    ** kernel looks for a fatal signal before each page it copies). A batch
+    ** that crosses a page boundary is written past the first page's bytes,
+    ** then those: until then it starts with zeros (a torn tail that our
+    ** open cuts whole, and that Go's scan rejects as a bad record rather
+    ** than reading past). No O_APPEND: positions are ours; on failure cut
+    ** the log back so that nothing of the batch stays (spec B9). */
+    size_t total = (size_t)(pos - h->log_end);
+    size_t first = 4096 - (size_t)(h->log_end & 4095);
+    if (first > total) first = total;
     int err = 0;
-    if (rest) err = pwrite_full(h->fd, dst + len0, rest, h->log_end + (int64_t)len0);
-    if (!err) err = pwrite_full(h->fd, dst, len0, h->log_end);
+    if (total > first) err = pwrite_full(h->fd, dst + first, total - first, h->log_end + (int64_t)first);
+    if (!err) err = pwrite_full(h->fd, dst, first, h->log_end);
     if (err) {
       if (ftruncate(h->fd, h->log_end) < 0) { /* open cuts a torn tail */ }
       rc = kerr_sys(e, err, "publish: write segment %lld", (long long)h->base);
@@ -1052,13 +1169,6 @@ klevdb_err klevdb_publish(klevdb *db, const klevdb_msg *msgs, size_t n, int64_t 
   }
   pthread_rwlock_unlock(&st->lk);
   st->last_ts = last_ts;
-
-  /* The index is derived from the log: writing it is best effort (a
-  ** failure is retried at the next flush, and open re-indexes the log), so
-  ** it never fails a publish that is already visible. */
-  if (st->opts.auto_sync || h->n * st->isz - st->iflushed >= FLUSH_BYTES) {
-    if (head_flush(st, h, NULL) == KLEVDB_OK && st->opts.auto_sync) fdatasync(st->ifd);
-  }
   wake_waiters(st);
 out:
   if (next_out) *next_out = rc ? KLEVDB_OFFSET_INVALID : st->next;
@@ -1139,6 +1249,9 @@ static klevdb_err read_begin(klevdb *db, klevdb_batch *b, bool at_end) {
 /* Consume within segment index si (spec 5.4), under lk. */
 static klevdb_err consume_in(store *st, size_t si, int64_t offset, size_t max, int flags,
                              klevdb_batch *b, klevdb_error *e) {
+  /* Later segments are read from the same offset on, not from their first
+  ** item: nothing below it comes back, whatever the files say. */
+  const int64_t from = offset;
   for (;;) {
     seg *s = st->segs[si];
     bool last = si + 1 == st->nsegs;
@@ -1161,7 +1274,7 @@ static klevdb_err consume_in(store *st, size_t si, int64_t offset, size_t max, i
                     (long long)offset, (long long)st->next);
       }
       si++;
-      offset = KLEVDB_OFFSET_OLDEST;
+      offset = from >= 0 ? from : KLEVDB_OFFSET_OLDEST;
       continue;
     }
     size_t count = s->n - (size_t)i;
@@ -1257,6 +1370,7 @@ static klevdb_err read_once(klevdb *db, int64_t offset, size_t max_count, int fl
     pthread_rwlock_rdlock(&st->lk);
     rc = consume_back(st, offset, max_count, flags, b, e);
     pthread_rwlock_unlock(&st->lk);
+    maybe_sweep(st);
     if (rc) batch_fail(b);
     return rc;
   }
@@ -1275,6 +1389,7 @@ static klevdb_err read_once(klevdb *db, int64_t offset, size_t max_count, int fl
     rc = consume_in(st, pick_consume(st, offset), offset, max_count, flags, b, e);
   }
   pthread_rwlock_unlock(&st->lk);
+  maybe_sweep(st);
   if (rc) batch_fail(b);
   return rc;
 }
@@ -1295,31 +1410,36 @@ static klevdb_err consume_by_key_once(klevdb *db, const void *key, size_t key_le
   klevdb_err rc = read_begin(db, b, true);
   if (rc) return rc;
   uint64_t h = klevdb_key_hash(key, key_len);
+  /* Nothing below the offset asked for is ever returned, whatever the
+  ** files say: a caller that goes on from next_offset always moves on. */
+  const int64_t floor = offset < 0 ? INT64_MIN : offset;
   pthread_rwlock_rdlock(&st->lk);
   size_t si = pick_consume(st, offset);
   for (;;) {
-    seg *s = st->segs[si];
-    if ((rc = load(st, s, e))) break;
+    seg *s = st->segs[si], *v;
+    /* A key's messages may be far apart: segments passed are not kept. */
+    if ((rc = peek(st, s, &v, e))) break;
     if (offset == KLEVDB_OFFSET_NEWEST) {
-      b->next_offset = si + 1 == st->nsegs ? st->next : seg_next(s, st->isz);
+      b->next_offset = si + 1 == st->nsegs ? st->next : seg_next(v, st->isz);
+      unpeek(s, v);
       break;
     }
-    const uint8_t *items = seg_items(s);
-    long i = offset == KLEVDB_OFFSET_OLDEST ? 0 : items_seek(items, s->n, st->isz, offset);
-    for (size_t k = i < 0 ? s->n : (size_t)i; k < s->n && b->len < max_count; k++) {
+    const uint8_t *items = seg_items(v);
+    long i = offset == KLEVDB_OFFSET_OLDEST ? 0 : items_seek(items, v->n, st->isz, offset);
+    for (size_t k = i < 0 ? v->n : (size_t)i; k < v->n && b->len < max_count; k++) {
       const uint8_t *it = items + k * st->isz;
-      if (item_hash(it, st->params) != h) continue;
+      if (item_hash(it, st->params) != h || item_off(it) < floor) continue;
       klevdb_msg m;
-      if ((rc = seg_read(st, s, k, &m, e))) break;
+      if ((rc = seg_read(st, v, k, &m, e))) break;
       if (m.key_len != key_len || (key_len && memcmp(m.key, key, key_len) != 0)) continue;
       if ((rc = batch_add(b, &m, e))) break;
     }
-    if (rc) break;
-    if (b->len) {
+    if (!rc && b->len) {
       b->next_offset = b->msgs[b->len - 1].offset + 1;
-      batch_pin(b, s->log);
-      break;
+      batch_pin(b, v->log);
     }
+    unpeek(s, v);
+    if (rc || b->len) break;
     if (si + 1 == st->nsegs) {
       b->next_offset = st->next;
       break;
@@ -1328,6 +1448,7 @@ static klevdb_err consume_by_key_once(klevdb *db, const void *key, size_t key_le
     offset = KLEVDB_OFFSET_OLDEST;
   }
   pthread_rwlock_unlock(&st->lk);
+  maybe_sweep(st);
   if (rc) {
     b->len = 0;
     b->next_offset = KLEVDB_OFFSET_INVALID;
@@ -1427,6 +1548,7 @@ static klevdb_err get_once(klevdb *db, int64_t offset, klevdb_batch *b) {
   pthread_rwlock_rdlock(&st->lk);
   rc = get_locked(st, offset, b, &db->err);
   pthread_rwlock_unlock(&st->lk);
+  maybe_sweep(st);
   return rc;
 }
 
@@ -1451,18 +1573,20 @@ static klevdb_err kt_extend(store *st, klevdb_error *e) {
     else hi = mid;
   }
   if (lo == 0) return KLEVDB_OK;
-  seg *s = st->segs[lo - 1];
-  klevdb_err rc = load(st, s, e);
+  seg *s = st->segs[lo - 1], *v;
+  klevdb_err rc = peek(st, s, &v, e);
   if (rc) return rc;
-  const uint8_t *items = seg_items(s);
-  for (size_t i = 0; i < s->n; i++) {
+  const uint8_t *items = seg_items(v);
+  for (size_t i = 0; i < v->n; i++) {
     const uint8_t *it = items + i * st->isz;
     if (!kt_put(&st->kt, item_hash(it, st->params), item_off(it), kt_same, st)) {
       kt_free(&st->kt);
       st->kt_state = -1;
+      unpeek(s, v);
       return KLEVDB_OK;
     }
   }
+  unpeek(s, v);
   st->kt_lo = s->base;
   return KLEVDB_OK;
 }
@@ -1490,15 +1614,21 @@ static klevdb_err get_by_key_locked(store *st, const void *key, size_t len, uint
     }
   }
   for (size_t si = st->nsegs; si-- > 0;) {
-    seg *s = st->segs[si];
-    if ((rc = load(st, s, e))) return rc;
-    const uint8_t *items = seg_items(s);
-    for (size_t i = s->n; i-- > 0;) {
+    seg *s = st->segs[si], *v;
+    if ((rc = peek(st, s, &v, e))) return rc;
+    const uint8_t *items = seg_items(v);
+    for (size_t i = v->n; !rc && i-- > 0;) {
       if (item_hash(items + i * st->isz, st->params) != h) continue;
       klevdb_msg m;
-      if ((rc = seg_read(st, s, i, &m, e))) return rc;
-      if (key_eq(&m, key, len)) return batch_one(b, &m, s, e);
+      if ((rc = seg_read(st, v, i, &m, e))) break;
+      if (key_eq(&m, key, len)) {
+        rc = batch_one(b, &m, v, e);
+        unpeek(s, v);
+        return rc;
+      }
     }
+    unpeek(s, v);
+    if (rc) return rc;
   }
   return kerr(e, KLEVDB_ENOTFOUND, "get by key: not found: key not found");
 }
@@ -1530,6 +1660,7 @@ static klevdb_err get_by_key_once(klevdb *db, const void *key, size_t key_len, k
   }
   rc = get_by_key_locked(st, key, key_len, h, b, e);
   pthread_rwlock_unlock(&st->lk);
+  maybe_sweep(st);
   return rc;
 }
 
@@ -1560,23 +1691,32 @@ static klevdb_err tsmin_build(store *st, klevdb_error *e) {
     if (!a || !x) {
       rc = kerr_sys(e, ENOMEM, "get by time");
     } else {
+      /* Sealed segments from what is known of them (mapping each once,
+      ** one at a time, if nothing is); the live one from its items. */
       int64_t m = INT64_MAX;
       for (size_t si = st->nsegs; si-- > 0;) {
         seg *s = st->segs[si];
-        if ((rc = load(st, s, e))) break;
-        if (s->n) {
-          int64_t t = item_ts(seg_items(s), st->params);
-          if (t < m) m = t;
+        int64_t t = INT64_MAX;
+        if (si + 1 == st->nsegs) {
+          if ((rc = load(st, s, e))) break;
+          if (s->n) t = item_ts(seg_items(s), st->params);
+        } else {
+          if ((rc = summary(st, s, e))) break;
+          t = s->sum_ts_lo;
         }
+        if (t < m) m = t;
         a[si] = m;
       }
       m = INT64_MIN;
       for (size_t si = 0; !rc && si < st->nsegs; si++) {
         seg *s = st->segs[si];
-        if (s->n) {
-          int64_t t = item_ts(seg_items(s) + (s->n - 1) * st->isz, st->params);
-          if (t > m) m = t;
+        int64_t t = INT64_MIN;
+        if (si + 1 == st->nsegs) {
+          if (s->n) t = item_ts(seg_items(s) + (s->n - 1) * st->isz, st->params);
+        } else {
+          t = s->sum_ts_hi;
         }
+        if (t > m) m = t;
         x[si] = m;
       }
       if (!rc) __atomic_store_n(&st->tsmin_n, st->nsegs, __ATOMIC_RELEASE);
@@ -1633,6 +1773,7 @@ static klevdb_err get_by_time_once(klevdb *db, int64_t time_us, klevdb_batch *b)
   pthread_rwlock_rdlock(&st->lk);
   rc = get_by_time_locked(st, time_us, b, &db->err);
   pthread_rwlock_unlock(&st->lk);
+  maybe_sweep(st);
   return rc;
 }
 
@@ -1688,6 +1829,7 @@ static klevdb_err time_floor_once(klevdb *db, int64_t time_us, int64_t *offset_o
     break;
   }
   pthread_rwlock_unlock(&st->lk);
+  maybe_sweep(st);
   return rc;
 }
 
@@ -1769,15 +1911,25 @@ static klevdb_err stat_once(klevdb *db, klevdb_stat *out) {
   memset(out, 0, sizeof(*out));
   pthread_rwlock_rdlock(&st->lk);
   for (size_t si = 0; si < st->nsegs && !rc; si++) {
+    seg *s = st->segs[si];
     int64_t msgs, bytes;
-    rc = seg_stat(st, st->segs[si], &msgs, &bytes, &db->err);
-    if (rc) break;
-    if (st->ro && st->nsegs == 1 && st->segs[si]->log->len == 0) break;  /* no files */
+    if (si + 1 == st->nsegs) {
+      rc = seg_stat(st, s, &msgs, &bytes, &db->err);
+      if (rc) break;
+      if (st->ro && st->nsegs == 1 && s->log->len == 0) break;  /* no files */
+    } else {
+      /* Sealed: from what is known of it, so that a stat of many
+      ** segments does not keep them all mapped. */
+      if ((rc = summary(st, s, &db->err))) break;
+      msgs = s->sum_n;
+      bytes = s->sum_bytes;
+    }
     out->segments++;
     out->messages += msgs;
     out->size += bytes;
   }
   pthread_rwlock_unlock(&st->lk);
+  maybe_sweep(st);
   if (rc) kerr_wrap(&db->err, "stat");
   return rc;
 }
@@ -1812,6 +1964,7 @@ static klevdb_err bounds_once(klevdb *db, klevdb_bounds *out) {
   }
   pthread_rwlock_unlock(&st->lk);
   klevdb_batch_free(&b);
+  maybe_sweep(st);
   return rc;
 }
 
@@ -1828,11 +1981,11 @@ klevdb_err klevdb_sync(klevdb *db, int64_t *next_out) {
   } else {
     pthread_mutex_lock(&st->wmu);
     seg *h = head(st);
-    /* After a sync the files are exactly what Go would have written. */
+    /* After a sync the log is exactly what Go would have written; the
+    ** head's index stays at its header until the head is sealed. */
     head_trim(st, h);
     rc = head_gone(st, h, "sync", &db->err);
-    if (!rc) rc = head_flush(st, h, &db->err);
-    if (!rc && h->fd >= 0 && (fdatasync(h->fd) < 0 || fdatasync(st->ifd) < 0))
+    if (!rc && h->fd >= 0 && fdatasync(h->fd) < 0)
       rc = kerr_sys(&db->err, errno, "sync segment %lld", (long long)h->base);
     pthread_mutex_unlock(&st->wmu);
   }
@@ -1867,13 +2020,11 @@ klevdb_err klevdb_backup(klevdb *db, const char *dir) {
   klevdb_err rc = backup_dest_lock(st->dir, dir, &lockfd, e);
   if (rc) return rc;
   int64_t last = -1;   /* base of the last log copied */
-  /* Holding the writer lock makes the copy of the head match its index
-  ** (Go's bug B11); the head's items are flushed first. */
+  /* Holding the writer lock makes the copy of the head consistent: its
+  ** log ends at its last record, and its index gets the items the writer
+  ** holds in memory, as sealing would write them. */
   pthread_mutex_lock(&st->wmu);
-  if (!st->ro) {
-    head_trim(st, head(st));
-    rc = head_flush(st, head(st), e);
-  }
+  if (!st->ro) head_trim(st, head(st));
   pthread_rwlock_rdlock(&st->lk);
   /* Progress in segments: the list cannot change while lk is held. */
   void (*progress)(void *, int64_t, int64_t) = st->opts.progress;
@@ -1888,8 +2039,14 @@ klevdb_err klevdb_backup(klevdb *db, const char *dir) {
       /* A segment may lack its index (rebuilt on use), never its log. */
       bool virtual_empty = st->ro && st->nsegs == 1;   /* a read-only store with no files */
       if ((k == 1 || virtual_empty) && access(src, F_OK) < 0 && errno == ENOENT) continue;
-      rc = file_copy(src, dst, e);
-      if (!rc && k == 0) last = st->segs[si]->base;
+      /* The head's own index holds its header alone while it is written:
+      ** the copy gets the items, as sealing would write them. */
+      seg *s = st->segs[si];
+      if (k == 1 && !st->ro && s->live)
+        rc = index_write(dst, s->iver, st->params, s->ibuf.p, s->n * st->isz, true, e);
+      else
+        rc = file_copy(src, dst, e);
+      if (!rc && k == 0) last = s->base;
     }
     if (!rc && progress) progress(st->opts.progress_arg, (int64_t)si + 1, total);
   }
@@ -1944,7 +2101,6 @@ static klevdb_err delete_in(store *st, size_t si, drop_fn drop, void *ctx, klevd
   bool is_head = si + 1 == st->nsegs && !st->ro;
   klevdb_err rc = load(st, s, e);
   if (rc) return rc;
-  if (is_head && (rc = head_flush(st, head(st), e))) return rc;
   /* A kill between the renames below can leave the old head as a sealed
   ** segment: without the room allocated ahead, its log reads as it is. */
   if (is_head) head_trim(st, s);
@@ -2210,6 +2366,7 @@ static klevdb_err delete_ranges_locked(store *st, const klevdb_range *r, size_t 
     bool last = si + 1 == st->nsegs;
     int64_t seg_end = last ? INT64_MAX : st->segs[si + 1]->base;
     if (seg_touched(st, si, r, k)) rc = delete_seg(st, si, drop_ranges, &d, res, NULL, e);
+    sweep_wmu(st);
     if (rc || last || seg_end >= r[k - 1].to) break;
     from = seg_end;
   }

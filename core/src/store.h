@@ -34,8 +34,15 @@ typedef struct seg {
   size_t n;                 /* number of items */
   int64_t isize;            /* .index file size (sealed, for stat) */
 
-  int64_t atime;            /* last use, coarse µs (gc) */
+  int64_t atime;            /* last use, coarse µs (gc, unmapping) */
   pthread_mutex_t load_mu;
+
+  /* What stays known of a sealed segment once it is unmapped, for walks
+  ** over every segment (time table, stat): set by seg_load under load_mu,
+  ** then summed (atomic, release). */
+  bool summed;
+  int64_t sum_n, sum_bytes;
+  int64_t sum_ts_lo, sum_ts_hi;  /* first and last indexed times */
 } seg;
 
 static inline const uint8_t *seg_items(const seg *s) {
@@ -66,10 +73,8 @@ struct store {
   int64_t next;             /* next offset (atomic reads) */
 
   /* head writer state (read-write stores), under wmu */
-  int ifd;                  /* head .index, append */
-  size_t iflushed;          /* bytes of head items already in the file */
   int64_t last_ts;          /* time clamp carried across segments */
-  int64_t alloc;            /* head log bytes allocated (mapped appends) */
+  int64_t alloc;            /* head log bytes allocated (preallocate) */
   bool no_fallocate;        /* the file system cannot: append with write() */
   kbuf wbuf;
 
@@ -105,6 +110,10 @@ struct store {
   uint64_t pubseq;          /* atomic, bumped by publish and refresh */
   bool closing;
 
+  /* mapped sealed segments: loads counts seg_load's mappings of sealed
+  ** segments (atomic), swept the value at the last sweep (store.c) */
+  uint64_t loads, swept;
+
   /* read-only stores: following another process */
   uint64_t moves;           /* atomic: bumped when files under the view
                             ** moved (a segment replaced, removed or added
@@ -139,9 +148,10 @@ static inline int64_t seg_next(const seg *s, size_t isz) {
 klevdb_err head_open(store *st, seg *s, bool create, klevdb_error *e);
 /* Creates an empty segment's files at base (if there are none). */
 klevdb_err seg_create_empty(store *st, int64_t base, klevdb_error *e);
-/* Writes head items not yet in the .index file. */
-klevdb_err head_flush(store *st, seg *h, klevdb_error *e);
-/* Closes the head's files (fsyncs them first if sync). */
+/* Writes the head's whole .index (which holds only its header while the
+** head is written): the head is being sealed or closed. */
+klevdb_err head_seal(store *st, seg *h, bool sync, klevdb_error *e);
+/* Closes the head's log (fsyncs it first if sync); head_seal first. */
 void head_close(store *st, seg *s, bool sync);
 /* Cuts the head log back to its records: appends copy into the mapping of
 ** space allocated ahead, which must not outlive the writer. */

@@ -499,6 +499,43 @@ def test_corrupt():
     err_check(run("check", d2), 3, "check of a damaged sealed index: exit 3", "index")
 
 
+def test_swapped():
+    """Segment files that are not their segment's: refused (exit 3), never a
+    read that goes round for ever."""
+    src = fresh("swapped-src")
+    for i in range(0, 120, 10):
+        publish(src, lines(*[json.dumps({"key": "k%d" % (j % 3), "value": "v%d" % j}).encode()
+                             for j in range(i, i + 10)]), "--json", "--rollover", "1K")
+    logs = seg_logs(src)
+    check(len(logs) >= 3, "a keyed store of several segments", repr(logs))
+
+    def timed(*args, **kw):
+        try:
+            return run(*args, timeout=30, **kw)
+        except subprocess.TimeoutExpired:
+            return (-1, b"", b"timed out: it never ended")
+    d = fresh("swapped")
+    shutil.copytree(src, d)
+    shutil.copyfile(os.path.join(d, logs[0]), os.path.join(d, logs[-1]))
+    err_check(timed("consume", d, "--key", "k1"), 3,
+              "consume --key, head log replaced by an older one: exit 3", "another segment")
+    err_check(timed("dump", d), 3, "dump of it: exit 3", "another segment")
+    d = fresh("swapped-sealed")
+    shutil.copytree(src, d)
+    shutil.copyfile(os.path.join(d, logs[0]), os.path.join(d, logs[1]))
+    err_check(timed("consume", d, "--key", "k1"), 3,
+              "consume --key, a sealed log replaced by an older one: exit 3", "another segment")
+    d = fresh("symlinked")
+    shutil.copytree(src, d)
+    os.unlink(os.path.join(d, logs[-1]))
+    os.symlink(os.path.join(d, logs[0]), os.path.join(d, logs[-1]))
+    size0 = os.path.getsize(os.path.join(d, logs[0]))
+    err_check(timed("consume", d, "--key", "k1"), 3, "consume --key, symlinked head log: exit 3",
+              "symbolic link")
+    err_check(timed("publish", d, stdin=b"x\n"), 3, "publish into it: exit 3", "symbolic link")
+    eq(os.path.getsize(os.path.join(d, logs[0])), size0, "nothing written through the link")
+
+
 def hold_store(d):
     """A `klevdb publish` that keeps d open for writing until its stdin
     closes; returns once its first line is published (so it holds the lock)."""
@@ -890,7 +927,8 @@ def main():
     status = 0
     if "main" in groups:
         for t in (test_usage, test_missing_store, test_not_a_store, test_roundtrip_lines, test_roundtrip_json,
-                  test_consume, test_get, test_stat, test_check_recover, test_corrupt, test_locked,
+                  test_consume, test_get, test_stat, test_check_recover, test_corrupt, test_swapped,
+                  test_locked,
                   test_backup, test_migrate, test_gc, test_trim, test_compact, test_tail,
                   test_progress, test_sql_errors):
             print("# %s" % t.__name__)

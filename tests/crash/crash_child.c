@@ -1,7 +1,7 @@
 /*
 ** crash_child.c - the process that crash_test.py kills, and its checker.
 **
-**   crash_child run DIR SEED [--sql] [--auto-sync]
+**   crash_child run DIR SEED [--sql] [--auto-sync] [--preallocate]
 **       Opens the store in DIR (read-write, both indexes, rollover 64KB)
 **       and loops until killed: publishes batches of 1..100 messages, now
 **       and then a batch of several rollover sizes (the split path), trims,
@@ -19,8 +19,11 @@
 **         CLR                 the delete is over: the rest of PEND stays
 **       and exits 1 with "ERR ..." on anything unexpected.
 **
-**   crash_child verify DIR STATEFILE [--auto-sync]
-**       Opens the store after a kill (no recovery option) and checks it
+**   crash_child verify DIR STATEFILE [--auto-sync] [--preallocate]
+**       First checks the files as the kill left them the way Go klevdb
+**       would open them (go_view: every log ends at its last record, every
+**       index is a bare header or lists exactly the log's records).
+**       Then opens the store after a kill (no recovery option) and checks it
 **       against what the killed child acknowledged; STATEFILE has lines
 **         acked <next>     try <from> <to>     del <from> <to>
 **         pend <from> <to>
@@ -44,6 +47,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <klevdb.h>
@@ -142,12 +146,15 @@ static void say_offsets(const char *what, const int64_t *offs, size_t n) {
   }
 }
 
+static int preallocate;   /* --preallocate: the layout with room allocated ahead */
+
 static klevdb_options store_options(int auto_sync) {
   klevdb_options o = {0};
   o.create_dirs = 1;
   o.key_index = 1;
   o.time_index = 1;
   o.auto_sync = auto_sync;
+  o.preallocate = preallocate;
   o.rollover = ROLLOVER;
   return o;
 }
@@ -198,8 +205,8 @@ static void writer_open(writer *w, const char *dir, int auto_sync, int use_sql) 
     if (sqlite3_open(dbpath, &w->sql) != SQLITE_OK) die("sqlite3_open %s", dbpath);
     char *q = sqlite3_mprintf(
         "CREATE VIRTUAL TABLE IF NOT EXISTS t USING klevdb(dir=%Q, rollover='64KB', auto_sync=%d, "
-        "key='blob', value='blob')",
-        dir, auto_sync);
+        "key='blob', value='blob', preallocate=%d)",
+        dir, auto_sync, preallocate);
     sql_exec(w, q);
     sqlite3_free(q);
     /* Touch the table so that it has the store open before our handle. */
@@ -458,6 +465,233 @@ static void fail(const char *fmt, ...) {
   if (++fails > 20) exit(1);
 }
 
+/* ---- the store as Go klevdb finds it, before any open of ours ---- */
+
+/* Go opens a store as it is (no Recover): it appends to the last log at
+** its size, trusts an index with items and rebuilds one that holds its
+** header alone (or nothing). So after a kill, in every segment: the log
+** must end exactly at the end of its last complete record, and the index
+** must either be a bare header or list exactly the log's records; no two
+** segments may hold the same offset (Go has no delete marker). Written
+** from the format (not the library's code) so that it checks the library. */
+
+static uint32_t crc_table[256];
+static uint32_t crc32c_sw(const uint8_t *p, size_t n) {
+  if (!crc_table[1])
+    for (uint32_t i = 0; i < 256; i++) {
+      uint32_t c = i;
+      for (int k = 0; k < 8; k++) c = c & 1 ? (c >> 1) ^ 0x82F63B78u : c >> 1;
+      crc_table[i] = c;
+    }
+  uint32_t c = 0xFFFFFFFFu;
+  while (n--) c = crc_table[(c ^ *p++) & 0xFF] ^ (c >> 8);
+  return c ^ 0xFFFFFFFFu;
+}
+
+static uint64_t be64(const uint8_t *p) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; i++) v = (v << 8) | p[i];
+  return v;
+}
+static uint32_t be32(const uint8_t *p) {
+  return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static uint8_t *slurp(const char *path, size_t *len) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  size_t cap = 1 << 16, n = 0;
+  uint8_t *p = malloc(cap);
+  size_t r;
+  while (p && (r = fread(p + n, 1, cap - n, f)) > 0) {
+    n += r;
+    if (n == cap) p = realloc(p, cap *= 2);
+  }
+  fclose(f);
+  *len = n;
+  return p;
+}
+
+static int cmp_ll(const void *a, const void *b) {
+  long long x = *(const long long *)a, y = *(const long long *)b;
+  return (x > y) - (x < y);
+}
+
+/* A delete's renames are covered by a marker only our open reads, so a
+** kill inside one may leave a state Go reads wrongly (a rewritten index
+** beside the old log, an old segment beside its rewrite): counted apart
+** while a delete was in flight, a failure otherwise. */
+typedef struct goview {
+  int in_delete, bad, del;
+} goview;
+static void go_bad(goview *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void go_bad_log(goview *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void go_report(goview *g, int tolerated, const char *fmt, va_list ap) {
+  char msg[1024];
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  if (tolerated) {
+    printf("NOTE %s (a delete was in flight)\n", msg);
+    g->del = 1;
+  } else {
+    fail("%s", msg);
+    g->bad++;
+  }
+}
+static void go_bad(goview *g, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  go_report(g, g->in_delete, fmt, ap);
+  va_end(ap);
+}
+/* A log that does not end at its last record: a delete writes its logs
+** whole and renames them, so this is never tolerated. */
+static void go_bad_log(goview *g, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  go_report(g, 0, fmt, ap);
+  va_end(ap);
+}
+
+/* Checks every segment. Returns 0 when Go opens the store as it is, 1 when
+** Go refuses it (see below), and prints FAIL lines for anything else.
+**
+** A kill inside a publish whose batch crosses a page boundary can leave
+** the one state no ordering of write(2)s avoids (a multi-page write is not
+** atomic under SIGKILL): bytes past the last record that start with the
+** zeros of the batch's first page, not yet written. Go's scan rejects them
+** ("log corrupted"), so Go refuses the store, reads nothing wrong and
+** writes nothing, until our next open cuts them. That is tolerated for the
+** last segment, with a bare index, while a publish was in flight (or
+** always with the preallocated layout, whose zeroed room Go refuses alike);
+** bytes Go would take for the end of the log (fewer than a header) never. */
+static int go_view(const char *dir, int in_flight, int in_delete, int preallocate) {
+  int refused = 0;
+  goview gv = {in_delete, 0, 0};
+  static const uint8_t lmagic[8] = {0xFF, 'k', 'l', 'e', 'v', 's', 1, 0};
+  static const uint8_t imagic[8] = {0xFF, 'k', 'l', 'e', 'v', 'i', 1, 3};
+  static const uint8_t trailer[8] = {0xDE, 0xAD, 0xBE, 0xEF, 0xFE, 0xED, 0xFA, 0xCE};
+  char cmd[4400];
+  snprintf(cmd, sizeof cmd, "ls '%s'", dir);
+  FILE *ls = popen(cmd, "r");
+  if (!ls) die("ls %s", dir);
+  long long bases[4096], ibases[4096];
+  size_t nb = 0, ni = 0;
+  char name[512];
+  while (fgets(name, sizeof name, ls)) {
+    size_t l = strlen(name);
+    if (l && name[l - 1] == '\n') name[--l] = 0;
+    if (l == 24 && !strcmp(name + 20, ".log") && nb < 4096) bases[nb++] = atoll(name);
+    if (l == 26 && !strcmp(name + 20, ".index") && ni < 4096) ibases[ni++] = atoll(name);
+  }
+  pclose(ls);
+  qsort(bases, nb, sizeof bases[0], cmp_ll);
+  /* An index with items but no log: Go appends to it when it makes that
+  ** segment itself (its index writer keeps a file it finds). */
+  for (size_t i = 0; i < ni; i++) {
+    int has_log = 0;
+    for (size_t j = 0; j < nb && !has_log; j++) has_log = bases[j] == ibases[i];
+    char ip[4400];
+    snprintf(ip, sizeof ip, "%s/%020lld.index", dir, ibases[i]);
+    struct stat sb;
+    if (!has_log && stat(ip, &sb) == 0 && sb.st_size > 8) {
+      go_bad(&gv, "go view: %s: %lld bytes of index for a segment with no log", ip, (long long)sb.st_size);
+    }
+  }
+  int64_t seg_prev = -1;
+  for (size_t si = 0; si < nb; si++) {
+    char lp[4400], ip[4400];
+    snprintf(lp, sizeof lp, "%s/%020lld.log", dir, bases[si]);
+    snprintf(ip, sizeof ip, "%s/%020lld.index", dir, bases[si]);
+    size_t ll = 0, il = 0;
+    uint8_t *log = slurp(lp, &ll), *idx = slurp(ip, &il);
+    if (log && ll == 0) {
+      /* Created, header not yet written: Go writes it (an empty log). */
+    } else if (!log || ll < 8 || memcmp(log, lmagic, 8)) {
+      go_bad_log(&gv, "go view: %s: no V2 log header (%zu bytes)", lp, ll);
+    } else {
+      /* The records, as Go's reindex would list them. */
+      size_t pos = 8, nrec = 0, cap = 256;
+      uint8_t (*items)[32] = malloc(cap * 32);
+      int64_t prev_off = -1;
+      while (pos < ll) {
+        if (ll - pos < 28) {
+          go_bad_log(&gv, "go view: %s: %zu bytes after the last record at %zu (Go takes them for the end "
+               "and appends after them)", lp, ll - pos, pos);
+          break;
+        }
+        const uint8_t *r = log + pos;
+        uint32_t klen = be32(r + 20), vlen = be32(r + 24);   /* after crc, offset, time */
+        size_t len = 28 + (size_t)klen + vlen + 8;
+        if (klen > (1u << 26) || vlen > (1u << 26) || len > ll - pos ||
+            be32(r) != crc32c_sw(r + 4, len - 4) || memcmp(r + len - 8, trailer, 8)) {
+          int zeros = 1;
+          for (size_t i = pos; i < ll && i < pos + 28 && zeros; i++) zeros = log[i] == 0;
+          int last = si + 1 == nb, bare = !idx || il <= 8;
+          if (last && bare && zeros && (in_flight || preallocate)) {
+            refused = 1;
+          } else {
+            go_bad_log(&gv, "go view: %s: %zu bytes at %zu are no complete record (the log's size is not "
+                 "the end of its last record)", lp, ll - pos, pos);
+          }
+          break;
+        }
+        int64_t off = (int64_t)be64(r + 4), t = (int64_t)be64(r + 12);
+        if (off <= seg_prev) {
+          go_bad(&gv, "go view: %s: offset %lld, but an older segment reaches %lld (overlap)", lp,
+               (long long)off, (long long)seg_prev);
+          break;
+        }
+        if (off <= prev_off) {
+          go_bad(&gv, "go view: %s: offset %lld after %lld", lp, (long long)off, (long long)prev_off);
+          break;
+        }
+        prev_off = off;
+        uint64_t h = 0xcbf29ce484222325ULL;
+        for (uint32_t i = 0; i < klen; i++) h = (h ^ r[28 + i]) * 0x100000001b3ULL;
+        if (nrec == cap) items = realloc(items, (cap *= 2) * 32);
+        uint8_t *it = items[nrec++];
+        for (int i = 0; i < 8; i++) {
+          it[i] = (uint8_t)((uint64_t)off >> (56 - 8 * i));
+          it[8 + i] = (uint8_t)((uint64_t)pos >> (56 - 8 * i));
+          it[16 + i] = (uint8_t)((uint64_t)t >> (56 - 8 * i));   /* record time */
+          it[24 + i] = (uint8_t)(h >> (56 - 8 * i));
+        }
+        pos += len;
+      }
+      /* The index: a bare header (rebuilt), or exactly these records. */
+      if (!idx || il < 8 || memcmp(idx, imagic, 8)) {
+        if (idx && il > 0) {
+          go_bad(&gv, "go view: %s: %zu bytes with no index header", ip, il);
+        }
+      } else if (il > 8) {
+        size_t n = (il - 8) / 32;
+        if ((il - 8) % 32 || n != nrec) {
+          go_bad(&gv, "go view: %s: %zu bytes of items for %zu records in the log (Go trusts it)", ip,
+               il - 8, nrec);
+        } else {
+          int64_t prev_ts = INT64_MIN;
+          for (size_t i = 0; i < n; i++) {
+            const uint8_t *a = idx + 8 + i * 32, *b = items[i];
+            int64_t ts = (int64_t)be64(a + 16), rt = (int64_t)be64(b + 16);
+            /* index times are the record's, clamped to never go back */
+            int64_t want = prev_ts > rt ? prev_ts : rt;
+            if (memcmp(a, b, 16) || memcmp(a + 24, b + 24, 8) || (i ? ts != want : ts < rt)) {
+              go_bad(&gv, "go view: %s: item %zu does not match record %zu of the log", ip, i, i);
+              break;
+            }
+            prev_ts = ts;
+          }
+        }
+      }
+      free(items);
+      if (prev_off > seg_prev) seg_prev = prev_off;
+    }
+    free(log);
+    free(idx);
+  }
+  return gv.bad ? -1 : gv.del ? 2 : refused;
+}
+
 static int msg_matches(const klevdb_msg *m, int64_t o) {
   gen g;
   gen_msg(o, &g);
@@ -483,6 +717,9 @@ static int verify(const char *dir, const char *statefile, int auto_sync) {
   }
   fclose(f);
   if (acked < 0) die("%s: no acked line", statefile);
+
+  /* The files as the kill left them, before our open repairs anything. */
+  int go = go_view(dir, try_from >= 0, pend.n > 0, preallocate);
 
   klevdb_options o = store_options(auto_sync);
   klevdb_error e;
@@ -588,8 +825,8 @@ static int verify(const char *dir, const char *statefile, int auto_sync) {
   }
   klevdb_batch_free(&bt);
   klevdb_close(db);
-  printf("NEXT %lld reopened_next=%lld messages=%lld open_ms=%.2f\n", (long long)after,
-         (long long)next, (long long)count,
+  printf("NEXT %lld reopened_next=%lld messages=%lld go_view=%s open_ms=%.2f\n", (long long)after,
+         (long long)next, (long long)count, go < 0 ? "bad" : go == 2 ? "in_delete" : go ? "refuses" : "ok",
          (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
   free(del.r);
   free(pend.r);
@@ -727,6 +964,7 @@ int main(int argc, char **argv) {
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--sql")) use_sql = 1;
     else if (!strcmp(argv[i], "--auto-sync")) auto_sync = 1;
+    else if (!strcmp(argv[i], "--preallocate")) preallocate = 1;
     else if (npos < 4) pos[npos++] = argv[i];
   }
 #ifdef CRASH_SQL
@@ -739,8 +977,8 @@ int main(int argc, char **argv) {
     return bigdel_make(pos[1], strtoll(pos[2], NULL, 10), strtoll(pos[3], NULL, 10));
   if (npos == 3 && !strcmp(pos[0], "bigdel")) return bigdel(pos[1], strtoll(pos[2], NULL, 10), use_sql);
   if (npos == 3 && !strcmp(pos[0], "bigdel-verify")) return bigdel_verify(pos[1], strtoll(pos[2], NULL, 10));
-  fprintf(stderr, "usage: crash_child run DIR SEED [--sql] [--auto-sync]\n"
-                  "       crash_child verify DIR STATEFILE [--auto-sync]\n"
+  fprintf(stderr, "usage: crash_child run DIR SEED [--sql] [--auto-sync] [--preallocate]\n"
+                  "       crash_child verify DIR STATEFILE [--auto-sync] [--preallocate]\n"
                   "       crash_child bigdel-make DIR N ROLLOVER\n"
                   "       crash_child bigdel DIR N [--sql]\n"
                   "       crash_child bigdel-verify DIR N\n");

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Process-crash test: a child publishes and deletes while we SIGKILL it.
 
-    crash_test.py CHILD [--rounds N] [--seed S] [--sql] [--auto-sync] [--dir D] [--keep]
+    crash_test.py CHILD [--rounds N] [--seed S] [--sql] [--auto-sync] [--preallocate] [--dir D] [--keep]
 
 Each round starts `CHILD run DIR SEED` on the store the previous round left,
 reads its report lines (see crash_child.c), SIGKILLs it at a random moment
@@ -11,7 +11,9 @@ recovery and checks it against everything the child acknowledged: every
 acknowledged, undeleted offset is there byte for byte, nothing deleted is
 back, offsets increase without duplicates, the unacknowledged batch is all
 there or not at all, the next offset never goes back, and a publish after the
-reopen continues at the next offset. Prints a summary; exits 1 on the first
+reopen continues at the next offset. Before that reopen, the files as the kill
+left them must be a store Go klevdb opens as it is (crash_child.c, go_view).
+Prints a summary; exits 1 on the first
 failure with the seed to reproduce it.
 """
 import argparse
@@ -45,6 +47,7 @@ def main():
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--sql", action="store_true")
     ap.add_argument("--auto-sync", action="store_true")
+    ap.add_argument("--preallocate", action="store_true", help="the layout with room allocated ahead")
     ap.add_argument("--dir", default=None, help="work here (default: a new temporary folder)")
     ap.add_argument("--keep", action="store_true", help="keep the folder")
     ap.add_argument("--max-delay-ms", type=float, default=50.0)
@@ -52,7 +55,8 @@ def main():
 
     seed = args.seed if args.seed is not None else int(os.environ.get("CRASH_SEED", "0")) or random.randrange(1, 1 << 31)
     rnd = random.Random(seed)
-    mode = ("sql" if args.sql else "c") + (" auto_sync" if args.auto_sync else "")
+    mode = ("sql" if args.sql else "c") + (" auto_sync" if args.auto_sync else "") + \
+        (" preallocate" if args.preallocate else "")
     print(f"crash_test: mode {mode}, {args.rounds} rounds, seed {seed}", flush=True)
 
     if args.dir:
@@ -65,13 +69,14 @@ def main():
     print(f"crash_test: work folder {work}", flush=True)
     store = os.path.join(work, "store")
     state_path = os.path.join(work, "state")
-    flags = (["--sql"] if args.sql else []) + (["--auto-sync"] if args.auto_sync else [])
-    verify_flags = ["--auto-sync"] if args.auto_sync else []
+    flags = (["--sql"] if args.sql else []) + (["--auto-sync"] if args.auto_sync else []) + \
+        (["--preallocate"] if args.preallocate else [])
+    verify_flags = (["--auto-sync"] if args.auto_sync else []) + (["--preallocate"] if args.preallocate else [])
 
     acked = 0            # next offset after the last acknowledged publish
     deleted = []         # [from, to) ranges known deleted
     stats = dict(kills=0, early=0, acks=0, tries=0, dels=0, lost_try=0, kept_try=0,
-                 pend=0, msgs=0, open_ms_max=0.0)
+                 pend=0, msgs=0, open_ms_max=0.0, go_ok=0, go_refuses=0, go_in_delete=0)
     t_start = time.monotonic()
 
     def failed(what, out=""):
@@ -181,6 +186,12 @@ def main():
         for tok in w:
             if tok.startswith("messages="):
                 stats["msgs"] = int(tok.split("=")[1])
+            if tok == "go_view=ok":
+                stats["go_ok"] += 1
+            if tok == "go_view=refuses":
+                stats["go_refuses"] += 1
+            if tok == "go_view=in_delete":
+                stats["go_in_delete"] += 1
             if tok.startswith("open_ms="):
                 stats["open_ms_max"] = max(stats["open_ms_max"], float(tok.split("=")[1]))
             if tok.startswith("reopened_next=") and tr:
@@ -195,7 +206,10 @@ def main():
           f"{stats['acks']} acknowledged publishes, {stats['dels']} deletes confirmed, "
           f"{stats['pend']} kills during a delete, {stats['kept_try']}/{stats['lost_try']} unacknowledged "
           f"batches kept/dropped, next offset {acked}, {stats['msgs']} messages "
-          f"in the store, slowest reopen {stats['open_ms_max']:.1f} ms, {el:.1f} s, seed {seed}",
+          f"in the store, files as Go finds them: right after {stats['go_ok']} kills, refused by Go "
+          f"(a kill inside a multi-page write, or room ahead) after {stats['go_refuses']}, wrong for "
+          f"Go inside a delete (its marker is ours alone) after {stats['go_in_delete']}, "
+          f"slowest reopen {stats['open_ms_max']:.1f} ms, {el:.1f} s, seed {seed}",
           flush=True)
     if not args.keep and not args.dir:
         shutil.rmtree(work, ignore_errors=True)

@@ -480,6 +480,7 @@ static void test_check_live(void) {
   char *dir = tmpdir();
   klevdb_options o = OPTS_TK;
   o.create_dirs = 1;
+  o.preallocate = 1;   /* the layout with room ahead */
   klevdb *db;
   klevdb_error err;
   CHECK_RC(klevdb_open(dir, &o, &db, &err), KLEVDB_OK, err);
