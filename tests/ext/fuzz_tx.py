@@ -1,0 +1,159 @@
+#!/usr/bin/python3
+"""Stateful differential fuzzer of the klevdb table's transactions: random
+sequences of BEGIN, COMMIT, ROLLBACK, SAVEPOINT, RELEASE and ROLLBACK TO at
+every depth (also a SAVEPOINT that opens the transaction), single and
+multi-row INSERTs, DELETEs with random WHERE, SELECTs inside and outside
+transactions, and closing and reopening the connection (also in the middle
+of a transaction, which rolls it back), run on a klevdb table and mirrored
+into a plain table of the same database, so that both share each
+transaction. The full contents of the two are compared after every step.
+
+usage: fuzz_tx.py MODULE WORKDIR [STEPS [SEED]]
+
+On a difference it prints the seed, a shrunk repro (a sqlite3 shell
+script) and exits 1. "--episode SEED" reruns one episode, as printed.
+"""
+import os
+import random
+import shutil
+import sys
+import tempfile
+import time
+
+import fuzzlib
+from fuzzlib import Gen, random_query, shrink, report
+from fuzz_query import random_rows
+
+NAMES = ["s0", "s1", "s2", "s3"]
+
+
+class TxState:
+    """SQLite's transaction and savepoint stack, followed as the steps are
+    made, so that most generated statements are valid ones."""
+
+    def __init__(self):
+        self.in_tx, self.stack, self.by_savepoint = False, [], False
+
+    def apply(self, sql):
+        w = sql.split()
+        if w[0] == "BEGIN":
+            if not self.in_tx:
+                self.in_tx, self.stack, self.by_savepoint = True, [], False
+        elif w[0] in ("COMMIT", "END") or sql == "ROLLBACK":
+            self.in_tx, self.stack = False, []
+        elif w[0] == "SAVEPOINT":
+            if not self.in_tx:
+                self.in_tx, self.by_savepoint = True, True
+            self.stack.append(w[1])
+        elif w[0] == "RELEASE":
+            name = w[-1]
+            if name in self.stack:
+                i = len(self.stack) - 1 - self.stack[::-1].index(name)
+                self.stack = self.stack[:i]
+                if not self.stack and self.by_savepoint:
+                    self.in_tx = False
+        elif w[0] == "ROLLBACK":
+            name = w[-1]
+            if name in self.stack:
+                i = len(self.stack) - 1 - self.stack[::-1].index(name)
+                self.stack = self.stack[:i + 1]
+
+
+def tx_statement(r, st):
+    """A transaction-control statement fitting the state (now and then one
+    that does not: both tables get the same error)."""
+    if r.random() < 0.03:
+        return r.choice(["COMMIT", "ROLLBACK", "RELEASE s9", "ROLLBACK TO s9", "BEGIN"])
+    if not st.in_tx:
+        if r.random() < 0.5:
+            return r.choice(["BEGIN", "BEGIN", "BEGIN IMMEDIATE", "BEGIN EXCLUSIVE", "BEGIN DEFERRED"])
+        return "SAVEPOINT " + r.choice(NAMES)
+    x = r.random()
+    if st.stack and x < 0.45:
+        name = r.choice(st.stack)
+        if r.random() < 0.5:
+            return r.choice(["RELEASE ", "RELEASE SAVEPOINT "]) + name
+        return r.choice(["ROLLBACK TO ", "ROLLBACK TO SAVEPOINT ", "ROLLBACK TRANSACTION TO "]) + name
+    if x < 0.75 and len(st.stack) < 6:
+        return "SAVEPOINT " + r.choice(NAMES)
+    return r.choice(["COMMIT", "END", "ROLLBACK", "COMMIT"])
+
+
+def episode_case(eseed, nsteps):
+    r = random.Random(eseed)
+    kc, vc = r.choice(fuzzlib.CODECS), r.choice(fuzzlib.CODECS)
+    create = dict(kc=kc, vc=vc, rollover=r.choice(["256", "256", "1KB", "64KB"]),
+                  key_index=int(r.random() < 0.85), time_index=int(r.random() < 0.85),
+                  fmt="v1" if r.random() < 0.15 else "v2")
+    g = Gen(r, kc, vc)
+    g.nrows = 20
+    st = TxState()
+    steps = []
+    for _ in range(nsteps):
+        x = r.random()
+        if x < 0.30:
+            s = ("sql", tx_statement(r, st))
+            st.apply(s[1])
+        elif x < 0.55:
+            n = r.choice([1, 1, 1, 2, 3, 8, 40])
+            s = ("insert", random_rows(r, kc, vc, n))
+            g.nrows += n
+        elif x < 0.70:
+            s = ("delete", g.where_tree())
+        elif x < 0.93:
+            s = ("query", random_query(g))
+        else:
+            s = ("reopen",)
+            st = TxState()
+        steps.append(s)
+    return create, steps
+
+
+def main(argv):
+    args = [a for a in argv[1:] if not a.startswith("--")]
+    only = None
+    if "--episode" in argv:
+        k = argv.index("--episode")
+        only = int(argv[k + 1])
+        args = [a for a in args if a != argv[k + 1]]
+    if len(args) < 2:
+        sys.exit(__doc__)
+    module = os.path.abspath(args[0])
+    if not os.path.exists(module):
+        sys.exit("fuzz_tx: %s does not exist (build first)" % module)
+    total = int(args[2]) if len(args) > 2 else 500
+    seed = int(args[3]) if len(args) > 3 else int(time.time())
+    os.makedirs(args[1], exist_ok=True)
+    work = tempfile.mkdtemp(prefix="fuzz_tx.", dir=os.path.abspath(args[1]))
+    master = random.Random(seed)
+    counters = {"steps": 0}
+    start = time.monotonic()
+    episodes = 0
+    try:
+        while counters["steps"] < total:
+            eseed = master.randrange(1 << 62) if only is None else only
+            per = min(250, total - counters["steps"])
+            create, steps = episode_case(eseed, per)
+            f, i, log = fuzzlib.replay(module, work, create, steps, check_each=True, counters=counters)
+            episodes += 1
+            if f:
+                steps = steps[:i + 1]
+                print("difference found: %s" % f.split("\n")[0], flush=True)
+                small, result = shrink(module, work, create, steps, check_each=True)
+                if result is None:
+                    result = (f, ["-- (did not happen again; the whole episode follows)"] + log)
+                report("fuzz_tx", "seed %d episode %d (--episode %d)" % (seed, episodes, eseed),
+                       create, small, result)
+                return 1
+            if only is not None:
+                break
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    extra = ", ".join("%s %d" % (k, v) for k, v in sorted(counters.items()) if k != "steps")
+    print("fuzz_tx: seed %d, %d episodes, %d steps, contents equal after each (%.1f s; %s)" % (
+        seed, episodes, counters["steps"], time.monotonic() - start, extra))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
