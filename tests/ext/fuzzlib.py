@@ -95,6 +95,10 @@ def lit(v):
     if isinstance(v, float):
         r = repr(v)
         return r if ("e" in r or "." in r) else r + ".0"
+    if len(v) > 40 and len(set(v)) == 1 and (v[:1] if isinstance(v, str) else chr(v[0])).isalnum():
+        # A long run of one character, short to read in a repro.
+        t = "printf('%%.%dc', %s)" % (len(v), lit(v[:1] if isinstance(v, str) else chr(v[0])))
+        return "CAST(%s AS BLOB)" % t if isinstance(v, bytes) else t
     if isinstance(v, bytes):
         return "x'" + v.hex() + "'"
     return "'" + v.replace("'", "''") + "'"
@@ -263,14 +267,24 @@ UNIQUE_TERMS = ('"offset"', "rowid", '+"offset"', '-"offset"', "_rowid_")
 
 class Query:
     """SELECT <cols> FROM {T} [WHERE] [ORDER BY] [LIMIT], optionally inside
-    an outer SELECT (count(*) of it, or the same rows)."""
+    an outer SELECT (count(*) of it, or the same rows). A join names its
+    FROM clause (src) and whether its ORDER BY fixes the order."""
+    src = "{T}"
+    fixed = False
 
-    def __init__(self, cols, where, order, limit, outer=None, group=False):
+    def __init__(self, cols, where, order, limit, outer=None, group=False, src=None, fixed=False):
         self.cols, self.where, self.order, self.limit = cols, where, order, limit
         self.outer, self.group = outer, group
+        if src:
+            self.src, self.fixed = src, fixed
+
+    def copy(self, **kw):
+        q = Query(self.cols, self.where, self.order, self.limit, self.outer, self.group, self.src, self.fixed)
+        q.__dict__.update(kw)
+        return q
 
     def sql(self, table, with_limit=True):
-        s = "SELECT %s FROM %s" % (self.cols, table)
+        s = "SELECT %s FROM %s" % (self.cols, self.src)
         if self.where is not None:
             s += " WHERE " + render(self.where)
         if self.group:
@@ -289,6 +303,8 @@ class Query:
         """True if the rows' order is fixed: some ORDER BY term is unique."""
         if self.group or "DISTINCT" in self.cols:
             return False
+        if self.src != "{T}":
+            return self.fixed and bool(self.order)
         return any(t.split(" ")[0] in UNIQUE_TERMS for t in self.order)
 
     def kind(self):
@@ -306,21 +322,20 @@ class Query:
     def shrinks(self):
         out = []
         if self.outer:
-            out.append(Query(self.cols, self.where, self.order, self.limit, None, self.group))
+            out.append(self.copy(outer=None))
         if self.limit:
-            out.append(Query(self.cols, self.where, self.order, None, self.outer, self.group))
+            out.append(self.copy(limit=None))
             if self.limit[1] is not None:
-                out.append(Query(self.cols, self.where, self.order, (self.limit[0], None), self.outer, self.group))
-        if self.order:
+                out.append(self.copy(limit=(self.limit[0], None)))
+        if self.order and self.src == "{T}":
             for i in range(len(self.order)):
-                o = self.order[:i] + self.order[i + 1:]
-                out.append(Query(self.cols, self.where, o, self.limit, self.outer, self.group))
+                out.append(self.copy(order=self.order[:i] + self.order[i + 1:]))
         if self.where is not None:
-            out.append(Query(self.cols, None, self.order, self.limit, self.outer, self.group))
+            out.append(self.copy(where=None))
             for s in subtrees(self.where):
-                out.append(Query(self.cols, s, self.order, self.limit, self.outer, self.group))
-        if self.cols != "*" and not self.group:
-            out.append(Query("*", self.where, self.order, self.limit, self.outer, self.group))
+                out.append(self.copy(where=s))
+        if self.cols != "*" and not self.group and self.src == "{T}":
+            out.append(self.copy(cols="*"))
         return out
 
 
@@ -334,14 +349,55 @@ def random_query(g):
                                "count(*), total(length(key)), max(time)"]), where, [], None)
     if x < 0.14:
         return Query("key, count(*)", where, [], None, group=True)
+    if x < 0.35:
+        return shaped_query(g)
     cols = r.choice(["*", "*", '"offset", key', "rowid, *", "key, value", '"offset"', "time",
                      "typeof(key), key, typeof(value)", '"offset", time', "DISTINCT key"])
     q = Query(cols, where, g.order_by(), g.limit())
-    if x < 0.24:
+    if x < 0.45:
         q.outer = "SELECT count(*) FROM (%s)"
-    elif x < 0.27:
+    elif x < 0.48:
         q.outer = "SELECT * FROM (%s)"
     return q
+
+
+def shaped_query(g):
+    """The shapes the table has fast paths for (latest by key, consume from
+    an offset, since a time, counts by offset range) and self-joins, whose
+    inner side gets its constraints from the outer row."""
+    r = g.r
+    k = lambda: g.operand("key")
+    o = lambda: g.operand("offset")
+    t = lambda: g.operand("time")
+    lim = lambda: r.choice(["1", "1", "2", "5", "-1", "100"])
+    x = r.randrange(9)
+    if x == 0:
+        return Query("*", ("leaf", "key = " + k()), ['"offset" DESC'], (lim(), None))
+    if x == 1:
+        return Query("*", ("and", ("leaf", "key = " + k()), ("leaf", '"offset" %s %s' % (r.choice(["<", "<=", ">="]), o()))),
+                     ['"offset" DESC'], (lim(), None))
+    if x == 2:
+        return Query("*", ("leaf", '"offset" %s %s' % (r.choice([">=", ">"]), o())), ['"offset"'],
+                     (lim(), r.choice([None, "1", "3"])))
+    if x == 3:
+        return Query('"offset", time', ("leaf", "time %s %s" % (r.choice([">=", ">"]), t())),
+                     [r.choice(['"offset"', '"offset" DESC'])], r.choice([None, (lim(), None)]))
+    if x == 4:
+        return Query("count(*)", ("leaf", '"offset" BETWEEN %s AND %s' % (o(), o())), [], None)
+    if x == 5:
+        return Query("*", ("leaf", "key IN (%s, %s, %s)" % (k(), k(), k())),
+                     [r.choice(['"offset"', '"offset" DESC'])], r.choice([None, (lim(), None)]))
+    if x == 6:
+        return Query('a."offset", b."offset"', None, ['a."offset"', 'b."offset"'], None,
+                     src='{T} AS a JOIN {T} AS b ON b.key = a.key AND b."offset" %s a."offset"'
+                     % r.choice([">", "<", "!=", ">="]), fixed=True)
+    if x == 7:
+        return Query('a."offset", b.time', None, ['a."offset"'], None,
+                     src='{T} AS a JOIN {T} AS b ON b."offset" = a."offset" %s' % r.choice(["+ 1", "- 1", "* 2"]),
+                     fixed=True)
+    return Query('a."offset", (SELECT count(*) FROM {T} AS b WHERE b.key = a.key AND b."offset" <= a."offset")',
+                 ("leaf", 'a."offset" %s %s' % (r.choice(["<", ">="]), o())), ['a."offset"'], None,
+                 src="{T} AS a", fixed=True)
 
 
 # ---- running SQL against both tables ----
