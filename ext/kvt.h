@@ -117,7 +117,7 @@ typedef struct kvt_pending {
   size_t ndels, capdels;
   bool dels_sorted;         /* ranges ascending and apart: binary search */
   struct { size_t n, ndels, alen; int64_t bytes; } *marks;   /* savepoints */
-  int nmarks;
+  int nmarks, capmarks;     /* marks[i]: the state when savepoint i began */
   int64_t base;             /* offset of rows[0] */
   bool locked;              /* holds klevdb_writer_lock */
   /* A transaction of many segments' worth is written while it runs

@@ -159,8 +159,22 @@ static int kvt_disconnect(sqlite3_vtab *vtab) {
   klevdb_close(vt->kdb);
   kvt_args_free(&vt->args);
   sqlite3_free(vt->name);
+  sqlite3_free(vt->base.zErrMsg);
   sqlite3_free(vt);
   return SQLITE_OK;
+}
+
+/* DROP TABLE keeps the store's files. It is refused while the open
+** transaction has writes to the table: they would go with the table
+** unpublished, and a ROLLBACK of the DROP could not bring them back. */
+static int kvt_destroy(sqlite3_vtab *vtab) {
+  kvt_vtab *vt = (kvt_vtab *)vtab;
+  if (vt->tx->n || vt->tx->ndels)
+    /* SQLite reports xDestroy's code alone ("database table is locked"),
+    ** as when a statement still reads the table. */
+    return kvt_error(vt, SQLITE_LOCKED, "DROP TABLE %s: the open transaction has writes to it "
+                     "(COMMIT or ROLLBACK first)", vt->name);
+  return kvt_disconnect(vtab);
 }
 
 /* ---- planning ---- */
@@ -225,10 +239,6 @@ static int kvt_best_index(sqlite3_vtab *vtab, sqlite3_index_info *ix) {
       if (c->op == SQLITE_INDEX_CONSTRAINT_EQ && slot[0] < 0) {
         slot[0] = i;
         plan |= P_EQ;
-        if (sqlite3_vtab_in(ix, i, -1)) {
-          sqlite3_vtab_in(ix, i, 1);
-          plan |= P_EQ_IN;
-        }
         taken = true;
       } else if ((c->op == SQLITE_INDEX_CONSTRAINT_GE || c->op == SQLITE_INDEX_CONSTRAINT_GT) && slot[1] < 0) {
         slot[1] = i;
@@ -242,10 +252,6 @@ static int kvt_best_index(sqlite3_vtab *vtab, sqlite3_index_info *ix) {
     } else if (col == KVT_KEY && o.key_index && c->op == SQLITE_INDEX_CONSTRAINT_EQ && slot[3] < 0) {
       slot[3] = i;
       plan |= P_KEY;
-      if (sqlite3_vtab_in(ix, i, -1)) {
-        sqlite3_vtab_in(ix, i, 1);
-        plan |= P_KEY_IN;
-      }
       taken = true;
     } else if (col == KVT_TIME && o.time_index && slot[4] < 0 &&
                (c->op == SQLITE_INDEX_CONSTRAINT_GE || c->op == SQLITE_INDEX_CONSTRAINT_GT)) {
@@ -257,6 +263,18 @@ static int kvt_best_index(sqlite3_vtab *vtab, sqlite3_index_info *ix) {
       continue;
     }
     if (!taken) unhandled = true;
+  }
+
+  /* IN lists come whole (all at once) for offset, and for key unless
+  ** offset = is taken too: then SQLite calls xFilter once per key, and the
+  ** offset list is checked against that one key. */
+  if (slot[0] >= 0 && sqlite3_vtab_in(ix, slot[0], -1)) {
+    sqlite3_vtab_in(ix, slot[0], 1);
+    plan |= P_EQ_IN;
+  }
+  if (slot[3] >= 0 && slot[0] < 0 && sqlite3_vtab_in(ix, slot[3], -1)) {
+    sqlite3_vtab_in(ix, slot[3], 1);
+    plan |= P_KEY_IN;
   }
 
   bool ordered = true;
@@ -571,7 +589,7 @@ static int wait_news(kvt_cursor *c, bool *news) {
 /* Advances to the next row of the plan, honouring LIMIT and OFFSET. */
 static int step(kvt_cursor *c) {
   for (;;) {
-    if ((c->plan & P_LIMIT) && c->returned >= c->limit) {
+    if (c->limit >= 0 && c->returned >= c->limit) {
       c->eof = true;
       return SQLITE_OK;
     }
@@ -773,6 +791,9 @@ static int kvt_filter(sqlite3_vtab_cursor *cur, int plan, const char *idx, int a
     }
     /* TEXT/BLOB upper bounds are above every INTEGER: no limit. */
   }
+  /* Offsets are never negative: a bound below 0 is no bound, and must
+  ** not reach the store, where -1 and -2 mean newest and oldest. */
+  if (c->lo < 0) c->lo = 0;
   sqlite3_value *keyv = (plan & P_KEY) ? argv[a++] : NULL;
   sqlite3_value *timev = (plan & P_TIME) ? argv[a++] : NULL;
   /* SQLite ranks every INTEGER below every TEXT, so "time >= 'ISO'"
@@ -781,8 +802,12 @@ static int kvt_filter(sqlite3_vtab_cursor *cur, int plan, const char *idx, int a
     return kvt_error(vt, SQLITE_MISMATCH,
                      "%s: time is INTEGER microseconds; compare it with klevdb_time('%s')", vt->name,
                      (const char *)sqlite3_value_text(timev));
+  /* As SQLite: a negative LIMIT is none, a negative OFFSET is 0 (it has
+  ** made both integers already). */
   if (plan & P_LIMIT) c->limit = sqlite3_value_int64(argv[a++]);
   if (plan & P_SKIP) c->skip = sqlite3_value_int64(argv[a++]);
+  if (c->limit < 0) c->limit = -1;
+  if (c->skip < 0) c->skip = 0;
   c->wait_ms = -1;
   if (plan & P_WAIT) {
     sqlite3_value *v = argv[a++];
@@ -801,7 +826,7 @@ static int kvt_filter(sqlite3_vtab_cursor *cur, int plan, const char *idx, int a
     c->eof = true;
     return SQLITE_OK;
   }
-  if (c->limit > 0 && c->limit + c->skip < 256) c->batch = (size_t)(c->limit + c->skip);
+  if (c->limit > 0 && c->limit < 256 && c->skip < 256 && c->limit + c->skip < 256) c->batch = (size_t)(c->limit + c->skip);
   if (c->batch == 0) c->batch = 1;
 
   if (keyv && !(plan & P_KEY_IN)) {
@@ -945,7 +970,7 @@ static sqlite3_module kvt_module = {
   .xConnect = kvt_connect,
   .xBestIndex = kvt_best_index,
   .xDisconnect = kvt_disconnect,
-  .xDestroy = kvt_disconnect,   /* DROP TABLE keeps the store's files */
+  .xDestroy = kvt_destroy,
   .xOpen = kvt_open,
   .xClose = kvt_close,
   .xFilter = kvt_filter,

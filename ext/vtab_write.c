@@ -174,6 +174,10 @@ static int insert(kvt_vtab *vt, sqlite3_value **argv, sqlite3_int64 *rowid) {
       sqlite3_free(err);
       return rc;
     }
+    /* The store reads this one value as "now": it cannot be kept. */
+    if (t == KLEVDB_TIME_UNSET)
+      return kvt_error(vt, SQLITE_MISMATCH, "time %lld cannot be stored (the store takes it for "
+                       "\"now\"; give NULL for now)", (long long)t);
   }
   size_t alen = tx->arena.len;
   kvt_row r = {.time = t, .koff = alen};
@@ -301,16 +305,26 @@ int kvt_rollback(sqlite3_vtab *vtab) {
   return SQLITE_OK;
 }
 
+/* SQLite numbers savepoints from 0 and passes -1 for the savepoint that
+** opened the transaction itself (SAVEPOINT with no BEGIN): ROLLBACK TO it
+** drops every pending write but keeps the transaction (and the offsets
+** reserved) open. Savepoint n begun while nmarks < n took the state of
+** now for every level in between (the table had no writes then). */
 int kvt_savepoint(sqlite3_vtab *vtab, int n) {
   kvt_vtab *vt = (kvt_vtab *)vtab;
   kvt_pending *tx = vt->tx;
-  size_t cap = (size_t)tx->nmarks;
-  size_t need = (size_t)n + 1;
-  if (need > cap) {
-    void *m = sqlite3_realloc64(tx->marks, need * sizeof(*tx->marks));
+  if (n < 0) return SQLITE_OK;
+  if (n >= tx->capmarks) {
+    int cap = n + 8;
+    void *m = sqlite3_realloc64(tx->marks, (sqlite3_uint64)cap * sizeof(*tx->marks));
     if (!m) return SQLITE_NOMEM;
     tx->marks = m;
+    tx->capmarks = cap;
   }
+  /* A level held already was begun by another instance sharing these
+  ** writes (a table reconnected inside the transaction joins it late):
+  ** its mark is the true one. */
+  if (n < tx->nmarks) return SQLITE_OK;
   for (int i = tx->nmarks; i <= n; i++) {
     tx->marks[i].n = tx->n;
     tx->marks[i].ndels = tx->ndels;
@@ -323,6 +337,7 @@ int kvt_savepoint(sqlite3_vtab *vtab, int n) {
 
 int kvt_release(sqlite3_vtab *vtab, int n) {
   kvt_vtab *vt = (kvt_vtab *)vtab;
+  if (n < 0) n = 0;
   if (n < vt->tx->nmarks) vt->tx->nmarks = n;
   return SQLITE_OK;
 }
@@ -331,10 +346,16 @@ int kvt_rollback_to(sqlite3_vtab *vtab, int n) {
   kvt_vtab *vt = (kvt_vtab *)vtab;
   kvt_pending *tx = vt->tx;
   if (n >= tx->nmarks) return SQLITE_OK;
-  tx->n = tx->marks[n].n;
-  tx->ndels = tx->marks[n].ndels;
-  tx->arena.len = tx->marks[n].alen;
-  tx->bytes = tx->marks[n].bytes;
+  if (n < 0) {
+    /* Back to the start of the transaction. */
+    tx->n = tx->ndels = tx->arena.len = 0;
+    tx->bytes = 0;
+  } else {
+    tx->n = tx->marks[n].n;
+    tx->ndels = tx->marks[n].ndels;
+    tx->arena.len = tx->marks[n].alen;
+    tx->bytes = tx->marks[n].bytes;
+  }
   if (tx->stage && tx->staged > tx->n) {
     /* Back below the size that splits: publish at commit as usual. */
     if (tx->bytes <= tx->stage_at || klevdb_stage_truncate(tx->stage, tx->n) != KLEVDB_OK) {
@@ -344,6 +365,6 @@ int kvt_rollback_to(sqlite3_vtab *vtab, int n) {
       tx->staged = tx->n;
     }
   }
-  tx->nmarks = n + 1;
+  tx->nmarks = n < 0 ? 0 : n + 1;
   return SQLITE_OK;
 }
