@@ -3,8 +3,9 @@
 sequences of BEGIN, COMMIT, ROLLBACK, SAVEPOINT, RELEASE and ROLLBACK TO at
 every depth (also a SAVEPOINT that opens the transaction), single and
 multi-row INSERTs, DELETEs with random WHERE, SELECTs inside and outside
-transactions, and closing and reopening the connection (also in the middle
-of a transaction, which rolls it back), run on a klevdb table and mirrored
+transactions, closing and reopening the connection (also in the middle
+of a transaction, which rolls it back) and dropping and creating the table
+again on its store between transactions, run on a klevdb table and mirrored
 into a plain table of the same database, so that both share each
 transaction. The full contents of the two are compared after every step.
 
@@ -102,9 +103,11 @@ def episode_case(eseed, nsteps):
             s = ("delete", g.where_tree())
         elif x < 0.93:
             s = ("query", random_query(g))
-        else:
+        elif st.in_tx or x < 0.98:
             s = ("reopen",)
             st = TxState()
+        else:
+            s = ("recreate",)
         steps.append(s)
     return create, steps
 

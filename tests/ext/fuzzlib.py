@@ -589,6 +589,14 @@ class Pair:
         self.conn.close()
         self.conn = connect(self.module, self.db)
 
+    def recreate(self):
+        """DROP TABLE and CREATE again on the same store (its rows stay)."""
+        r = self.exec_both("DROP TABLE ev")
+        if r[0] == "error":
+            return "DROP TABLE failed: %s" % r[1]
+        r = self.exec_both("CREATE VIRTUAL TABLE ev USING klevdb(dir=%s, %s)" % (lit(self.store), self.create_args))
+        return "CREATE VIRTUAL TABLE on the store again failed: %s" % r[1] if r[0] == "error" else None
+
     def insert(self, rows):
         """rows: [(time, key, value)] as inserted. Returns a failure text or None."""
         vals = ", ".join("(%s, %s, %s)" % (lit(t), lit(k), lit(v)) for t, k, v in rows)
@@ -705,6 +713,7 @@ def ddmin(items, fails):
 #                                           (BEGIN, SAVEPOINT ...); its errors
 #                                           are the same for both tables
 #   ("reopen",)                             close the connection, open again
+#   ("recreate",)                           DROP TABLE ev, CREATE it again
 #   ("query", Query)                        a SELECT compared on both
 #   ("contents",)                           the full contents compared
 
@@ -723,6 +732,8 @@ def apply_step(pair, step, counters=None):
     if k == "reopen":
         pair.reopen()
         return None
+    if k == "recreate":
+        return pair.recreate()
     if k == "query":
         pair.log.append(step[1].sql("ev"))
         return compare_query(pair.conn, step[1], counters)
