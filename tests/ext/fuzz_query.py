@@ -113,8 +113,7 @@ def main(argv):
                 small, result = shrink(module, work, create, steps)
                 if result is None:
                     result = (f, ["-- (did not happen again; the whole round follows)"] + log)
-                report("fuzz_query", "seed %d round %d (--round %d)" % (seed, rounds, rseed),
-                       create, small, result)
+                report("fuzz_query", "seed %d round %d (--round %d)" % (seed, rounds, rseed), small, result)
                 return 1
             if only is not None:
                 break

@@ -81,33 +81,39 @@ def tx_statement(r, st):
 
 
 def episode_case(eseed, nsteps):
+    """The tables' create arguments (one table, or two: both take part in
+    the transactions) and the steps of one episode."""
     r = random.Random(eseed)
-    kc, vc = r.choice(fuzzlib.CODECS), r.choice(fuzzlib.CODECS)
-    create = dict(kc=kc, vc=vc, rollover=r.choice(["256", "256", "1KB", "64KB"]),
-                  key_index=int(r.random() < 0.85), time_index=int(r.random() < 0.85),
-                  fmt="v1" if r.random() < 0.15 else "v2")
-    g = Gen(r, kc, vc)
-    g.nrows = 20
+    create, gens = [], []
+    for _ in range(1 if r.random() < 0.6 else 2):
+        kc, vc = r.choice(fuzzlib.CODECS), r.choice(fuzzlib.CODECS)
+        create.append(dict(kc=kc, vc=vc, rollover=r.choice(["256", "256", "1KB", "64KB"]),
+                           key_index=int(r.random() < 0.85), time_index=int(r.random() < 0.85),
+                           fmt="v1" if r.random() < 0.15 else "v2"))
+        gens.append(Gen(r, kc, vc))
+        gens[-1].nrows = 20
     st = TxState()
     steps = []
     for _ in range(nsteps):
         x = r.random()
+        t = r.randrange(len(gens))
+        g = gens[t]
         if x < 0.30:
             s = ("sql", tx_statement(r, st))
             st.apply(s[1])
         elif x < 0.55:
             n = r.choice([1, 1, 1, 2, 3, 8, 40])
-            s = ("insert", random_rows(r, kc, vc, n))
+            s = ("insert", random_rows(r, g.kc, g.vc, n), t)
             g.nrows += n
         elif x < 0.70:
-            s = ("delete", g.where_tree())
+            s = ("delete", g.where_tree(), t)
         elif x < 0.93:
-            s = ("query", random_query(g))
+            s = ("query", random_query(g), t)
         elif st.in_tx or x < 0.98:
             s = ("reopen",)
             st = TxState()
         else:
-            s = ("recreate",)
+            s = ("recreate", t)
         steps.append(s)
     return create, steps
 
@@ -145,8 +151,7 @@ def main(argv):
                 small, result = shrink(module, work, create, steps, check_each=True)
                 if result is None:
                     result = (f, ["-- (did not happen again; the whole episode follows)"] + log)
-                report("fuzz_tx", "seed %d episode %d (--episode %d)" % (seed, episodes, eseed),
-                       create, small, result)
+                report("fuzz_tx", "seed %d episode %d (--episode %d)" % (seed, episodes, eseed), small, result)
                 return 1
             if only is not None:
                 break

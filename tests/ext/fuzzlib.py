@@ -499,15 +499,15 @@ def msort(rows):
     return sorted(rows, key=repr)
 
 
-def compare_query(conn, q, counters=None):
+def compare_query(conn, q, counters=None, ev="ev", pl="pl"):
     """Runs q on both tables. None if they agree, else a description."""
-    sp = q.sql("pl")
-    sv = q.sql("ev")
+    sp = q.sql(pl)
+    sv = q.sql(ev)
     plain = run(conn, sp)
     kind = q.kind()
     full = None
     if plain[0] == "ok" and kind == "subset":
-        full = run(conn, q.sql("pl", with_limit=False))
+        full = run(conn, q.sql(pl, with_limit=False))
         if full[0] != "ok":
             kind = "ordered"   # no unlimited answer to pick from: compare as is
             full = None
@@ -560,28 +560,32 @@ def multiset_minus(a, b):
 
 class Pair:
     """A klevdb table "ev" on a store in dir and a plain table "pl" with the
-    same rows, in one database (a file, so that it can be reopened)."""
+    same rows, in one database (a file, so that it can be reopened). A
+    second pair in the same database (n = "2": ev2, pl2 on r2.d) shares its
+    connection and log."""
 
     def __init__(self, module, workdir, kc, vc, rollover="1KB", key_index=1, time_index=1,
-                 fmt="v2"):
+                 fmt="v2", n="", conn=None, log=None):
         self.module, self.kc, self.vc = module, kc, vc
+        self.ev, self.pl, self.seq = "ev" + n, "pl" + n, "seq" + n
         self.db = os.path.join(workdir, "db.sqlite")
-        self.store = os.path.join(workdir, "r.d")
+        self.store = os.path.join(workdir, "r%s.d" % n)
         self.create_args = "key=%s, value=%s, rollover=%s, key_index=%d, time_index=%d, format=%s" % (
             lit(kc), lit(vc), lit(rollover), key_index, time_index, lit(fmt))
-        self.log = []        # the statements run, as a sqlite3 shell script
-        self.conn = connect(module, self.db)
-        self.exec_both("CREATE VIRTUAL TABLE ev USING klevdb(dir=%s, %s)" % (lit(self.store), self.create_args))
-        types = {bytes(r[1]).decode(): bytes(r[2]).decode() for r in self.conn.execute("PRAGMA table_info(ev)")}
-        self.conn.execute('CREATE TABLE pl("offset" INTEGER PRIMARY KEY, time %s, key %s, value %s)'
-                          % (types["time"], types["key"], types["value"]))
-        self.conn.execute("CREATE TABLE seq(n INTEGER)")
-        self.conn.execute("INSERT INTO seq VALUES (0)")
+        self.log = [] if log is None else log   # the statements run, as a sqlite3 shell script
+        self.conn = conn or connect(module, self.db)
+        self.exec_both("CREATE VIRTUAL TABLE %s USING klevdb(dir=%s, %s)" % (self.ev, lit(self.store), self.create_args))
+        types = {bytes(r[1]).decode(): bytes(r[2]).decode()
+                 for r in self.conn.execute("PRAGMA table_info(%s)" % self.ev)}
+        self.conn.execute('CREATE TABLE %s("offset" INTEGER PRIMARY KEY, time %s, key %s, value %s)'
+                          % (self.pl, types["time"], types["key"], types["value"]))
+        self.conn.execute("CREATE TABLE %s(n INTEGER)" % self.seq)
+        self.conn.execute("INSERT INTO %s VALUES (0)" % self.seq)
         self.types = types
 
     def exec_both(self, sql):
         """A statement on the connection (both tables see it); logged."""
-        self.log.append(sql.replace(lit(self.store), "'r.d'"))
+        self.log.append(sql.replace(lit(self.store), lit(os.path.basename(self.store))))
         return run(self.conn, sql)
 
     def reopen(self):
@@ -591,28 +595,28 @@ class Pair:
 
     def recreate(self):
         """DROP TABLE and CREATE again on the same store (its rows stay)."""
-        r = self.exec_both("DROP TABLE ev")
+        r = self.exec_both("DROP TABLE " + self.ev)
         if r[0] == "error":
             return "DROP TABLE failed: %s" % r[1]
-        r = self.exec_both("CREATE VIRTUAL TABLE ev USING klevdb(dir=%s, %s)" % (lit(self.store), self.create_args))
+        r = self.exec_both("CREATE VIRTUAL TABLE %s USING klevdb(dir=%s, %s)" % (self.ev, lit(self.store), self.create_args))
         return "CREATE VIRTUAL TABLE on the store again failed: %s" % r[1] if r[0] == "error" else None
 
     def insert(self, rows):
         """rows: [(time, key, value)] as inserted. Returns a failure text or None."""
         vals = ", ".join("(%s, %s, %s)" % (lit(t), lit(k), lit(v)) for t, k, v in rows)
-        sv = "INSERT INTO ev(time, key, value) VALUES " + vals
+        sv = "INSERT INTO %s(time, key, value) VALUES %s" % (self.ev, vals)
         self.log.append(sv)
         before = self.conn.total_changes
         ours = run(self.conn, sv)
         if ours[0] == "error":
             return "INSERT failed on the klevdb table: %s" % ours[1]
-        got = self.conn.execute("SELECT last_insert_rowid(), (SELECT n FROM seq)").fetchone()
-        pv = ", ".join("((SELECT n FROM seq) + %d, %s, %s, %s)" % (
-            i, lit(t), lit(stored(self.kc, k)), lit(stored(self.vc, v))) for i, (t, k, v) in enumerate(rows))
-        plain = run(self.conn, 'INSERT INTO pl("offset", time, key, value) VALUES ' + pv)
+        got = self.conn.execute("SELECT last_insert_rowid(), (SELECT n FROM %s)" % self.seq).fetchone()
+        pv = ", ".join("((SELECT n FROM %s) + %d, %s, %s, %s)" % (
+            self.seq, i, lit(t), lit(stored(self.kc, k)), lit(stored(self.vc, v))) for i, (t, k, v) in enumerate(rows))
+        plain = run(self.conn, 'INSERT INTO %s("offset", time, key, value) VALUES %s' % (self.pl, pv))
         if plain[0] == "error":
             return "INSERT failed on the plain table: %s" % plain[1]
-        run(self.conn, "UPDATE seq SET n = n + %d" % len(rows))
+        run(self.conn, "UPDATE %s SET n = n + %d" % (self.seq, len(rows)))
         if self.conn.total_changes - before != 2 * len(rows) + 1:
             return "INSERT of %d rows changed %d rows of the klevdb table" % (
                 len(rows), self.conn.total_changes - before - len(rows) - 1)
@@ -623,10 +627,10 @@ class Pair:
 
     def delete(self, where):
         """DELETE ... WHERE on both; the count of rows deleted must agree."""
-        sv = "DELETE FROM ev WHERE " + where.replace("{T}", "ev")
+        sv = "DELETE FROM %s WHERE %s" % (self.ev, where.replace("{T}", self.ev))
         self.log.append(sv)
-        sp = "DELETE FROM pl WHERE " + where.replace("{T}", "pl")
-        plain = run(self.conn, "SELECT count(*) FROM pl WHERE " + where.replace("{T}", "pl"))
+        sp = "DELETE FROM %s WHERE %s" % (self.pl, where.replace("{T}", self.pl))
+        plain = run(self.conn, "SELECT count(*) FROM %s WHERE %s" % (self.pl, where.replace("{T}", self.pl)))
         r1 = run(self.conn, sp)
         n1 = self.conn.execute("SELECT changes()").fetchone()[0]
         r2 = run(self.conn, sv)
@@ -641,8 +645,8 @@ class Pair:
 
     def contents(self):
         """None if both tables hold the same rows, else a description."""
-        p = run(self.conn, 'SELECT "offset", time, key, value FROM pl ORDER BY "offset"')
-        o = run(self.conn, 'SELECT "offset", time, key, value FROM ev ORDER BY "offset"',
+        p = run(self.conn, 'SELECT "offset", time, key, value FROM %s ORDER BY "offset"' % self.pl)
+        o = run(self.conn, 'SELECT "offset", time, key, value FROM %s ORDER BY "offset"' % self.ev,
                 cap=len(p[1]) + 1 if p[0] == "ok" else None)
         if p == o:
             return None
@@ -650,8 +654,8 @@ class Pair:
         if p[0] == o[0] == "ok":
             diff = "\nonly in the plain table: %s\nonly in the klevdb table: %s" % (
                 show(multiset_minus(p[1], o[1])), show(multiset_minus(o[1], p[1])))
-        return "contents differ:\nplain table: %s\nklevdb table: %s%s" % (
-            p[1] if p[0] == "error" else show(p[1]), o[1] if o[0] == "error" else show(o[1]), diff)
+        return "contents of %s differ:\nplain table: %s\nklevdb table: %s%s" % (
+            self.ev, p[1] if p[0] == "error" else show(p[1]), o[1] if o[0] == "error" else show(o[1]), diff)
 
     def close(self):
         try:
@@ -667,16 +671,47 @@ def fresh_dir(base, name):
     return d
 
 
-def repro(module_hint, create_args, script, query_sql=None):
-    lines = [".load %s" % module_hint,
-             "CREATE VIRTUAL TABLE ev USING klevdb(dir='r.d', %s);" % create_args]
-    for s in script:
-        if s.startswith("CREATE VIRTUAL TABLE"):
-            continue
-        lines.append(s if s.startswith("--") else s + ";")
-    if query_sql:
-        lines.append(query_sql + ";")
+def repro(module_hint, script):
+    lines = [".load %s" % module_hint]
+    lines += [line if line.startswith("--") else line + ";" for line in script]
     return "\n".join(lines)
+
+
+class Tables(list):
+    """The pairs of a case (one or two), on one connection and one log."""
+
+    def __init__(self, module, d, create):
+        super().__init__()
+        for i, c in enumerate(create if isinstance(create, list) else [create]):
+            if not self:
+                self.append(Pair(module, d, **c))
+            else:
+                self.append(Pair(module, d, n=str(i + 1), conn=self.conn, log=self.log, **c))
+
+    conn = property(lambda self: self[0].conn)
+    log = property(lambda self: self[0].log)
+
+    def set_log(self, log):
+        for p in self:
+            p.log = log
+
+    def exec_both(self, sql):
+        return self[0].exec_both(sql)
+
+    def reopen(self):
+        self[0].reopen()
+        for p in self[1:]:
+            p.conn = self[0].conn
+
+    def contents(self):
+        for p in self:
+            f = p.contents()
+            if f:
+                return f
+        return None
+
+    def close(self):
+        self[0].close()
 
 
 def ddmin(items, fails):
@@ -717,28 +752,30 @@ def ddmin(items, fails):
 #   ("query", Query)                        a SELECT compared on both
 #   ("contents",)                           the full contents compared
 
-def apply_step(pair, step, counters=None):
-    """Runs one step; a failure text or None."""
+def apply_step(tables, step, counters=None):
+    """Runs one step; a failure text or None. Steps that name a table end
+    with its index in tables (0 if left out)."""
     k = step[0]
+    pair = tables[step[-1] if k in ("insert", "delete", "query", "recreate") and isinstance(step[-1], int) else 0]
     if k == "insert":
         return pair.insert(step[1])
     if k == "delete":
         return pair.delete(render(step[1]))
     if k == "sql":
-        r = pair.exec_both(step[1])
+        r = tables.exec_both(step[1])
         if counters is not None and r[0] == "error":
             counters["sql_errors"] = counters.get("sql_errors", 0) + 1
         return None
     if k == "reopen":
-        pair.reopen()
+        tables.reopen()
         return None
     if k == "recreate":
         return pair.recreate()
     if k == "query":
-        pair.log.append(step[1].sql("ev"))
-        return compare_query(pair.conn, step[1], counters)
+        pair.log.append(step[1].sql(pair.ev))
+        return compare_query(pair.conn, step[1], counters, pair.ev, pair.pl)
     if k == "contents":
-        return pair.contents()
+        return tables.contents()
     raise ValueError(step)
 
 
@@ -804,12 +841,11 @@ def _replay_child(module, base, case):
     counters = {}
     sink = open(case + ".log", "w", encoding="utf-8")
     d = fresh_dir(base, "replay")
-    pair = Pair(module, d, **create)
+    pair = Tables(module, d, create)
     log = _Sink(sink)
-    log.extend(pair.log)
     for line in pair.log:
-        sink.write(line.replace("\n", "\\n") + "\n")
-    pair.log = log
+        log.append(line)
+    pair.set_log(log)
     failure, index = None, len(steps)
     for i, s in enumerate(steps):
         sink.write("\x00%d\n" % i)
@@ -847,7 +883,7 @@ def shrink(module, base, create, steps, budget_s=90, check_each=False):
     # Then one row per INSERT, and again.
     alt = []
     for s in head:
-        alt += [("insert", [row]) for row in s[1]] if s[0] == "insert" else [s]
+        alt += [("insert", [row]) + s[2:] for row in s[1]] if s[0] == "insert" else [s]
     if len(alt) > len(head) and fails(alt):
         head = ddmin(alt, fails)
     last = steps[-1]
@@ -855,8 +891,8 @@ def shrink(module, base, create, steps, budget_s=90, check_each=False):
         changed = True
         while changed and time.monotonic() < end:
             changed = False
-            cands = ([("query", q) for q in last[1].shrinks()] if last[0] == "query"
-                     else [("delete", t) for t in subtrees(last[1])])
+            cands = ([("query", q) + last[2:] for q in last[1].shrinks()] if last[0] == "query"
+                     else [("delete", t) + last[2:] for t in subtrees(last[1])])
             for cand in cands:
                 ff, _, _ = replay(module, base, create, head + [cand], check_each)
                 if ff:
@@ -869,15 +905,12 @@ def shrink(module, base, create, steps, budget_s=90, check_each=False):
     return steps[:i + 1], (f, log)
 
 
-def report(name, seed_text, create, steps, result, module_hint="build/ext/klevdb"):
+def report(name, seed_text, steps, result, module_hint="build/ext/klevdb"):
     f, log = result
-    args = ", ".join("%s=%s" % (k, lit(v)) for k, v in [
-        ("key", create["kc"]), ("value", create["vc"]), ("rollover", create["rollover"]),
-        ("key_index", create["key_index"]), ("time_index", create["time_index"]), ("format", create["fmt"])])
     print("FAIL - %s %s: %s" % (name, seed_text, f.replace("\n", "\n    ")))
     print("repro (%d steps; run in the sqlite3 shell, and the same on a plain table of the same rows):"
           % len(steps))
-    print(repro(module_hint, args, log))
+    print(repro(module_hint, log))
     sys.stdout.flush()
 
 
