@@ -60,9 +60,10 @@ class TxState:
                 self.stack = self.stack[:i + 1]
 
 
-def tx_statement(r, st):
+def tx_statement(r, st, long_tx=False):
     """A transaction-control statement fitting the state (now and then one
-    that does not: both tables get the same error)."""
+    that does not: both tables get the same error). long_tx: transactions
+    rarely end, so that they grow past the size that stages them."""
     if r.random() < 0.03:
         return r.choice(["COMMIT", "ROLLBACK", "RELEASE s9", "ROLLBACK TO s9", "BEGIN"])
     if not st.in_tx:
@@ -75,8 +76,10 @@ def tx_statement(r, st):
         if r.random() < 0.5:
             return r.choice(["RELEASE ", "RELEASE SAVEPOINT "]) + name
         return r.choice(["ROLLBACK TO ", "ROLLBACK TO SAVEPOINT ", "ROLLBACK TRANSACTION TO "]) + name
-    if x < 0.75 and len(st.stack) < 6:
+    if (x < 0.75 or (long_tx and r.random() < 0.8)) and len(st.stack) < 6:
         return "SAVEPOINT " + r.choice(NAMES)
+    if long_tx and st.stack and r.random() < 0.8:
+        return "ROLLBACK TO " + r.choice(st.stack)
     return r.choice(["COMMIT", "END", "ROLLBACK", "COMMIT"])
 
 
@@ -84,10 +87,11 @@ def episode_case(eseed, nsteps):
     """The tables' create arguments (one table, or two: both take part in
     the transactions) and the steps of one episode."""
     r = random.Random(eseed)
+    long_tx = r.random() < 0.3
     create, gens = [], []
     for _ in range(1 if r.random() < 0.6 else 2):
         kc, vc = r.choice(fuzzlib.CODECS), r.choice(fuzzlib.CODECS)
-        create.append(dict(kc=kc, vc=vc, rollover=r.choice(["256", "256", "1KB", "64KB"]),
+        create.append(dict(kc=kc, vc=vc, rollover=r.choice(["256", "256", "1KB", "64KB"] if not long_tx else ["256"]),
                            key_index=int(r.random() < 0.85), time_index=int(r.random() < 0.85),
                            fmt="v1" if r.random() < 0.15 else "v2"))
         gens.append(Gen(r, kc, vc))
@@ -99,16 +103,22 @@ def episode_case(eseed, nsteps):
         t = r.randrange(len(gens))
         g = gens[t]
         if x < 0.30:
-            s = ("sql", tx_statement(r, st))
+            s = ("sql", tx_statement(r, st, long_tx))
             st.apply(s[1])
         elif x < 0.55:
-            n = r.choice([1, 1, 1, 2, 3, 8, 40])
+            # Big ones make a transaction past eight rollover sizes, which
+            # the table writes to segment files while it runs (staging).
+            n = r.choice([1, 1, 1, 1, 2, 2, 3, 8, 37, 40, 101, 200] if not long_tx else
+                         [1, 2, 3, 37, 64, 101, 150])
             s = ("insert", random_rows(r, g.kc, g.vc, n), t)
             g.nrows += n
         elif x < 0.70:
             s = ("delete", g.where_tree(), t)
         elif x < 0.93:
             s = ("query", random_query(g), t)
+        elif long_tx and st.in_tx:
+            s = ("sql", "COMMIT")      # not a reopen, which would roll it back
+            st.apply(s[1])
         elif st.in_tx or x < 0.98:
             s = ("reopen",)
             st = TxState()

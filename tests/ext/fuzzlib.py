@@ -752,6 +752,11 @@ def ddmin(items, fails):
 #   ("query", Query)                        a SELECT compared on both
 #   ("contents",)                           the full contents compared
 
+SQLITE_TX_ERRORS = ("cannot start a transaction within a transaction",
+                    "cannot commit - no transaction is active",
+                    "cannot rollback - no transaction is active", "no such savepoint")
+
+
 def apply_step(tables, step, counters=None):
     """Runs one step; a failure text or None. Steps that name a table end
     with its index in tables (0 if left out)."""
@@ -763,8 +768,13 @@ def apply_step(tables, step, counters=None):
         return pair.delete(render(step[1]))
     if k == "sql":
         r = tables.exec_both(step[1])
-        if counters is not None and r[0] == "error":
-            counters["sql_errors"] = counters.get("sql_errors", 0) + 1
+        if r[0] == "error":
+            # SQLite's own refusals (no transaction, no such savepoint) are
+            # the same for both tables; any other error is the klevdb table's.
+            if not r[1].startswith(SQLITE_TX_ERRORS):
+                return "%s failed: %s" % (step[1], r[1])
+            if counters is not None:
+                counters["sql_errors"] = counters.get("sql_errors", 0) + 1
         return None
     if k == "reopen":
         tables.reopen()
