@@ -255,8 +255,9 @@ int kvt_args_parse(sqlite3 *db, const char *schema, const char *table, int argc,
   out->opts.create_dirs = 1;
   out->opts.rollover = 1024 * 1024;
   out->opts.new_segments_version = KLEVDB_V2;
-  out->key = KVT_BLOB;
-  out->value = KVT_BLOB;
+  /* Text by default: what SQL users insert, and what 'user:1' finds. */
+  out->key = KVT_TEXT;
+  out->value = KVT_TEXT;
 
   for (int i = 3; i < argc && rc == SQLITE_OK; i++)
     rc = parse_one(argv[i], &seen, out, &dir, err);

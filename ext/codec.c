@@ -54,13 +54,6 @@ static const char *type_name(int t) {
   }
 }
 
-static int mismatch(char **err, const char *what, const char *want, kvt_codec c,
-                    int t) {
-  *err = sqlite3_mprintf("klevdb: %s must be %s for codec %s, got %s", what,
-                         want, kvt_codec_name(c), type_name(t));
-  return SQLITE_MISMATCH;
-}
-
 static int too_big(char **err, const char *what, size_t n) {
   *err = sqlite3_mprintf("klevdb: %s too big: %llu bytes, the limit is %d", what,
                          (unsigned long long)n, KLEVDB_MAX_PAYLOAD);
@@ -72,31 +65,6 @@ static int nomem(char **err) {
   return SQLITE_NOMEM;
 }
 
-/* A base-10 integer literal and nothing else (no spaces, no fraction, no
-** hex), within int64. SQLite's own text-to-integer casts accept junk such
-** as '12abc' as 12; a stored key must not depend on that. */
-static int parse_int64(const char *s, size_t n, int64_t *out) {
-  size_t i = 0;
-  int neg = 0;
-  uint64_t u = 0, lim;
-  if (n > 0 && (s[0] == '-' || s[0] == '+')) {
-    neg = s[0] == '-';
-    i++;
-  }
-  if (i == n) return -1;
-  lim = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
-  for (; i < n; i++) {
-    unsigned d;
-    if (s[i] < '0' || s[i] > '9') return -1;
-    d = (unsigned)(s[i] - '0');
-    if (u > (lim - d) / 10) return -1;
-    u = u * 10 + d;
-  }
-  /* Negating in unsigned arithmetic: -(INT64_MIN) does not fit int64_t. */
-  *out = neg ? (int64_t)(0 - u) : (int64_t)u;
-  return 0;
-}
-
 /* The bytes of a TEXT or BLOB value; n is 0 for an empty one (p may then
 ** be NULL). */
 static const uint8_t *value_bytes(sqlite3_value *v, int t, size_t *n) {
@@ -106,16 +74,61 @@ static const uint8_t *value_bytes(sqlite3_value *v, int t, size_t *n) {
   return p;
 }
 
-/* Numbers are refused where bytes are wanted (blob, text, string, and
-** stringopt): SQLite would turn 42 into the text '42', so a lookup by
-** key = 42 and one by key = X'2A' would silently mean different things,
-** and a forgotten key='integer' argument would go unnoticed. An explicit
-** CAST(x AS TEXT) says what is meant. */
+const char *kvt_codec_type(kvt_codec c) {
+  switch (c) {
+  case KVT_BLOB: return "BLOB";
+  case KVT_INTEGER: return "INTEGER";
+  default: return "TEXT";
+  }
+}
+
+/* The INTEGER a value is under INTEGER affinity, as SQLite converts it
+** when it stores into or compares with an INTEGER column: an integer, a
+** REAL with a whole value (not the two extremes, as in SQLite), or a TEXT
+** that reads as one of these (surrounding spaces allowed, not '12abc' or
+** hex). v is not changed. Returns 0, or -1 when it stays no INTEGER. */
+static int integer_affinity(sqlite3_value *v, int64_t *out) {
+  sqlite3_value *d = NULL;
+  int t = sqlite3_value_type(v);
+  if (t == SQLITE_TEXT) {
+    /* Converting changes the value: work on a copy. */
+    if (!(d = sqlite3_value_dup(v))) return -1;
+    t = sqlite3_value_numeric_type(d);
+    v = d;
+  }
+  int rc = -1;
+  if (t == SQLITE_INTEGER) {
+    *out = sqlite3_value_int64(v);
+    rc = 0;
+  } else if (t == SQLITE_FLOAT) {
+    double x = sqlite3_value_double(v);
+    if (x > -9223372036854775808.0 && x < 9223372036854775808.0) {
+      int64_t i = (int64_t)x;
+      if ((double)i == x && i > INT64_MIN && i < INT64_MAX) {
+        *out = i;
+        rc = 0;
+      }
+    }
+  }
+  sqlite3_value_free(d);
+  return rc;
+}
+
+/* Each codec has the SQL type it reads back (kvt_codec_type), declared as
+** its column's type. A value is converted as SQLite converts it into a
+** plain column of that type (INTEGER affinity; numbers become TEXT under
+** TEXT affinity; a BLOB column converts nothing), and then refused unless
+** the codec gives it back with the same type and value: no TEXT in a blob
+** column, no BLOB in a text one, no REAL 1.5 in an integer one. The same
+** conversion is what SQLite applies to the right side of key = ?, so a
+** lookup encodes its argument here too: refused means equal to no row. */
 int kvt_encode(kvt_codec c, sqlite3_value *v, const char *what, kvt_buf *out,
                char **err) {
   int t = sqlite3_value_type(v);
   const uint8_t *p;
   size_t n;
+  sqlite3_value *d = NULL;
+  int rc;
 
   *err = NULL;
   /* NULL is absent in every codec: Go's empty flag, zero bytes on disk. */
@@ -123,10 +136,12 @@ int kvt_encode(kvt_codec c, sqlite3_value *v, const char *what, kvt_buf *out,
 
   switch (c) {
   case KVT_BLOB:
-  case KVT_TEXT:
-  case KVT_STRING:
-    if (t != SQLITE_BLOB && t != SQLITE_TEXT)
-      return mismatch(err, what, "a BLOB or TEXT", c, t);
+    if (t != SQLITE_BLOB) {
+      *err = sqlite3_mprintf("klevdb: %s must be a BLOB for codec blob, got %s%s", what,
+                             type_name(t), t == SQLITE_TEXT ? " (it would read back as a BLOB; "
+                             "the text codec stores text)" : "");
+      return SQLITE_MISMATCH;
+    }
     p = value_bytes(v, t, &n);
     if (n > 0 && !p) return nomem(err);
     if (n > KLEVDB_MAX_PAYLOAD) return too_big(err, what, n);
@@ -135,74 +150,59 @@ int kvt_encode(kvt_codec c, sqlite3_value *v, const char *what, kvt_buf *out,
   case KVT_INTEGER: {
     uint8_t b[10];
     int64_t x;
-    if (t == SQLITE_INTEGER) {
-      x = sqlite3_value_int64(v);
-    } else if (t == SQLITE_TEXT) {
-      p = value_bytes(v, t, &n);
-      if (n > 0 && !p) return nomem(err);
-      if (parse_int64((const char *)p, n, &x) != 0) {
+    if (t == SQLITE_BLOB || integer_affinity(v, &x) != 0) {
+      if (t == SQLITE_TEXT)
         *err = sqlite3_mprintf("klevdb: %s must be an INTEGER for codec integer,"
                                " got TEXT that is not an integer", what);
-        return SQLITE_MISMATCH;
-      }
-    } else {
-      return mismatch(err, what, "an INTEGER", c, t);
+      else
+        *err = sqlite3_mprintf("klevdb: %s must be an INTEGER for codec integer, got %s",
+                               what, t == SQLITE_FLOAT ? "a REAL that is not a whole number"
+                                                       : type_name(t));
+      return SQLITE_MISMATCH;
     }
     n = klevdb_varint_encode(x, b);
     return buf_append(out, b, n) == SQLITE_OK ? SQLITE_OK : nomem(err);
   }
 
-  case KVT_JSON: {
-    char *num = NULL;
-    int rc;
-    if (t == SQLITE_BLOB)
-      return mismatch(err, what, "TEXT, INTEGER or REAL", c, t);
-    if (t == SQLITE_TEXT) {
-      p = value_bytes(v, t, &n);
-      if (n > 0 && !p) return nomem(err);
-    } else {
-      /* A number is stored as its JSON text. "%!.15g" is how SQLite
-      ** itself prints a REAL (1.5, 1.0e+20), so it reads back the same as
-      ** CAST(x AS TEXT) would. */
-      num = t == SQLITE_INTEGER
-                ? sqlite3_mprintf("%lld", (long long)sqlite3_value_int64(v))
-                : sqlite3_mprintf("%!.15g", sqlite3_value_double(v));
-      if (!num) return nomem(err);
-      p = (const uint8_t *)num;
-      n = strlen(num);
-    }
-    /* Numbers are short, so only a TEXT can be too big (no num to free). */
-    if (n > KLEVDB_MAX_PAYLOAD) return too_big(err, what, n);
-    /* Infinities print as Inf, which is no JSON either. */
-    if (!klevdb_json_valid(p, n)) {
-      sqlite3_free(num);
-      *err = sqlite3_mprintf("klevdb: %s is not valid JSON", what);
+  case KVT_TEXT:
+  case KVT_STRING:
+  case KVT_JSON:
+  case KVT_STRINGOPT:
+    if (t == SQLITE_BLOB) {
+      *err = sqlite3_mprintf("klevdb: %s must be TEXT for codec %s, got BLOB (it would read "
+                             "back as TEXT; CAST(x AS TEXT) says so)", what,
+                             kvt_codec_name(c));
       return SQLITE_MISMATCH;
     }
-    rc = buf_append(out, p, n);
-    sqlite3_free(num);
-    return rc == SQLITE_OK ? SQLITE_OK : nomem(err);
-  }
-
-  case KVT_STRINGOPT: {
-    size_t m;
-    /* A Go string is any bytes, so a BLOB is a string too; invalid UTF-8
-    ** becomes \ufffd exactly as Go's json.Marshal does. '' is not absent
-    ** here: Go writes it as "" and only its empty flag (SQL NULL) is. */
-    if (t != SQLITE_BLOB && t != SQLITE_TEXT)
-      return mismatch(err, what, "TEXT or a BLOB", c, t);
-    p = value_bytes(v, t, &n);
-    if (n > 0 && !p) return nomem(err);
-    /* The JSON form is never shorter than n + 2: skip measuring a value
-    ** that cannot fit anyway. */
-    if (n > KLEVDB_MAX_PAYLOAD) return too_big(err, what, n);
-    m = klevdb_json_string_encode(p, n, NULL, 0);
-    if (m > KLEVDB_MAX_PAYLOAD) return too_big(err, what, m);
-    if (buf_reserve(out, m) != SQLITE_OK) return nomem(err);
-    klevdb_json_string_encode(p, n, out->p + out->len, m);
-    out->len += m;
-    return SQLITE_OK;
-  }
+    if (t != SQLITE_TEXT) {
+      /* A number: its text, exactly as TEXT affinity would make it. */
+      if (!(d = sqlite3_value_dup(v))) return nomem(err);
+      v = d;
+    }
+    p = value_bytes(v, SQLITE_TEXT, &n);
+    rc = SQLITE_OK;
+    if (n > 0 && !p) rc = nomem(err);
+    else if (n > KLEVDB_MAX_PAYLOAD) rc = too_big(err, what, n);
+    else if (c == KVT_JSON && (n == 0 || !klevdb_json_valid(p, n))) {
+      /* Infinities print as Inf, which is no JSON either. */
+      *err = sqlite3_mprintf("klevdb: %s is not valid JSON", what);
+      rc = SQLITE_MISMATCH;
+    } else if (c == KVT_STRINGOPT) {
+      /* Go's json.Marshal form; '' is not absent here: Go writes it as ""
+      ** and only its empty flag (SQL NULL) is. The JSON form is never
+      ** shorter than n + 2. */
+      size_t m = klevdb_json_string_encode(p, n, NULL, 0);
+      if (m > KLEVDB_MAX_PAYLOAD) rc = too_big(err, what, m);
+      else if (buf_reserve(out, m) != SQLITE_OK) rc = nomem(err);
+      else {
+        klevdb_json_string_encode(p, n, out->p + out->len, m);
+        out->len += m;
+      }
+    } else if (buf_append(out, p, n) != SQLITE_OK) {
+      rc = nomem(err);
+    }
+    sqlite3_value_free(d);
+    return rc;
   }
   *err = sqlite3_mprintf("klevdb: %s has an unknown codec %d", what, (int)c);
   return SQLITE_ERROR;
@@ -371,6 +371,12 @@ int kvt_parse_time(sqlite3_value *v, int64_t *out, char **err) {
   case SQLITE_INTEGER:
     *out = sqlite3_value_int64(v);
     return SQLITE_OK;
+  case SQLITE_FLOAT:
+    /* time is an INTEGER column: a whole REAL is that INTEGER. */
+    if (integer_affinity(v, out) == 0) return SQLITE_OK;
+    *err = sqlite3_mprintf("klevdb: time must be INTEGER microseconds or "
+                           "ISO-8601 TEXT, got a REAL that is not a whole number");
+    return SQLITE_MISMATCH;
   case SQLITE_TEXT:
     break;
   case SQLITE_NULL:
@@ -387,6 +393,8 @@ int kvt_parse_time(sqlite3_value *v, int64_t *out, char **err) {
   n = (size_t)sqlite3_value_bytes(v);
   if (!s) return nomem(err);
   r = parse_iso(s, n, out);
+  /* Not a date: a number in TEXT, as an INTEGER column takes it. */
+  if (r == -1 && integer_affinity(v, out) == 0) return SQLITE_OK;
   if (r == -1) {
     *err = sqlite3_mprintf("klevdb: time '%.*s' is not ISO-8601 (YYYY-MM-DD"
                            "[THH:MM:SS[.fraction]][Z|+HH:MM|-HH:MM]) or "

@@ -68,9 +68,14 @@ typedef struct kvt_buf {
 } kvt_buf;
 void kvt_buf_free(kvt_buf *b);
 
+/* The SQL type a codec reads back (BLOB, TEXT or INTEGER): the declared
+** type of its column. */
+const char *kvt_codec_type(kvt_codec c);
 /* Encodes SQL value v with codec c, appending to out (NULL appends
-** nothing: absent). Returns SQLITE_OK, or an error code with
-** *err ("klevdb: ...", sqlite3_malloc'ed); what names the column. */
+** nothing: absent), after the conversion SQLite applies for a column of
+** kvt_codec_type(c); v itself is not changed. Returns SQLITE_OK, or an
+** error code with *err ("klevdb: ...", sqlite3_malloc'ed) for a value the
+** codec would not give back as it is; what names the column. */
 int kvt_encode(kvt_codec c, sqlite3_value *v, const char *what, kvt_buf *out,
                char **err);
 /* Sets the SQL result of a stored key or value (absent: NULL, or '' for

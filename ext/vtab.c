@@ -4,6 +4,7 @@
 ** that turns a plan into reads of the store's offset, key and time indexes.
 */
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -110,8 +111,14 @@ static int kvt_connect(sqlite3 *db, void *aux, int argc, const char *const *argv
     sqlite3_free(vt);
     return kvt_rc(e);
   }
-  rc = sqlite3_declare_vtab(db, "CREATE TABLE x(\"offset\" INTEGER, time INTEGER, key, value, "
-                                  "wait HIDDEN INTEGER)");
+  /* key and value are declared with the type their codec reads back, so
+  ** that SQLite converts what it compares with them as it would for a
+  ** plain table (key = '5' with an integer key is key = 5). */
+  char *decl = sqlite3_mprintf("CREATE TABLE x(\"offset\" INTEGER, time INTEGER, key %s, value %s, "
+                               "wait HIDDEN INTEGER)", kvt_codec_type(vt->args.key),
+                               kvt_codec_type(vt->args.value));
+  rc = decl ? sqlite3_declare_vtab(db, decl) : SQLITE_NOMEM;
+  sqlite3_free(decl);
   if (rc != SQLITE_OK) {
     klevdb_close(vt->kdb);
     kvt_args_free(&vt->args);
@@ -182,7 +189,7 @@ static int kvt_destroy(sqlite3_vtab *vtab) {
 /* A plan is a set of these bits in idxNum. Constraint values arrive in
 ** argv in this order, each only if its bit is set:
 **   offset = (or IN), offset lower bound, offset upper bound, key = (or IN),
-**   time lower bound, LIMIT, OFFSET, wait. */
+**   time lower bound, wait. */
 enum {
   P_EQ = 1 << 0,       /* offset = ? */
   P_EQ_IN = 1 << 1,    /* ... as offset IN (...) */
@@ -195,19 +202,28 @@ enum {
   P_TIME = 1 << 8,     /* time >= ? (start there; SQLite still checks) */
   P_TIME_GT = 1 << 9,  /* ... > */
   P_DESC = 1 << 10,    /* ORDER BY offset DESC */
-  P_LIMIT = 1 << 11,
-  P_SKIP = 1 << 12,    /* OFFSET */
   P_NOLOG = 1 << 13,   /* only offsets are needed: the log is not read */
   P_WAIT = 1 << 14     /* wait = ? (ms to block for a first row) */
 };
-enum { NSLOT = 8 };
+/* idxNum bits from P_READ_SHIFT on: how many messages the first read
+** takes (a literal LIMIT + OFFSET, at most 256; 0: the default). */
+enum { P_READ_SHIFT = 16, P_READ_MAX = 256 };
+enum { NSLOT = 6 };
+
+/* A key that SQLite compares as TEXT. Whether key = 5 means the text '5'
+** (5 is a literal or a parameter) or any text that reads as the number 5
+** (5 comes from an INTEGER column or a CAST) depends on the right side's
+** own type, which a virtual table is not told: SQLite checks such keys
+** itself, and a number finds its rows by a scan (key_lookup_exact). */
+static bool text_key(const kvt_vtab *vt) {
+  return vt->args.key != KVT_BLOB && vt->args.key != KVT_INTEGER;
+}
 
 static int kvt_best_index(sqlite3_vtab *vtab, sqlite3_index_info *ix) {
   kvt_vtab *vt = (kvt_vtab *)vtab;
   int slot[NSLOT];     /* constraint index for each argv position */
   for (int i = 0; i < NSLOT; i++) slot[i] = -1;
   int plan = 0;
-  bool unhandled = false;  /* some constraint is left for SQLite to check */
   bool wait_unusable = false;
   klevdb_options o;
   klevdb_get_options(vt->kdb, &o);
@@ -225,44 +241,38 @@ static int kvt_best_index(sqlite3_vtab *vtab, sqlite3_index_info *ix) {
     }
     if (!c->usable) {
       if (col == KVT_WAIT) wait_unusable = true;
-      unhandled = true;
       continue;
     }
-    bool taken = false;
     if (col == KVT_WAIT) {
-      if (slot[7] < 0) {
-        slot[7] = i;
+      if (slot[5] < 0) {
+        slot[5] = i;
         plan |= P_WAIT;
-        taken = true;
       }
     } else if (col == -1 || col == KVT_OFFSET) {
       if (c->op == SQLITE_INDEX_CONSTRAINT_EQ && slot[0] < 0) {
         slot[0] = i;
         plan |= P_EQ;
-        taken = true;
       } else if ((c->op == SQLITE_INDEX_CONSTRAINT_GE || c->op == SQLITE_INDEX_CONSTRAINT_GT) && slot[1] < 0) {
         slot[1] = i;
         plan |= P_LO | (c->op == SQLITE_INDEX_CONSTRAINT_GT ? P_LO_GT : 0);
-        taken = true;
       } else if ((c->op == SQLITE_INDEX_CONSTRAINT_LE || c->op == SQLITE_INDEX_CONSTRAINT_LT) && slot[2] < 0) {
         slot[2] = i;
         plan |= P_HI | (c->op == SQLITE_INDEX_CONSTRAINT_LT ? P_HI_LT : 0);
-        taken = true;
       }
-    } else if (col == KVT_KEY && o.key_index && c->op == SQLITE_INDEX_CONSTRAINT_EQ && slot[3] < 0) {
+    } else if (col == KVT_KEY && o.key_index && c->op == SQLITE_INDEX_CONSTRAINT_EQ && slot[3] < 0 &&
+               (vt->args.key == KVT_BLOB || vt->args.key == KVT_INTEGER ||
+                sqlite3_stricmp(sqlite3_vtab_collation(ix, i), "BINARY") == 0)) {
+      /* The index finds equal bytes: text compared under another
+      ** collation (key = 'A' COLLATE NOCASE) is left to SQLite. */
       slot[3] = i;
       plan |= P_KEY;
-      taken = true;
     } else if (col == KVT_TIME && o.time_index && slot[4] < 0 &&
                (c->op == SQLITE_INDEX_CONSTRAINT_GE || c->op == SQLITE_INDEX_CONSTRAINT_GT)) {
       /* Stored times may go backwards: the start is exact, the rest is
       ** checked by SQLite. */
       slot[4] = i;
       plan |= P_TIME | (c->op == SQLITE_INDEX_CONSTRAINT_GT ? P_TIME_GT : 0);
-      unhandled = true;
-      continue;
     }
-    if (!taken) unhandled = true;
   }
 
   /* IN lists come whole (all at once) for offset, and for key unless
@@ -277,35 +287,30 @@ static int kvt_best_index(sqlite3_vtab *vtab, sqlite3_index_info *ix) {
     plan |= P_KEY_IN;
   }
 
-  bool ordered = true;
   if (ix->nOrderBy > 0) {
     int col = ix->aOrderBy[0].iColumn;
     if (col == -1 || col == KVT_OFFSET) {
       /* offset is unique, so later ORDER BY terms change nothing. */
       if (ix->aOrderBy[0].desc) plan |= P_DESC;
       ix->orderByConsumed = 1;
-    } else {
-      ordered = false;
     }
   }
-  /* LIMIT and OFFSET are ours only if every row we return is a result row. */
-  if (!unhandled && ordered) {
-    for (int i = 0; i < ix->nConstraint; i++) {
-      const struct sqlite3_index_constraint *c = &ix->aConstraint[i];
-      if (!c->usable) continue;
-      if (c->op == SQLITE_INDEX_CONSTRAINT_LIMIT && slot[5] < 0) {
-        slot[5] = i;
-        plan |= P_LIMIT;
-      } else if (c->op == SQLITE_INDEX_CONSTRAINT_OFFSET && slot[6] < 0) {
-        slot[6] = i;
-        plan |= P_SKIP;
-      }
-    }
-    if ((plan & P_SKIP) && !(plan & P_LIMIT)) {
-      plan &= ~P_SKIP;
-      slot[6] = -1;
-    }
+  /* LIMIT and OFFSET stay SQLite's: SQLite 3.40 (Debian 12's) offers them
+  ** while it hides a term comparing two columns of this table (key =
+  ** value), and drops that term once the table takes them, so rows the
+  ** WHERE clause excludes would come back. A literal LIMIT (looked at,
+  ** not taken) only sizes the first read. */
+  int64_t first_read = 0;
+  for (int i = 0; i < ix->nConstraint; i++) {
+    const struct sqlite3_index_constraint *c = &ix->aConstraint[i];
+    sqlite3_value *v;
+    if (!c->usable || (c->op != SQLITE_INDEX_CONSTRAINT_LIMIT && c->op != SQLITE_INDEX_CONSTRAINT_OFFSET) ||
+        sqlite3_vtab_rhs_value(ix, i, &v) != SQLITE_OK || sqlite3_value_type(v) != SQLITE_INTEGER)
+      continue;
+    int64_t n = sqlite3_value_int64(v);
+    if (n > 0) first_read += n < P_READ_MAX ? n : P_READ_MAX;
   }
+  if (first_read > P_READ_MAX) first_read = P_READ_MAX;
   /* Columns beyond offset are read from the log; none asked, none read. */
   if ((ix->colUsed & ~((sqlite3_uint64)1 | (sqlite3_uint64)1 << KVT_WAIT)) == 0) plan |= P_NOLOG;
 
@@ -313,7 +318,7 @@ static int kvt_best_index(sqlite3_vtab *vtab, sqlite3_index_info *ix) {
   for (int k = 0; k < NSLOT; k++) {
     if (slot[k] < 0) continue;
     ix->aConstraintUsage[slot[k]].argvIndex = ++argc;
-    ix->aConstraintUsage[slot[k]].omit = k == 4 ? 0 : 1;
+    ix->aConstraintUsage[slot[k]].omit = k == 4 || (k == 3 && text_key(vt)) ? 0 : 1;
   }
 
   double n = vt->est_rows > 1 ? (double)vt->est_rows : 1;
@@ -335,19 +340,19 @@ static int kvt_best_index(sqlite3_vtab *vtab, sqlite3_index_info *ix) {
   /* wait = ? can only be honoured as an argument: steer SQLite off plans
   ** that would leave it to be compared with the column. */
   if (wait_unusable) ix->estimatedCost *= 1e6;
-  ix->idxNum = plan;
+  ix->idxNum = plan | (int)(first_read << P_READ_SHIFT);
 
-  char *s = sqlite3_mprintf("%s%s%s%s%s%s%s%s%s%s",
+  char reads[32] = "";
+  if (first_read) snprintf(reads, sizeof(reads), " first read %d", (int)first_read);
+  char *s = sqlite3_mprintf("%s%s%s%s%s%s%s%s%s",
       (plan & P_EQ) ? ((plan & P_EQ_IN) ? " offset IN (...)" : " offset=?") : "",
       (plan & P_LO) ? ((plan & P_LO_GT) ? " offset>?" : " offset>=?") : "",
       (plan & P_HI) ? ((plan & P_HI_LT) ? " offset<?" : " offset<=?") : "",
       (plan & P_KEY) ? ((plan & P_KEY_IN) ? " key IN (...)" : " key=?") : "",
       (plan & P_TIME) ? ((plan & P_TIME_GT) ? " time>? (start)" : " time>=? (start)") : "",
       (plan & P_DESC) ? " desc" : "",
-      (plan & P_LIMIT) ? " limit" : "",
-      (plan & P_SKIP) ? " offset" : "",
       (plan & P_NOLOG) ? " offsets-only" : "",
-      (plan & P_WAIT) ? " wait=?" : "");
+      (plan & P_WAIT) ? " wait=?" : "", reads);
   if (s && !*s) {
     sqlite3_free(s);
     s = sqlite3_mprintf("scan");
@@ -385,7 +390,8 @@ typedef struct kvt_cursor {
 
   /* M_LIST: offsets to fetch one by one, in scan order */
   int64_t *list;
-  size_t nlist, ilist;
+  size_t nlist, ilist, listcap;
+  bool key_rest;            /* newest by key returned: list the rest when asked */
 
   /* the current row */
   bool eof;
@@ -393,7 +399,7 @@ typedef struct kvt_cursor {
   klevdb_msg cur;
   klevdb_batch one;         /* holds single gets */
 
-  int64_t limit, skip, returned;
+  int64_t returned;
   int64_t wait_ms;          /* wait = ? (-1: not given) */
   int64_t deadline;         /* CLOCK_MONOTONIC ms when the wait runs out */
 } kvt_cursor;
@@ -413,7 +419,8 @@ static void cursor_reset(kvt_cursor *c) {
   kvt_buf_free(&c->key);
   sqlite3_free(c->list);
   c->list = NULL;
-  c->nlist = c->ilist = 0;
+  c->nlist = c->ilist = c->listcap = 0;
+  c->key_rest = false;
   c->bi = 0;
   c->pi = 0;
 }
@@ -586,17 +593,24 @@ static int wait_news(kvt_cursor *c, bool *news) {
   }
 }
 
-/* Advances to the next row of the plan, honouring LIMIT and OFFSET. */
+static int collect_key(kvt_cursor *c);
+static void list_sort(kvt_cursor *c);
+
+/* Advances to the next row of the plan. */
 static int step(kvt_cursor *c) {
   for (;;) {
-    if (c->limit >= 0 && c->returned >= c->limit) {
-      c->eof = true;
-      return SQLITE_OK;
-    }
     bool found = false;
     int rc = SQLITE_OK;
     if (c->mode == M_LIST) {
       rc = next_listed(c, &found);
+      if (rc == SQLITE_OK && !found && c->key_rest) {
+        /* Past the newest row by key: the older ones, looked up now. */
+        c->key_rest = false;
+        if ((rc = collect_key(c)) != SQLITE_OK) return rc;
+        c->by_key = false;
+        list_sort(c);
+        continue;
+      }
     } else if (c->plan & P_DESC) {
       found = next_pending(c);
       if (!found) rc = next_committed(c, &found);
@@ -621,10 +635,6 @@ static int step(kvt_cursor *c) {
       c->eof = true;
       return SQLITE_OK;
     }
-    if (c->skip > 0) {
-      c->skip--;
-      continue;
-    }
     c->returned++;
     return SQLITE_OK;
   }
@@ -635,13 +645,13 @@ static int cmp_i64(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
-static int list_add(kvt_cursor *c, int64_t off, size_t *cap) {
-  if (c->nlist == *cap) {
-    size_t n = *cap ? *cap * 2 : 16;
+static int list_add(kvt_cursor *c, int64_t off) {
+  if (c->nlist == c->listcap) {
+    size_t n = c->listcap ? c->listcap * 2 : 16;
     int64_t *l = sqlite3_realloc64(c->list, n * sizeof(int64_t));
     if (!l) return SQLITE_NOMEM;
     c->list = l;
-    *cap = n;
+    c->listcap = n;
   }
   c->list[c->nlist++] = off;
   return SQLITE_OK;
@@ -664,7 +674,7 @@ static void list_sort(kvt_cursor *c) {
 }
 
 /* Every offset holding this key (committed and pending), into the list. */
-static int collect_key(kvt_cursor *c, size_t *cap) {
+static int collect_key(kvt_cursor *c) {
   kvt_vtab *vt = c->vt;
   int64_t at = c->lo;
   klevdb_batch b = KLEVDB_BATCH_INIT;
@@ -676,14 +686,14 @@ static int collect_key(kvt_cursor *c, size_t *cap) {
       break;
     }
     for (size_t i = 0; i < b.len && rc == SQLITE_OK; i++)
-      if (b.msgs[i].offset <= c->hi) rc = list_add(c, b.msgs[i].offset, cap);
+      if (b.msgs[i].offset <= c->hi) rc = list_add(c, b.msgs[i].offset);
     if (rc != SQLITE_OK || b.len == 0 || b.next_offset <= at || b.next_offset > c->hi) break;
     at = b.next_offset;
   }
   klevdb_batch_free(&b);
   for (size_t i = 0; rc == SQLITE_OK && i < c->pn; i++) {
     klevdb_msg m = kvt_pending_msg(vt->tx, i);
-    if (key_match(c, &m)) rc = list_add(c, m.offset, cap);
+    if (key_match(c, &m)) rc = list_add(c, m.offset);
   }
   return rc;
 }
@@ -703,29 +713,26 @@ static bool whole_int(sqlite3_value *v, int64_t *out) {
   return true;
 }
 
+/* False when the index could miss rows that SQLite finds equal to v
+** (see text_key). */
+static bool key_lookup_exact(const kvt_vtab *vt, sqlite3_value *v) {
+  int t = sqlite3_value_type(v);
+  return !text_key(vt) || (t != SQLITE_INTEGER && t != SQLITE_FLOAT);
+}
+
 /* Encodes a key = value for the lookup; false when no stored key can
-** equal it: NULL, a value the codec cannot store, or an empty one (stored
-** absent, it reads back NULL; only the string codec reads it as ''). */
+** equal it: NULL, a value that SQLite's conversion for the key column
+** leaves of another type than the codec reads back (a TEXT never equals
+** a BLOB key), or an empty one (stored absent, it reads back NULL; only
+** the string codec reads it as ''). */
 static bool lookup_key(const kvt_vtab *vt, sqlite3_value *v, kvt_buf *out) {
   out->len = 0;
-  if (sqlite3_value_type(v) == SQLITE_NULL) return false;
-  int64_t n;
-  if (vt->args.key == KVT_INTEGER && sqlite3_value_type(v) == SQLITE_FLOAT && whole_int(v, &n)) {
-    uint8_t b[10];
-    size_t len = klevdb_varint_encode(n, b);
-    uint8_t *p = realloc(out->p, len);
-    if (!p) return false;
-    memcpy(p, b, len);
-    out->p = p;
-    out->cap = out->len = len;
-    return true;
-  }
   char *err = NULL;
   if (kvt_encode(vt->args.key, v, "key", out, &err) != SQLITE_OK) {
     sqlite3_free(err);
     return false;
   }
-  return out->len > 0 || vt->args.key == KVT_STRING;
+  return out->len > 0 || (vt->args.key == KVT_STRING && sqlite3_value_type(v) != SQLITE_NULL);
 }
 
 static int kvt_filter(sqlite3_vtab_cursor *cur, int plan, const char *idx, int argc,
@@ -735,6 +742,8 @@ static int kvt_filter(sqlite3_vtab_cursor *cur, int plan, const char *idx, int a
   kvt_cursor *c = (kvt_cursor *)cur;
   kvt_vtab *vt = c->vt;
   cursor_reset(c);
+  size_t first_read = (size_t)(plan >> P_READ_SHIFT);
+  plan &= (1 << P_READ_SHIFT) - 1;
   c->plan = plan;
   c->mode = M_SCAN;
   c->lo = 0;
@@ -742,13 +751,10 @@ static int kvt_filter(sqlite3_vtab_cursor *cur, int plan, const char *idx, int a
   c->by_key = false;
   c->store_done = false;
   c->eof = false;
-  c->batch = 16;
-  c->limit = -1;
-  c->skip = 0;
+  c->batch = first_read ? first_read : 16;
   c->returned = 0;
   c->pn = vt->tx->n;
   int a = 0, rc = SQLITE_OK;
-  size_t cap = 0;
 
   sqlite3_value *eq = (plan & P_EQ) ? argv[a++] : NULL;
   if (plan & P_LO) {
@@ -802,12 +808,6 @@ static int kvt_filter(sqlite3_vtab_cursor *cur, int plan, const char *idx, int a
     return kvt_error(vt, SQLITE_MISMATCH,
                      "%s: time is INTEGER microseconds; compare it with klevdb_time('%s')", vt->name,
                      (const char *)sqlite3_value_text(timev));
-  /* As SQLite: a negative LIMIT is none, a negative OFFSET is 0 (it has
-  ** made both integers already). */
-  if (plan & P_LIMIT) c->limit = sqlite3_value_int64(argv[a++]);
-  if (plan & P_SKIP) c->skip = sqlite3_value_int64(argv[a++]);
-  if (c->limit < 0) c->limit = -1;
-  if (c->skip < 0) c->skip = 0;
   c->wait_ms = -1;
   if (plan & P_WAIT) {
     sqlite3_value *v = argv[a++];
@@ -822,13 +822,17 @@ static int kvt_filter(sqlite3_vtab_cursor *cur, int plan, const char *idx, int a
       c->deadline = now_ms() + ms;
     }
   }
-  if (c->limit == 0) {
-    c->eof = true;
-    return SQLITE_OK;
-  }
-  if (c->limit > 0 && c->limit < 256 && c->skip < 256 && c->limit + c->skip < 256) c->batch = (size_t)(c->limit + c->skip);
-  if (c->batch == 0) c->batch = 1;
 
+  if (keyv && !key_lookup_exact(vt, keyv)) {
+    keyv = NULL;   /* scan: SQLite checks the key */
+  } else if (keyv && (plan & P_KEY_IN)) {
+    sqlite3_value *v;
+    for (rc = sqlite3_vtab_in_first(keyv, &v); rc == SQLITE_OK && v; rc = sqlite3_vtab_in_next(keyv, &v))
+      if (!key_lookup_exact(vt, v)) break;
+    if (rc != SQLITE_OK && rc != SQLITE_DONE) return rc;
+    if (rc == SQLITE_OK) keyv = NULL;   /* a number in the list: scan */
+    rc = SQLITE_OK;
+  }
   if (keyv && !(plan & P_KEY_IN)) {
     if (!lookup_key(vt, keyv, &c->key)) {
       c->eof = true;
@@ -843,29 +847,30 @@ static int kvt_filter(sqlite3_vtab_cursor *cur, int plan, const char *idx, int a
       sqlite3_value *v;
       int64_t o;
       for (rc = sqlite3_vtab_in_first(eq, &v); rc == SQLITE_OK && v; rc = sqlite3_vtab_in_next(eq, &v))
-        if (whole_int(v, &o) && (rc = list_add(c, o, &cap)) != SQLITE_OK) break;
+        if (whole_int(v, &o) && (rc = list_add(c, o)) != SQLITE_OK) break;
       if (rc == SQLITE_DONE) rc = SQLITE_OK;
     } else {
       int64_t o;
-      if (whole_int(eq, &o)) rc = list_add(c, o, &cap);
+      if (whole_int(eq, &o)) rc = list_add(c, o);
     }
     if (rc != SQLITE_OK) return rc;
     list_sort(c);
-  } else if (plan & P_KEY_IN) {
+  } else if (keyv && (plan & P_KEY_IN)) {
     c->mode = M_LIST;
     sqlite3_value *v;
     for (rc = sqlite3_vtab_in_first(keyv, &v); rc == SQLITE_OK && v; rc = sqlite3_vtab_in_next(keyv, &v)) {
       if (!lookup_key(vt, v, &c->key)) continue;
-      if ((rc = collect_key(c, &cap)) != SQLITE_OK) break;
+      if ((rc = collect_key(c)) != SQLITE_OK) break;
     }
     if (rc == SQLITE_DONE) rc = SQLITE_OK;
     if (rc != SQLITE_OK) return rc;
     c->by_key = false;   /* the list holds only matching offsets */
     list_sort(c);
   } else if (c->by_key && (plan & P_DESC)) {
-    /* Newest first by key: the list of matches, walked backwards. The
-    ** first row alone (LIMIT 1) is one get by key. */
-    if (c->limit == 1 && c->skip == 0 && c->hi == INT64_MAX) {
+    /* Newest first by key: the first row is one get by key (the usual
+    ** LIMIT 1), the list of older matches is made only if SQLite asks
+    ** for a second row. */
+    if (c->hi == INT64_MAX) {
       bool found = false;
       for (size_t i = c->pn; i-- > 0 && !found;) {
         klevdb_msg m = kvt_pending_msg(vt->tx, i);
@@ -892,12 +897,14 @@ static int kvt_filter(sqlite3_vtab_cursor *cur, int plan, const char *idx, int a
         }
       }
       c->returned = 1;
-      c->mode = M_LIST;   /* nothing after the one row (limit reached) */
+      c->mode = M_LIST;
+      c->key_rest = true;
+      c->hi = c->cur.offset - 1;
       return SQLITE_OK;
     }
   listed:
     c->mode = M_LIST;
-    if ((rc = collect_key(c, &cap)) != SQLITE_OK) return rc;
+    if ((rc = collect_key(c)) != SQLITE_OK) return rc;
     c->by_key = false;
     list_sort(c);
   } else {

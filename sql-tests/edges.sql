@@ -37,6 +37,25 @@ RELEASE s1;
 .print == published: 4 y, 5 z, and 0 and 1 are still there
 SELECT group_concat("offset" || ':' || key, ' ') FROM klevdb_scan('ev.d');
 
+.print ======== the table's first write comes two savepoints deep (SQLite marks both levels at once)
+BEGIN;
+SAVEPOINT a;
+SAVEPOINT b;
+INSERT INTO ev(key, value, time) VALUES ('deep', 'v', 1672531209000000);
+SAVEPOINT c;
+INSERT INTO ev(key, value, time) VALUES ('deeper', 'v', 1672531209000000);
+ROLLBACK TO b;
+.print == back to b: no new row (6)
+SELECT count(*) FROM ev;
+INSERT INTO ev(key, value, time) VALUES ('again', 'v', 1672531209000000);
+ROLLBACK TO a;
+.print == back to a: still 6, then one row kept at offset 6
+SELECT count(*) FROM ev;
+INSERT INTO ev(key, value, time) VALUES ('kept', 'v', 1672531209000000);
+COMMIT;
+SELECT "offset", key FROM ev WHERE "offset" >= 6;
+DELETE FROM ev WHERE "offset" = 6;
+
 .print ======== negative offset bounds are ordinary numbers
 .print == >= -1, > -2, >= -5 AND <= -1, = -1, IN (-1, -2, 1): 6 6 0 none 1
 SELECT count(*) FROM ev WHERE "offset" >= -1;
@@ -64,7 +83,7 @@ SELECT count(*) FROM (SELECT "offset" FROM ev LIMIT 9223372036854775807 OFFSET 9
 .print == LIMIT NULL and LIMIT 'x' are SQLite's own errors
 SELECT "offset" FROM ev LIMIT NULL;
 SELECT "offset" FROM ev LIMIT 'x';
-.print == the same inside a transaction with pending rows (6, 7)
+.print == the same inside a transaction with pending rows (7, 8; 6 is deleted)
 BEGIN;
 INSERT INTO ev(key, value, time) VALUES ('p', 'v', 1672531209000000), ('q', 'v', 1672531210000000);
 SELECT group_concat("offset", ' ') FROM (SELECT "offset" FROM ev WHERE "offset" >= -1 ORDER BY "offset" DESC LIMIT -1 OFFSET 1);
@@ -93,3 +112,9 @@ ROLLBACK;
 .print == after COMMIT / ROLLBACK it goes, and the store keeps every message: 0-3
 DROP TABLE tm;
 SELECT group_concat("offset" || ':' || key, ' ') FROM klevdb_scan('tm.d');
+
+.print ======== time is an INTEGER column: whole numbers in TEXT or REAL are taken as such (0, 1, 2); 1.5 is refused
+CREATE VIRTUAL TABLE tn USING klevdb(dir='tn.d');
+INSERT INTO tn(key, time) VALUES ('real', 1.6725312e15), ('text', ' 1672531200000001 '), ('exp', '1e3');
+INSERT INTO tn(key, time) VALUES ('half', 1.5);
+SELECT "offset", key, time FROM tn;

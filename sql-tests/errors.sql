@@ -10,8 +10,8 @@
 -- Directories that must never be created are named new*.d.
 -- Needs the shell's writefile() and readfile() for the corruption cases.
 
-CREATE VIRTUAL TABLE ev USING klevdb(dir='fixtures/v2-basic/store');
-CREATE VIRTUAL TABLE ro USING klevdb(dir='fixtures/v2-multiseg/store', readonly=1);
+CREATE VIRTUAL TABLE ev USING klevdb(dir='fixtures/v2-basic/store', key='text', value='blob');
+CREATE VIRTUAL TABLE ro USING klevdb(dir='fixtures/v2-multiseg/store', readonly=1, key='blob', value='blob');
 CREATE TEMP VIEW ev_state AS
   SELECT count(*), max("offset"), sum(length(key)), sum(length(value)) FROM ev;
 CREATE TEMP VIEW ro_state AS
@@ -131,8 +131,8 @@ SELECT * FROM ev_state;
 .print -- E39 year 0
 INSERT INTO ev(time, key, value) VALUES ('0000-01-01', 'k', 'v');
 SELECT * FROM ev_state;
-.print -- E40 INTEGER key for codec blob
-INSERT INTO ev(key, value) VALUES (42, 'v');
+.print -- E40 BLOB key for codec text
+INSERT INTO ev(key, value) VALUES (x'6b', x'76');
 SELECT * FROM ev_state;
 .print -- E41 REAL value for codec blob
 INSERT INTO ev(key, value) VALUES ('k', 4.5);
@@ -161,22 +161,22 @@ SELECT count(*) FROM ej;
 .print -- E48 infinite REAL for codec json (Inf is no JSON)
 INSERT INTO ej(key, value) VALUES (1, 1e999);
 SELECT count(*) FROM ej;
-.print -- E49 INTEGER key for codec stringopt
-INSERT INTO es(key, value) VALUES (1, 'v');
+.print -- E49 BLOB key for codec stringopt
+INSERT INTO es(key, value) VALUES (x'01', 'v');
 SELECT count(*) FROM es;
-.print -- E50 INTEGER value for codec string
-INSERT INTO es(key, value) VALUES ('k', 2);
+.print -- E50 BLOB value for codec string
+INSERT INTO es(key, value) VALUES ('k', x'02');
 SELECT count(*) FROM es;
 
 CREATE VIRTUAL TABLE sc USING klevdb(dir='scratch.d');
 INSERT INTO sc(key, value) VALUES ('before', 'kept');
 .print -- E51 multi-row INSERT whose third row is bad: none of its rows is stored
-INSERT INTO sc(key, value) VALUES ('a', '1'), ('b', '2'), ('c', 3);
+INSERT INTO sc(key, value) VALUES ('a', '1'), ('b', '2'), ('c', x'33');
 SELECT "offset", key, value FROM sc;
 .print -- E52 the same inside a transaction: the statement's rows go, the transaction's stay
 BEGIN;
 INSERT INTO sc(key, value) VALUES ('in tx', 'kept');
-INSERT INTO sc(key, value) VALUES ('a', '1'), ('b', '2'), ('c', 3);
+INSERT INTO sc(key, value) VALUES ('a', '1'), ('b', '2'), ('c', x'33');
 COMMIT;
 SELECT "offset", key, value FROM sc;
 .print -- E53 value over the 64 MiB limit (SQLITE_TOOBIG, nothing stored)
@@ -316,13 +316,13 @@ SELECT klevdb_sync('t');
 .print == maintenance under the table's own uncommitted writes
 .print -- E99 klevdb_trim with a pending INSERT
 BEGIN;
-INSERT INTO ev(key, value) VALUES ('p', 'pending');
+INSERT INTO ev(key, value) VALUES ('p', x'70656e64696e67');
 SELECT klevdb_trim('ev', 'count', 1);
 ROLLBACK;
 SELECT * FROM ev_state;
 .print -- E100 klevdb_compact with a pending INSERT
 BEGIN;
-INSERT INTO ev(key, value) VALUES ('p', 'pending');
+INSERT INTO ev(key, value) VALUES ('p', x'70656e64696e67');
 SELECT klevdb_compact('ev', 'updates', 0);
 ROLLBACK;
 SELECT * FROM ev_state;

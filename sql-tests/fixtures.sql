@@ -12,7 +12,7 @@ CREATE VIRTUAL TABLE bad USING klevdb(dir='fixtures/v2-basic/store', key_index=0
 CREATE VIRTUAL TABLE bad2 USING klevdb(dir='fixtures/v2-basic/store', time_index=0);
 
 .print ======== v2-basic (keys, times, 1 MiB, V2): 10 messages
-CREATE VIRTUAL TABLE b USING klevdb(dir='fixtures/v2-basic/store', key='text');
+CREATE VIRTUAL TABLE b USING klevdb(dir='fixtures/v2-basic/store', key='text', value='blob');
 SELECT count(*), min("offset"), max("offset"), sum(length(value)) FROM b;
 SELECT "offset", time, key, typeof(value), CASE WHEN "offset" = 7 THEN length(value) ELSE CAST(value AS TEXT) END FROM b;
 .print == msg 3: empty value reads NULL; msg 5: absent key reads NULL
@@ -31,7 +31,7 @@ SELECT "offset" FROM b WHERE time >= klevdb_time('2023-01-01T00:00:05Z') LIMIT 1
 SELECT "offset" FROM b WHERE time > klevdb_time('2023-01-01T00:00:05Z') LIMIT 1;
 SELECT "offset" FROM b WHERE time >= klevdb_time('2023-01-01T00:00:09.000001Z');
 .print == INSERT: offset 10, then read back raw with klevdb_scan
-INSERT INTO b(key, value, time) VALUES ('key-10', 'value-10', '2023-01-01T00:00:10Z');
+INSERT INTO b(key, value, time) VALUES ('key-10', CAST('value-10' AS BLOB), '2023-01-01T00:00:10Z');
 SELECT last_insert_rowid();
 SELECT "offset", time, CAST(key AS TEXT), CAST(value AS TEXT), typeof(key) FROM klevdb_scan('fixtures/v2-basic/store', 8);
 SELECT count(*), json_extract(klevdb_stat('b'), '$.segments') FROM b;

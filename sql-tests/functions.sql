@@ -206,7 +206,7 @@ COMMIT;
 SELECT count(*), json_extract(klevdb_stat('events'), '$.next_offset') FROM events;
 
 .print == an empty table; times before 1970 and with microseconds
-CREATE VIRTUAL TABLE empty USING klevdb(dir='empty.d');
+CREATE VIRTUAL TABLE empty USING klevdb(dir='empty.d', key='blob', value='blob');
 SELECT klevdb_stat('empty');
 SELECT klevdb_sync('empty'), klevdb_trim('empty', 'count', 0), klevdb_compact('empty', 'updates', 0);
 INSERT INTO empty(time, key, value) VALUES (-1, x'01', x'02'), (1672531200000001, x'01', x'03');

@@ -2,7 +2,7 @@
 -- each with its EXPLAIN QUERY PLAN and its rows: offset =, IN, ranges,
 -- DESC, key =, key IN, newest by key, consume by key, time >= (the time
 -- index gives the start; stored times that go backwards), LIMIT/OFFSET
--- pushed down or not, ORDER BY, count(*), joins on offset and on key.
+-- (always SQLite's), ORDER BY, count(*), joins on offset and on key.
 -- The data spans several segments (rollover 1KB, published in batches of
 -- 5: one INSERT is one batch and a batch never straddles segments; the
 -- segments start at offsets 0, 30 and 55). Then
@@ -160,7 +160,7 @@ SELECT "offset", time FROM tb ORDER BY time;
 .print == tb: ORDER BY time DESC LIMIT 3
 SELECT "offset", value FROM tb ORDER BY time DESC LIMIT 3;
 
-.print == LIMIT 3 OFFSET 28 pushed down (crosses a segment)
+.print == LIMIT 3 OFFSET 28 (crosses a segment)
 EXPLAIN QUERY PLAN SELECT "offset", value FROM ev LIMIT 3 OFFSET 28;
 SELECT "offset", value FROM ev LIMIT 3 OFFSET 28;
 .print == offset >= 50 LIMIT 2 OFFSET 3
@@ -178,10 +178,13 @@ EXPLAIN QUERY PLAN SELECT "offset", value FROM ev WHERE value LIKE 'v1%' LIMIT 2
 SELECT "offset", value FROM ev WHERE value LIKE 'v1%' LIMIT 2;
 .print == value LIKE v1% LIMIT 2 OFFSET 3
 SELECT "offset", value FROM ev WHERE value LIKE 'v1%' LIMIT 2 OFFSET 3;
-.print == offset >= 40 AND value LIKE v5% LIMIT 3 (offset pushed, limit not)
+.print == offset >= 40 AND value LIKE v5% LIMIT 3
 EXPLAIN QUERY PLAN SELECT "offset", value FROM ev WHERE "offset" >= 40 AND value LIKE 'v5%' LIMIT 3;
 SELECT "offset", value FROM ev WHERE "offset" >= 40 AND value LIKE 'v5%' LIMIT 3;
-.print == ORDER BY key LIMIT 3: not pushed (SQLite sorts first)
+.print == key = value and value > key with LIMIT (SQLite 3.40 hides such terms from a table that takes LIMIT, then drops them): none, 3 rows
+SELECT "offset" FROM ev WHERE key = value LIMIT 3;
+SELECT "offset" FROM ev WHERE value > key ORDER BY "offset" LIMIT 3 OFFSET 1;
+.print == ORDER BY key LIMIT 3: SQLite sorts first
 EXPLAIN QUERY PLAN SELECT "offset", key FROM ev ORDER BY key, "offset" LIMIT 3;
 SELECT "offset", key FROM ev ORDER BY key, "offset" LIMIT 3;
 

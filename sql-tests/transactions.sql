@@ -115,8 +115,8 @@ SELECT "offset", value FROM t WHERE key = 'h' ORDER BY "offset" DESC LIMIT 1;
 .print ======== a failed statement inside a transaction is undone alone
 BEGIN;
 INSERT INTO t(key, value, time) VALUES ('k', 'v11k', 1672531211000000);
-.print == the second row has an INTEGER key: the whole statement fails
-INSERT INTO t(key, value, time) VALUES ('k', 'bad', 1672531212000000), (12, 'bad', 1672531212000000);
+.print == the second row has a BLOB key (the key is text): the whole statement fails
+INSERT INTO t(key, value, time) VALUES ('k', 'bad', 1672531212000000), (x'12', 'bad', 1672531212000000);
 .print == UPDATE is refused
 UPDATE t SET value = 'x' WHERE "offset" = 11;
 .print == 11 stays, nothing of the failed statement (next is 12)

@@ -8,7 +8,7 @@
 **                           key BLOB, value BLOB)
 **            + indexes on (key, "offset") and (time)
 **   ours   ours.db: CREATE VIRTUAL TABLE t USING klevdb(dir='t.d',
-**            key_index=1, time_index=1, auto_sync=0)   (blob codecs)
+**            key_index=1, time_index=1, auto_sync=0, key='blob', value='blob')
 **
 ** Data: --rows N messages (default 1,000,000) inserted by one INSERT ...
 ** SELECT from a recursive CTE in one transaction, then --inserts A
@@ -480,7 +480,8 @@ static void setup(side *plain, side *ours) {
   open_side(ours);
   exec(ours, "PRAGMA journal_mode=WAL");
   exec(ours, "PRAGMA synchronous=NORMAL");
-  exec(ours, "CREATE VIRTUAL TABLE t USING klevdb(dir='t.d', key_index=1, time_index=1, auto_sync=0)");
+  exec(ours, "CREATE VIRTUAL TABLE t USING klevdb(dir='t.d', key_index=1, time_index=1, auto_sync=0, "
+             "key='blob', value='blob')");
 }
 
 /* Bulk insert: rows/s. */
@@ -891,7 +892,8 @@ int main(int argc, char **argv) {
   /* Delete the oldest half of the copy with klevdb_trim. */
   side trim = {.name = "ours-trim", .file = "trim.db", .ours = true};
   open_side(&trim);
-  exec(&trim, "CREATE VIRTUAL TABLE t USING klevdb(dir='trim.d', key_index=1, time_index=1, auto_sync=0)");
+  exec(&trim, "CREATE VIRTUAL TABLE t USING klevdb(dir='trim.d', key_index=1, time_index=1, auto_sync=0, "
+              "key='blob', value='blob')");
   bytes tb = ours_bytes("trim.db", "trim.d");
   {
     sqlite3_stmt *st = prep(&trim, "SELECT klevdb_trim('t', 'offset', ?1)");

@@ -191,7 +191,8 @@ static void writer_open(writer *w, const char *dir, int auto_sync, int use_sql) 
     snprintf(dbpath, sizeof(dbpath), "%s.db", dir);
     if (sqlite3_open(dbpath, &w->sql) != SQLITE_OK) die("sqlite3_open %s", dbpath);
     char *q = sqlite3_mprintf(
-        "CREATE VIRTUAL TABLE IF NOT EXISTS t USING klevdb(dir=%Q, rollover='64KB', auto_sync=%d)",
+        "CREATE VIRTUAL TABLE IF NOT EXISTS t USING klevdb(dir=%Q, rollover='64KB', auto_sync=%d, "
+        "key='blob', value='blob')",
         dir, auto_sync);
     sql_exec(w, q);
     sqlite3_free(q);

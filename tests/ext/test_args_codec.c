@@ -99,7 +99,7 @@ static void test_args(void) {
     CHECK(a.opts.rollover == 1048576, "rollover %lld", (long long)a.opts.rollover);
     CHECK(a.opts.new_segments_version == KLEVDB_V2, "format");
     CHECK(a.opts.keep_rewrite_version == 0 && a.opts.eager_migrate == 0, "other");
-    CHECK(a.key == KVT_BLOB && a.value == KVT_BLOB, "codecs");
+    CHECK(a.key == KVT_TEXT && a.value == KVT_TEXT, "codecs");
     kvt_args_free(&a);
     CHECK(a.dir == NULL, "freed");
   }
@@ -373,24 +373,45 @@ static void test_encode(void) {
   ** stringopt, where '' is Go's "". */
   for (int c = KVT_BLOB; c <= KVT_STRINGOPT; c++) {
     ENC_OK((kvt_codec)c, "NULL", "", 0);
-    if (c != KVT_INTEGER && c != KVT_JSON && c != KVT_STRINGOPT) {
-      ENC_OK((kvt_codec)c, "''", "", 0);
-      ENC_OK((kvt_codec)c, "X''", "", 0);
-    }
+    if (c == KVT_TEXT || c == KVT_STRING) ENC_OK((kvt_codec)c, "''", "", 0);
   }
+  ENC_OK(KVT_BLOB, "X''", "", 0);
 
-  /* blob, text, string: bytes as they are, numbers refused. */
+  /* blob: BLOBs as they are, nothing else (it would read back as a BLOB). */
   ENC_OK(KVT_BLOB, "X'0001FF'", "\x00\x01\xff", 3);
-  ENC_OK(KVT_BLOB, "'abc'", "abc", 3);
+  ENC_ERR(KVT_BLOB, "'abc'", SQLITE_MISMATCH,
+          "klevdb: value must be a BLOB for codec blob, got TEXT (it would read back as a BLOB");
+  ENC_ERR(KVT_BLOB, "''", SQLITE_MISMATCH, "got TEXT");
+  ENC_ERR(KVT_BLOB, "42", SQLITE_MISMATCH, "klevdb: value must be a BLOB for codec blob, got INTEGER");
+  ENC_ERR(KVT_BLOB, "1.5", SQLITE_MISMATCH, "got REAL");
+  /* text, string: TEXT as it is, numbers as their text (TEXT affinity),
+  ** BLOBs refused (they would read back as TEXT). */
   ENC_OK(KVT_TEXT, "'h\xc3\xa9llo'", "h\xc3\xa9llo", 6);
-  ENC_OK(KVT_TEXT, "X'6869'", "hi", 2);
+  ENC_OK(KVT_TEXT, "42", "42", 2);
+  ENC_OK(KVT_TEXT, "1.5", "1.5", 3);
+  ENC_OK(KVT_TEXT, "-0.25e3", "-250.0", 6);
   ENC_OK(KVT_STRING, "'abc'", "abc", 3);
-  ENC_OK(KVT_STRING, "X'00'", "\x00", 1);
-  ENC_ERR(KVT_BLOB, "42", SQLITE_MISMATCH,
-          "klevdb: value must be a BLOB or TEXT for codec blob, got INTEGER");
-  ENC_ERR(KVT_TEXT, "1.5", SQLITE_MISMATCH,
-          "klevdb: value must be a BLOB or TEXT for codec text, got REAL");
-  ENC_ERR(KVT_STRING, "7", SQLITE_MISMATCH, "for codec string, got INTEGER");
+  ENC_OK(KVT_STRING, "7", "7", 1);
+  ENC_ERR(KVT_TEXT, "X'6869'", SQLITE_MISMATCH,
+          "klevdb: value must be TEXT for codec text, got BLOB (it would read back as TEXT");
+  ENC_ERR(KVT_TEXT, "X''", SQLITE_MISMATCH, "got BLOB");
+  ENC_ERR(KVT_STRING, "X'00'", SQLITE_MISMATCH, "for codec string, got BLOB");
+  /* The value given is not changed by the conversion. */
+  {
+    sqlite3_value *v = val("12.5");
+    kvt_buf b = {0};
+    char *e = NULL;
+    CHECK(kvt_encode(KVT_TEXT, v, "value", &b, &e) == SQLITE_OK, "number as text");
+    CHECK(sqlite3_value_type(v) == SQLITE_FLOAT, "the REAL stays REAL");
+    sqlite3_value_free(v);
+    v = val("' 5'");
+    b.len = 0;
+    CHECK(kvt_encode(KVT_INTEGER, v, "value", &b, &e) == SQLITE_OK, "text as integer");
+    CHECK(sqlite3_value_type(v) == SQLITE_TEXT && strcmp((const char *)sqlite3_value_text(v), " 5") == 0,
+          "the TEXT stays TEXT");
+    sqlite3_value_free(v);
+    kvt_buf_free(&b);
+  }
 
   /* integer: Go's zig-zag varint. */
   ENC_OK(KVT_INTEGER, "150", "\xac\x02", 2);
@@ -405,14 +426,24 @@ static void test_encode(void) {
   ENC_OK(KVT_INTEGER, "'+64'", "\x80\x01", 2);
   ENC_OK(KVT_INTEGER, "'-9223372036854775808'",
          "\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01", 10);
+  /* INTEGER affinity: whole numbers in TEXT or REAL are INTEGERs. */
+  ENC_OK(KVT_INTEGER, "' 12 '", "\x18", 1);
+  ENC_OK(KVT_INTEGER, "'1e2'", "\xc8\x01", 2);
+  ENC_OK(KVT_INTEGER, "'-3.0'", "\x05", 1);
+  ENC_OK(KVT_INTEGER, "1.0", "\x02", 1);
+  ENC_OK(KVT_INTEGER, "-4611686018427387904.0", "\xff\xff\xff\xff\xff\xff\xff\xff\x7f", 9);
   ENC_ERR(KVT_INTEGER, "'9223372036854775808'", SQLITE_MISMATCH,
           "klevdb: value must be an INTEGER for codec integer, got TEXT");
   ENC_ERR(KVT_INTEGER, "'12abc'", SQLITE_MISMATCH, "got TEXT that is not an integer");
-  ENC_ERR(KVT_INTEGER, "' 12'", SQLITE_MISMATCH, "not an integer");
+  ENC_ERR(KVT_INTEGER, "'0x10'", SQLITE_MISMATCH, "not an integer");
   ENC_ERR(KVT_INTEGER, "''", SQLITE_MISMATCH, "not an integer");
   ENC_ERR(KVT_INTEGER, "'-'", SQLITE_MISMATCH, "not an integer");
-  ENC_ERR(KVT_INTEGER, "1.0", SQLITE_MISMATCH,
-          "klevdb: value must be an INTEGER for codec integer, got REAL");
+  ENC_ERR(KVT_INTEGER, "'1.5'", SQLITE_MISMATCH, "not an integer");
+  ENC_ERR(KVT_INTEGER, "1.5", SQLITE_MISMATCH,
+          "klevdb: value must be an INTEGER for codec integer, got a REAL that is not a whole number");
+  ENC_ERR(KVT_INTEGER, "9223372036854775808.0", SQLITE_MISMATCH, "not a whole number");
+  ENC_ERR(KVT_INTEGER, "-9223372036854775808.0", SQLITE_MISMATCH, "not a whole number");
+  ENC_ERR(KVT_INTEGER, "1e999", SQLITE_MISMATCH, "not a whole number");
   ENC_ERR(KVT_INTEGER, "X'01'", SQLITE_MISMATCH, "got BLOB");
 
   /* json: validated text, numbers as their JSON text. */
@@ -428,17 +459,17 @@ static void test_encode(void) {
   ENC_ERR(KVT_JSON, "''", SQLITE_MISMATCH, "klevdb: value is not valid JSON");
   ENC_ERR(KVT_JSON, "'abc'", SQLITE_MISMATCH, "is not valid JSON");
   ENC_ERR(KVT_JSON, "1e999", SQLITE_MISMATCH, "is not valid JSON");
-  ENC_ERR(KVT_JSON, "X'7b7d'", SQLITE_MISMATCH,
-          "must be TEXT, INTEGER or REAL for codec json, got BLOB");
+  ENC_ERR(KVT_JSON, "X'7b7d'", SQLITE_MISMATCH, "must be TEXT for codec json, got BLOB");
 
   /* stringopt: Go's exact json.Marshal form. */
   ENC_OK(KVT_STRINGOPT, "'<a&b>'", "\"\\u003ca\\u0026b\\u003e\"", 22);
   ENC_OK(KVT_STRINGOPT, "''", "\"\"", 2);
   ENC_OK(KVT_STRINGOPT, "'say \"hi\"'", "\"say \\\"hi\\\"\"", 12);
-  ENC_OK(KVT_STRINGOPT, "X'41FF'", "\"A\\ufffd\"", 9);
+  ENC_OK(KVT_STRINGOPT, "CAST(X'41FF' AS TEXT)", "\"A\\ufffd\"", 9);
+  ENC_OK(KVT_STRINGOPT, "5", "\"5\"", 3);
   ENC_OK(KVT_STRINGOPT, "char(10, 1, 8232)", "\"\\n\\u0001\\u2028\"", 16);
-  ENC_ERR(KVT_STRINGOPT, "5", SQLITE_MISMATCH,
-          "klevdb: value must be TEXT or a BLOB for codec stringopt, got INTEGER");
+  ENC_ERR(KVT_STRINGOPT, "X'41'", SQLITE_MISMATCH,
+          "klevdb: value must be TEXT for codec stringopt, got BLOB");
 
   /* Appending: values follow each other; an error appends nothing. */
   {
@@ -613,8 +644,14 @@ static void test_times(void) {
   TIME_ERR("' 2023-01-01'", "is not ISO-8601");
   TIME_ERR("'now'", "klevdb: time 'now' is not ISO-8601");
   TIME_ERR("''", "is not ISO-8601");
-  TIME_ERR("'1672531200000000'", "is not ISO-8601");
-  TIME_ERR("1.5", "klevdb: time must be INTEGER microseconds or ISO-8601 TEXT");
+  TIME_ERR("'1672531200000000x'", "is not ISO-8601");
+  /* time is an INTEGER column: whole numbers in TEXT or REAL are taken as
+  ** such a column takes them. */
+  TIME_OK("'1672531200000000'", 1672531200000000LL);
+  TIME_OK("' -5 '", -5);
+  TIME_OK("1.6725312e15", 1672531200000000LL);
+  TIME_ERR("1.5", "klevdb: time must be INTEGER microseconds or ISO-8601 TEXT, got a REAL that is not");
+  TIME_ERR("'1.5'", "is not ISO-8601");
   TIME_ERR("X'00'", "klevdb: time must be INTEGER microseconds or ISO-8601 TEXT");
   {
     sqlite3_value *v = val("NULL");

@@ -12,7 +12,11 @@ TEXT operands, run against both and must return the same rows:
   (b) inside a transaction that has inserted rows (pending) and deleted
       committed ones;
   (c) DELETE with the same clauses, in a transaction rolled back, must
-      delete the rows the plain table deletes.
+      delete the rows the plain table deletes;
+  (d) for the text, integer and blob codecs against a plain column of the
+      type the codec reads back: key =, +key =, key IN and key = with
+      another term, with operands of every type (5, '5', 5.0, ' 5', x'35',
+      NULL, 'k1', COLLATE NOCASE), committed and pending.
 The clauses are a fixed list crossed with each other (no randomness), so a
 failure names its query. Prints "test_plans: N checks, M failed".
 """
@@ -37,16 +41,23 @@ KEY_TERMS = [
     "key = 'k1'", "key = 'none'", "key IN ('k2', 'k3', 'zz')", "key IN ('x', 'y')", "key = NULL",
 ]
 TIME_TERMS = ["time >= 1672531205000000", "time > 1672531218000000"]
+# Terms the table leaves to SQLite: LIMIT and OFFSET must then be SQLite's.
+OTHER_TERMS = ["value = 'v3'", "key = 'k1' OR key = 'k2'", "length(value) > 2", "key LIKE 'k%'",
+               "key IS NULL", "key IS NOT NULL", '"offset" IS 3', '"offset" != 3', 'NOT "offset" >= 3',
+               "\"offset\" BETWEEN 2 AND 5 OR key = 'k3'", "rowid = 3", "rowid >= -1", "time < 1672531205000000",
+               "key > 'k1'", "key = value"]
 TAILS = ['', 'ORDER BY "offset"', 'ORDER BY "offset" DESC', 'ORDER BY "offset" LIMIT 3',
          'ORDER BY "offset" DESC LIMIT 2 OFFSET 1', 'ORDER BY "offset" LIMIT -1 OFFSET 2',
          'ORDER BY "offset" DESC LIMIT 1']
 
 
 def clauses():
-    singles = OFFSET_TERMS + KEY_TERMS + TIME_TERMS
+    singles = OFFSET_TERMS + KEY_TERMS + TIME_TERMS + OTHER_TERMS
     yield ""
     for t in singles:
         yield "WHERE " + t
+    for a, b in itertools.product(OTHER_TERMS, OFFSET_TERMS[:9] + KEY_TERMS[:3]):
+        yield "WHERE %s AND %s" % (a, b)
     for a, b in itertools.product(OFFSET_TERMS, KEY_TERMS + TIME_TERMS + OFFSET_TERMS[7:]):
         if a != b:
             yield "WHERE %s AND %s" % (a, b)
@@ -81,15 +92,15 @@ def compare(conn, what, tails):
     n = 0
     for where in clauses():
         for tail in tails:
-            q = 'SELECT "offset", key, value, time FROM %%s %s %s' % (where, tail)
-            got, want = rows(conn, q % "ev"), rows(conn, q % "p")
+            q = 'SELECT "offset", key, value, time FROM @ %s %s' % (where, tail)
+            got, want = rows(conn, q.replace("@", "ev")), rows(conn, q.replace("@", "p"))
             if "ORDER BY" not in tail and isinstance(got, list) and isinstance(want, list):
                 got, want = sorted(got, key=repr), sorted(want, key=repr)
             n += 1
             if got != want:
                 bad += 1
                 if bad <= 5:
-                    check(False, "%s: %s" % (what, q % "ev"), "got %r, want %r" % (got, want))
+                    check(False, "%s: %s" % (what, q.replace("@", "ev")), "got %r, want %r" % (got, want))
     check(bad == 0, "%s: %d queries like the plain table" % (what, n), "%d differ" % bad)
 
 
@@ -135,5 +146,78 @@ def test_delete(d):
     check(bad == 0, "delete: %d statements like the plain table" % n, "%d differ" % bad)
 
 
+TYPED = {
+    # codec: (declared type of the plain column, keys to store)
+    "text": ("TEXT", ["5", "05", " 5", "5.0", "k1", "K1", "x", None]),
+    "integer": ("INTEGER", [5, -1, 0, 12, 5, 9223372036854775807, None]),
+    "blob": ("BLOB", [b"5", b"k1", b"\x00", b"K1", None]),
+}
+OPERANDS = ["5", "'5'", "5.0", "' 5'", "'05'", "x'35'", "NULL", "'k1'", "'K1'", "-1", "'-1'", "1.5",
+            "x'6b31'", "9223372036854775807", "'9223372036854775807'", "9.3e18", "''", "x''",
+            # right sides with a type of their own (SQLite then compares differently)
+            "CAST('5' AS INTEGER)", "CAST(5 AS REAL)", "CAST(5 AS TEXT)", "CAST('k1' AS BLOB)",
+            "(SELECT n FROM nums LIMIT 1)", "(SELECT t FROM txt LIMIT 1)"]
+# Whole WHERE clauses with subqueries and joins (the other table first).
+EXTRA = ["key IN (SELECT n FROM nums)", "key IN (SELECT t FROM txt)", "key IN (SELECT b FROM bl)",
+         "key IN (SELECT n FROM nums UNION ALL SELECT t FROM txt)"]
+JOINS = ["nums JOIN @ ON key = n", "txt JOIN @ ON key = t", "bl JOIN @ ON key = b",
+         "nums CROSS JOIN @ ON key = n", "txt CROSS JOIN @ ON key = t"]
+
+
+def test_types(d):
+    conn = connect()
+    conn.execute("CREATE TABLE nums(n INTEGER)")
+    conn.execute("INSERT INTO nums VALUES (5), (12), (-1)")
+    conn.execute("CREATE TABLE txt(t TEXT)")
+    conn.execute("INSERT INTO txt VALUES ('5'), ('k1'), ('12')")
+    conn.execute("CREATE TABLE bl(b BLOB)")
+    conn.execute("INSERT INTO bl VALUES (x'35'), (x'6b31'), (5)")
+    bad = n = 0
+    for codec, (decl, keys) in TYPED.items():
+        conn.execute("CREATE VIRTUAL TABLE ev_%s USING klevdb(dir='%s', key='%s', value='text')"
+                     % (codec, os.path.join(d, codec + ".d"), codec))
+        conn.execute('CREATE TABLE p_%s("offset" INTEGER PRIMARY KEY, key %s, value TEXT)' % (codec, decl))
+        for i, k in enumerate(keys):
+            conn.execute("INSERT INTO ev_%s(key, value) VALUES (?, ?)" % codec, (k, "v%d" % i))
+            conn.execute('INSERT INTO p_%s("offset", key, value) VALUES (?, ?, ?)' % codec, (i, k, "v%d" % i))
+        for pending in (False, True):
+            if pending:
+                conn.execute("BEGIN")
+                for i, k in enumerate(keys[:3]):
+                    o = len(keys) + i
+                    conn.execute("INSERT INTO ev_%s(key, value) VALUES (?, ?)" % codec, (k, "p%d" % i))
+                    conn.execute('INSERT INTO p_%s("offset", key, value) VALUES (?, ?, ?)' % codec, (o, k, "p%d" % i))
+            wheres = []
+            for a in OPERANDS:
+                wheres += ["key = %s" % a, "+key = %s" % a, "key = %s AND value IS NOT NULL" % a,
+                           "key IN (%s, 'x')" % a, "key = %s COLLATE NOCASE" % a, "%s = key" % a,
+                           "key = %s AND \"offset\" >= 0" % a]
+            wheres += EXTRA
+            for j in JOINS:
+                for tail in ('ORDER BY "offset"', 'ORDER BY "offset" DESC'):
+                    q = 'SELECT "offset", key, value FROM %s %s' % (j, tail)
+                    got, want = rows(conn, q.replace("@", "ev_" + codec)), rows(conn, q.replace("@", "p_" + codec))
+                    n += 1
+                    if got != want:
+                        bad += 1
+                        if bad <= 8:
+                            check(False, "%s%s: %s" % (codec, " pending" if pending else "", q.replace("@", "ev_" + codec)),
+                                  "got %r, want %r" % (got, want))
+            for w in wheres:
+                for tail in ('ORDER BY "offset"', 'ORDER BY "offset" DESC LIMIT 1'):
+                    q = 'SELECT "offset", key, value FROM %%s WHERE %s %s' % (w, tail)
+                    got, want = rows(conn, q % ("ev_" + codec)), rows(conn, q % ("p_" + codec))
+                    n += 1
+                    if got != want:
+                        bad += 1
+                        if bad <= 8:
+                            check(False, "%s%s: %s" % (codec, " pending" if pending else "", q % ("ev_" + codec)),
+                                  "got %r, want %r" % (got, want))
+            if pending:
+                conn.execute("ROLLBACK")
+    check(bad == 0, "types: %d queries like a plain column of the codec's type" % n, "%d differ" % bad)
+
+
 if __name__ == "__main__":
-    sys.exit(extcheck.main("test_plans", __doc__, sys.argv, [test_committed, test_pending, test_delete]))
+    sys.exit(extcheck.main("test_plans", __doc__, sys.argv,
+                           [test_committed, test_pending, test_delete, test_types]))

@@ -256,7 +256,7 @@ def test_rewritten_under_reader(work):
     big, small = os.path.join(work, "big.d"), os.path.join(work, "small.d")
     child = Child(work)
     try:
-        r = child.sql("CREATE VIRTUAL TABLE b USING klevdb(dir=%s, rollover='64KB')" % q(big))
+        r = child.sql("CREATE VIRTUAL TABLE b USING klevdb(dir=%s, rollover='64KB', value='blob')" % q(big))
         check("ok" in r, "CREATE big", str(r))
         r = child.sql("INSERT INTO b(key, value) SELECT 'k' || value, zeroblob(20) "
                       "FROM generate_series(1, 5000)")
