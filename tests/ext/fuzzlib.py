@@ -26,9 +26,11 @@ STATEMENT_SECONDS = 5      # a statement running longer is a failure (a hang)
 
 # ---- The model: where a klevdb table legitimately differs from a plain one ----
 #
-# 1. Values inserted are of each codec's own type (TEXT for text, json,
-#    string, stringopt; BLOB for blob; INTEGER or integer TEXT for
-#    integer), so how a codec converts other types is not modelled here.
+# 1. Values of each codec's own type (POOLS) read back as the functions
+#    below say. Other values (CROSS) are converted as a plain column of the
+#    declared type converts them, or the INSERT is refused with a klevdb:
+#    error (then the plain table does not get the rows); an INSERT of the
+#    codec's own values is never refused.
 # 2. An empty string or blob is stored absent and reads back NULL; the
 #    string codec reads absent (and NULL) back as ''; stringopt keeps ''.
 # 3. The json codec stores a number as its text (SQLite's own %!.15g).
@@ -79,6 +81,21 @@ POOLS = {
     "string": [None, "", "a", "b", "ab", "\u00e9", "3", "a b", "L" * 300],
     "stringopt": [None, "", "a", "b", "a\"b", "\\", "\u00e9", "3", "L" * 300],
 }
+# Values of other types, inserted now and then into every codec (no empty
+# ones: how empties read back is the pools' business).
+CROSS = [5, -3, 1.5, 3.0, 1e20, "x", "7", " 7 ", b"x", b"7", '{"a":1}', "[1]", "\u00e9"]
+
+
+def natural(codec, v):
+    """v is one of the codec's own values (type and all)."""
+    return any(type(v) is type(p) and v == p for p in POOLS[codec])
+
+
+def plain_value(codec, v):
+    """What the plain table is given for v inserted into the klevdb table."""
+    return stored(codec, v) if natural(codec, v) else v
+
+
 TIMES = [0, 1, -1, 2, 1000, 1000, -1000, 1700000000000000, 1700000000000001, 1699999999999999,
          INT64_MAX, INT64_MIN + 1, -(1 << 53), 1 << 53, 5, 5, 7]
 
@@ -202,7 +219,9 @@ class Gen:
                     % r.choice(["<", ">", "!="]))
         if kind == 14:
             return r.choice(["1", "0", "NULL", "%s + 0 = %s" % (c, op()), "%s %% 3 = 1" % c,
-                             "CAST(%s AS TEXT) = %s" % (c, op())])
+                             "CAST(%s AS TEXT) = %s" % (c, op()),
+                             # two columns: SQLite may keep such a term from the table
+                             "%s %s %s" % (c, r.choice(["=", "<", ">=", "IS", "!="]), self.col()[0])])
         return "%s %s %s" % (c, r.choice(["=", ">=", ">", "<", "<="]), op())
 
     def where_tree(self, depth=0):
@@ -582,6 +601,8 @@ class Pair:
         self.conn.execute("CREATE TABLE %s(n INTEGER)" % self.seq)
         self.conn.execute("INSERT INTO %s VALUES (0)" % self.seq)
         self.types = types
+        self.refused = 0     # INSERTs of other types' values refused (model 1)
+        self.time_text = 0   # DELETEs refused for time vs TEXT (model 7)
 
     def exec_both(self, sql):
         """A statement on the connection (both tables see it); logged."""
@@ -609,10 +630,15 @@ class Pair:
         before = self.conn.total_changes
         ours = run(self.conn, sv)
         if ours[0] == "error":
+            if ours[1].startswith("klevdb: ") and not all(
+                    natural(self.kc, k) and natural(self.vc, v) for _, k, v in rows):
+                self.refused += 1
+                return None
             return "INSERT failed on the klevdb table: %s" % ours[1]
         got = self.conn.execute("SELECT last_insert_rowid(), (SELECT n FROM %s)" % self.seq).fetchone()
         pv = ", ".join("((SELECT n FROM %s) + %d, %s, %s, %s)" % (
-            self.seq, i, lit(t), lit(stored(self.kc, k)), lit(stored(self.vc, v))) for i, (t, k, v) in enumerate(rows))
+            self.seq, i, lit(t), lit(plain_value(self.kc, k)), lit(plain_value(self.vc, v)))
+            for i, (t, k, v) in enumerate(rows))
         plain = run(self.conn, 'INSERT INTO %s("offset", time, key, value) VALUES %s' % (self.pl, pv))
         if plain[0] == "error":
             return "INSERT failed on the plain table: %s" % plain[1]
@@ -631,11 +657,14 @@ class Pair:
         self.log.append(sv)
         sp = "DELETE FROM %s WHERE %s" % (self.pl, where.replace("{T}", self.pl))
         plain = run(self.conn, "SELECT count(*) FROM %s WHERE %s" % (self.pl, where.replace("{T}", self.pl)))
-        r1 = run(self.conn, sp)
-        n1 = self.conn.execute("SELECT changes()").fetchone()[0]
         r2 = run(self.conn, sv)
         n2 = self.conn.execute("SELECT changes()").fetchone()[0]
-        if r1[0] != r2[0] and not (r2[0] == "error" and time_text_refusal(r2[1], sv)):
+        if r2[0] == "error" and time_text_refusal(r2[1], sv):
+            self.time_text += 1
+            return None      # refused (model 7): the plain table keeps its rows too
+        r1 = run(self.conn, sp)
+        n1 = self.conn.execute("SELECT changes()").fetchone()[0]
+        if r1[0] != r2[0]:
             return "DELETE: plain table %s, klevdb table %s" % (r1[1] if r1[0] == "error" else "ok",
                                                                  r2[1] if r2[0] == "error" else "ok")
         if r1[0] == "ok" and r2[0] == "ok" and n1 != n2:
@@ -870,6 +899,8 @@ def _replay_child(module, base, case):
         if f:
             failure, index = f, i
             break
+    counters["refused"] = sum(p.refused for p in pair)
+    counters["time_text"] = counters.get("time_text", 0) + sum(p.time_text for p in pair)
     pair.close()
     print(json.dumps({"failure": failure, "index": index, "log": list(log), "counters": counters}))
     return 0
