@@ -27,7 +27,7 @@ import tempfile
 import time
 
 import fuzzlib
-from fuzzlib import Gen, random_query, shrink, report
+from fuzzlib import Gen, Query, random_query, shrink, report
 
 
 def random_rows(r, kc, vc, n):
@@ -79,6 +79,24 @@ def round_case(rseed, kc, nqueries):
     return create, steps
 
 
+# Differences the fuzzer found, run first in every run (a regression test
+# each); the random rounds then take their seed's course.
+REGRESSIONS = [
+    # -2^63 as a REAL (or a TEXT reading as it) equals that INTEGER key.
+    (dict(kc="integer", vc="text", rollover="1KB", key_index=1, time_index=1, fmt="v2"),
+     [("insert", [(1, fuzzlib.INT64_MIN, "a"), (2, fuzzlib.INT64_MAX, "b"), (3, 5, "c")])] +
+     [("query", Query("*", ("leaf", w), [], None)) for w in (
+         "key = -9.223372036854776e+18", "key = '-9.223372036854776e+18'",
+         "key IN (-9.223372036854776e+18, 9.223372036854776e+18, 5.0)", "key = 9.223372036854776e+18")]),
+    # LIMIT + OFFSET past INT64_MAX (signed overflow, seen by UBSan).
+    (dict(kc="blob", vc="blob", rollover="1KB", key_index=1, time_index=1, fmt="v2"),
+     [("insert", [(1, b"a", b"b"), (2, b"c", b"d")])] +
+     [("query", Query("*", None, [], l)) for l in (
+         ("1", str(fuzzlib.INT64_MAX)), (str(fuzzlib.INT64_MAX), str(fuzzlib.INT64_MAX)),
+         (str(fuzzlib.INT64_MAX), "1"))]),
+]
+
+
 def main(argv):
     args = [a for a in argv[1:] if not a.startswith("--")]
     only = None
@@ -100,6 +118,11 @@ def main(argv):
     start = time.monotonic()
     rounds = 0
     try:
+        for i, (create, steps) in enumerate(REGRESSIONS if only is None else []):
+            f, _, log = fuzzlib.replay(module, work, create, steps, counters=counters)
+            if f:
+                report("fuzz_query", "regression case %d" % i, steps, (f, log))
+                return 1
         while counters["query"] < total:
             kc = fuzzlib.CODECS[rounds % len(fuzzlib.CODECS)]
             rseed = master.randrange(1 << 62)
