@@ -97,7 +97,8 @@ def episode_case(eseed, nsteps):
         gens.append(Gen(r, kc, vc))
         gens[-1].nrows = 20
     st = TxState()
-    steps = []
+    # A read-only table on the store: it must see each commit.
+    steps = [("follow", t) for t in range(len(gens)) if r.random() < 0.5]
     for _ in range(nsteps):
         x = r.random()
         t = r.randrange(len(gens))

@@ -609,6 +609,7 @@ class Pair:
         self.conn.execute("CREATE TABLE %s(n INTEGER)" % self.seq)
         self.conn.execute("INSERT INTO %s VALUES (0)" % self.seq)
         self.types = types
+        self.follower = None  # a readonly=1 table on the same store (see follow())
         self.refused = 0     # INSERTs of other types' values refused (model 1)
         self.time_text = 0   # DELETEs refused for time vs TEXT (model 7)
 
@@ -621,6 +622,15 @@ class Pair:
         self.log.append("-- close the connection and open it again")
         self.conn.close()
         self.conn = connect(self.module, self.db)
+
+    def follow(self):
+        """A readonly=1 table on the store too: outside transactions it must
+        hold what the plain table holds (it sees commits, not pending rows)."""
+        self.follower = self.ev + "_ro"
+        # The indexes named: a V1 store does not record them.
+        r = self.exec_both("CREATE VIRTUAL TABLE %s USING klevdb(dir=%s, readonly=1, %s)"
+                           % (self.follower, lit(self.store), self.create_args))
+        return "CREATE VIRTUAL TABLE ... readonly=1 failed: %s" % r[1] if r[0] == "error" else None
 
     def recreate(self):
         """DROP TABLE and CREATE again on the same store (its rows stay)."""
@@ -681,10 +691,10 @@ class Pair:
                 n1, n2, plain[1])
         return None
 
-    def contents(self):
+    def contents(self, table=None):
         """None if both tables hold the same rows, else a description."""
         p = run(self.conn, 'SELECT "offset", time, key, value FROM %s ORDER BY "offset"' % self.pl)
-        o = run(self.conn, 'SELECT "offset", time, key, value FROM %s ORDER BY "offset"' % self.ev,
+        o = run(self.conn, 'SELECT "offset", time, key, value FROM %s ORDER BY "offset"' % (table or self.ev),
                 cap=len(p[1]) + 1 if p[0] == "ok" else None)
         if p == o:
             return None
@@ -693,7 +703,7 @@ class Pair:
             diff = "\nonly in the plain table: %s\nonly in the klevdb table: %s" % (
                 show(multiset_minus(p[1], o[1])), show(multiset_minus(o[1], p[1])))
         return "contents of %s differ:\nplain table: %s\nklevdb table: %s%s" % (
-            self.ev, p[1] if p[0] == "error" else show(p[1]), o[1] if o[0] == "error" else show(o[1]), diff)
+            table or self.ev, p[1] if p[0] == "error" else show(p[1]), o[1] if o[0] == "error" else show(o[1]), diff)
 
     def close(self):
         try:
@@ -744,6 +754,8 @@ class Tables(list):
     def contents(self):
         for p in self:
             f = p.contents()
+            if not f and p.follower and not self.conn.in_transaction:
+                f = p.contents(p.follower)
             if f:
                 return f
         return None
@@ -787,6 +799,8 @@ def ddmin(items, fails):
 #                                           are the same for both tables
 #   ("reopen",)                             close the connection, open again
 #   ("recreate",)                           DROP TABLE ev, CREATE it again
+#   ("follow",)                             a readonly=1 table on ev's store,
+#                                           compared outside transactions
 #   ("query", Query)                        a SELECT compared on both
 #   ("contents",)                           the full contents compared
 
@@ -799,7 +813,7 @@ def apply_step(tables, step, counters=None):
     """Runs one step; a failure text or None. Steps that name a table end
     with its index in tables (0 if left out)."""
     k = step[0]
-    pair = tables[step[-1] if k in ("insert", "delete", "query", "recreate") and isinstance(step[-1], int) else 0]
+    pair = tables[step[-1] if k in ("insert", "delete", "query", "recreate", "follow") and isinstance(step[-1], int) else 0]
     if k == "insert":
         return pair.insert(step[1])
     if k == "delete":
@@ -819,6 +833,8 @@ def apply_step(tables, step, counters=None):
         return None
     if k == "recreate":
         return pair.recreate()
+    if k == "follow":
+        return pair.follow()
     if k == "query":
         pair.log.append(step[1].sql(pair.ev))
         return compare_query(pair.conn, step[1], counters, pair.ev, pair.pl)
