@@ -118,3 +118,18 @@ CREATE VIRTUAL TABLE tn USING klevdb(dir='tn.d');
 INSERT INTO tn(key, time) VALUES ('real', 1.6725312e15), ('text', ' 1672531200000001 '), ('exp', '1e3');
 INSERT INTO tn(key, time) VALUES ('half', 1.5);
 SELECT "offset", key, time FROM tn;
+
+.print ======== ROLLBACK TO the transaction's own savepoint while a big transaction is being written to segment files
+CREATE VIRTUAL TABLE bg USING klevdb(dir='bg.d', rollover='4KB');
+SAVEPOINT s;
+INSERT INTO bg(key, value, time)
+  WITH RECURSIVE c(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM c WHERE i < 1999)
+  SELECT 'k', printf('dropped %d', i), 1672531200000000 + i FROM c;
+SELECT count(*) FROM bg;
+ROLLBACK TO s;
+INSERT INTO bg(key, value, time) VALUES ('k', 'kept', 1672531300000000);
+RELEASE s;
+.print == one message at offset 0 in one segment
+SELECT "offset", value FROM bg;
+SELECT json_extract(klevdb_stat('bg'), '$.segments'), json_extract(klevdb_stat('bg'), '$.messages');
+SELECT group_concat("offset" || ':' || CAST(value AS TEXT)) FROM klevdb_scan('bg.d');

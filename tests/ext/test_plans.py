@@ -13,6 +13,9 @@ TEXT operands, run against both and must return the same rows:
       committed ones;
   (c) DELETE with the same clauses, in a transaction rolled back, must
       delete the rows the plain table deletes;
+  (e) transactions and savepoints (with and without BEGIN, ROLLBACK TO and
+      RELEASE at every depth) around inserts and deletes, mirrored into the
+      plain table, compared after every step (a fixed pseudo-random walk);
   (d) for the text, integer and blob codecs against a plain column of the
       type the codec reads back: key =, +key =, key IN and key = with
       another term, with operands of every type (5, '5', 5.0, ' 5', x'35',
@@ -22,6 +25,7 @@ failure names its query. Prints "test_plans: N checks, M failed".
 """
 import itertools
 import os
+import random
 import sys
 
 import extcheck
@@ -218,6 +222,62 @@ def test_types(d):
     check(bad == 0, "types: %d queries like a plain column of the codec's type" % n, "%d differ" % bad)
 
 
+def test_savepoints(d):
+    conn = setup(d)
+    rnd = random.Random(11)
+    depth = 0          # savepoints open
+    bad = steps = 0
+    for step in range(1500):
+        r = rnd.random()
+        sql = None
+        if r < 0.10 and not conn.in_transaction:
+            sql = "BEGIN"
+        elif r < 0.25 and depth < 6:
+            sql = "SAVEPOINT s%d" % depth
+            depth += 1
+        elif r < 0.33 and depth:
+            k = rnd.randrange(depth)
+            sql = "ROLLBACK TO s%d" % k
+            depth = k + 1
+        elif r < 0.40 and depth:
+            k = rnd.randrange(depth)
+            sql = "RELEASE s%d" % k   # of the savepoint that opened the transaction: commits
+            depth = k
+        elif r < 0.44 and conn.in_transaction:
+            sql = rnd.choice(["COMMIT", "ROLLBACK"])
+            depth = 0
+        elif r < 0.80:
+            k, v = "k%d" % rnd.randrange(5), "v%d" % step
+            for _ in range(rnd.randrange(1, 4)):
+                conn.execute("INSERT INTO ev(key, value, time) VALUES (?, ?, 0)", (k, v))
+                o = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
+                conn.execute('INSERT INTO p("offset", key, value, time) VALUES (?, ?, ?, 0)', (o, k, v))
+        else:
+            w = rnd.choice(['"offset" = %d' % rnd.randrange(-2, 80), "key = 'k%d'" % rnd.randrange(5),
+                            '"offset" BETWEEN %d AND %d' % (rnd.randrange(60), rnd.randrange(60, 90)),
+                            '"offset" IN (%d, %d) AND key IN (\'k1\', \'k2\')' % (rnd.randrange(80), rnd.randrange(80))])
+            conn.execute("DELETE FROM ev WHERE " + w)
+            conn.execute("DELETE FROM p WHERE " + w)
+        if sql:
+            conn.execute(sql)
+        if not conn.in_transaction:
+            depth = 0
+        steps += 1
+        got = rows(conn, 'SELECT "offset", key, value FROM ev ORDER BY "offset"')
+        want = rows(conn, 'SELECT "offset", key, value FROM p ORDER BY "offset"')
+        if got != want:
+            bad += 1
+            if bad <= 3:
+                check(False, "savepoints: after step %d (%s)" % (step, sql), "got %d rows, want %d" % (len(got), len(want)))
+    if conn.in_transaction:
+        conn.execute("COMMIT")
+    stored = rows(conn, "SELECT \"offset\", CAST(key AS TEXT), CAST(value AS TEXT) FROM klevdb_scan('%s')"
+                  % os.path.join(d, "ev.d"))
+    want = rows(conn, 'SELECT "offset", key, value FROM p ORDER BY "offset"')
+    check(bad == 0, "savepoints: %d steps like the plain table" % steps, "%d differ" % bad)
+    check(stored == want, "savepoints: the store holds the plain table's rows (%d)" % len(want))
+
+
 if __name__ == "__main__":
     sys.exit(extcheck.main("test_plans", __doc__, sys.argv,
-                           [test_committed, test_pending, test_delete, test_types]))
+                           [test_committed, test_pending, test_delete, test_types, test_savepoints]))
