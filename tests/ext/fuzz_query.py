@@ -73,6 +73,9 @@ def round_case(rseed, kc, nqueries):
         elif x < 0.06:
             steps += insert_steps(r, kc, vc, r.choice([1, 3, 10]))
             g.nrows += 10
+        elif x < 0.07:
+            steps.append(("copy", g.where_tree()))
+            steps.append(("contents",))
         elif x < 0.065:
             steps.append(("reopen",))
         steps.append(("query", random_query(g)))

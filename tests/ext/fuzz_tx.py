@@ -113,8 +113,10 @@ def episode_case(eseed, nsteps):
                          [1, 2, 3, 37, 64, 101, 150])
             s = ("insert", random_rows(r, g.kc, g.vc, n), t)
             g.nrows += n
-        elif x < 0.70:
+        elif x < 0.66:
             s = ("delete", g.where_tree(), t)
+        elif x < 0.70:
+            s = ("copy", g.where_tree(), t)
         elif x < 0.93:
             s = ("query", random_query(g), t)
         elif long_tx and st.in_tx:

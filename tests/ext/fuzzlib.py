@@ -669,6 +669,37 @@ class Pair:
                 got[0], got[1] + len(rows) - 1)
         return None
 
+    def copy(self, where):
+        """INSERT INTO the table SELECT its own rows (WHERE where) on both:
+        a read of the table, its pending rows too, while it is written."""
+        w = lambda t: where.replace("{T}", t)
+        sv = 'INSERT INTO %s(time, key, value) SELECT time, key, value FROM %s WHERE %s ORDER BY "offset"' % (
+            self.ev, self.ev, w(self.ev))
+        self.log.append(sv)
+        r2 = run(self.conn, sv)
+        n2 = self.conn.execute("SELECT changes()").fetchone()[0]
+        if r2[0] == "error" and time_text_refusal(r2[1], sv):
+            self.time_text += 1
+            return None
+        got = self.conn.execute("SELECT last_insert_rowid(), (SELECT n FROM %s)" % self.seq).fetchone()
+        # The plain rows get the offsets the store hands out, in offset order.
+        r1 = run(self.conn, 'INSERT INTO %s("offset", time, key, value) SELECT (SELECT n FROM %s) - 1 + '
+                 'row_number() OVER (ORDER BY "offset"), time, key, value FROM %s WHERE %s ORDER BY "offset"'
+                 % (self.pl, self.seq, self.pl, w(self.pl)))
+        n1 = self.conn.execute("SELECT changes()").fetchone()[0]
+        if r1[0] != r2[0]:
+            return "INSERT ... SELECT: plain table %s, klevdb table %s" % (
+                r1[1] if r1[0] == "error" else "ok", r2[1] if r2[0] == "error" else "ok")
+        if r1[0] == "error":
+            return None
+        run(self.conn, "UPDATE %s SET n = n + %d" % (self.seq, n1))
+        if n1 != n2:
+            return "INSERT ... SELECT: the plain table copied %d rows, the klevdb table %d" % (n1, n2)
+        if n2 and got[0] != got[1] + n2 - 1:
+            return "INSERT ... SELECT: last_insert_rowid() is %d, the offsets handed out should end at %d" % (
+                got[0], got[1] + n2 - 1)
+        return None
+
     def delete(self, where):
         """DELETE ... WHERE on both; the count of rows deleted must agree."""
         sv = "DELETE FROM %s WHERE %s" % (self.ev, where.replace("{T}", self.ev))
@@ -794,6 +825,7 @@ def ddmin(items, fails):
 # A case is the table's creation arguments and a list of steps:
 #   ("insert", [(time, key, value), ...])   one INSERT statement
 #   ("delete", tree)                        DELETE ... WHERE on both tables
+#   ("copy", tree)                          INSERT INTO t SELECT ... FROM t WHERE
 #   ("sql", text)                           one statement for the connection
 #                                           (BEGIN, SAVEPOINT ...); its errors
 #                                           are the same for both tables
@@ -813,11 +845,13 @@ def apply_step(tables, step, counters=None):
     """Runs one step; a failure text or None. Steps that name a table end
     with its index in tables (0 if left out)."""
     k = step[0]
-    pair = tables[step[-1] if k in ("insert", "delete", "query", "recreate", "follow") and isinstance(step[-1], int) else 0]
+    pair = tables[step[-1] if k in ("insert", "delete", "copy", "query", "recreate", "follow") and isinstance(step[-1], int) else 0]
     if k == "insert":
         return pair.insert(step[1])
     if k == "delete":
         return pair.delete(render(step[1]))
+    if k == "copy":
+        return pair.copy(render(step[1]))
     if k == "sql":
         r = tables.exec_both(step[1])
         if r[0] == "error":
@@ -953,12 +987,12 @@ def shrink(module, base, create, steps, budget_s=90, check_each=False):
     if len(alt) > len(head) and fails(alt):
         head = ddmin(alt, fails)
     last = steps[-1]
-    if last[0] in ("query", "delete"):
+    if last[0] in ("query", "delete", "copy"):
         changed = True
         while changed and time.monotonic() < end:
             changed = False
             cands = ([("query", q) + last[2:] for q in last[1].shrinks()] if last[0] == "query"
-                     else [("delete", t) + last[2:] for t in subtrees(last[1])])
+                     else [(last[0], t) + last[2:] for t in subtrees(last[1])])
             for cand in cands:
                 ff, _, _ = replay(module, base, create, head + [cand], check_each)
                 if ff:
