@@ -12,14 +12,15 @@
 enum {
   ARG_DIR, ARG_KEY_INDEX, ARG_TIME_INDEX, ARG_ROLLOVER, ARG_AUTO_SYNC,
   ARG_READONLY, ARG_CREATE_DIRS, ARG_CHECK, ARG_RECOVER, ARG_FORMAT,
-  ARG_KEY, ARG_VALUE, ARG_COUNT
+  ARG_KEY, ARG_VALUE, ARG_TRIGGERS, ARG_COUNT
 };
 static const char *const arg_names[ARG_COUNT] = {
   "dir", "key_index", "time_index", "rollover", "auto_sync", "readonly",
-  "create_dirs", "check", "recover", "format", "key", "value"
+  "create_dirs", "check", "recover", "format", "key", "value", "triggers"
 };
 #define ARG_LIST "dir, key_index, time_index, rollover, auto_sync, " \
-                 "readonly, create_dirs, check, recover, format, key, value"
+                 "readonly, create_dirs, check, recover, format, key, value, " \
+                 "triggers"
 
 static const char *const codec_names[] = {
   "blob", "text", "integer", "json", "string", "stringopt"
@@ -194,6 +195,7 @@ static int apply_arg(int which, const char *v, kvt_args *out, char **dir,
   case ARG_CREATE_DIRS: out->opts.create_dirs = b; break;
   case ARG_CHECK: out->opts.check = b; break;
   case ARG_RECOVER: out->opts.recover = b; break;
+  case ARG_TRIGGERS: out->triggers = b; break;
   default: break;
   }
   return SQLITE_OK;

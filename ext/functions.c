@@ -6,6 +6,8 @@
 **   klevdb_sync(table)                  fsyncs; the next offset
 **   klevdb_gc(table, seconds_unused)    releases idle segment memory; 0
 **   klevdb_backup(table, dir)           copies the store; the resolved dir
+**   klevdb_allow_triggers(dir)          lets triggers=1 tables on that store
+**                                       be used by triggers; the resolved dir
 **   klevdb_trim(table, kind, value)     kind 'count'|'size'|'age'|'offset';
 **                                       the number of messages removed
 **   klevdb_compact(table, kind, before) kind 'updates'|'deletes'; removed
@@ -15,8 +17,8 @@
 **   klevdb_varint(x)                    Go's zig-zag varint of x (BLOB)
 **   klevdb_unvarint(b)                  its inverse
 **
-** A table is named by a string and found among the klevdb tables of this
-** connection. A directory is resolved as in CREATE VIRTUAL TABLE (relative
+** A table is named by a string, "name" or "schema.name", and resolved as
+** SQL resolves it (temp, main, then attached databases in order). A directory is resolved as in CREATE VIRTUAL TABLE (relative
 ** to the main database's folder). indexes names the store's indexes:
 ** 'keys,times', 'keys', 'times' or ''; without it (or NULL) they are read
 ** from the store's newest V2 index header, both for a V1 store.
@@ -74,34 +76,129 @@ static void core_error(sqlite3_context *ctx, const char *fn, klevdb_err code, co
   fn_error(ctx, kvt_rc(code), "klevdb: %s: %s", fn, bare(msg));
 }
 
-/* The table named by argument v, or NULL with the error set. */
+/* One SQL identifier at p: "double" or `back` quoted (a doubled quote
+** stands for one), [bracketed], or bare up to a '.'. *out gets it
+** (sqlite3_malloc'ed; NULL when out of memory or empty); returns where it
+** ends, NULL on an unterminated quote. */
+static const char *ident(const char *p, char **out) {
+  char close = *p == '[' ? ']' : (*p == '"' || *p == '`') ? *p : 0;
+  char *w = *out = sqlite3_malloc64(strlen(p) + 1);
+  if (!w) return p;
+  if (close) {
+    for (p++;; p++) {
+      if (!*p) return NULL;
+      if (*p == close) {
+        if (close == ']' || p[1] != close) break;
+        p++;
+      }
+      *w++ = *p;
+    }
+    p++;
+  } else {
+    while (*p && *p != '.') *w++ = *p++;
+  }
+  *w = 0;
+  if (!**out) {
+    sqlite3_free(*out);
+    *out = NULL;
+  }
+  return p;
+}
+
+/* The database that holds table name, resolved as SQL resolves a name
+** without a schema: temp first, then main, then attached databases in the
+** order they were attached. NULL if none has a table or view of that name
+** (*rc SQLITE_OK) or on error. */
+static char *find_schema(sqlite3 *db, const char *name, int *rc) {
+  sqlite3_stmt *list = NULL, *probe = NULL;
+  char *found = NULL;
+  *rc = sqlite3_prepare_v2(db, "SELECT name FROM pragma_database_list "
+                               "ORDER BY name <> 'temp', seq", -1, &list, NULL);
+  while (*rc == SQLITE_OK && !found && sqlite3_step(list) == SQLITE_ROW) {
+    const char *schema = (const char *)sqlite3_column_text(list, 0);
+    char *sql = sqlite3_mprintf("SELECT 1 FROM \"%w\".sqlite_master WHERE type IN "
+                                "('table', 'view') AND name = ?1 COLLATE NOCASE", schema);
+    if (!sql) {
+      *rc = SQLITE_NOMEM;
+      break;
+    }
+    *rc = sqlite3_prepare_v2(db, sql, -1, &probe, NULL);
+    sqlite3_free(sql);
+    if (*rc == SQLITE_OK) {
+      sqlite3_bind_text(probe, 1, name, -1, SQLITE_STATIC);
+      if (sqlite3_step(probe) == SQLITE_ROW && !(found = sqlite3_mprintf("%s", schema)))
+        *rc = SQLITE_NOMEM;
+    }
+    sqlite3_finalize(probe);
+    probe = NULL;
+  }
+  sqlite3_finalize(list);
+  return found;
+}
+
+/* The table named by argument v ("name" or "schema.name", quoted as SQL
+** quotes identifiers, or not), or NULL with the error set. */
 static kvt_vtab *table_arg(sqlite3_context *ctx, const char *fn, sqlite3_value *v) {
   if (sqlite3_value_type(v) != SQLITE_TEXT) {
     fn_error(ctx, SQLITE_MISMATCH, "klevdb: %s: table must be a TEXT table name", fn);
     return NULL;
   }
-  const char *name = (const char *)sqlite3_value_text(v);
+  const char *arg = (const char *)sqlite3_value_text(v);
+  sqlite3 *db = sqlite3_context_db_handle(ctx);
   kvt_conn *c = sqlite3_user_data(ctx);
-  kvt_vtab *vt = name ? kvt_find(c, name) : NULL;
-  if (!vt && name) {
+  kvt_vtab *vt = NULL;
+  char *a = NULL, *b = NULL, *schema = NULL, *name = NULL;
+  int rc = SQLITE_OK;
+  const char *p = arg ? ident(arg, &a) : NULL;
+  bool dotted = p && *p == '.';
+  if (dotted) p = ident(p + 1, &b);
+  if (!p || *p || !a || (dotted && !b)) {
+    fn_error(ctx, SQLITE_ERROR, "klevdb: %s: '%s' is not a table name (name or schema.name; "
+             "quote a name with a '.' in it: '\"a.b\"')", fn, arg ? arg : "");
+    goto out;
+  }
+  if (dotted) schema = a;
+  name = dotted ? b : a;
+  if (!schema) {
+    schema = find_schema(db, name, &rc);
+    if (!schema) {
+      if (rc == SQLITE_NOMEM) sqlite3_result_error_nomem(ctx);
+      else if (rc != SQLITE_OK) fn_error(ctx, rc, "klevdb: %s: %s", fn, sqlite3_errmsg(db));
+      else fn_error(ctx, SQLITE_ERROR, "klevdb: %s: no table named '%s'", fn, name);
+      goto out;
+    }
+  }
+  vt = kvt_find(c, schema, name);
+  if (!vt) {
     /* A table SQLite has not connected yet (a fresh schema, ATTACH, after
     ** RENAME): preparing a query on it connects it. */
-    char *sql = sqlite3_mprintf("SELECT 1 FROM \"%w\" LIMIT 0", name);
+    char *sql = sqlite3_mprintf("SELECT 1 FROM \"%w\".\"%w\" LIMIT 0", schema, name);
     sqlite3_stmt *st = NULL;
-    if (sql && sqlite3_prepare_v2(sqlite3_context_db_handle(ctx), sql, -1, &st, NULL) == SQLITE_OK)
-      vt = kvt_find(c, name);
-    sqlite3_finalize(st);
+    if (!sql) {
+      sqlite3_result_error_nomem(ctx);
+      goto out;
+    }
+    rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
     sqlite3_free(sql);
-  }
-  if (!vt) {
-    fn_error(ctx, SQLITE_ERROR, "klevdb: no klevdb table named '%s' in this connection",
-             name ? name : "");
-    return NULL;
+    if (rc == SQLITE_OK) {
+      vt = kvt_find(c, schema, name);
+      if (!vt)
+        fn_error(ctx, SQLITE_ERROR, "klevdb: %s: %s.%s is not a klevdb table", fn, schema, name);
+    } else {
+      const char *m = sqlite3_errmsg(db);
+      fn_error(ctx, rc, "klevdb: %s: %s", fn, strncmp(m, "klevdb: ", 8) == 0 ? m + 8 : m);
+    }
+    sqlite3_finalize(st);
+    if (!vt) goto out;
   }
   if (!vt->kdb) {
     fn_error(ctx, SQLITE_ERROR, "klevdb: %s: table %s is not open", fn, vt->name);
-    return NULL;
+    vt = NULL;
   }
+out:
+  if (schema != a && schema != b) sqlite3_free(schema);
+  sqlite3_free(a);
+  sqlite3_free(b);
   return vt;
 }
 
@@ -287,6 +384,65 @@ static void fn_backup(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     return;
   }
   sqlite3_result_text(ctx, dir, -1, sqlite3_free);
+}
+
+/* ---- klevdb_allow_triggers ---- */
+
+/* Same directory: same device and inode (paths may differ in spelling,
+** symlinks and relative parts). */
+static bool same_dir(const char *a, const char *b) {
+  struct stat sa, sb;
+  return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
+         sa.st_ino == sb.st_ino;
+}
+
+bool kvt_triggers_allowed(const kvt_conn *c, const char *dir) {
+  for (int i = 0; i < c->ntrigger_dirs; i++)
+    if (same_dir(c->trigger_dirs[i], dir)) return true;
+  return false;
+}
+
+/* klevdb_allow_triggers(dir): tables of this connection on the store in
+** dir that say triggers=1 may be used by triggers and views. Only SQL the
+** application runs can call it (the function is DIRECTONLY), so a
+** database file cannot grant this to itself. It counts for tables that
+** connect afterwards: SQLite fixes a table's trust when it connects. */
+static void fn_allow_triggers(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  (void)argc;
+  static const char fn[] = "klevdb_allow_triggers";
+  const char *d = (const char *)sqlite3_value_text(argv[0]);
+  if (sqlite3_value_type(argv[0]) != SQLITE_TEXT || !d || !*d) {
+    fn_error(ctx, SQLITE_MISMATCH, "klevdb: %s: dir must be a non-empty TEXT path", fn);
+    return;
+  }
+  kvt_conn *c = sqlite3_user_data(ctx);
+  char *dir = kvt_resolve_dir(sqlite3_context_db_handle(ctx), "main", d);
+  if (!dir) {
+    sqlite3_result_error_nomem(ctx);
+    return;
+  }
+  for (kvt_vtab *vt = c->tables; vt; vt = vt->next) {
+    if (!vt->args.triggers || vt->trusted || !same_dir(vt->args.dir, dir)) continue;
+    fn_error(ctx, SQLITE_ERROR, "klevdb: %s: table %s.%s on %s is in use already, without "
+             "triggers; allow its store before the table is first used (right after "
+             "opening the database)", fn, vt->schema, vt->name, d);
+    sqlite3_free(dir);
+    return;
+  }
+  for (int i = 0; i < c->ntrigger_dirs; i++) {
+    if (strcmp(c->trigger_dirs[i], dir) != 0) continue;
+    sqlite3_result_text(ctx, dir, -1, sqlite3_free);   /* allowed already */
+    return;
+  }
+  char **l = sqlite3_realloc64(c->trigger_dirs, (sqlite3_uint64)(c->ntrigger_dirs + 1) * sizeof(*l));
+  if (!l) {
+    sqlite3_free(dir);
+    sqlite3_result_error_nomem(ctx);
+    return;
+  }
+  c->trigger_dirs = l;
+  l[c->ntrigger_dirs++] = dir;
+  sqlite3_result_text(ctx, dir, -1, SQLITE_TRANSIENT);
 }
 
 /* ---- klevdb_trim, klevdb_compact ---- */
@@ -545,6 +701,7 @@ int kvt_register_functions(sqlite3 *db, kvt_conn *c) {
       {"klevdb_sync", 1, false, fn_sync},
       {"klevdb_gc", 2, false, fn_gc},
       {"klevdb_backup", 2, false, fn_backup},
+      {"klevdb_allow_triggers", 1, false, fn_allow_triggers},
       {"klevdb_trim", 3, false, fn_trim},
       {"klevdb_compact", 3, false, fn_compact},
       {"klevdb_check", 1, false, fn_check},

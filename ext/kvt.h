@@ -42,6 +42,9 @@ typedef struct kvt_args {
   klevdb_options opts;
   kvt_codec key, value;
   int indexes_given;        /* bit 0: key_index=, bit 1: time_index= given */
+  /* triggers=1: the schema asks that triggers and views may use the table;
+  ** granted only for a store the connection allowed (kvt_conn). */
+  bool triggers;
 } kvt_args;
 
 /* Parses argv[3..argc) of xCreate/xConnect. On error returns SQLITE_ERROR
@@ -100,7 +103,18 @@ typedef struct kvt_vtab kvt_vtab;
 typedef struct kvt_conn {
   sqlite3 *db;
   kvt_vtab *tables;         /* connected klevdb tables of this connection */
+  /* Stores the application let triggers and views write, by
+  ** klevdb_allow_triggers(dir): the schema of a database file cannot
+  ** grant this itself. Resolved paths, compared by device and inode. */
+  char **trigger_dirs;
+  int ntrigger_dirs;
 } kvt_conn;
+
+/* Frees c and what it holds (the module's destructor). */
+void kvt_conn_free(void *c);
+
+/* True if the application allowed triggers on the store in dir. */
+bool kvt_triggers_allowed(const kvt_conn *c, const char *dir);
 
 /* A message waiting for commit. */
 typedef struct kvt_row {
@@ -137,18 +151,22 @@ typedef struct kvt_pending {
 struct kvt_vtab {
   sqlite3_vtab base;
   kvt_conn *conn;
+  char *schema;             /* database of the table: main, temp, an attached one */
   char *name;               /* table name */
   klevdb *kdb;
   kvt_args args;
   kvt_pending *tx;
   int64_t est_rows;         /* messages, for the planner's cost estimates */
-  bool follower;            /* opened read-only: another process writes */
+  /* Opened read-only: the table has not written yet (or another process
+  ** writes); the first write opens the store for writing. */
+  bool follower;
+  bool trusted;             /* triggers and views may use it (triggers=1, allowed) */
   kvt_vtab *next;
 };
 
-/* Finds a connected klevdb table by name (case-insensitive), NULL if
-** there is none. */
-kvt_vtab *kvt_find(kvt_conn *c, const char *name);
+/* Finds the connected klevdb table schema.name (case-insensitive), NULL
+** if there is none. */
+kvt_vtab *kvt_find(kvt_conn *c, const char *schema, const char *name);
 
 /* Sets the table's error message (printf-style, "klevdb: " is added) and
 ** returns rc. */
@@ -169,8 +187,8 @@ int kvt_rollback(sqlite3_vtab *vtab);
 int kvt_savepoint(sqlite3_vtab *vtab, int n);
 int kvt_release(sqlite3_vtab *vtab, int n);
 int kvt_rollback_to(sqlite3_vtab *vtab, int n);
-/* A follower table (another process wrote the store when it connected)
-** tries to open the store for writing; SQLITE_BUSY while that goes on. */
+/* A follower table (it has not written yet, or another process writes)
+** opens the store for writing; SQLITE_BUSY while another process writes. */
 int kvt_become_writer(kvt_vtab *vt);
 /* Drops the pending writes and the writer reservation. */
 void kvt_pending_clear(kvt_vtab *vt);

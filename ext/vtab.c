@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "kvt.h"
@@ -49,9 +50,9 @@ static int core_error(kvt_vtab *vt, klevdb_err e) {
   return kvt_error(vt, kvt_rc(e), "%s", klevdb_errmsg(vt->kdb));
 }
 
-kvt_vtab *kvt_find(kvt_conn *c, const char *name) {
+kvt_vtab *kvt_find(kvt_conn *c, const char *schema, const char *name) {
   for (kvt_vtab *v = c->tables; v; v = v->next)
-    if (sqlite3_stricmp(v->name, name) == 0) return v;
+    if (sqlite3_stricmp(v->schema, schema) == 0 && sqlite3_stricmp(v->name, name) == 0) return v;
   return NULL;
 }
 
@@ -64,8 +65,24 @@ static void estimate_rows(kvt_vtab *vt) {
     vt->est_rows = b.oldest_offset < 0 ? 1 : b.newest_offset - b.oldest_offset + 1;
 }
 
-static int kvt_connect(sqlite3 *db, void *aux, int argc, const char *const *argv,
-                       sqlite3_vtab **out, char **err) {
+static void vt_free(kvt_vtab *vt) {
+  klevdb_close(vt->kdb);
+  kvt_args_free(&vt->args);
+  sqlite3_free(vt->schema);
+  sqlite3_free(vt->name);
+  sqlite3_free(vt->base.zErrMsg);
+  sqlite3_free(vt);
+}
+
+/* xCreate (create: a CREATE VIRTUAL TABLE the application runs) and
+** xConnect (a table found in a schema, which whoever wrote the database
+** file chose). Neither takes the store's writer lock: the table opens it
+** read-only and becomes the writer at its first write (vtab_write.c), so
+** a table that only reads leaves the store to Go writers and readers.
+** Only xCreate may make the directory: connecting a schema must not leave
+** folders wherever its text points. */
+static int connect_table(sqlite3 *db, void *aux, int argc, const char *const *argv,
+                         sqlite3_vtab **out, char **err, bool create) {
   kvt_conn *c = aux;
   kvt_vtab *vt = sqlite3_malloc(sizeof(*vt));
   if (!vt) return SQLITE_NOMEM;
@@ -76,7 +93,23 @@ static int kvt_connect(sqlite3 *db, void *aux, int argc, const char *const *argv
     sqlite3_free(vt);
     return rc;
   }
+  vt->schema = sqlite3_mprintf("%s", argv[1]);
   vt->name = sqlite3_mprintf("%s", argv[2]);
+  if (!vt->schema || !vt->name) {
+    vt_free(vt);
+    return SQLITE_NOMEM;
+  }
+  if (!create) {
+    struct stat sb;
+    if (stat(vt->args.dir, &sb) < 0 || !S_ISDIR(sb.st_mode)) {
+      *err = sqlite3_mprintf("klevdb: table %s: no store directory %s (a table of an existing "
+                             "schema does not create one; only CREATE VIRTUAL TABLE does)",
+                             vt->name, vt->args.dir);
+      vt_free(vt);
+      return SQLITE_CANTOPEN;
+    }
+    vt->args.opts.create_dirs = 0;
+  }
   /* Indexes not named take what an existing store has (a Go store written
   ** without a time index opens without saying time_index=0). */
   if ((vt->args.indexes_given & 3) != 3) {
@@ -85,16 +118,18 @@ static int kvt_connect(sqlite3 *db, void *aux, int argc, const char *const *argv
     if (!(vt->args.indexes_given & 1)) vt->args.opts.key_index = k;
     if (!(vt->args.indexes_given & 2)) vt->args.opts.time_index = t;
   }
-  klevdb_error ke;
-  klevdb_err e = klevdb_open(vt->args.dir, &vt->args.opts, &vt->kdb, &ke);
-  if (e == KLEVDB_ELOCKED && !vt->args.opts.readonly) {
-    /* Another process writes the store: follow it read-only; the first
-    ** write tries again to become the writer (vtab_write.c). */
-    klevdb_options ro = vt->args.opts;
-    ro.readonly = 1;
-    e = klevdb_open(vt->args.dir, &ro, &vt->kdb, &ke);
-    vt->follower = e == KLEVDB_OK;
+  /* recover= rewrites the last segment: a table that may write runs it
+  ** when it opens the store for writing, not here, where a damaged tail
+  ** must not stop it from connecting. (A readonly=1 table checks.) */
+  klevdb_options ro = vt->args.opts;
+  ro.readonly = 1;
+  if (!vt->args.opts.readonly && ro.recover) {
+    ro.recover = 0;
+    ro.check = 0;
   }
+  klevdb_error ke;
+  klevdb_err e = klevdb_open(vt->args.dir, &ro, &vt->kdb, &ke);
+  vt->follower = e == KLEVDB_OK && !vt->args.opts.readonly;
   if (e != KLEVDB_OK) {
     if (e == KLEVDB_ECORRUPT_INDEX && strstr(ke.msg, "keys index mismatch"))
       *err = sqlite3_mprintf("%s (the store in %s was written %s a key index: say key_index=%d, "
@@ -106,38 +141,39 @@ static int kvt_connect(sqlite3 *db, void *aux, int argc, const char *const *argv
                              vt->args.opts.time_index ? "without" : "with", !vt->args.opts.time_index);
     else
       *err = sqlite3_mprintf("%s", ke.msg);
-    kvt_args_free(&vt->args);
-    sqlite3_free(vt->name);
-    sqlite3_free(vt);
+    vt_free(vt);
     return kvt_rc(e);
   }
-  /* key and value are declared with the type their codec reads back, so
-  ** that SQLite converts what it compares with them as it would for a
-  ** plain table (key = '5' with an integer key is key = 5). */
-  char *decl = sqlite3_mprintf("CREATE TABLE x(\"offset\" INTEGER, time INTEGER, key %s, value %s, "
-                               "wait HIDDEN INTEGER)", kvt_codec_type(vt->args.key),
-                               kvt_codec_type(vt->args.value));
-  rc = decl ? sqlite3_declare_vtab(db, decl) : SQLITE_NOMEM;
-  sqlite3_free(decl);
+  /* A table writes files wherever its dir= says, so a trigger or view in
+  ** a database file (written by anyone) must not reach it: only SQL the
+  ** application runs itself may, unless the schema says triggers=1 and the
+  ** application allowed this very store (klevdb_allow_triggers). */
+  vt->trusted = vt->args.triggers && kvt_triggers_allowed(c, vt->args.dir);
+  rc = sqlite3_vtab_config(db, vt->trusted ? SQLITE_VTAB_INNOCUOUS : SQLITE_VTAB_DIRECTONLY);
+  if (rc == SQLITE_OK) {
+    /* key and value are declared with the type their codec reads back, so
+    ** that SQLite converts what it compares with them as it would for a
+    ** plain table (key = '5' with an integer key is key = 5). */
+    char *decl = sqlite3_mprintf("CREATE TABLE x(\"offset\" INTEGER, time INTEGER, key %s, value %s, "
+                                 "wait HIDDEN INTEGER)", kvt_codec_type(vt->args.key),
+                                 kvt_codec_type(vt->args.value));
+    rc = decl ? sqlite3_declare_vtab(db, decl) : SQLITE_NOMEM;
+    sqlite3_free(decl);
+  }
   if (rc != SQLITE_OK) {
-    klevdb_close(vt->kdb);
-    kvt_args_free(&vt->args);
-    sqlite3_free(vt->name);
-    sqlite3_free(vt);
+    vt_free(vt);
     return rc;
   }
   estimate_rows(vt);
   /* An instance of this table with a transaction open (SQLite reconnects
   ** after a failed schema change): share its writes. */
   for (kvt_vtab *o = c->tables; o && !vt->tx; o = o->next)
-    if (o->tx->locked && sqlite3_stricmp(o->name, vt->name) == 0 && strcmp(o->args.dir, vt->args.dir) == 0)
+    if (o->tx->locked && sqlite3_stricmp(o->schema, vt->schema) == 0 &&
+        sqlite3_stricmp(o->name, vt->name) == 0 && strcmp(o->args.dir, vt->args.dir) == 0)
       vt->tx = o->tx;
   if (!vt->tx) {
     if (!(vt->tx = sqlite3_malloc(sizeof(*vt->tx)))) {
-      klevdb_close(vt->kdb);
-      kvt_args_free(&vt->args);
-      sqlite3_free(vt->name);
-      sqlite3_free(vt);
+      vt_free(vt);
       return SQLITE_NOMEM;
     }
     memset(vt->tx, 0, sizeof(*vt->tx));
@@ -147,6 +183,16 @@ static int kvt_connect(sqlite3 *db, void *aux, int argc, const char *const *argv
   c->tables = vt;
   *out = &vt->base;
   return SQLITE_OK;
+}
+
+static int kvt_create(sqlite3 *db, void *aux, int argc, const char *const *argv,
+                      sqlite3_vtab **out, char **err) {
+  return connect_table(db, aux, argc, argv, out, err, true);
+}
+
+static int kvt_connect(sqlite3 *db, void *aux, int argc, const char *const *argv,
+                       sqlite3_vtab **out, char **err) {
+  return connect_table(db, aux, argc, argv, out, err, false);
 }
 
 static int kvt_disconnect(sqlite3_vtab *vtab) {
@@ -163,11 +209,7 @@ static int kvt_disconnect(sqlite3_vtab *vtab) {
     kvt_pending_clear(vt);
     sqlite3_free(vt->tx);
   }
-  klevdb_close(vt->kdb);
-  kvt_args_free(&vt->args);
-  sqlite3_free(vt->name);
-  sqlite3_free(vt->base.zErrMsg);
-  sqlite3_free(vt);
+  vt_free(vt);
   return SQLITE_OK;
 }
 
@@ -996,7 +1038,7 @@ static int kvt_rename(sqlite3_vtab *vtab, const char *name) {
 
 static sqlite3_module kvt_module = {
   .iVersion = 3,
-  .xCreate = kvt_connect,
+  .xCreate = kvt_create,
   .xConnect = kvt_connect,
   .xBestIndex = kvt_best_index,
   .xDisconnect = kvt_disconnect,
@@ -1037,7 +1079,7 @@ static void fn_time(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
 }
 
 int kvt_register_vtab(sqlite3 *db, kvt_conn *c) {
-  int rc = sqlite3_create_module_v2(db, "klevdb", &kvt_module, c, sqlite3_free);
+  int rc = sqlite3_create_module_v2(db, "klevdb", &kvt_module, c, kvt_conn_free);
   if (rc == SQLITE_OK)
     rc = sqlite3_create_function_v2(db, "klevdb_time", 1,
                                     SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS, NULL,

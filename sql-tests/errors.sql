@@ -238,7 +238,10 @@ SELECT * FROM ev_state;
 .print -- E71 klevdb_migrate: bad indexes
 SELECT klevdb_migrate('fixtures/v2-basic/store', 'v1', 'keys,bogus');
 SELECT * FROM ev_state;
-.print -- E72 klevdb_migrate: store open for writing
+.print -- E72 klevdb_migrate: store open for writing (ev writes from its first write on)
+BEGIN;
+INSERT INTO ev(key, value) VALUES ('w', CAST('rolled back' AS BLOB));
+ROLLBACK;
 SELECT klevdb_migrate('fixtures/v2-basic/store', 'v1');
 SELECT * FROM ev_state;
 .print -- E73 klevdb_recover: store open for writing
@@ -287,6 +290,20 @@ SELECT klevdb_backup('ev', 'fixtures/v2-basic/store/00000000000000000000.log/sub
 SELECT * FROM ev_state;
 .print -- E93 klevdb_backup: empty dir
 SELECT klevdb_backup('ev', '');
+.print -- E93a klevdb_backup into a store with messages (ro's): refused, untouched
+SELECT klevdb_backup('ev', 'fixtures/v2-multiseg/store');
+SELECT count(*), max("offset") FROM ro;
+SELECT klevdb_check('fixtures/v2-multiseg/store');
+.print -- E93b klevdb_backup into a folder inside the store: refused, nothing made
+SELECT klevdb_backup('ev', 'fixtures/v2-basic/store/inside');
+SELECT klevdb_check('fixtures/v2-basic/store/inside');
+SELECT * FROM ev_state;
+.print -- E93c klevdb_backup into a store a table of this connection writes
+CREATE VIRTUAL TABLE bk USING klevdb(dir='bk-held.d', value='text');
+INSERT INTO bk(value) VALUES ('mine');
+SELECT klevdb_backup('ev', 'bk-held.d');
+SELECT count(*), max(value) FROM bk;
+DROP TABLE bk;
 .print -- E94 klevdb_gc: negative seconds
 SELECT klevdb_gc('ev', -1);
 .print -- E95 klevdb_gc: TEXT seconds
@@ -302,9 +319,9 @@ SELECT klevdb_stat('gone');
 CREATE VIRTUAL TABLE old_name USING klevdb(dir='renamed.d');
 ALTER TABLE old_name RENAME TO new_name;
 SELECT klevdb_sync('old_name');
-.print -- (right use, fails today: after the schema reload the renamed table is found only once a query has used it)
+.print -- (right use: the renamed table, found after the schema reload)
 SELECT klevdb_sync('new_name');
-.print -- (right use, fails today: a table of a database just attached, not yet queried)
+.print -- (right use: a table of a database just attached, not yet queried)
 CREATE VIRTUAL TABLE f.t USING klevdb(dir='attached.d');
 INSERT INTO f.t(key, value) VALUES ('a', 'b');
 DETACH f;

@@ -123,6 +123,12 @@ SELECT klevdb_check('fixtures/v2-basic/store');
 SELECT count(*), sum(length(key)), sum(length(value)) FROM klevdb_scan('fixtures/v2-basic/store');
 .print -- a store open for writing is not recovered or migrated under its writer
 CREATE VIRTUAL TABLE multi USING klevdb(dir='fixtures/v2-multiseg/store');
+.print -- (a table that only reads leaves the store to others: recover works)
+SELECT klevdb_recover('fixtures/v2-multiseg/store');
+.print -- (its first write, even one rolled back, makes it the writer until it closes)
+BEGIN;
+INSERT INTO multi(value) VALUES ('x');
+ROLLBACK;
 SELECT klevdb_recover('fixtures/v2-multiseg/store');
 SELECT klevdb_migrate('fixtures/v2-multiseg/store', 'v1');
 SELECT klevdb_check('fixtures/v2-multiseg/store');
@@ -204,6 +210,74 @@ SELECT count(*) FROM events;
 SELECT klevdb_trim('events', 'offset', 13);
 COMMIT;
 SELECT count(*), json_extract(klevdb_stat('events'), '$.next_offset') FROM events;
+
+.print == table names resolved as SQL resolves them
+CREATE VIRTUAL TABLE nm USING klevdb(dir='nm-main.d');
+ATTACH 'nm-b.db' AS b;
+CREATE VIRTUAL TABLE b.nm USING klevdb(dir='nm-b.d');
+INSERT INTO main.nm(value) VALUES ('m1'), ('m2');
+INSERT INTO b.nm(value) VALUES ('b1'), ('b2'), ('b3');
+.print -- a bare name is main's table (no temp one yet), not the attached one
+SELECT klevdb_trim('nm', 'count', 0);
+SELECT (SELECT count(*) FROM main.nm), (SELECT count(*) FROM b.nm);
+.print -- schema.name, quoted or not
+SELECT json_extract(klevdb_stat('b.nm'), '$.messages');
+SELECT json_extract(klevdb_stat('"b"."nm"'), '$.messages');
+SELECT json_extract(klevdb_stat('[B].`NM`'), '$.messages');
+SELECT json_extract(klevdb_stat('main.nm'), '$.messages');
+SELECT klevdb_trim('b.nm', 'count', 1);
+SELECT klevdb_sync('b.nm'), klevdb_gc('b.nm', 0);
+SELECT klevdb_compact('main.nm', 'updates', 0);
+SELECT (SELECT count(*) FROM main.nm), (SELECT count(*) FROM b.nm);
+.print -- temp comes first, as in SELECT
+CREATE VIRTUAL TABLE temp.nm USING klevdb(dir='nm-temp.d');
+INSERT INTO nm(value) VALUES ('t1'), ('t2'), ('t3'), ('t4');
+SELECT json_extract(klevdb_stat('nm'), '$.messages'), (SELECT count(*) FROM nm);
+SELECT klevdb_trim('nm', 'count', 2);
+SELECT (SELECT count(*) FROM temp.nm), (SELECT count(*) FROM main.nm), (SELECT count(*) FROM b.nm);
+.print -- a name with a dot in it is quoted
+CREATE VIRTUAL TABLE "a.b" USING klevdb(dir='nm-dot.d');
+SELECT json_extract(klevdb_stat('"a.b"'), '$.messages');
+SELECT klevdb_stat('a.b');
+.print -- wrong names
+SELECT klevdb_stat('nosuch.nm');
+SELECT klevdb_stat('nm.');
+SELECT klevdb_stat('.nm');
+SELECT klevdb_stat('b.nm.x');
+SELECT klevdb_stat('"nm');
+SELECT klevdb_stat('');
+CREATE TABLE plain(x);
+SELECT klevdb_stat('plain');
+.print -- an ordinary temp table hides main's klevdb table of that name, as in SQL
+CREATE VIRTUAL TABLE shadowed USING klevdb(dir='nm-shadowed.d');
+CREATE TEMP TABLE shadowed(x);
+SELECT klevdb_stat('shadowed');
+SELECT json_extract(klevdb_stat('main.shadowed'), '$.messages');
+DETACH b;
+
+.print == triggers and views: only with triggers=1 and the store allowed
+ATTACH 'trig.db' AS tg;
+CREATE TABLE tg.orders(id INTEGER PRIMARY KEY, item TEXT);
+CREATE VIRTUAL TABLE tg.outbox USING klevdb(dir='trig-outbox.d', triggers=1, key='text', value='text');
+CREATE VIRTUAL TABLE tg.plain_box USING klevdb(dir='trig-plain.d', key='text', value='text');
+CREATE TRIGGER tg.pub AFTER INSERT ON orders BEGIN
+  INSERT INTO outbox(key, value) VALUES ('order:' || new.id, new.item);
+END;
+CREATE VIEW tg.boxed AS SELECT count(*) FROM plain_box;
+INSERT INTO tg.orders(item) VALUES ('refused: not allowed');
+SELECT klevdb_allow_triggers('trig-outbox.d');
+DETACH tg;
+SELECT klevdb_allow_triggers('trig-outbox.d');
+SELECT klevdb_allow_triggers('trig-plain.d');
+ATTACH 'trig.db' AS tg;
+INSERT INTO tg.orders(item) VALUES ('book');
+SELECT key, value FROM tg.outbox;
+SELECT count(*) FROM tg.orders;
+.print -- allowed, but the schema did not say triggers=1
+SELECT * FROM tg.boxed;
+SELECT klevdb_allow_triggers(NULL);
+SELECT klevdb_allow_triggers('');
+DETACH tg;
 
 .print == an empty table; times before 1970 and with microseconds
 CREATE VIRTUAL TABLE empty USING klevdb(dir='empty.d', key='blob', value='blob');

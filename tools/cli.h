@@ -72,9 +72,14 @@ int cli_parse_size(const cli_ctx *c, const char *opt, const char *s, int64_t *ou
 int cli_parse_offset(const cli_ctx *c, const char *opt, const char *s, int64_t *out);
 int cli_parse_time(const cli_ctx *c, const char *opt, const char *s, int64_t *out);
 
-/* The store directory must exist (read commands and maintenance):
-** CLI_NOTFOUND with a message when it does not. */
+/* The store directory must exist and be a store (read commands and
+** maintenance): CLI_NOTFOUND with a message when it is not. */
 int cli_need_dir(const cli_ctx *c, const char *dir);
+/* A directory is a store when it has segment files or a .lock (a writer
+** has opened it); an empty one is an empty store (CREATE VIRTUAL TABLE
+** makes just the folder). Anything else (say /etc) is not one. Returns
+** CLI_NOTFOUND with a message for a directory that is not a store. */
+int cli_need_store(const cli_ctx *c, const char *dir);
 /* klevdb_open; a failure is reported, with its exit code. */
 int cli_open(const char *dir, const klevdb_options *o, klevdb **db);
 

@@ -120,20 +120,6 @@ int cli_cmd_recover(cli_ctx *c, int argc, char **argv) {
 
 /* ---- backup ---- */
 
-/* A copy taken while a writer works ends like the store after a crash:
-** the last log has room the writer allocated ahead, maybe half a record,
-** and an index that lags. Recovering the copy (nobody else has it open)
-** leaves the complete records and a matching index, as Go expects. */
-static int trim_copy(const cli_ctx *c, const char *dest, const klevdb_options *src) {
-  klevdb_options o = *src;
-  o.readonly = 0;
-  o.progress = NULL;
-  klevdb_error err;
-  klevdb_err krc = klevdb_dir_recover(dest, &o, &err);
-  const char *msg = strncmp(err.msg, "klevdb: ", 8) == 0 ? err.msg + 8 : err.msg;
-  return krc ? cli_error(c, cli_exit_code(krc), "the copy in %s: %s", dest, msg) : CLI_OK;
-}
-
 int cli_cmd_backup(cli_ctx *c, int argc, char **argv) {
   static const struct option longopts[] = {CLI_COMMON_OPTIONS};
   const char *dir;
@@ -145,13 +131,11 @@ int cli_cmd_backup(cli_ctx *c, int argc, char **argv) {
   const char *dest = argv[more];
   if (!*dest) return cli_usage(c, "the backup directory is an empty name");
   if ((rc = cli_need_dir(c, dir))) return rc;
-  struct stat ss, ds;
-  if (stat(dir, &ss) == 0 && stat(dest, &ds) == 0 && ss.st_dev == ds.st_dev &&
-      ss.st_ino == ds.st_ino)
-    return cli_usage(c, "%s and %s are the same directory", dir, dest);
 
-  /* Through a read-only handle: no lock, and the library copies each
-  ** segment with its index as the store has them. */
+  /* Through a read-only handle: no lock on the store, and the library
+  ** copies each segment with its index as the store has them, into a new
+  ** or empty DEST that it locks meanwhile, and cuts the copy's last
+  ** segment back to its complete records. */
   klevdb_options o;
   store_options(dir, &o);
   o.readonly = 1;
@@ -166,7 +150,7 @@ int cli_cmd_backup(cli_ctx *c, int argc, char **argv) {
   if (!krc) krc = klevdb_stat_get(db, &st);
   if (krc) {
     rc = cli_core_error(krc, klevdb_errmsg(db));
-  } else if ((rc = trim_copy(c, dest, &o)) == CLI_OK) {
+  } else {
     cli_kv k;
     cli_kv_begin(&k, c);
     cli_kv_str(&k, "backup", dest);

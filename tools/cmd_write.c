@@ -9,6 +9,7 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -261,6 +262,9 @@ int cli_cmd_publish(cli_ctx *c, int argc, char **argv) {
   else if (input && !strcmp(input, "lines")) json = false;
   else if (input) return cli_usage(c, "--input: '%s' is not lines or json", input);
   if ((rc = store_options(c, dir, no_keys, no_times, &o))) return rc;
+  /* A folder of other files is not made a store too. */
+  struct stat ds;
+  if (stat(dir, &ds) == 0 && S_ISDIR(ds.st_mode) && (rc = cli_need_store(c, dir))) return rc;
 
   pub p = {0};
   p.c = c;

@@ -56,7 +56,8 @@ static const char HELP[] =
     "\n"
     "exit codes:\n"
     "  0  ok\n"
-    "  1  not found: no such message, offset, key, time or store directory\n"
+    "  1  not found: no such message, offset, key, time or store directory, or\n"
+    "     a directory that is not a store (files, but no segments and no .lock)\n"
     "  2  usage: bad option or argument, bad input line, an index the store lacks\n"
     "  3  corrupt store: damaged log or index files\n"
     "  4  locked: another process writes the store\n"
@@ -155,8 +156,11 @@ static const char HELP_RECOVER[] =
 static const char HELP_BACKUP[] =
     "usage: klevdb backup DIR DEST\n"
     "\n"
-    "Copies the store's segments into DEST (created), skipping files that\n"
-    "have not changed since an earlier backup there.\n"
+    "Copies the store's segments into DEST, a new or empty directory (a store\n"
+    "or any other folder with files in it is refused: two stores are never\n"
+    "mixed), locked meanwhile so that no writer starts there. Takes no lock on\n"
+    "DIR: the copy of a store another process writes ends at its last\n"
+    "complete record.\n"
     "\n"
     "options:\n" COMMON_HELP;
 
@@ -406,7 +410,24 @@ int cli_need_dir(const cli_ctx *c, const char *dir) {
     return cli_error(c, CLI_FAIL, "%s: %s", dir, strerror(errno));
   }
   if (!S_ISDIR(st.st_mode)) return cli_error(c, CLI_FAIL, "%s: not a directory", dir);
-  return CLI_OK;
+  return cli_need_store(c, dir);
+}
+
+int cli_need_store(const cli_ctx *c, const char *dir) {
+  int64_t *bases;
+  size_t n = 0;
+  char **names;
+  /* A directory that cannot be listed is left to the open to report. */
+  if (cli_seg_list(dir, &bases, &n) < 0) return CLI_OK;
+  free(bases);
+  if (n > 0) return CLI_OK;
+  if (cli_dir_names(dir, &names, &n) < 0) return CLI_OK;
+  bool store = n == 0;
+  for (size_t i = 0; i < n && !store; i++) store = !strcmp(names[i], ".lock");
+  cli_dir_names_free(names, n);
+  if (store) return CLI_OK;
+  return cli_error(c, CLI_NOTFOUND, "%s is not a klevdb store (no segment files and no .lock; "
+                   "an empty directory is an empty store)", dir);
 }
 
 int cli_open(const char *dir, const klevdb_options *o, klevdb **db) {

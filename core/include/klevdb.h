@@ -251,7 +251,10 @@ typedef struct klevdb_range {
 } klevdb_range;
 
 /* Removes every message inside the ranges, in all segments. Segments that
-** lose every message are unlinked without being read. */
+** lose every message are unlinked without being read. All or nothing
+** across a crash: the ranges are written to the store's folder before the
+** first segment changes, and the next read-write open finishes a delete
+** that a crash (or an I/O error after it began) interrupted. */
 klevdb_err klevdb_delete_ranges(klevdb *db, const klevdb_range *ranges,
                                 size_t n, klevdb_deleted *out);
 
@@ -290,7 +293,11 @@ klevdb_err klevdb_sync(klevdb *db, int64_t *next_out);
 /* Releases memory of segments not read for unused_for_us microseconds. */
 klevdb_err klevdb_gc(klevdb *db, int64_t unused_for_us);
 
-/* Copies every segment into dir (created), skipping unchanged files. */
+/* Copies every segment into dir, which must be missing or empty (a .lock
+** alone is fine) and not inside the store; dir is locked as a writer locks
+** a store while the copy is made (KLEVDB_ELOCKED if a writer has it). From
+** a read-only handle, the copy's last segment is cut back to its complete
+** records. Refusals leave dir as it was. */
 klevdb_err klevdb_backup(klevdb *db, const char *dir);
 
 /* ------------------------------------------------------------------ */
@@ -330,6 +337,7 @@ klevdb_err klevdb_dir_recover(const char *dir, const klevdb_options *opts,
                               klevdb_error *err);
 klevdb_err klevdb_dir_stat(const char *dir, const klevdb_options *opts,
                            klevdb_stat *out, klevdb_error *err);
+/* As klevdb_backup, for a store no one writes (the copy is taken as it is). */
 klevdb_err klevdb_dir_backup(const char *src, const char *dst,
                              klevdb_error *err);
 klevdb_err klevdb_dir_migrate(const char *dir, const klevdb_options *opts,

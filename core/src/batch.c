@@ -306,7 +306,16 @@ klevdb_err delete_recover(const char *dir, klevdb_error *e) {
       if (!exists(tmp_idx)) unlink(ni);   /* a renamed index without its log */
       unlink(tmp_idx);
       unlink(tmp_log);
-    } else if (new_base != old_base) {
+    } else if (new_base == old_base) {
+      /* The log is in place (a rewrite in place renames it before its
+      ** index): its index follows. */
+      seg_path(ni, sizeof(ni), dir, new_base, ".index");
+      if (exists(tmp_idx) && rename(tmp_idx, ni) < 0) {
+        int err = errno;
+        free(data);
+        return kerr_sys(e, err, "delete: rename %s", tmp_idx);
+      }
+    } else {
       /* The survivors are in place: the old segment goes. */
       unlink(oi);
       unlink(ol);
@@ -314,5 +323,77 @@ klevdb_err delete_recover(const char *dir, klevdb_error *e) {
   }
   free(data);
   marker_remove(dir, DELETE_MARKER, true);
+  return KLEVDB_OK;
+}
+
+/* ---- a delete across segments ---- */
+
+/* The ranges of a delete that spans several segments, written before the
+** first segment changes and removed after the last: open finishes a
+** delete that a crash interrupted, so it is all or nothing. Text, one
+** "from to" a line, then "end N" (a marker without it was never complete,
+** so nothing it covers had started). */
+#define RANGES_MARKER ".delete-ranges"
+
+klevdb_err ranges_mark(const char *dir, const klevdb_range *r, size_t n, bool sync,
+                       klevdb_error *e) {
+  kbuf b = {0};
+  klevdb_err rc = kbuf_reserve(&b, n * 42 + 32, e);
+  if (rc) return rc;
+  for (size_t i = 0; i < n; i++)
+    b.len += (size_t)snprintf((char *)b.p + b.len, 42, "%lld %lld\n", (long long)r[i].from,
+                              (long long)r[i].to);
+  b.len += (size_t)snprintf((char *)b.p + b.len, 32, "end %zu\n", n);
+  rc = marker_write(dir, RANGES_MARKER, b.p, b.len, sync, "delete", e);
+  kbuf_free(&b);
+  return rc;
+}
+
+void ranges_unmark(const char *dir, bool sync) { marker_remove(dir, RANGES_MARKER, sync); }
+
+klevdb_err ranges_pending(const char *dir, klevdb_range **out, size_t *nout, klevdb_error *e) {
+  *out = NULL;
+  *nout = 0;
+  uint8_t *data;
+  size_t len;
+  klevdb_err rc = marker_read(dir, RANGES_MARKER, &data, &len, e);
+  if (rc) return rc;
+  size_t cap = 0, n = 0;
+  klevdb_range *r = NULL;
+  bool complete = false;
+  char *p = (char *)data, *end = p + len;
+  while (p < end && !complete) {
+    char *nl = memchr(p, '\n', (size_t)(end - p));
+    if (!nl) break;
+    *nl = 0;
+    long long a, b;
+    if (sscanf(p, "end %lld", &a) == 1) {
+      complete = a == (long long)n;
+    } else if (sscanf(p, "%lld %lld", &a, &b) == 2) {
+      if (n == cap) {
+        cap = cap ? cap * 2 : 64;
+        klevdb_range *nr = realloc(r, cap * sizeof(*r));
+        if (!nr) {
+          free(r);
+          free(data);
+          return kerr_sys(e, ENOMEM, "open: delete to finish");
+        }
+        r = nr;
+      }
+      r[n++] = (klevdb_range){a, b};
+    } else {
+      break;
+    }
+    p = nl + 1;
+  }
+  free(data);
+  if (!complete) {
+    /* Torn: the delete never began. */
+    free(r);
+    ranges_unmark(dir, true);
+    return KLEVDB_ENOTFOUND;
+  }
+  *out = r;
+  *nout = n;
   return KLEVDB_OK;
 }

@@ -3,10 +3,13 @@
 ** recover, stat, backup and migrate of a store's segments, plus Go's
 ** backup copy rule. Rewrites go to a temp file renamed over the original.
 */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -434,6 +437,127 @@ static klevdb_err mkdir_p(const char *path, klevdb_error *e) {
   return KLEVDB_OK;
 }
 
+/* ---- the destination of a backup ---- */
+
+/* The absolute path dir will have once created: the real path of its
+** longest existing prefix, then the missing components with "." and ".."
+** applied (as the kernel applies them once mkdir has made the directories
+** before them). */
+static klevdb_err future_path(const char *dir, char *out, size_t cap, klevdb_error *e) {
+  char buf[PATH_CAP], real[PATH_MAX];
+  if (dir[0] == '/') {
+    if (snprintf(buf, sizeof(buf), "%s", dir) >= (int)sizeof(buf)) goto too_long;
+  } else {
+    if (!getcwd(real, sizeof(real))) return kerr_sys(e, errno, "backup: current directory");
+    if (snprintf(buf, sizeof(buf), "%s/%s", real, dir) >= (int)sizeof(buf)) goto too_long;
+  }
+  size_t cut = strlen(buf);   /* buf[0..cut) is the prefix tried */
+  for (;;) {
+    char c = buf[cut];
+    buf[cut] = 0;
+    bool found = realpath(cut ? buf : "/", real) != NULL;
+    int err = errno;
+    buf[cut] = c;
+    if (found) break;
+    if (err != ENOENT || cut == 0) return kerr_sys(e, err, "backup: %s", dir);
+    while (cut > 0 && buf[cut - 1] != '/') cut--;
+    if (cut > 0) cut--;
+  }
+  size_t len = strlen(real);
+  if (len >= cap) goto too_long;
+  memcpy(out, real, len + 1);
+  for (const char *p = buf + cut; *p;) {
+    while (*p == '/') p++;
+    const char *q = p;
+    while (*q && *q != '/') q++;
+    size_t n = (size_t)(q - p);
+    if (n == 2 && p[0] == '.' && p[1] == '.') {
+      char *slash = strrchr(out, '/');
+      len = slash == out ? 1 : (size_t)(slash - out);
+      out[len] = 0;
+    } else if (n && !(n == 1 && p[0] == '.')) {
+      if (len + 1 + n >= cap) goto too_long;
+      if (len > 1) out[len++] = '/';
+      memcpy(out + len, p, n);
+      len += n;
+      out[len] = 0;
+    }
+    p = q;
+  }
+  return KLEVDB_OK;
+too_long:
+  return kerr(e, KLEVDB_EINVAL, "backup: directory name too long");
+}
+
+/* A backup never mixes two stores: its destination holds nothing else. */
+static klevdb_err dest_empty(const char *dst, klevdb_error *e) {
+  DIR *d = opendir(dst);
+  if (!d) return kerr_sys(e, errno, "backup: %s", dst);
+  struct dirent *de;
+  bool other = false;
+  while (!other && (de = readdir(d)) != NULL)
+    other = strcmp(de->d_name, ".") && strcmp(de->d_name, "..") && strcmp(de->d_name, ".lock");
+  closedir(d);
+  if (other)
+    return kerr(e, KLEVDB_EINVAL, "backup: %s is not empty (back up into a new or empty directory)",
+                dst);
+  return KLEVDB_OK;
+}
+
+static klevdb_err dest_flock(int fd, const char *dst, klevdb_error *e) {
+  if (flock(fd, LOCK_EX | LOCK_NB) == 0) return KLEVDB_OK;
+  if (errno == EWOULDBLOCK)
+    return kerr(e, KLEVDB_ELOCKED, "backup: %s is locked: a store is open there", dst);
+  return kerr_sys(e, errno, "backup: lock %s", dst);
+}
+
+klevdb_err backup_dest_lock(const char *src, const char *dst, int *lockfd, klevdb_error *e) {
+  char s[PATH_MAX], d[PATH_CAP], lock[PATH_CAP + 8];
+  *lockfd = -1;
+  if (!realpath(src, s)) return kerr_sys(e, errno, "backup: %s", src);
+  klevdb_err rc = future_path(dst, d, sizeof(d), e);
+  if (rc) return rc;
+  size_t sl = strlen(s);
+  if (strcmp(d, s) == 0)
+    return kerr(e, KLEVDB_EINVAL, "backup: %s and %s are the same directory", src, dst);
+  if (strncmp(d, s, sl) == 0 && (d[sl] == '/' || sl == 1))
+    return kerr(e, KLEVDB_EINVAL, "backup: %s is inside the store %s", dst, src);
+  if (snprintf(lock, sizeof(lock), "%s/.lock", dst) >= (int)sizeof(lock))
+    return kerr(e, KLEVDB_EINVAL, "backup: directory name too long");
+  int fd = -1;
+  struct stat st;
+  if (stat(dst, &st) == 0) {
+    if (!S_ISDIR(st.st_mode)) return kerr_sys(e, ENOTDIR, "backup: %s", dst);
+    /* A writer there first (its store is not empty either, but "locked"
+    ** says more), without creating a lock file in a folder we refuse. */
+    if ((fd = open(lock, O_RDONLY | O_CLOEXEC)) >= 0 && (rc = dest_flock(fd, dst, e))) {
+      close(fd);
+      return rc;
+    }
+    if ((rc = dest_empty(dst, e))) {
+      if (fd >= 0) close(fd);
+      return rc;
+    }
+  } else if ((rc = mkdir_p(dst, e))) {
+    return rc;
+  }
+  if (fd < 0) {
+    if ((fd = open(lock, O_CREAT | O_RDONLY | O_CLOEXEC, 0600)) < 0)
+      return kerr_sys(e, errno, "backup: open lock %s", lock);
+    if ((rc = dest_flock(fd, dst, e))) {
+      close(fd);
+      return rc;
+    }
+  }
+  /* Someone may have written there between the look and the lock. */
+  if ((rc = dest_empty(dst, e))) {
+    close(fd);
+    return rc;
+  }
+  *lockfd = fd;
+  return KLEVDB_OK;
+}
+
 klevdb_err klevdb_dir_backup(const char *src, const char *dst, klevdb_error *err) {
   LOCAL_ERR(err);
   NEED_DIR(src);
@@ -447,8 +571,9 @@ klevdb_err klevdb_dir_backup(const char *src, const char *dst, klevdb_error *err
   }
   int64_t *bases;
   size_t n;
+  int lockfd = -1;
   klevdb_err rc = dir_segments(src, 0, &bases, &n, e);
-  if (!rc) rc = mkdir_p(dst, e);
+  if (!rc) rc = backup_dest_lock(src, dst, &lockfd, e);
   if (rc) {
     free(bases);
     return rc;
@@ -467,6 +592,7 @@ klevdb_err klevdb_dir_backup(const char *src, const char *dst, klevdb_error *err
   }
   free(bases);
   if (!rc) rc = dir_sync(dst, e);
+  close(lockfd);
   return rc;
 }
 

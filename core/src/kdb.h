@@ -260,6 +260,14 @@ klevdb_err delete_mark(const char *dir, int64_t old_base, int64_t new_base, cons
                        const char *tmp_idx, bool sync, klevdb_error *e);
 void delete_unmark(const char *dir, bool sync);
 klevdb_err delete_recover(const char *dir, klevdb_error *e);
+/* A delete of several segments (batch.c): its ranges are written before
+** the first segment changes (ranges_mark) and removed after the last;
+** ranges_pending gives those of one a crash interrupted (KLEVDB_ENOTFOUND:
+** none), for open to finish. */
+klevdb_err ranges_mark(const char *dir, const klevdb_range *r, size_t n, bool sync,
+                       klevdb_error *e);
+void ranges_unmark(const char *dir, bool sync);
+klevdb_err ranges_pending(const char *dir, klevdb_range **out, size_t *nout, klevdb_error *e);
 
 /* ---- directory maintenance (dirops.c) ---- */
 
@@ -273,5 +281,11 @@ klevdb_err seg_migrate(const char *dir, int64_t base, int params, int ver,
                        bool sync, klevdb_error *e);
 /* Go's backup copy rule (spec 5.12): skip when size and mtime match. */
 klevdb_err file_copy(const char *src, const char *dst, klevdb_error *e);
+/* Makes dst ready for a backup of the store in src and locks it as a
+** writer would (*lockfd; close it when the copy is done), so that no writer
+** can start there meanwhile. Refuses, leaving dst as it was: dst inside src
+** (or src itself), a dst that is not an empty directory (a .lock alone is
+** fine), and a dst another writer holds (KLEVDB_ELOCKED). */
+klevdb_err backup_dest_lock(const char *src, const char *dst, int *lockfd, klevdb_error *e);
 
 #endif /* KDB_H */

@@ -319,6 +319,20 @@ static klevdb_err live_items(store *st, seg *s, bool writer, bool *rewrite,
   return KLEVDB_OK;
 }
 
+/* A reader of another process's store opens a log, then its index. A
+** writer that rewrites a segment in place removes the old index before it
+** renames the new log into place, and renames the new index last; so if
+** the log's name still holds the file opened, the index read belongs to
+** it (or was rebuilt from it), and a failure to load is the files' own.
+** Otherwise (replaced, or gone) a writer's rewrite raced the load. */
+static bool log_moved(store *st, seg *s) {
+  char path[PATH_CAP];
+  struct stat sb;
+  seg_path(path, sizeof(path), st->dir, s->base, ".log");
+  if (stat(path, &sb) < 0) return true;
+  return s->log && s->log->len && sb.st_ino != s->ino;
+}
+
 klevdb_err seg_load(store *st, seg *s, klevdb_error *e) {
   if (__atomic_load_n(&s->loaded, __ATOMIC_ACQUIRE)) return KLEVDB_OK;
   pthread_mutex_lock(&s->load_mu);
@@ -331,6 +345,18 @@ klevdb_err seg_load(store *st, seg *s, klevdb_error *e) {
       else rc = live_items(st, s, false, &rewrite, e);
     } else if (!rc) {
       rc = index_map(st, s, e);
+    }
+    if (st->ro && (rc || s->log->len) && log_moved(st, s)) {
+      __atomic_add_fetch(&st->moves, 1, __ATOMIC_SEQ_CST);
+      if (!rc)
+        rc = kerr(e, KLEVDB_EIO, "segment %lld: log replaced while it was read",
+                  (long long)s->base);
+    }
+    if (rc && st->ro) {
+      /* Load again from the files on the next try. */
+      seg_unload(s);
+      if (s->fd >= 0) close(s->fd);
+      s->fd = -1;
     }
     if (!rc) __atomic_store_n(&s->loaded, true, __ATOMIC_RELEASE);
   }

@@ -105,6 +105,15 @@ bool spare_take(store *st, int64_t base) {
   return taken;
 }
 
+void spare_drop(store *st) {
+  pthread_mutex_lock(&st->spare_mu);
+  if (st->spare_state == SPARE_READY) {
+    spare_clean(st);
+    st->spare_state = SPARE_NONE;
+  }
+  pthread_mutex_unlock(&st->spare_mu);
+}
+
 void spare_stop(store *st) {
   pthread_mutex_lock(&st->spare_mu);
   bool running = st->spare_running;

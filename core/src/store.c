@@ -39,6 +39,18 @@ struct klevdb {
   klevdb_error err;
 };
 
+/* A read of a read-only store can meet a writer of another process
+** rewriting or removing a segment between the listing and the reading of
+** its files (a vanished file, a log and index that do not match). Such a
+** read lists the segments again and starts over, a few times, if files
+** under its view moved meanwhile (st->moves): a failure on files that
+** stayed where they were is damage, and is reported at once. */
+#define RO_TRIES 8
+
+static bool ro_transient(klevdb_err rc) {
+  return rc == KLEVDB_EIO || rc == KLEVDB_ECORRUPT_LOG || rc == KLEVDB_ECORRUPT_INDEX;
+}
+
 /* ---- clocks ---- */
 
 static int64_t coarse_us(void) {
@@ -135,10 +147,31 @@ static bool kt_same(void *ctx, int64_t offset, uint64_t hash) {
 
 /* ---- following another process (read-only stores) ---- */
 
+/* The segments of the directory. A listing taken while the writer renames
+** files can miss one (readdir(3) gives no promise about entries renamed
+** while it runs), so it is taken again until two agree. */
+static klevdb_err list_stable(store *st, int64_t **bases, size_t *n, klevdb_error *e) {
+  klevdb_err rc = dir_segments(st->dir, 0, bases, n, e);
+  for (int tries = 0; !rc && tries < 5; tries++) {
+    int64_t *again;
+    size_t m;
+    if ((rc = dir_segments(st->dir, 0, &again, &m, e))) {
+      free(*bases);
+      break;
+    }
+    bool same = m == *n && memcmp(again, *bases, m * sizeof(int64_t)) == 0;
+    free(*bases);
+    *bases = again;
+    *n = m;
+    if (same) break;
+  }
+  return rc;
+}
+
 static klevdb_err relist(store *st, klevdb_error *e) {
   int64_t *bases;
   size_t n;
-  klevdb_err rc = dir_segments(st->dir, 0, &bases, &n, e);
+  klevdb_err rc = list_stable(st, &bases, &n, e);
   if (rc) return rc;
   if (n == 0) {
     free(bases);
@@ -162,7 +195,7 @@ static klevdb_err relist(store *st, klevdb_error *e) {
     free(bases);
     return kerr_sys(e, ENOMEM, "refresh");
   }
-  bool changed = false;
+  bool changed = false, moved = false;
   for (size_t i = 0; i < n; i++) {
     char path[PATH_CAP];
     struct stat sb;
@@ -177,6 +210,7 @@ static klevdb_err relist(store *st, klevdb_error *e) {
       }
     }
     if (!ns[i]) {
+      moved = true;
       ns[i] = seg_new(bases[i]);
       if (!ns[i]) {
         for (size_t k = 0; k < i; k++) if (!ns[k]->log) seg_free(ns[k]);
@@ -190,8 +224,9 @@ static klevdb_err relist(store *st, klevdb_error *e) {
   for (size_t j = 0; j < st->nsegs; j++) {
     if (!st->segs[j]) continue;
     seg_free(st->segs[j]);  /* gone or replaced; readers hold their pins */
-    changed = true;
+    changed = moved = true;
   }
+  if (moved) __atomic_add_fetch(&st->moves, 1, __ATOMIC_SEQ_CST);
   /* A segment that is no longer the last was rolled over: its index file
   ** is complete, so it becomes an ordinary mapped segment. */
   for (size_t i = 0; i + 1 < n; i++) {
@@ -220,40 +255,67 @@ static klevdb_err relist(store *st, klevdb_error *e) {
   return KLEVDB_OK;
 }
 
+/* Reads what the writer appended to the last segment (loading it if it
+** is new in the view), extending the key table with it. */
+static klevdb_err head_catch_up(store *st, seg *h, klevdb_error *e) {
+  if (!h->loaded) return seg_load(st, h, e);
+  int64_t before = seg_next(h, st->isz);
+  if (h->n == 0) tsmin_stale(st);
+  klevdb_err rc = seg_follow(st, h, e);
+  if (!rc && seg_next(h, st->isz) != before && st->kt_state == 1) {
+    /* Extend the key table with what arrived. */
+    const uint8_t *items = seg_items(h);
+    for (size_t i = 0; i < h->n; i++) {
+      const uint8_t *it = items + i * st->isz;
+      if (item_off(it) < before) continue;
+      if (!kt_put(&st->kt, item_hash(it, st->params), item_off(it), kt_same, st)) st->kt_state = -1;
+    }
+  }
+  if (!rc && !h->loaded) rc = seg_load(st, h, e);
+  return rc;
+}
+
 /* Brings a read-only store up to date with the files. force: the caller's
 ** answer depends on the end of the log. */
 static klevdb_err follow(store *st, bool force, klevdb_error *e) {
   int64_t t = coarse_us();
   if (!force && t - __atomic_load_n(&st->refreshed, __ATOMIC_RELAXED) < FOLLOW_US)
     return KLEVDB_OK;
-  struct stat sb;
-  if (stat(st->dir, &sb) < 0) return kerr_sys(e, errno, "stat %s", st->dir);
   pthread_rwlock_wrlock(&st->lk);
   klevdb_err rc = KLEVDB_OK;
-  /* A directory changed within the clock's granularity may change again
-  ** with the same mtime, so a recent mtime is never trusted. */
-  int64_t mtime = (int64_t)sb.st_mtim.tv_sec * 1000000 + sb.st_mtim.tv_nsec / 1000;
-  if (sb.st_mtim.tv_sec != st->dir_mtime.tv_sec || sb.st_mtim.tv_nsec != st->dir_mtime.tv_nsec ||
-      wall_us() - mtime < 50000) {
-    rc = relist(st, e);
-    if (!rc) st->dir_mtime = sb.st_mtim;
-  }
   seg *h = head(st);
-  if (!rc && h->loaded) {
-    int64_t before = seg_next(h, st->isz);
-    if (h->n == 0) tsmin_stale(st);
-    rc = seg_follow(st, h, e);
-    if (!rc && seg_next(h, st->isz) != before && st->kt_state == 1) {
-      /* Extend the key table with what arrived. */
-      const uint8_t *items = seg_items(h);
-      for (size_t i = 0; i < h->n; i++) {
-        const uint8_t *it = items + i * st->isz;
-        if (item_off(it) < before) continue;
-        if (!kt_put(&st->kt, item_hash(it, st->params), item_off(it), kt_same, st)) st->kt_state = -1;
-      }
+  for (int tries = 0;; tries++) {
+    uint64_t moves = __atomic_load_n(&st->moves, __ATOMIC_SEQ_CST);
+    struct stat sb;
+    if (stat(st->dir, &sb) < 0) {
+      rc = kerr_sys(e, errno, "stat %s", st->dir);
+      break;
     }
+    /* A directory changed within the clock's granularity may change again
+    ** with the same mtime, so a recent mtime is never trusted. */
+    int64_t mtime = (int64_t)sb.st_mtim.tv_sec * 1000000 + sb.st_mtim.tv_nsec / 1000;
+    if (sb.st_mtim.tv_sec != st->dir_mtime.tv_sec || sb.st_mtim.tv_nsec != st->dir_mtime.tv_nsec ||
+        wall_us() - mtime < 50000) {
+      rc = relist(st, e);
+      if (!rc) st->dir_mtime = sb.st_mtim;
+    }
+    h = head(st);
+    if (!rc) rc = head_catch_up(st, h, e);
+    if (rc && ro_transient(rc) && tries < 4 &&
+        __atomic_load_n(&st->moves, __ATOMIC_SEQ_CST) != moves) {
+      /* The last segment went or was replaced after the listing. */
+      rc = KLEVDB_OK;
+      st->dir_mtime = (struct timespec){0, 0};
+      pthread_rwlock_unlock(&st->lk);
+      usleep(1000 * (useconds_t)tries);
+      pthread_rwlock_wrlock(&st->lk);
+      continue;
+    }
+    /* The next offset of a store never goes back: a view where it does
+    ** was listed while the writer renamed its newest segment in. */
+    if (rc || tries == 4 || seg_next(h, st->isz) >= st->next) break;
+    st->dir_mtime = (struct timespec){0, 0};
   }
-  if (!rc && !h->loaded) rc = seg_load(st, h, e);
   if (!rc) {
     int64_t next = seg_next(h, st->isz);
     if (next != st->next) {
@@ -319,8 +381,10 @@ static void store_free(store *st) {
   free(st);
 }
 
+static klevdb_err delete_finish(store *st, klevdb_error *e);
+
 static klevdb_err store_open(const char *dir, const klevdb_options *o, store **out,
-                             klevdb_error *e) {
+                             bool *raced, klevdb_error *e) {
   store *st = calloc(1, sizeof(*st));
   if (!st) return kerr_sys(e, ENOMEM, "open");
   st->dir = strdup(dir);
@@ -423,10 +487,15 @@ static klevdb_err store_open(const char *dir, const klevdb_options *o, store **o
     goto fail;
   }
   st->next = seg_next(h, st->isz);
+  if (!st->ro && (rc = delete_finish(st, e))) {
+    spare_stop(st);
+    goto fail;
+  }
   *out = st;
   return KLEVDB_OK;
 
 fail:
+  *raced = __atomic_load_n(&st->moves, __ATOMIC_SEQ_CST) != 0;
   free(bases);
   store_free(st);
   return rc;
@@ -499,7 +568,14 @@ klevdb_err klevdb_open(const char *dir, const klevdb_options *opts, klevdb **out
     free(db);
     return kerr(e, KLEVDB_EINVAL, "open %s: too many stores open in this process", dir);
   } else {
-    rc = store_open(dir, &o, &st, e);
+    /* A read-only open lists the segments, then reads the last one: a
+    ** writer of another process may rewrite it in between (ro_again). */
+    for (int tries = 1;; tries++) {
+      bool raced = false;
+      rc = store_open(dir, &o, &st, &raced, e);
+      if (!rc || !o.readonly || !raced || !ro_transient(rc) || tries >= RO_TRIES) break;
+      usleep(1000 * (useconds_t)(tries - 1));
+    }
     if (rc) {
       pthread_mutex_unlock(&registry_mu);
       free(db);
@@ -560,6 +636,43 @@ void klevdb_get_options(const klevdb *db, klevdb_options *out) {
   do {                                                  \
     if (!(db)) return KLEVDB_EINVAL;                    \
     (db)->err.code = KLEVDB_OK;                         \
+  } while (0)
+
+static uint64_t ro_moves(const klevdb *db) {
+  return db->st->ro ? __atomic_load_n(&db->st->moves, __ATOMIC_SEQ_CST) : 0;
+}
+
+/* *moves: st->moves when the failed try began. */
+static bool ro_again(klevdb *db, klevdb_err *rc, int *tries, uint64_t *moves) {
+  store *st = db->st;
+  if (!st->ro || !ro_transient(*rc)) return false;
+  if (++*tries >= RO_TRIES) return false;
+  if (*tries > 1) usleep(1000 * (useconds_t)(*tries - 1));
+  pthread_rwlock_wrlock(&st->lk);
+  st->dir_mtime = (struct timespec){0, 0};   /* list again whatever the mtime */
+  pthread_rwlock_unlock(&st->lk);
+  /* A failure here comes back from the next try's own follow. */
+  klevdb_error saved = db->err;
+  follow(st, true, &db->err);
+  uint64_t now = ro_moves(db);
+  if (now == *moves) {
+    db->err = saved;
+    return false;
+  }
+  *moves = now;
+  db->err.code = KLEVDB_OK;
+  return true;
+}
+
+#define RO_RETRY(db, call)                                      \
+  do {                                                          \
+    BEGIN(db);                                                  \
+    klevdb_err rc_;                                             \
+    int tries_ = 0;                                             \
+    uint64_t moves_ = ro_moves(db);                             \
+    while ((rc_ = (call)) && ro_again((db), &rc_, &tries_, &moves_)) { \
+    }                                                           \
+    return rc_;                                                 \
   } while (0)
 
 /* ---- the writer reservation of SQL transactions ---- */
@@ -953,7 +1066,7 @@ out:
   return rc;
 }
 
-klevdb_err klevdb_next_offset(klevdb *db, int64_t *out) {
+static klevdb_err next_offset_once(klevdb *db, int64_t *out) {
   BEGIN(db);
   if (!out) return kerr(&db->err, KLEVDB_EINVAL, "next offset: no place for the result");
   store *st = db->st;
@@ -963,6 +1076,10 @@ klevdb_err klevdb_next_offset(klevdb *db, int64_t *out) {
   }
   *out = __atomic_load_n(&st->next, __ATOMIC_SEQ_CST);
   return KLEVDB_OK;
+}
+
+klevdb_err klevdb_next_offset(klevdb *db, int64_t *out) {
+  RO_RETRY(db, next_offset_once(db, out));
 }
 
 int64_t klevdb_size(const klevdb *db, const klevdb_msg *m) {
@@ -1124,7 +1241,7 @@ klevdb_err klevdb_consume(klevdb *db, int64_t offset, size_t max_count, klevdb_b
   return klevdb_read(db, offset, max_count, 0, b);
 }
 
-klevdb_err klevdb_read(klevdb *db, int64_t offset, size_t max_count, int flags, klevdb_batch *b) {
+static klevdb_err read_once(klevdb *db, int64_t offset, size_t max_count, int flags, klevdb_batch *b) {
   BEGIN(db);
   batch_fail(b);
   store *st = db->st;
@@ -1162,7 +1279,11 @@ klevdb_err klevdb_read(klevdb *db, int64_t offset, size_t max_count, int flags, 
   return rc;
 }
 
-klevdb_err klevdb_consume_by_key(klevdb *db, const void *key, size_t key_len, int64_t offset,
+klevdb_err klevdb_read(klevdb *db, int64_t offset, size_t max_count, int flags, klevdb_batch *b) {
+  RO_RETRY(db, read_once(db, offset, max_count, flags, b));
+}
+
+static klevdb_err consume_by_key_once(klevdb *db, const void *key, size_t key_len, int64_t offset,
                                  size_t max_count, klevdb_batch *b) {
   BEGIN(db);
   batch_fail(b);
@@ -1212,6 +1333,11 @@ klevdb_err klevdb_consume_by_key(klevdb *db, const void *key, size_t key_len, in
     b->next_offset = KLEVDB_OFFSET_INVALID;
   }
   return rc;
+}
+
+klevdb_err klevdb_consume_by_key(klevdb *db, const void *key, size_t key_len, int64_t offset,
+                                 size_t max_count, klevdb_batch *b) {
+  RO_RETRY(db, consume_by_key_once(db, key, key_len, offset, max_count, b));
 }
 
 /* Makes m (read from segment s) the batch's one message. */
@@ -1289,7 +1415,7 @@ static klevdb_err get_locked(store *st, int64_t offset, klevdb_batch *b, klevdb_
   return kerr(e, KLEVDB_ENOTFOUND, "get %lld: not found: offset not found", (long long)offset);
 }
 
-klevdb_err klevdb_get(klevdb *db, int64_t offset, klevdb_batch *b) {
+static klevdb_err get_once(klevdb *db, int64_t offset, klevdb_batch *b) {
   BEGIN(db);
   batch_fail(b);
   store *st = db->st;
@@ -1302,6 +1428,10 @@ klevdb_err klevdb_get(klevdb *db, int64_t offset, klevdb_batch *b) {
   rc = get_locked(st, offset, b, &db->err);
   pthread_rwlock_unlock(&st->lk);
   return rc;
+}
+
+klevdb_err klevdb_get(klevdb *db, int64_t offset, klevdb_batch *b) {
+  RO_RETRY(db, get_once(db, offset, b));
 }
 
 /* The key table covers every segment: a key it lacks is in none. */
@@ -1373,7 +1503,7 @@ static klevdb_err get_by_key_locked(store *st, const void *key, size_t len, uint
   return kerr(e, KLEVDB_ENOTFOUND, "get by key: not found: key not found");
 }
 
-klevdb_err klevdb_get_by_key(klevdb *db, const void *key, size_t key_len, klevdb_batch *b) {
+static klevdb_err get_by_key_once(klevdb *db, const void *key, size_t key_len, klevdb_batch *b) {
   BEGIN(db);
   batch_fail(b);
   store *st = db->st;
@@ -1401,6 +1531,10 @@ klevdb_err klevdb_get_by_key(klevdb *db, const void *key, size_t key_len, klevdb
   rc = get_by_key_locked(st, key, key_len, h, b, e);
   pthread_rwlock_unlock(&st->lk);
   return rc;
+}
+
+klevdb_err klevdb_get_by_key(klevdb *db, const void *key, size_t key_len, klevdb_batch *b) {
+  RO_RETRY(db, get_by_key_once(db, key, key_len, b));
 }
 
 klevdb_err klevdb_offset_by_key(klevdb *db, const void *key, size_t key_len, int64_t *offset_out) {
@@ -1489,7 +1623,7 @@ static klevdb_err get_by_time_locked(store *st, int64_t ts, klevdb_batch *b, kle
   return first_from(st, lo + 1, ts, b, e);
 }
 
-klevdb_err klevdb_get_by_time(klevdb *db, int64_t time_us, klevdb_batch *b) {
+static klevdb_err get_by_time_once(klevdb *db, int64_t time_us, klevdb_batch *b) {
   BEGIN(db);
   batch_fail(b);
   store *st = db->st;
@@ -1500,6 +1634,10 @@ klevdb_err klevdb_get_by_time(klevdb *db, int64_t time_us, klevdb_batch *b) {
   rc = get_by_time_locked(st, time_us, b, &db->err);
   pthread_rwlock_unlock(&st->lk);
   return rc;
+}
+
+klevdb_err klevdb_get_by_time(klevdb *db, int64_t time_us, klevdb_batch *b) {
+  RO_RETRY(db, get_by_time_once(db, time_us, b));
 }
 
 klevdb_err klevdb_offset_by_time(klevdb *db, int64_t time_us, int64_t *offset_out, int64_t *time_out) {
@@ -1513,7 +1651,7 @@ klevdb_err klevdb_offset_by_time(klevdb *db, int64_t time_us, int64_t *offset_ou
   return rc;
 }
 
-klevdb_err klevdb_time_floor(klevdb *db, int64_t time_us, int64_t *offset_out) {
+static klevdb_err time_floor_once(klevdb *db, int64_t time_us, int64_t *offset_out) {
   BEGIN(db);
   store *st = db->st;
   klevdb_error *e = &db->err;
@@ -1551,6 +1689,10 @@ klevdb_err klevdb_time_floor(klevdb *db, int64_t time_us, int64_t *offset_out) {
   }
   pthread_rwlock_unlock(&st->lk);
   return rc;
+}
+
+klevdb_err klevdb_time_floor(klevdb *db, int64_t time_us, int64_t *offset_out) {
+  RO_RETRY(db, time_floor_once(db, time_us, offset_out));
 }
 
 /* ---- blocking reads ---- */
@@ -1618,7 +1760,7 @@ void klevdb_interrupt(klevdb *db) {
 
 /* ---- stat, bounds, sync, gc, backup ---- */
 
-klevdb_err klevdb_stat_get(klevdb *db, klevdb_stat *out) {
+static klevdb_err stat_once(klevdb *db, klevdb_stat *out) {
   BEGIN(db);
   store *st = db->st;
   if (!out) return kerr(&db->err, KLEVDB_EINVAL, "stat: no place for the result");
@@ -1640,7 +1782,11 @@ klevdb_err klevdb_stat_get(klevdb *db, klevdb_stat *out) {
   return rc;
 }
 
-klevdb_err klevdb_bounds_get(klevdb *db, klevdb_bounds *out) {
+klevdb_err klevdb_stat_get(klevdb *db, klevdb_stat *out) {
+  RO_RETRY(db, stat_once(db, out));
+}
+
+static klevdb_err bounds_once(klevdb *db, klevdb_bounds *out) {
   BEGIN(db);
   store *st = db->st;
   if (!out) return kerr(&db->err, KLEVDB_EINVAL, "bounds: no place for the result");
@@ -1667,6 +1813,10 @@ klevdb_err klevdb_bounds_get(klevdb *db, klevdb_bounds *out) {
   pthread_rwlock_unlock(&st->lk);
   klevdb_batch_free(&b);
   return rc;
+}
+
+klevdb_err klevdb_bounds_get(klevdb *db, klevdb_bounds *out) {
+  RO_RETRY(db, bounds_once(db, out));
 }
 
 klevdb_err klevdb_sync(klevdb *db, int64_t *next_out) {
@@ -1713,8 +1863,10 @@ klevdb_err klevdb_backup(klevdb *db, const char *dir) {
   store *st = db->st;
   klevdb_error *e = &db->err;
   if (!dir || !*dir) return kerr(e, KLEVDB_EINVAL, "backup: no directory given");
-  klevdb_err rc = mkdirs(dir, e);
+  int lockfd;
+  klevdb_err rc = backup_dest_lock(st->dir, dir, &lockfd, e);
   if (rc) return rc;
+  int64_t last = -1;   /* base of the last log copied */
   /* Holding the writer lock makes the copy of the head match its index
   ** (Go's bug B11); the head's items are flushed first. */
   pthread_mutex_lock(&st->wmu);
@@ -1737,12 +1889,18 @@ klevdb_err klevdb_backup(klevdb *db, const char *dir) {
       bool virtual_empty = st->ro && st->nsegs == 1;   /* a read-only store with no files */
       if ((k == 1 || virtual_empty) && access(src, F_OK) < 0 && errno == ENOENT) continue;
       rc = file_copy(src, dst, e);
+      if (!rc && k == 0) last = st->segs[si]->base;
     }
     if (!rc && progress) progress(st->opts.progress_arg, (int64_t)si + 1, total);
   }
   pthread_rwlock_unlock(&st->lk);
   pthread_mutex_unlock(&st->wmu);
+  /* Read-only, the head was copied as another process's writer had it:
+  ** maybe with room allocated ahead, half a record and an index behind.
+  ** The copy is cut back to its complete records, as Go expects a store. */
+  if (!rc && st->ro && last >= 0) rc = seg_recover(dir, last, st->params, false, e);
   if (!rc) rc = dir_sync(dir, e);
+  close(lockfd);
   if (rc) kerr_wrap(e, "backup");
   return rc;
 }
@@ -1858,8 +2016,14 @@ static klevdb_err delete_in(store *st, size_t si, drop_fn drop, void *ctx, klevd
   if (kept) {
     seg_path(new_log, sizeof(new_log), st->dir, first, ".log");
     seg_path(new_idx, sizeof(new_idx), st->dir, first, ".index");
-    if (first == s->base) unlink(old_idx);
-    if (rename(tmp_idx, new_idx) < 0 || rename(tmp_log, new_log) < 0) {
+    /* A reader opens a log, then its index, then checks that the log's
+    ** name still holds the file it opened. In place, the old index goes
+    ** first and the new one comes last, so a reader never pairs a log with
+    ** the other one's index; at a new base, the index is there first. */
+    bool in_place = first == s->base;
+    if (in_place) unlink(old_idx);
+    if (rename(in_place ? tmp_log : tmp_idx, in_place ? new_log : new_idx) < 0 ||
+        rename(in_place ? tmp_idx : tmp_log, in_place ? new_idx : new_log) < 0) {
       rc = kerr_sys(e, errno, "delete: rename rewrite of segment %lld", (long long)s->base);
       delete_recover(st->dir, NULL);   /* back to the old segment */
       return rc;
@@ -1925,6 +2089,32 @@ static klevdb_err delete_in(store *st, size_t si, drop_fn drop, void *ctx, klevd
   return rc;
 }
 
+/* Gives back the space the writer holds ahead, for a delete on a full
+** disk: the head's room allocated ahead (only close gave it back, so a
+** trim failed until a reopen) and the spare files of the next head (a
+** marker needs a little space before a delete frees any). Not on every
+** delete: cutting the head's file under a reader that scans its tail is
+** what close and sync do, rarely. */
+static void room_back(store *st) {
+  head_trim(st, head(st));
+  spare_drop(st);
+}
+
+/* delete_in, once more after room_back on an I/O error that changed
+** nothing (no segment was replaced). */
+static klevdb_err delete_seg(store *st, size_t si, drop_fn drop, void *ctx, klevdb_deleted *out,
+                             kbuf *offs, klevdb_error *e) {
+  int64_t count = out->count;
+  size_t have = offs ? offs->len : 0;
+  klevdb_err rc = delete_in(st, si, drop, ctx, out, offs, e);
+  if (rc == KLEVDB_EIO && out->count == count) {
+    if (offs) offs->len = have;
+    room_back(st);
+    rc = delete_in(st, si, drop, ctx, out, offs, e);
+  }
+  return rc;
+}
+
 static int cmp_i64(const void *a, const void *b) {
   int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
   return (x > y) - (x < y);
@@ -1960,8 +2150,8 @@ klevdb_err klevdb_delete(klevdb *db, const int64_t *offsets, size_t n, klevdb_de
     rc = kerr(e, KLEVDB_ENOTFOUND, "delete %lld: not found: offset before start", (long long)sorted[0]);
   } else {
     dropset d = {sorted, n, NULL, 0};
-    rc = delete_in(st, seg_find(st, sorted[0]), drop_offsets, &d, &res,
-                   deleted_offsets ? &offs : NULL, e);
+    rc = delete_seg(st, seg_find(st, sorted[0]), drop_offsets, &d, &res,
+                    deleted_offsets ? &offs : NULL, e);
   }
   pthread_mutex_unlock(&st->wmu);
   free(sorted);
@@ -1976,6 +2166,85 @@ static int cmp_range(const void *a, const void *b) {
   return (x->from > y->from) - (x->from < y->from);
 }
 
+/* Does a range of r (sorted, merged: their ends climb too) meet segment si? */
+static bool seg_touched(const store *st, size_t si, const klevdb_range *r, size_t k) {
+  int64_t base = st->segs[si]->base;
+  int64_t end = si + 1 == st->nsegs ? INT64_MAX : st->segs[si + 1]->base;
+  size_t lo = 0, hi = k;
+  while (lo < hi) {   /* first range that ends after base */
+    size_t mid = lo + (hi - lo) / 2;
+    if (r[mid].to <= base) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo < k && r[lo].from < end;
+}
+
+/* Deletes the ranges r[0..k) (sorted, merged, below the next offset),
+** segment by segment, oldest first; caller holds wmu. A delete of more
+** than one segment is all or nothing across a crash: its ranges are on
+** disk before the first segment changes, and open finishes it. */
+static klevdb_err delete_ranges_locked(store *st, const klevdb_range *r, size_t k,
+                                       klevdb_deleted *res, klevdb_error *e) {
+  if (!k) return KLEVDB_OK;
+  dropset d = {NULL, 0, r, k};
+  size_t touched = 0;
+  for (size_t si = seg_find(st, r[0].from); si < st->nsegs && touched < 2; si++) {
+    if (st->segs[si]->base >= r[k - 1].to) break;
+    if (seg_touched(st, si, r, k)) touched++;
+  }
+  bool marked = touched > 1;
+  klevdb_err rc = KLEVDB_OK;
+  if (marked) {
+    rc = ranges_mark(st->dir, r, k, st->opts.auto_sync, e);
+    if (rc == KLEVDB_EIO) {
+      room_back(st);
+      rc = ranges_mark(st->dir, r, k, st->opts.auto_sync, e);
+    }
+  }
+  int64_t before = res->count;
+  /* Each step may remove or rename segment si, so the next one is found
+  ** again by base. */
+  int64_t from = r[0].from;
+  while (!rc) {
+    size_t si = seg_find(st, from);
+    bool last = si + 1 == st->nsegs;
+    int64_t seg_end = last ? INT64_MAX : st->segs[si + 1]->base;
+    if (seg_touched(st, si, r, k)) rc = delete_seg(st, si, drop_ranges, &d, res, NULL, e);
+    if (rc || last || seg_end >= r[k - 1].to) break;
+    from = seg_end;
+  }
+  /* A delete that failed before any segment changed never began; one that
+  ** failed later is finished by the next open. */
+  if (marked && (!rc || res->count == before)) ranges_unmark(st->dir, st->opts.auto_sync);
+  return rc;
+}
+
+/* Finishes a delete of several segments that a crash (at open) or an
+** error after it began (at the next delete) interrupted. */
+static klevdb_err delete_finish(store *st, klevdb_error *e) {
+  klevdb_range *r;
+  size_t n;
+  klevdb_err rc = ranges_pending(st->dir, &r, &n, e);
+  if (rc == KLEVDB_ENOTFOUND) return KLEVDB_OK;
+  if (rc) return rc;
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++) {
+    klevdb_range x = r[i];
+    if (x.to > st->next) x.to = st->next;
+    if (x.from < 0 || x.to <= x.from || (k && x.from < r[k - 1].to)) continue;
+    r[k++] = x;
+  }
+  klevdb_deleted res = {0, 0};
+  rc = delete_ranges_locked(st, r, k, &res, e);
+  free(r);
+  if (rc) {
+    kerr_wrap(e, "finish an interrupted delete");
+    return rc;
+  }
+  ranges_unmark(st->dir, true);
+  return KLEVDB_OK;
+}
+
 klevdb_err klevdb_delete_ranges(klevdb *db, const klevdb_range *ranges, size_t n,
                                 klevdb_deleted *out) {
   BEGIN(db);
@@ -1988,10 +2257,16 @@ klevdb_err klevdb_delete_ranges(klevdb *db, const klevdb_range *ranges, size_t n
   if (!ranges) return kerr(e, KLEVDB_EINVAL, "delete: no ranges given");
   klevdb_range *r = malloc(n * sizeof(*r));
   if (!r) return kerr_sys(e, ENOMEM, "delete");
+  klevdb_err rc = KLEVDB_OK;
+  pthread_mutex_lock(&st->wmu);
+  txn_wait(st, db);
+  /* Offsets from the next one on do not exist: a range is cut there, so
+  ** that finishing it at open never touches later messages. */
   size_t m = 0;
   for (size_t i = 0; i < n; i++) {
     klevdb_range x = ranges[i];
     if (x.from < 0) x.from = 0;
+    if (x.to > st->next) x.to = st->next;
     if (x.to > x.from) r[m++] = x;
   }
   qsort(r, m, sizeof(*r), cmp_range);
@@ -2003,28 +2278,8 @@ klevdb_err klevdb_delete_ranges(klevdb *db, const klevdb_range *ranges, size_t n
       r[k++] = r[i];
     }
   }
-  dropset d = {NULL, 0, r, k};
-  klevdb_err rc = KLEVDB_OK;
-  pthread_mutex_lock(&st->wmu);
-  txn_wait(st, db);
   if (head(st)->fd < 0) rc = kerr(e, KLEVDB_ECLOSED, "delete: store is closed");
-  /* Oldest first; each step may remove or rename segment si, so find the
-  ** next one again by base. */
-  int64_t from = k ? r[0].from : 0;
-  while (!rc && k) {
-    size_t si = seg_find(st, from);
-    seg *s = st->segs[si];
-    int64_t base = s->base;
-    bool last = si + 1 == st->nsegs;
-    int64_t seg_end = last ? INT64_MAX : st->segs[si + 1]->base;
-    /* Skip segments no range touches without loading them. */
-    bool touched = false;
-    for (size_t i = 0; i < k && !touched; i++)
-      touched = r[i].from < seg_end && r[i].to > base;
-    if (touched) rc = delete_in(st, si, drop_ranges, &d, &res, NULL, e);
-    if (rc || last || seg_end > r[k - 1].to) break;
-    from = seg_end;
-  }
+  else if (!(rc = delete_finish(st, e))) rc = delete_ranges_locked(st, r, k, &res, e);
   pthread_mutex_unlock(&st->wmu);
   free(r);
   if (out) *out = res;

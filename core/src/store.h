@@ -106,6 +106,9 @@ struct store {
   bool closing;
 
   /* read-only stores: following another process */
+  uint64_t moves;           /* atomic: bumped when files under the view
+                            ** moved (a segment replaced, removed or added
+                            ** by relist; a load that raced a rewrite) */
   struct timespec dir_mtime;
   int64_t refreshed;        /* coarse µs of the last refresh check */
 };
@@ -150,6 +153,9 @@ size_t log_reserve(const store *st, int64_t size);
 void spare_want(store *st);
 /* Renames a ready spare pair to segment base's names; false if none. */
 bool spare_take(store *st, int64_t base);
+/* Removes a ready spare pair, giving its space back (a full disk); the
+** next rollover makes the head's files itself. */
+void spare_drop(store *st);
 /* Stops the thread and removes the spare files (close). */
 void spare_stop(store *st);
 /* Removes spare files a crashed writer left (open). */

@@ -196,6 +196,30 @@ def test_missing_store():
           "nothing created for a missing store")
 
 
+def test_not_a_store():
+    # A folder of other files (think /etc): no segment files, no .lock.
+    d = fresh("not-a-store")
+    os.makedirs(os.path.join(d, "sub"))
+    with open(os.path.join(d, "notes.txt"), "w") as f:
+        f.write("not messages\n")
+    before = sorted(os.listdir(d))
+    for args in (["dump", d], ["consume", d], ["tail", d], ["get", d, "0"], ["stat", d],
+                 ["check", d], ["recover", d], ["backup", d, d + "-b"], ["migrate", d, "--to", "v2"],
+                 ["gc", d], ["trim", d, "--count", "1"], ["compact", d, "--updates"], ["sql", d],
+                 ["publish", d]):
+        err_check(run(*args, stdin=b"x\n"), 1, "%s on a folder that is not a store: exit 1" % args[0],
+                  "is not a klevdb store")
+    eq(sorted(os.listdir(d)), before, "nothing was created in it")
+    check(not os.path.exists(d + "-b"), "no backup folder was made")
+    # An empty folder is an empty store (CREATE VIRTUAL TABLE makes just that).
+    e = fresh("empty-store")
+    os.makedirs(e)
+    rc, out, err = run("dump", e)
+    eq((rc, out, err), (0, b"", b""), "dump of an empty folder: an empty store, exit 0")
+    rc, res, _ = jone("stat", e)
+    eq((rc, res.get("messages")), (0, 0), "stat of an empty folder: 0 messages")
+
+
 def test_roundtrip_lines():
     d = fresh("lines")
     data = [b"hello", b"", b"tab\there", b"back\\slash", b"bin\x00\xff\x01", "caf\u00e9".encode(),
@@ -527,12 +551,38 @@ def test_backup():
     rc, res, _ = jone("backup", d, b)
     eq((rc, res.get("segments"), res.get("messages")), (0, len(seg_logs(d)), 80), "backup --json")
     eq(dump_rows(b), dump_rows(d), "dump of the backup equals dump of the store")
-    publish(d, b"later\n")
-    rc, _, _ = run("backup", d, b)
-    eq(rc, 0, "a second backup into the same place")
-    eq(dump_rows(b), dump_rows(d), "the second backup has the new message")
     eq(sorted(f for f in os.listdir(b) if not f.startswith(".")),
        sorted(f for f in os.listdir(d) if not f.startswith(".")), "backup holds the same files")
+    publish(d, b"later\n")
+    # Into a store (even an earlier backup of this one): refused, untouched.
+    before = {f: open(os.path.join(b, f), "rb").read() for f in os.listdir(b)}
+    err_check(run("backup", d, b), 2, "a second backup into the same place is refused",
+              "is not empty")
+    eq({f: open(os.path.join(b, f), "rb").read() for f in os.listdir(b)}, before,
+       "the refused backup left the destination as it was")
+    b2 = fresh("backup-dst2")
+    rc, _, _ = run("backup", d, b2)
+    eq(rc, 0, "a backup into a new place")
+    eq(dump_rows(b2), dump_rows(d), "it has the new message")
+    # Over another store's messages: never mixed.
+    other = values_store("backup-other", 5)
+    want = dump_rows(other)
+    err_check(run("backup", d, other), 2, "a backup into another store is refused", "is not empty")
+    eq(dump_rows(other), want, "the other store is as it was")
+    # Into a store another process writes: refused, not a word lost there.
+    held = fresh("backup-held")
+    os.mkdir(held)
+    holder = hold_store(held)
+    err_check(run("backup", d, held), 4, "a backup into a store another process writes: exit 4",
+              "locked")
+    holder.stdin.write(b"more\n")
+    holder.stdin.close()
+    eq(holder.wait(timeout=30), 0, "the writer there ends cleanly")
+    eq([r["value"] for r in dump_rows(held)], ["held", "more"], "and has both of its messages")
+    # Inside the store: refused before anything is made there.
+    err_check(run("backup", d, os.path.join(d, "sub", "dir")), 2,
+              "a backup into a folder inside the store is refused", "inside the store")
+    check(not os.path.exists(os.path.join(d, "sub")), "no folder was made inside the store")
 
 
 def test_migrate():
@@ -839,7 +889,7 @@ def main():
     ENV["UBSAN_OPTIONS"] = "halt_on_error=1:print_stacktrace=1:" + ENV.get("UBSAN_OPTIONS", "")
     status = 0
     if "main" in groups:
-        for t in (test_usage, test_missing_store, test_roundtrip_lines, test_roundtrip_json,
+        for t in (test_usage, test_missing_store, test_not_a_store, test_roundtrip_lines, test_roundtrip_json,
                   test_consume, test_get, test_stat, test_check_recover, test_corrupt, test_locked,
                   test_backup, test_migrate, test_gc, test_trim, test_compact, test_tail,
                   test_progress, test_sql_errors):

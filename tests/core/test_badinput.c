@@ -431,7 +431,7 @@ out:
 }
 
 static void test_readonly_writes(void) {
-  char dir[256], bdir[300];
+  char dir[256], bdir[300] = "";
   SECTION("read-only writes");
   tmp_dir(dir, sizeof(dir));
   klevdb_options o = opts_tk();
@@ -457,7 +457,7 @@ static void test_readonly_writes(void) {
   CHECK_DB(db, klevdb_compact_updates(db, TI(10), &d), KLEVDB_EREADONLY);
   CHECK_NEXT(db, 4);
   CONSUME_EXPECT(db, KLEVDB_OFFSET_OLDEST, 3, 0, 0, 3, 3);
-  snprintf(bdir, sizeof(bdir), "%s/bk", dir);
+  snprintf(bdir, sizeof(bdir), "%s-bk", dir);   /* beside it: never inside */
   CHECK_DBOK(db, klevdb_backup(db, bdir));
   CHECK_OK(klevdb_close(db));
   {
@@ -474,6 +474,7 @@ static void test_readonly_writes(void) {
   CHECK_EQ(seg_size(dir, 0, ".log"), 8 + 4 * SV2);
 out:
   rm_rf(dir);
+  rm_rf(bdir);
 }
 
 static void test_index_mismatch(void) {

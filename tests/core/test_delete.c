@@ -23,6 +23,12 @@ static klevdb *reopen(klevdb *db, const char *dir, int64_t rollover) {
   return OPEN(dir, &o);
 }
 
+static klevdb *reopen_plain(const char *dir) {
+  klevdb_options o = opts_tk();
+  o.rollover = ROLL2;
+  return OPEN(dir, &o);
+}
+
 /* klevdb_delete of offs[0..n): expects count deleted with these offsets. */
 static void delete_expect(klevdb *db, const int64_t *offs, size_t n,
                           const int64_t *want, size_t nwant, int line) {
@@ -446,6 +452,66 @@ out:
   rm_rf(dir);
 }
 
+/* Writes a file in dir (a marker as a crash leaves it). */
+static void put_file(const char *dir, const char *name, const char *text) {
+  char path[512];
+  snprintf(path, sizeof(path), "%s/%s", dir, name);
+  FILE *f = fopen(path, "w");
+  if (!CHECK(f != NULL)) return;
+  fputs(text, f);
+  fclose(f);
+}
+
+/* A delete of several segments killed after it wrote its ranges: the next
+** read-write open finishes it (a read-only one changes nothing); ranges
+** with no "end" line never began. */
+static void test_delete_interrupted(void) {
+  char dir[256];
+  SECTION("a delete of several segments interrupted: open finishes it");
+  klevdb *db = setup(dir, sizeof(dir), ROLL2, 10);
+  if (!db) goto out;
+  CHECK_OK(klevdb_close(db));
+  /* as a crash leaves it once the ranges are written */
+  put_file(dir, ".delete-ranges", "1 4\n6 9\nend 2\n");
+  {
+    klevdb_options ro = opts_tk();
+    ro.readonly = 1;
+    db = OPEN(dir, &ro);
+    if (!db) goto out;
+    int64_t offs[16];
+    CHECK_EQ(CONSUME_ALL(db, 10, offs, 16), 10);
+    CHECK_OK(klevdb_close(db));
+  }
+  db = reopen_plain(dir);
+  if (!db) goto out;
+  {
+    int64_t offs[16];
+    long n = CONSUME_ALL(db, 10, offs, 16);
+    static const int64_t surv[4] = {0, 4, 5, 9};
+    CHECK_EQ(n, 4);
+    for (int k = 0; k < 4 && k < n; k++) CHECK_EQ(offs[k], surv[k]);
+  }
+  CHECK(!seg_exists(dir, 2, ".log"));
+  CHECK_NEXT(db, 10);
+  CHECK_OK(klevdb_close(db));
+  {
+    char m[512];
+    snprintf(m, sizeof(m), "%s/.delete-ranges", dir);
+    CHECK(access(m, F_OK) != 0);
+  }
+  /* a torn marker: nothing happens, and it goes */
+  put_file(dir, ".delete-ranges", "0 1\n4 6\n");
+  db = reopen_plain(dir);
+  if (!db) goto out;
+  {
+    int64_t offs[16];
+    CHECK_EQ(CONSUME_ALL(db, 10, offs, 16), 4);
+  }
+  CHECK_OK(klevdb_close(db));
+out:
+  rm_rf(dir);
+}
+
 int main(void) {
   chk_name = "test_delete";
   test_delete_first(0);
@@ -455,5 +521,6 @@ int main(void) {
   test_delete_head();
   test_delete_multi();
   test_delete_ranges();
+  test_delete_interrupted();
   return check_done();
 }

@@ -259,7 +259,7 @@ out32:
 }
 
 static void test_readonly_empty(void) {
-  char dir[256], bdir[300];
+  char dir[256], bdir[300] = "";
   SECTION("readonly 33");
   tmp_dir(dir, sizeof(dir));
   klevdb_options o = opts_tk();
@@ -289,7 +289,7 @@ static void test_readonly_empty(void) {
     klevdb_batch_free(&b);
   }
   CHECK_STAT(db, 0, 0, 0);
-  snprintf(bdir, sizeof(bdir), "%s/backup", dir);
+  snprintf(bdir, sizeof(bdir), "%s-backup", dir);   /* beside it: never inside */
   CHECK_DBOK(db, klevdb_backup(db, bdir));
   next = -99;
   CHECK_DBOK(db, klevdb_sync(db, &next));
@@ -301,10 +301,11 @@ static void test_readonly_empty(void) {
   CHECK_OK(klevdb_close(db));
 out:
   rm_rf(dir);
+  rm_rf(bdir);
 }
 
 static void test_readonly_store(int two_segments) {
-  char dir[256], bdir[300];
+  char dir[256], bdir[300] = "";
   SECTION(two_segments ? "readonly 35" : "readonly 34");
   tmp_dir(dir, sizeof(dir));
   make_store(dir, two_segments ? 2 * SV2 : 0, 4);
@@ -337,7 +338,7 @@ static void test_readonly_store(int two_segments) {
   }
   int segs = two_segments ? 2 : 1;
   CHECK_STAT(db, segs, 4, 4 * Size + 16 * segs);
-  snprintf(bdir, sizeof(bdir), "%s/backup", dir);
+  snprintf(bdir, sizeof(bdir), "%s-backup", dir);   /* beside it: never inside */
   CHECK_DBOK(db, klevdb_backup(db, bdir));
   {
     klevdb_stat st = {-1, -1, -1};
@@ -356,12 +357,13 @@ static void test_readonly_store(int two_segments) {
   CHECK_OK(klevdb_close(db));
 out:
   rm_rf(dir);
+  rm_rf(bdir);
 }
 
 /* 36 (stat on 1 and 2 segments) is covered by 31/32/34/35; 37: backup of a
 ** live store, then the copy consumes the same step by step. */
 static void test_backup_live(int rollover) {
-  char dir[256], bdir[300];
+  char dir[256], bdir[300] = "";
   SECTION(rollover ? "backup 37 (2 segments)" : "backup 37 (1 segment)");
   tmp_dir(dir, sizeof(dir));
   klevdb_options o = opts_tk();
@@ -369,7 +371,7 @@ static void test_backup_live(int rollover) {
   klevdb *db = OPEN(dir, &o);
   if (!db) goto out;
   PUBLISH(db, 0, 4, 0);
-  snprintf(bdir, sizeof(bdir), "%s/backup", dir);
+  snprintf(bdir, sizeof(bdir), "%s-backup", dir);   /* beside it: never inside */
   CHECK_DBOK(db, klevdb_backup(db, bdir));
   klevdb_stat st1, st2;
   CHECK_DBOK(db, klevdb_stat_get(db, &st1));
@@ -398,8 +400,11 @@ static void test_backup_live(int rollover) {
       CHECK_OK(klevdb_close(cp));
     }
   }
-  /* incremental: publish more, back up again, the copy has everything */
+  /* publish more: a second backup into the first one's folder is refused
+  ** (two stores are never mixed); into a new one it has everything */
   PUBLISH(db, 4, 2, 4);
+  CHECK_DB(db, klevdb_backup(db, bdir), KLEVDB_EINVAL);
+  snprintf(bdir, sizeof(bdir), "%s-backup2", dir);
   CHECK_DBOK(db, klevdb_backup(db, bdir));
   {
     klevdb_options bo = opts_tk();
@@ -415,6 +420,9 @@ static void test_backup_live(int rollover) {
   CHECK_OK(klevdb_close(db));
 out:
   rm_rf(dir);
+  rm_rf(bdir);
+  snprintf(bdir, sizeof(bdir), "%s-backup", dir);
+  rm_rf(bdir);
 }
 
 static void test_index_rebuild(void) {

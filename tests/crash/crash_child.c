@@ -27,6 +27,12 @@
 **       Then finishes the pending deletes, publishes a few messages at the
 **       next offset and reads them back. Prints "NEXT <next>" and exits 0,
 **       or prints "FAIL ..." lines and exits 1.
+**
+**   crash_child bigdel-make DIR N ROLLOVER / bigdel DIR N [--sql] /
+**   bigdel-verify DIR N
+**       delete_test.py: a store of N messages, one delete of every third
+**       offset in it (C API or one SQL DELETE) killed at a random moment,
+**       then a check that the delete is all there or not at all.
 */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -590,6 +596,130 @@ static int verify(const char *dir, const char *statefile, int auto_sync) {
   return fails ? 1 : 0;
 }
 
+/* ---- one big delete across many segments (delete_test.py) ---- */
+
+/* A store of n messages gen(0..n) in segments of rollover bytes. */
+static int bigdel_make(const char *dir, int64_t n, int64_t rollover) {
+  klevdb_options o = store_options(0);
+  o.rollover = rollover;
+  klevdb_error e;
+  klevdb *db;
+  if (klevdb_open(dir, &o, &db, &e)) die("open %s: %s", dir, e.msg);
+  gen gs[100];
+  klevdb_msg ms[100];
+  for (int64_t at = 0; at < n;) {
+    size_t k = 0;
+    for (; k < 100 && at + (int64_t)k < n; k++) {
+      gen_msg(at + (int64_t)k, &gs[k]);
+      ms[k] = (klevdb_msg){.time = gs[k].time, .key = gs[k].key, .key_len = gs[k].key_len,
+                           .value = gs[k].value, .value_len = gs[k].value_len};
+    }
+    if (klevdb_publish(db, ms, k, NULL)) die("publish: %s", klevdb_errmsg(db));
+    at += (int64_t)k;
+  }
+  klevdb_stat st;
+  if (klevdb_stat_get(db, &st)) die("stat: %s", klevdb_errmsg(db));
+  klevdb_close(db);
+  printf("made %lld messages in %lld segments\n", (long long)st.messages, (long long)st.segments);
+  return 0;
+}
+
+/* Deletes every third offset of [0, n) in one call (C API) or one
+** autocommit DELETE (SQL); says READY before and DONE after. */
+static int bigdel(const char *dir, int64_t n, int use_sql) {
+  struct timespec t0, t1;
+  if (!use_sql) {
+    klevdb_options o = store_options(0);
+    klevdb_error e;
+    klevdb *db;
+    if (klevdb_open(dir, &o, &db, &e)) die("open %s: %s", dir, e.msg);
+    klevdb_range *r = malloc((size_t)(n / 3 + 1) * sizeof(*r));
+    if (!r) die("out of memory");
+    size_t k = 0;
+    for (int64_t x = 0; x < n; x += 3) r[k++] = (klevdb_range){x, x + 1};
+    say("READY %lld", (long long)n);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    klevdb_deleted d;
+    if (klevdb_delete_ranges(db, r, k, &d)) die("delete: %s", klevdb_errmsg(db));
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    if (d.count != (int64_t)k) die("deleted %lld, expected %zu", (long long)d.count, k);
+    free(r);
+  } else {
+#ifdef CRASH_SQL
+    writer w = {0};
+    char dbpath[4200];
+    snprintf(dbpath, sizeof(dbpath), "%s.db", dir);
+    unlink(dbpath);
+    if (sqlite3_open(dbpath, &w.sql) != SQLITE_OK) die("sqlite3_open %s", dbpath);
+    char *q = sqlite3_mprintf("CREATE VIRTUAL TABLE t USING klevdb(dir=%Q)", dir);
+    sql_exec(&w, q);
+    sqlite3_free(q);
+    say("READY %lld", (long long)n);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    sql_exec(&w, "DELETE FROM t WHERE \"offset\" % 3 = 0");
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    if (sqlite3_changes(w.sql) != (int)((n + 2) / 3)) die("deleted %d rows", sqlite3_changes(w.sql));
+#else
+    die("built without SQL");
+#endif
+  }
+  say("DONE %.1f", (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
+  pause();   /* killed by the driver */
+  return 0;
+}
+
+/* After a kill: every offset not divisible by 3 is there as generated; of
+** the others, all are there (the delete never began) or none (it was all
+** done). Prints "STATE before|after", or FAIL and exits 1. */
+static int bigdel_verify(const char *dir, int64_t n) {
+  klevdb_options o = store_options(0);
+  klevdb_error e;
+  klevdb *db;
+  if (klevdb_open(dir, &o, &db, &e)) {
+    fail("reopen: %s", e.msg);
+    return 1;
+  }
+  klevdb_batch bt = KLEVDB_BATCH_INIT;
+  int64_t at = KLEVDB_OFFSET_OLDEST, expect = 0, thirds = 0, count = 0;
+  int mode = -1;   /* 1: every third is there, 0: none is */
+  for (;;) {
+    if (klevdb_consume(db, at, 1000, &bt)) {
+      fail("consume at %lld: %s", (long long)at, klevdb_errmsg(db));
+      break;
+    }
+    if (bt.len == 0) break;
+    for (size_t i = 0; i < bt.len; i++) {
+      int64_t off = bt.msgs[i].offset;
+      if (off < expect || off >= n) fail("offset %lld out of place (expected %lld)", (long long)off, (long long)expect);
+      if (!msg_matches(&bt.msgs[i], off)) fail("offset %lld: bytes differ", (long long)off);
+      for (int64_t x = expect; x < off; x++) {
+        if (x % 3) fail("offset %lld was never deleted but is missing", (long long)x);
+        else if (mode == 1) fail("offset %lld is missing, offsets before it of the delete are there", (long long)x);
+        else mode = 0;
+      }
+      if (off % 3 == 0) {
+        if (mode == 0) fail("offset %lld is there, offsets before it of the delete are gone (half applied)", (long long)off);
+        else mode = 1;
+        thirds++;
+      }
+      expect = off + 1;
+      count++;
+    }
+    at = bt.next_offset;
+  }
+  for (int64_t x = expect; x < n; x++)
+    if (x % 3) fail("offset %lld was never deleted but is missing", (long long)x);
+    else if (mode == 1) fail("offset %lld is missing, offsets before it of the delete are there", (long long)x);
+  klevdb_stat st;
+  if (klevdb_stat_get(db, &st)) fail("stat: %s", klevdb_errmsg(db));
+  else if (st.messages != count) fail("segments hold %lld messages, consume read %lld", (long long)st.messages, (long long)count);
+  klevdb_batch_free(&bt);
+  klevdb_close(db);
+  printf("STATE %s thirds=%lld messages=%lld\n", thirds ? "before" : "after", (long long)thirds,
+         (long long)count);
+  return fails ? 1 : 0;
+}
+
 int main(int argc, char **argv) {
   int use_sql = 0, auto_sync = 0;
   int npos = 0;
@@ -605,7 +735,14 @@ int main(int argc, char **argv) {
   if (npos == 3 && !strcmp(pos[0], "run"))
     return run(pos[1], strtoull(pos[2], NULL, 10), use_sql, auto_sync);
   if (npos == 3 && !strcmp(pos[0], "verify")) return verify(pos[1], pos[2], auto_sync);
+  if (npos == 4 && !strcmp(pos[0], "bigdel-make"))
+    return bigdel_make(pos[1], strtoll(pos[2], NULL, 10), strtoll(pos[3], NULL, 10));
+  if (npos == 3 && !strcmp(pos[0], "bigdel")) return bigdel(pos[1], strtoll(pos[2], NULL, 10), use_sql);
+  if (npos == 3 && !strcmp(pos[0], "bigdel-verify")) return bigdel_verify(pos[1], strtoll(pos[2], NULL, 10));
   fprintf(stderr, "usage: crash_child run DIR SEED [--sql] [--auto-sync]\n"
-                  "       crash_child verify DIR STATEFILE [--auto-sync]\n");
+                  "       crash_child verify DIR STATEFILE [--auto-sync]\n"
+                  "       crash_child bigdel-make DIR N ROLLOVER\n"
+                  "       crash_child bigdel DIR N [--sql]\n"
+                  "       crash_child bigdel-verify DIR N\n");
   return 2;
 }

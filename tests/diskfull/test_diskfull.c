@@ -608,6 +608,81 @@ static void backup_full_child(const void *p) {
   }
 }
 
+/* Exactly the messages [from, to) of msgs_make are there. */
+static void verify_range(klevdb *db, int64_t from, int64_t to) {
+  klevdb_batch b = KLEVDB_BATCH_INIT;
+  int64_t at = KLEVDB_OFFSET_OLDEST, want = from;
+  klevdb_err rc;
+  while ((rc = klevdb_consume(db, at, 500, &b)) == KLEVDB_OK && b.len) {
+    for (size_t i = 0; i < b.len; i++, want++) {
+      if (b.msgs[i].offset != want || !msg_ok(&b.msgs[i], want, 0)) {
+        chk_report(0, __FILE__, __LINE__, "message %lld where %lld was expected, or not as published",
+                   (long long)b.msgs[i].offset, (long long)want);
+        klevdb_batch_free(&b);
+        return;
+      }
+    }
+    at = b.next_offset;
+  }
+  CHECK_DBOK(db, rc);
+  CHECK_EQ(want, to);
+  klevdb_batch_free(&b);
+}
+
+/* Trims on a full disk. One that needs space (a rewrite) fails while
+** there is none, and works as soon as there is some again, without a
+** reopen, even though a publish in between allocated room ahead for the
+** head (a reopen gives that back; a trim must too). One that frees space
+** (every sealed segment, and into the head) works on the full disk. */
+static void trim_full_child(const void *p) {
+  const char *mnt = p;
+  char dir[600], ballast[600];
+  snprintf(dir, sizeof(dir), "%s/trim", mnt);
+  snprintf(ballast, sizeof(ballast), "%s/trim-ballast", mnt);
+  if (!CHECK(make_file(ballast, 384 << 10) == 0)) return;
+  klevdb_options o = opts_tk();
+  o.create_dirs = 1;
+  o.rollover = 256 << 10;
+  klevdb *db = OPEN(dir, &o);
+  if (!db) return;
+  klevdb_err rc;
+  int64_t n = publish_until(db, 0, 200000, 1, 0, &rc);
+  CHECK_EQ(rc, KLEVDB_EIO);
+  klevdb_deleted d = {0, 0};
+  /* a rewrite of the first segment: no room for it */
+  CHECK_DB(db, klevdb_trim_by_offset(db, 100, &d), KLEVDB_EIO);
+  printf("test_diskfull: [%s] trim on the full disk: %s\n", chk_section, klevdb_errmsg(db));
+  verify_range(db, 0, n);
+  /* room again; a publish takes some of it ahead */
+  CHECK(unlink(ballast) == 0);
+  n += publish_until(db, n, 10, 1, 0, &rc);
+  CHECK_DBOK(db, rc);
+  rc = klevdb_trim_by_offset(db, 100, &d);
+  chk_report(rc == KLEVDB_OK, __FILE__, __LINE__, "trim once there is room again: %s (%s)",
+             klevdb_errname(rc), rc ? klevdb_errmsg(db) : "");
+  if (rc == KLEVDB_OK) CHECK_EQ(d.count, 100);
+  int64_t first = rc == KLEVDB_OK ? 100 : 0;
+  verify_range(db, first, n);
+  /* full again: a trim of every sealed segment and into the head */
+  n += publish_until(db, n, 200000, 1, 0, &rc);
+  CHECK_EQ(rc, KLEVDB_EIO);
+  rc = klevdb_trim_by_offset(db, n - 10, &d);
+  chk_report(rc == KLEVDB_OK, __FILE__, __LINE__, "a trim that frees space, on the full disk: %s (%s)",
+             klevdb_errname(rc), rc ? klevdb_errmsg(db) : "");
+  if (rc == KLEVDB_OK) first = n - 10;
+  verify_range(db, first, n);
+  n += publish_until(db, n, 5, 1, 0, &rc);
+  CHECK_DBOK(db, rc);
+  verify_range(db, first, n);
+  CHECK_OK(klevdb_close(db));
+  db = OPEN(dir, &o);
+  if (db) {
+    verify_range(db, first, n);
+    CHECK_OK(klevdb_close(db));
+  }
+  rm_rf(dir);
+}
+
 static void test_tmpfs(void) {
   char mnt[256];
   SECTION("tmpfs");
@@ -651,6 +726,9 @@ static void test_tmpfs(void) {
     snprintf(p, sizeof(p), "%s/bk-dst", mnt);
     rm_rf(p);
   }
+
+  SECTION("tmpfs trim on a full file system");
+  run_child("trim on a full file system", trim_full_child, mnt);
 
   /* a read-only file system: a read-write open is refused clearly, a
   ** read-only one reads */

@@ -100,6 +100,7 @@ static void test_args(void) {
     CHECK(a.opts.new_segments_version == KLEVDB_V2, "format");
     CHECK(a.opts.keep_rewrite_version == 0 && a.opts.eager_migrate == 0, "other");
     CHECK(a.key == KVT_TEXT && a.value == KVT_TEXT, "codecs");
+    CHECK(!a.triggers, "triggers");
     kvt_args_free(&a);
     CHECK(a.dir == NULL, "freed");
   }
@@ -108,7 +109,7 @@ static void test_args(void) {
   rc = parse(mem, &a, &e, "dir=/a/b", " key_index = off ", "time_index=NO",
              "rollover=64KB", "auto_sync=on", "READONLY=TRUE", "create_dirs=0",
              "check=yes", "recover=1", "format=V1", "key=integer",
-             "value=StringOpt", (const char *)NULL);
+             "value=StringOpt", "Triggers=1", (const char *)NULL);
   CHECK(rc == SQLITE_OK, "rc %d %s", rc, e ? e : "");
   if (rc == SQLITE_OK) {
     CHECK(strcmp(a.dir, "/a/b") == 0, "dir %s", a.dir);
@@ -119,6 +120,7 @@ static void test_args(void) {
     CHECK(a.opts.check == 1 && a.opts.recover == 1, "check/recover");
     CHECK(a.opts.new_segments_version == KLEVDB_V1, "format");
     CHECK(a.key == KVT_INTEGER && a.value == KVT_STRINGOPT, "codecs");
+    CHECK(a.triggers, "triggers");
     kvt_args_free(&a);
   }
   for (int c = KVT_BLOB; c <= KVT_STRINGOPT; c++) {
@@ -165,7 +167,7 @@ static void test_args(void) {
   /* Errors and their messages. */
   PARSE_ERR("klevdb: unknown argument 'rolover' (arguments: dir, key_index, "
             "time_index, rollover, auto_sync, readonly, create_dirs, check, "
-            "recover, format, key, value)", "dir=/x", "rolover=1MB");
+            "recover, format, key, value, triggers)", "dir=/x", "rolover=1MB");
   PARSE_ERR("argument 'readonly' has no '='", "dir=/x", "readonly");
   PARSE_ERR("argument key has an empty value", "dir=/x", "key=");
   PARSE_ERR("argument dir has an empty value", "dir=''");

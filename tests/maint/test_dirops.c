@@ -3,6 +3,7 @@
 ** against the Go fixtures (spec 7.1, 7.3-7.5), and a mutation run that
 ** feeds damaged files to every helper.
 */
+#include <sys/file.h>
 #include <time.h>
 
 #include "util.h"
@@ -131,6 +132,40 @@ static int backup_matches(const char *src, const char *dst) {
   return ok;
 }
 
+/* Names, sizes and mtimes of dir's entries, for "left as it was". */
+static void dir_sig(const char *dir, char *out, size_t cap) {
+  DIR *d = opendir(dir);
+  size_t n = 0;
+  out[0] = 0;
+  if (!d) return;
+  struct dirent *de;
+  while ((de = readdir(d)) != NULL && n < cap) {
+    struct stat st;
+    if (stat(pj(dir, de->d_name), &st) < 0) continue;
+    n += (size_t)snprintf(out + n, cap - n, "%s:%lld:%lld.%ld;", de->d_name,
+                          (long long)st.st_size, (long long)st.st_mtim.tv_sec,
+                          st.st_mtim.tv_nsec);
+  }
+  closedir(d);
+}
+
+/* Tries to open a writer in dir from a backup's progress callback. */
+typedef struct {
+  const char *dir;
+  klevdb_err got;
+  int calls;
+} writer_probe;
+
+static void try_writer(void *arg, int64_t done, int64_t total) {
+  writer_probe *p = arg;
+  (void)total;
+  if (p->calls++ == 0 || done != 1) return;
+  klevdb_options o = {.key_index = 1, .time_index = 1};
+  klevdb *w;
+  p->got = klevdb_open(p->dir, &o, &w, NULL);
+  if (p->got == KLEVDB_OK) klevdb_close(w);
+}
+
 static void test_backup(void) {
   klevdb_error err;
   char *src = fixture_copy("v2-multiseg", "store");
@@ -139,58 +174,123 @@ static void test_backup(void) {
   snprintf(dst, sizeof(dst), "%s/a/b/backup", top);
   CHECK_RC(klevdb_dir_backup(src, dst, &err), KLEVDB_OK, err);
   CHECK(backup_matches(src, dst));
-  CHECK_EQ(count_suffix(dst, ""), 26); /* no .lock, no temps */
+  /* The destination's lock, held during the copy so that no writer could
+  ** start there, stays (as in any store a writer opened); no temps. */
+  CHECK_EQ(count_suffix(dst, ""), 27);
+  CHECK(exists(pj(dst, ".lock")));
   struct stat st;
   CHECK(stat(dst, &st) == 0 && (st.st_mode & 0777) == 0700);
   CHECK(stat(pj(top, "a"), &st) == 0 && (st.st_mode & 0777) == 0700);
 
-  /* Unchanged files are skipped: nothing is rewritten (ctime stays). */
-  struct stat c1[2], c2[2];
-  const char *probe[2] = {segname(0, ".log"), segname(4800, ".index")};
-  for (int i = 0; i < 2; i++) stat(pj(dst, probe[i]), &c1[i]);
+  /* A second backup into a store (even an earlier backup of this one) is
+  ** refused, and nothing there is touched: two stores never mix. */
+  char before[8192], after[8192];
+  dir_sig(dst, before, sizeof(before));
   struct timespec nap = {0, 30 * 1000 * 1000};
   nanosleep(&nap, NULL);
-  CHECK_RC(klevdb_dir_backup(src, dst, &err), KLEVDB_OK, err);
-  for (int i = 0; i < 2; i++) {
-    stat(pj(dst, probe[i]), &c2[i]);
-    CHECK(same_times(&c1[i], &c2[i]));
-    CHECK(c1[i].st_ctim.tv_sec == c2[i].st_ctim.tv_sec &&
-          c1[i].st_ctim.tv_nsec == c2[i].st_ctim.tv_nsec);
-  }
+  CHECK_RC(klevdb_dir_backup(src, dst, &err), KLEVDB_EINVAL, err);
+  CHECK_CONTAINS(err.msg, "is not empty");
+  dir_sig(dst, after, sizeof(after));
+  CHECK(strcmp(before, after) == 0);
   CHECK(backup_matches(src, dst));
 
-  /* Incremental: a grown head is copied again. */
-  {
-    const char *head = pj(src, segname(4800, ".log"));
-    size_t l;
-    uint8_t *p = slurp(head, &l);
-    uint8_t *q = malloc(l + 100);
-    memcpy(q, p, l);
-    memset(q + l, 'x', 100);
-    spit(head, q, l + 100);
-    free(p);
-    free(q);
-  }
-  CHECK_RC(klevdb_dir_backup(src, dst, &err), KLEVDB_OK, err);
-  CHECK(backup_matches(src, dst));
+  /* Any other non-empty directory too. */
+  char other[4096];
+  snprintf(other, sizeof(other), "%s/other", top);
+  mkdir(other, 0700);
+  spit(pj(other, "notes.txt"), "mine", 4);
+  CHECK_RC(klevdb_dir_backup(src, other, &err), KLEVDB_EINVAL, err);
+  CHECK_EQ(count_suffix(other, ""), 1);
 
-  /* Same size, other mtime: copied again too. */
+  /* An empty directory, or one with only a lock file, is fine. */
+  char empty[4096];
+  snprintf(empty, sizeof(empty), "%s/empty", top);
+  mkdir(empty, 0700);
+  CHECK_RC(klevdb_dir_backup(src, empty, &err), KLEVDB_OK, err);
+  CHECK(backup_matches(src, empty));
+  char lonely[4096];
+  snprintf(lonely, sizeof(lonely), "%s/lonely", top);
+  mkdir(lonely, 0700);
+  spit(pj(lonely, ".lock"), "", 0);
+  CHECK_RC(klevdb_dir_backup(src, lonely, &err), KLEVDB_OK, err);
+  CHECK(backup_matches(src, lonely));
+
+  /* Into the store itself or a folder inside it (however spelled): refused
+  ** before anything is created there. */
+  int nsrc = count_suffix(src, "");
+  CHECK_RC(klevdb_dir_backup(src, pj(src, "."), &err), KLEVDB_EINVAL, err);
+  CHECK_CONTAINS(err.msg, "same directory");
+  CHECK_RC(klevdb_dir_backup(src, pj(src, "new/deeper"), &err), KLEVDB_EINVAL, err);
+  CHECK_CONTAINS(err.msg, "is inside the store");
+  /* Through a folder that does not exist yet and back up. */
+  char parent[4096], sneaky[8300];
+  snprintf(parent, sizeof(parent), "%s", src);
+  *strrchr(parent, '/') = 0;
+  snprintf(sneaky, sizeof(sneaky), "%s/missing/../%s/sub", parent, strrchr(src, '/') + 1);
+  CHECK_RC(klevdb_dir_backup(src, sneaky, &err), KLEVDB_EINVAL, err);
+  CHECK_CONTAINS(err.msg, "is inside the store");
+  CHECK_EQ(count_suffix(src, ""), nsrc);
+  CHECK(!exists(pj(src, "new")) && !exists(pj(src, "sub")));
+
+  /* A destination a writer holds is refused, even an empty store. */
+  char held[4096];
+  snprintf(held, sizeof(held), "%s/held", top);
+  klevdb_options wo = {.create_dirs = 1, .key_index = 1, .time_index = 1};
+  klevdb *w;
+  CHECK_RC(klevdb_open(held, &wo, &w, &err), KLEVDB_OK, err);
+  char hb[8192], ha[8192];
+  dir_sig(held, hb, sizeof(hb));
+  CHECK_RC(klevdb_dir_backup(src, held, &err), KLEVDB_ELOCKED, err);
+  CHECK_CONTAINS(err.msg, "is locked: a store is open there");
+  dir_sig(held, ha, sizeof(ha));
+  CHECK(strcmp(hb, ha) == 0);
+  klevdb_close(w);
+  /* ... and one a reader holds as Go's readers do (a shared flock). */
+  char shared[4096];
+  snprintf(shared, sizeof(shared), "%s/shared", top);
+  mkdir(shared, 0700);
+  int sfd = open(pj(shared, ".lock"), O_CREAT | O_RDONLY | O_CLOEXEC, 0600);
+  CHECK(sfd >= 0 && flock(sfd, LOCK_SH | LOCK_NB) == 0);
+  CHECK_RC(klevdb_dir_backup(src, shared, &err), KLEVDB_ELOCKED, err);
+  CHECK_EQ(count_suffix(shared, ""), 1);
+  close(sfd);
+
+  /* While a backup runs, no writer can start in its destination (tried
+  ** from the progress callback, in the middle of the copy). */
   {
-    const char *f = pj(src, segname(0, ".index"));
-    size_t l;
-    uint8_t *p = slurp(f, &l);
-    p[l - 1] ^= 0xff;
-    spit(f, p, l);
-    free(p);
-    struct timespec t[2] = {{1000000000, 5}, {1000000000, 5}};
-    utimensat(AT_FDCWD, f, t, 0);
+    char during[4096];
+    snprintf(during, sizeof(during), "%s/during", top);
+    writer_probe p = {during, KLEVDB_OK, 0};
+    klevdb_options ro = {.readonly = 1, .key_index = 1, .time_index = 1,
+                         .progress = try_writer, .progress_arg = &p};
+    klevdb *r;
+    CHECK_RC(klevdb_open(src, &ro, &r, &err), KLEVDB_OK, err);
+    CHECK_RC(klevdb_backup(r, p.dir), KLEVDB_OK, err);
+    CHECK(p.calls > 2);
+    CHECK_EQ(p.got, KLEVDB_ELOCKED);
+    CHECK(backup_matches(src, p.dir));
+    /* Afterwards it is an ordinary store. */
+    klevdb *w;
+    klevdb_options wo2 = {.key_index = 1, .time_index = 1};
+    CHECK_RC(klevdb_open(p.dir, &wo2, &w, &err), KLEVDB_OK, err);
+    int64_t next = 0;
+    CHECK_EQ(klevdb_next_offset(w, &next), KLEVDB_OK);
+    CHECK_EQ(next, 5000);
+    klevdb_close(w);
+    /* The handle's backup refuses what the directory-level one does. */
+    CHECK_EQ(klevdb_backup(r, p.dir), KLEVDB_EINVAL);
+    CHECK_CONTAINS(klevdb_errmsg(r), "is not empty");
+    CHECK_EQ(klevdb_backup(r, pj(src, "in")), KLEVDB_EINVAL);
+    CHECK_CONTAINS(klevdb_errmsg(r), "is inside the store");
+    CHECK(!exists(pj(src, "in")));
+    klevdb_close(r);
   }
-  CHECK_RC(klevdb_dir_backup(src, dst, &err), KLEVDB_OK, err);
-  CHECK(backup_matches(src, dst));
 
   /* A missing index fails the backup. */
   unlink(pj(src, segname(400, ".index")));
-  CHECK_RC(klevdb_dir_backup(src, dst, &err), KLEVDB_EIO, err);
+  char fresh[4096];
+  snprintf(fresh, sizeof(fresh), "%s/fresh", top);
+  CHECK_RC(klevdb_dir_backup(src, fresh, &err), KLEVDB_EIO, err);
   CHECK_CONTAINS(err.msg, "klevdb: backup 400: ");
 
   /* Missing source: success, nothing created. */
