@@ -41,6 +41,8 @@ def random_rows(r, kc, vc, n):
             t = r.choice(fuzzlib.TIMES) if r.random() < 0.7 else r.randrange(-10, 10)
         # Other types' values only in small INSERTs: a refused one drops them all.
         pick = lambda c: r.choice(fuzzlib.CROSS if n <= 3 and r.random() < 0.08 else fuzzlib.POOLS[c])
+        if n <= 3 and r.random() < 0.01:
+            t = fuzzlib.INT64_MIN
         rows.append((t, pick(kc), pick(vc)))
     return rows
 

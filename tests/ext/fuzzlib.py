@@ -30,7 +30,8 @@ STATEMENT_SECONDS = 20     # a statement running longer is a failure (a hang)
 #    below say. Other values (CROSS) are converted as a plain column of the
 #    declared type converts them, or the INSERT is refused with a klevdb:
 #    error (then the plain table does not get the rows); an INSERT of the
-#    codec's own values is never refused.
+#    codec's own values is never refused. So is a time of INT64_MIN (the
+#    store's "unset"): refused, or stored as given, never as "now".
 # 2. An empty string or blob is stored absent and reads back NULL; the
 #    string codec reads absent (and NULL) back as ''; stringopt keeps ''.
 # 3. The json codec stores a number as its text (SQLite's own %!.15g).
@@ -649,7 +650,7 @@ class Pair:
         ours = run(self.conn, sv)
         if ours[0] == "error":
             if ours[1].startswith("klevdb: ") and not all(
-                    natural(self.kc, k) and natural(self.vc, v) for _, k, v in rows):
+                    natural(self.kc, k) and natural(self.vc, v) and t != INT64_MIN for t, k, v in rows):
                 self.refused += 1
                 return None
             return "INSERT failed on the klevdb table: %s" % ours[1]
