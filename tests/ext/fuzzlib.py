@@ -760,20 +760,16 @@ def repro(module_hint, script):
 class Tables(list):
     """The pairs of a case (one or two), on one connection and one log."""
 
-    def __init__(self, module, d, create):
+    def __init__(self, module, d, create, log=None):
         super().__init__()
         for i, c in enumerate(create if isinstance(create, list) else [create]):
             if not self:
-                self.append(Pair(module, d, **c))
+                self.append(Pair(module, d, log=log, **c))
             else:
                 self.append(Pair(module, d, n=str(i + 1), conn=self.conn, log=self.log, **c))
 
     conn = property(lambda self: self[0].conn)
     log = property(lambda self: self[0].log)
-
-    def set_log(self, log):
-        for p in self:
-            p.log = log
 
     def exec_both(self, sql):
         return self[0].exec_both(sql)
@@ -940,11 +936,8 @@ def _replay_child(module, base, case):
     counters = {}
     sink = open(case + ".log", "w", encoding="utf-8")
     d = fresh_dir(base, "replay")
-    pair = Tables(module, d, create)
-    log = _Sink(sink)
-    for line in pair.log:
-        log.append(line)
-    pair.set_log(log)
+    log = _Sink(sink)        # from the first CREATE on, in case it crashes
+    pair = Tables(module, d, create, log)
     failure, index = None, len(steps)
     for i, s in enumerate(steps):
         sink.write("\x00%d\n" % i)
