@@ -11,10 +11,12 @@ runs random queries: WHERE trees of =, <, <=, >, >=, !=, IS [NOT], [NOT] IN
 lists and subqueries, BETWEEN, LIKE, GLOB, NOT, AND, OR over every column
 (also as +col, rowid), with NULL, REAL, TEXT, BLOB, negative and INT64
 extreme operands; ORDER BY any column either way; LIMIT and OFFSET, also
-negative; count(*) and other aggregates; subqueries. Every so often a
-random DELETE runs on both tables, then their contents are compared, and
-more rows are inserted. What the model allows to differ is listed in
-fuzzlib.py.
+negative; count(*) and other aggregates; subqueries; self-joins. Every so
+often a random DELETE (or INSERT INTO t SELECT ... FROM t) runs on both
+tables, then their contents are compared, and more rows are inserted,
+now and then of other types than the codec's. What the model allows to
+differ is listed in fuzzlib.py. The differences found so far run first,
+as regression cases.
 
 On a difference it prints the seed, a shrunk repro (a sqlite3 shell
 script) and exits 1. "--round SEED" reruns one round, as printed.

@@ -3,11 +3,16 @@
 sequences of BEGIN, COMMIT, ROLLBACK, SAVEPOINT, RELEASE and ROLLBACK TO at
 every depth (also a SAVEPOINT that opens the transaction), single and
 multi-row INSERTs, DELETEs with random WHERE, SELECTs inside and outside
-transactions, closing and reopening the connection (also in the middle
-of a transaction, which rolls it back) and dropping and creating the table
-again on its store between transactions, run on a klevdb table and mirrored
-into a plain table of the same database, so that both share each
-transaction. The full contents of the two are compared after every step.
+transactions, INSERT INTO t SELECT ... FROM t, closing and reopening the
+connection (also in the middle of a transaction, which rolls it back) and
+dropping and creating the table again on its store between transactions,
+run on a klevdb table (in some episodes two, in one transaction) and
+mirrored into a plain table of the same database, so that both share each
+transaction. The full contents of the two are compared after every step,
+and outside transactions those of a readonly=1 table on the same store
+too. Big INSERTs make transactions that are staged to segment files while
+they run, and savepoints cut them back. The differences found so far run
+first, as regression cases.
 
 usage: fuzz_tx.py MODULE WORKDIR [STEPS [SEED]]
 
