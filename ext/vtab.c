@@ -762,6 +762,19 @@ static bool key_lookup_exact(const kvt_vtab *vt, sqlite3_value *v) {
   return !text_key(vt) || (t != SQLITE_INTEGER && t != SQLITE_FLOAT);
 }
 
+/* True for -2^63 as a REAL (or a TEXT that reads as it): INTEGER affinity
+** leaves it a REAL (SQLite converts neither extreme), yet SQL compares it
+** equal to the INTEGER -9223372036854775808, so key = finds that key. */
+static bool int64_min_real(sqlite3_value *v) {
+  int t = sqlite3_value_type(v);
+  if (t != SQLITE_FLOAT && t != SQLITE_TEXT) return false;
+  sqlite3_value *d = sqlite3_value_dup(v);   /* converting changes it */
+  bool r = d && sqlite3_value_numeric_type(d) == SQLITE_FLOAT &&
+           sqlite3_value_double(d) == -9223372036854775808.0;
+  sqlite3_value_free(d);
+  return r;
+}
+
 /* Encodes a key = value for the lookup; false when no stored key can
 ** equal it: NULL, a value that SQLite's conversion for the key column
 ** leaves of another type than the codec reads back (a TEXT never equals
@@ -769,6 +782,16 @@ static bool key_lookup_exact(const kvt_vtab *vt, sqlite3_value *v) {
 ** the string codec reads it as ''). */
 static bool lookup_key(const kvt_vtab *vt, sqlite3_value *v, kvt_buf *out) {
   out->len = 0;
+  if (vt->args.key == KVT_INTEGER && int64_min_real(v)) {
+    uint8_t b[10];
+    size_t n = klevdb_varint_encode(INT64_MIN, b);
+    uint8_t *p = realloc(out->p, n);
+    if (!p) return false;
+    memcpy(p, b, n);
+    out->p = p;
+    out->len = out->cap = n;
+    return true;
+  }
   char *err = NULL;
   if (kvt_encode(vt->args.key, v, "key", out, &err) != SQLITE_OK) {
     sqlite3_free(err);

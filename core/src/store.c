@@ -257,7 +257,8 @@ static klevdb_err list_stable(store *st, int64_t **bases, size_t *n, klevdb_erro
       free(*bases);
       break;
     }
-    bool same = m == *n && memcmp(again, *bases, m * sizeof(int64_t)) == 0;
+    /* Two empty listings may both be NULL, which memcmp must not get. */
+    bool same = m == *n && (m == 0 || memcmp(again, *bases, m * sizeof(int64_t)) == 0);
     free(*bases);
     *bases = again;
     *n = m;
