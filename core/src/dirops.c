@@ -92,7 +92,7 @@ static klevdb_err log_items(const uint8_t *data, size_t size, int64_t base,
 }
 
 /* True while a writer (Go or C) holds the store's lock. */
-static bool writer_active(const char *dir) {
+bool writer_active(const char *dir) {
   char path[PATH_CAP + 8];
   snprintf(path, sizeof(path), "%s/.lock", dir);
   int fd = open(path, O_RDONLY | O_CLOEXEC);

@@ -277,6 +277,9 @@ klevdb_err ranges_pending(const char *dir, klevdb_range **out, size_t *nout, kle
 
 /* ---- directory maintenance (dirops.c) ---- */
 
+/* True while a writer (Go or C, any process) holds the lock of the store
+** in dir: its files may be mid-rewrite. */
+bool writer_active(const char *dir);
 /* Check and Recover of one segment (spec 7.1, 7.2). */
 klevdb_err seg_check(const char *dir, int64_t base, int params, bool live, klevdb_error *e);
 klevdb_err seg_recover(const char *dir, int64_t base, int params, bool sync,

@@ -45,8 +45,9 @@ struct klevdb {
 ** rewriting or removing a segment between the listing and the reading of
 ** its files (a vanished file, a log and index that do not match). Such a
 ** read lists the segments again and starts over, a few times, if files
-** under its view moved meanwhile (st->moves): a failure on files that
-** stayed where they were is damage, and is reported at once. */
+** under its view moved meanwhile (st->moves) or a writer holds the lock
+** (it may be between a rewrite's renames and removals): a failure on files
+** that stayed where they were with no writer is damage, reported at once. */
 #define RO_TRIES 8
 
 static bool ro_transient(klevdb_err rc) {
@@ -673,7 +674,8 @@ klevdb_err klevdb_open(const char *dir, const klevdb_options *opts, klevdb **out
     for (int tries = 1;; tries++) {
       bool raced = false;
       rc = store_open(dir, &o, &st, &raced, e);
-      if (!rc || !o.readonly || !raced || !ro_transient(rc) || tries >= RO_TRIES) break;
+      if (!rc || !o.readonly || !ro_transient(rc) || tries >= RO_TRIES) break;
+      if (!raced && !writer_active(dir)) break;
       usleep(1000 * (useconds_t)(tries - 1));
     }
     if (rc) {
@@ -755,7 +757,11 @@ static bool ro_again(klevdb *db, klevdb_err *rc, int *tries, uint64_t *moves) {
   klevdb_error saved = db->err;
   follow(st, true, &db->err);
   uint64_t now = ro_moves(db);
-  if (now == *moves) {
+  /* Nothing moved in the listing: the files are damaged, unless a writer
+  ** is between the renames and removals of a rewrite (a head renamed to
+  ** its first survivor beside its old name, a delete across segments half
+  ** done), where the view holds both generations for a moment. */
+  if (now == *moves && !writer_active(st->dir)) {
     db->err = saved;
     return false;
   }

@@ -6,6 +6,9 @@
 */
 #include "check.h"
 
+#include <pthread.h>
+#include <sys/file.h>
+
 /* 3 messages a segment: a V2 log passes 400 bytes with its third. */
 #define ROLL 400
 
@@ -164,6 +167,83 @@ static void test_sealed_swapped(int drop_index) {
   rm_rf(dir);
 }
 
+/* Removes a segment's files a moment after it starts: a writer finishing
+** a rewrite. */
+typedef struct {
+  const char *dir;
+  int64_t base;
+} finish_arg;
+
+static void *finish_rewrite(void *p) {
+  finish_arg *a = p;
+  char path[512];
+  usleep(3000);
+  unlink(seg_name(path, sizeof path, a->dir, a->base, ".index"));
+  unlink(seg_name(path, sizeof path, a->dir, a->base, ".log"));
+  return NULL;
+}
+
+/* A follower that lists the store while a writer (holding the lock) is
+** between a head delete's renames and removals sees the old head beside
+** the new one named at its first survivor: both generations, each log
+** holding the other's offsets. It reads the store after the rewrite;
+** the same files left there for good are damage, reported with the writer
+** still there and at once without it. */
+static void test_rewrite_in_flight(void) {
+  SECTION("a writer between a rewrite's renames and removals");
+  char dir[256], p[512], q[512];
+  tmp_dir(dir, sizeof dir);
+  klevdb_options o = opts_tk();
+  o.create_dirs = 1;
+  klevdb *db = OPEN(dir, &o);
+  if (!db) return;
+  PUBLISH(db, 0, 6, 0);
+  const char *ext[2] = {".log", ".index"};
+  for (int k = 0; k < 2; k++) {
+    snprintf(q, sizeof q, "%s.old%s", dir, ext[k]);
+    CHECK(copy_file(seg_name(p, sizeof p, dir, 0, ext[k]), q) == 0);
+  }
+  int64_t offs[3] = {0, 1, 2};
+  klevdb_deleted d;
+  CHECK_DBOK(db, klevdb_delete(db, offs, 3, &d, NULL));
+  CHECK_OK(klevdb_close(db));
+  CHECK(seg_exists(dir, 3, ".log") && !seg_exists(dir, 0, ".log"));
+  snprintf(p, sizeof p, "%s/.lock", dir);
+  int lock = open(p, O_RDONLY);
+  CHECK(lock >= 0 && flock(lock, LOCK_EX) == 0);   /* the writer */
+  o.readonly = 1;
+  for (int round = 0; round < 3; round++) {
+    for (int k = 0; k < 2; k++) {
+      snprintf(q, sizeof q, "%s.old%s", dir, ext[k]);
+      CHECK(copy_file(q, seg_name(p, sizeof p, dir, 0, ext[k])) == 0);
+    }
+    if (round == 2) CHECK(flock(lock, LOCK_UN) == 0);   /* no writer */
+    db = OPEN(dir, &o);
+    if (!db) break;
+    finish_arg a = {dir, 0};
+    pthread_t t;
+    if (round == 0) CHECK(pthread_create(&t, NULL, finish_rewrite, &a) == 0);
+    long got;
+    klevdb_err rc = follow_all(db, 0, &got);
+    if (round == 0) {
+      CHECK(pthread_join(t, NULL) == 0);
+      CHECK_DBOK(db, rc);
+      CHECK_EQ(got, 3);   /* 3 to 5 */
+    } else {
+      CHECK_DB(db, rc, KLEVDB_ECORRUPT_LOG);
+      CHECK(strstr(klevdb_errmsg(db), "segment 0") && strstr(klevdb_errmsg(db), "another segment"));
+      CHECK_EQ(got, 0);
+    }
+    CHECK_OK(klevdb_close(db));
+  }
+  close(lock);
+  for (int k = 0; k < 2; k++) {
+    snprintf(q, sizeof q, "%s.old%s", dir, ext[k]);
+    unlink(q);
+  }
+  rm_rf(dir);
+}
+
 /* Segment files that are symbolic links are refused, and nothing is
 ** written through them. */
 static void test_symlinks(void) {
@@ -230,5 +310,6 @@ int main(void) {
   test_sealed_swapped(0);
   test_sealed_swapped(1);
   test_symlinks();
+  test_rewrite_in_flight();
   return check_done();
 }
