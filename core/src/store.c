@@ -81,6 +81,42 @@ static store *registry_find(dev_t dev, ino_t ino, bool want_rw) {
   return ro_match;
 }
 
+/* A read-only store opened before this process's writer of the directory
+** is not that writer's store: the writer tells it of each commit, so that
+** its next read sees the commit rather than waiting for the next refresh.
+** Under registry_mu, after the registry changed for (dev, ino). */
+static void registry_link(dev_t dev, ino_t ino) {
+  int n = 0;
+  bool rw = false;
+  for (size_t i = 0; i < registry_n; i++) {
+    store *s = registry[i];
+    if (s->dev == dev && s->ino == ino) {
+      if (s->ro) n++;
+      else rw = true;
+    }
+  }
+  /* A read-only store listed the files before it was registered: a
+  ** commit in between told no one. */
+  for (size_t i = 0; i < registry_n; i++) {
+    store *s = registry[i];
+    if (s->dev != dev || s->ino != ino) continue;
+    if (!s->ro) __atomic_store_n(&s->peers, n, __ATOMIC_SEQ_CST);
+    else if (rw) __atomic_store_n(&s->stale, 1, __ATOMIC_SEQ_CST);
+  }
+}
+
+/* After a commit of a read-write store (files written, under wmu). */
+static void peers_stale(store *st) {
+  if (__atomic_load_n(&st->peers, __ATOMIC_SEQ_CST) == 0) return;
+  pthread_mutex_lock(&registry_mu);
+  for (size_t i = 0; i < registry_n; i++) {
+    store *s = registry[i];
+    if (s->ro && s->dev == st->dev && s->ino == st->ino)
+      __atomic_store_n(&s->stale, 1, __ATOMIC_SEQ_CST);
+  }
+  pthread_mutex_unlock(&registry_mu);
+}
+
 /* ---- segment list ---- */
 
 static inline seg *head(store *st) { return st->segs[st->nsegs - 1]; }
@@ -379,9 +415,13 @@ static klevdb_err head_catch_up(store *st, seg *h, klevdb_error *e) {
 ** answer depends on the end of the log. */
 static klevdb_err follow(store *st, bool force, klevdb_error *e) {
   int64_t t = coarse_us();
-  if (!force && t - __atomic_load_n(&st->refreshed, __ATOMIC_RELAXED) < FOLLOW_US)
+  if (!force && !__atomic_load_n(&st->stale, __ATOMIC_SEQ_CST) &&
+      t - __atomic_load_n(&st->refreshed, __ATOMIC_RELAXED) < FOLLOW_US)
     return KLEVDB_OK;
   pthread_rwlock_wrlock(&st->lk);
+  /* A writer of this process committed: its renames may share the
+  ** directory's mtime with what was listed. */
+  if (__atomic_exchange_n(&st->stale, 0, __ATOMIC_SEQ_CST)) st->dir_mtime = (struct timespec){0, 0};
   klevdb_err rc = KLEVDB_OK;
   seg *h = head(st);
   for (int tries = 0;; tries++) {
@@ -685,6 +725,7 @@ klevdb_err klevdb_open(const char *dir, const klevdb_options *opts, klevdb **out
     }
     st->refs = 1;
     registry[registry_n++] = st;
+    registry_link(st->dev, st->ino);
   }
   pthread_mutex_unlock(&registry_mu);
   db->st = st;
@@ -705,6 +746,7 @@ klevdb_err klevdb_close(klevdb *db) {
         registry[i] = registry[--registry_n];
         break;
       }
+    registry_link(st->dev, st->ino);
   }
   pthread_mutex_unlock(&registry_mu);
   if (last) store_close(st);
@@ -931,6 +973,7 @@ static klevdb_err head_room(store *st, seg *h, int64_t need, bool *mapped, klevd
 }
 
 static void wake_waiters(store *st) {
+  peers_stale(st);
   __atomic_add_fetch(&st->pubseq, 1, __ATOMIC_SEQ_CST);
   if (__atomic_load_n(&st->waiters, __ATOMIC_SEQ_CST) > 0) {
     pthread_mutex_lock(&st->cvmu);
@@ -2315,6 +2358,7 @@ klevdb_err klevdb_delete(klevdb *db, const int64_t *offsets, size_t n, klevdb_de
     dropset d = {sorted, n, NULL, 0};
     rc = delete_seg(st, seg_find(st, sorted[0]), drop_offsets, &d, &res,
                     deleted_offsets ? &offs : NULL, e);
+    peers_stale(st);
   }
   pthread_mutex_unlock(&st->wmu);
   free(sorted);
@@ -2444,6 +2488,7 @@ klevdb_err klevdb_delete_ranges(klevdb *db, const klevdb_range *ranges, size_t n
   }
   if (head(st)->fd < 0) rc = kerr(e, KLEVDB_ECLOSED, "delete: store is closed");
   else if (!(rc = delete_finish(st, e))) rc = delete_ranges_locked(st, r, k, &res, e);
+  peers_stale(st);
   pthread_mutex_unlock(&st->wmu);
   free(r);
   if (out) *out = res;

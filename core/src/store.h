@@ -120,6 +120,11 @@ struct store {
                             ** by relist; a load that raced a rewrite) */
   struct timespec dir_mtime;
   int64_t refreshed;        /* coarse µs of the last refresh check */
+  int stale;                /* atomic: a writer of this process changed
+                            ** the files since (relist at the next read) */
+  int peers;                /* read-write stores: read-only stores of the
+                            ** directory in this process (atomic; set
+                            ** under the registry's mutex) */
 };
 
 /* ---- segment.c ---- */

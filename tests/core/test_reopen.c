@@ -557,6 +557,52 @@ out:
   rm_rf(dir);
 }
 
+/* A read-only handle opened before the writer of the same process has a
+** store of its own, following the files: each commit of that writer must
+** show at its next read, not a refresh interval later. Rounds, since one
+** may straddle the interval on a loaded machine. */
+static void test_readonly_then_writer(void) {
+  char dir[256];
+  SECTION("read-only handle, then a writer, in one process");
+  tmp_dir(dir, sizeof(dir));
+  make_store(dir, 0, 4);
+  klevdb_options o = opts_tk();
+  o.readonly = 1;
+  klevdb *ro = OPEN(dir, &o);
+  o.readonly = 0;
+  klevdb *rw = OPEN(dir, &o);
+  if (!ro || !rw) goto out;
+  GET_EXPECT(ro, 0, 0, 0);
+  for (int i = 0; i < 20; i++) {
+    int64_t off = 4 + i;
+    PUBLISH(rw, (int)off, 1, off);
+    char k[16];
+    snprintf(k, sizeof(k), "%10d", (int)off);
+    klevdb_batch bt = KLEVDB_BATCH_INIT;
+    CHECK_DBOK(ro, klevdb_get_by_key(ro, k, 10, &bt));
+    if (bt.len == 1) CHECK_MSG(&bt.msgs[0], off, (int)off);
+    klevdb_batch_free(&bt);
+    GET_EXPECT(ro, off - 1, off - 1, (int)off - 1);
+    klevdb_deleted d = {0, 0};
+    off--;
+    CHECK_DBOK(rw, klevdb_delete(rw, &off, 1, &d, NULL));
+    CHECK_EQ(d.count, 1);
+    GET_FAIL(ro, off, KLEVDB_ENOTFOUND);
+  }
+  /* A key the handle knows, published again: the newest is the new one. */
+  for (int64_t off = 24; off < 44; off++) {
+    PUBLISH(rw, 0, 1, off);
+    klevdb_batch bt = KLEVDB_BATCH_INIT;
+    CHECK_DBOK(ro, klevdb_get_by_key(ro, "         0", 10, &bt));
+    if (bt.len == 1) CHECK_MSG(&bt.msgs[0], off, 0);
+    klevdb_batch_free(&bt);
+  }
+out:
+  if (rw) klevdb_close(rw);
+  if (ro) klevdb_close(ro);
+  rm_rf(dir);
+}
+
 static void test_shared_open(void) {
   char dir[256];
   SECTION("two read-write opens in one process");
@@ -736,6 +782,7 @@ int main(int argc, char **argv) {
   test_sealed_zero_tail();
   test_locking();
   test_shared_open();
+  test_readonly_then_writer();
   test_follow();
   return check_done();
 }
