@@ -152,6 +152,14 @@ void klevdb_get_options(const klevdb *db, klevdb_options *out);
 klevdb_err klevdb_publish(klevdb *db, const klevdb_msg *msgs, size_t n,
                           int64_t *next_out);
 
+/* Makes a klevdb_publish of msgs by this handle, which must hold
+** klevdb_writer_lock, unable to fail for lack of disk space until then:
+** rolls over if due and allocates the head's room now (a full disk fails
+** here, leaving the store as it was). *ok is 1 when that holds, 0 when
+** the publish would still need space (a V1 head, a file system without
+** fallocate, a batch of several segments' worth): prepare it instead. */
+klevdb_err klevdb_reserve(klevdb *db, const klevdb_msg *msgs, size_t n, int *ok);
+
 /* The offset the next published message gets. */
 klevdb_err klevdb_next_offset(klevdb *db, int64_t *out);
 

@@ -1015,6 +1015,36 @@ out:
   return rc;
 }
 
+klevdb_err klevdb_reserve(klevdb *db, const klevdb_msg *msgs, size_t n, int *ok) {
+  BEGIN(db);
+  store *st = db->st;
+  klevdb_error *e = &db->err;
+  if (!ok) return kerr(e, KLEVDB_EINVAL, "reserve: no place for the result");
+  *ok = 0;
+  if (db->ro || st->ro) return kerr(e, KLEVDB_EREADONLY, "publish: store opened read-only");
+  size_t total;
+  klevdb_err rc = msgs_check(msgs, n, &total, e);
+  if (rc) return rc;
+  pthread_mutex_lock(&st->wmu);
+  seg *h = head(st);
+  if (st->txn_owner != db) rc = kerr(e, KLEVDB_EINVAL, "reserve: the handle must hold klevdb_writer_lock");
+  else if (h->fd < 0) rc = kerr(e, KLEVDB_ECLOSED, "publish: store is closed");
+  else if (st->doubt) rc = in_doubt(st, e, "publish");
+  else if (h->log_end > st->opts.rollover && !(rc = rollover(st, e))) h = head(st);
+  /* What klevdb_publish would do next, minus the copy: a split batch
+  ** writes new files, a V1 head or a file system without fallocate
+  ** writes with write(); only the mapped append can be made safe ahead. */
+  bool mapped = h->ver == FMT_V2 && !st->no_fallocate;
+  if (!rc && n && mapped && !(n > 1 && (int64_t)total > SPLIT_FACTOR * st->opts.rollover)) {
+    rc = head_room(st, h, h->log_end + (int64_t)total, &mapped, e);
+    *ok = !rc && mapped;
+  } else if (!rc && n == 0) {
+    *ok = 1;
+  }
+  pthread_mutex_unlock(&st->wmu);
+  return rc;
+}
+
 klevdb_err klevdb_next_offset(klevdb *db, int64_t *out) {
   BEGIN(db);
   if (!out) return kerr(&db->err, KLEVDB_EINVAL, "next offset: no place for the result");

@@ -533,6 +533,74 @@ static void test_time_stamped(void) {
   rm_rf(dir);
 }
 
+/* klevdb_reserve: after it, a publish of the same messages needs no disk
+** space (RLIMIT_FSIZE at 1 byte refuses any); where that cannot be made
+** so it says 0. */
+static void test_reserve(void) {
+  SECTION("reserve");
+  enum { M = 1000 };   /* 174 KB: more than the head allocates ahead */
+  char dir[256];
+  tmp_dir(dir, sizeof dir);
+  pid_t pid = fork();
+  if (pid == 0) {
+    signal(SIGXFSZ, SIG_IGN);
+    klevdb_options o = opts_tk();
+    o.rollover = 64 << 10;
+    klevdb *c;
+    if (klevdb_open(dir, &o, &c, NULL) || klevdb_writer_lock(c, 1000)) _exit(2);
+    static tmsg t[M];
+    static klevdb_msg m[M];
+    for (int i = 0; i < M; i++) {
+      gen(&t[i], i);
+      m[i] = t[i].m;
+    }
+    int ok = -1;
+    if (klevdb_reserve(c, m, 1, &ok) || ok != 1) _exit(3);
+    if (klevdb_publish(c, m, 1, NULL)) _exit(4);
+    if (klevdb_reserve(c, m + 1, M - 1, &ok) || ok != 1) _exit(5);
+    struct rlimit rl;
+    getrlimit(RLIMIT_FSIZE, &rl);
+    rl.rlim_cur = 1;
+    if (setrlimit(RLIMIT_FSIZE, &rl)) _exit(6);
+    int64_t next = -1;
+    if (klevdb_publish(c, m + 1, M - 1, &next) || next != M) _exit(7);
+    _exit(0);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  klevdb_options o = opts_tk();
+  o.rollover = 64 << 10;
+  klevdb *db = OPEN(dir, &o);
+  if (!db) return;
+  CONSUME_EXPECT(db, 990, 100, 990, 990, 10, M);
+  /* Nothing to make safe ahead: a batch publish splits, a V1 head. */
+  static tmsg t[2000];
+  static klevdb_msg m[2000];
+  for (int i = 0; i < 2000; i++) {
+    gen(&t[i], i);
+    m[i] = t[i].m;
+  }
+  int ok = -1;
+  CHECK_DB(db, klevdb_reserve(db, m, 1, &ok), KLEVDB_EINVAL);   /* no writer lock */
+  CHECK_OK(klevdb_writer_lock(db, 0));
+  CHECK_DBOK(db, klevdb_reserve(db, m, 2000, &ok));
+  CHECK_EQ(ok, 0);
+  CHECK_DBOK(db, klevdb_reserve(db, m, 0, &ok));
+  CHECK_EQ(ok, 1);
+  CHECK_OK(klevdb_close(db));
+  rm_rf(dir);
+  tmp_dir(dir, sizeof dir);
+  o.new_segments_version = KLEVDB_V1;
+  db = OPEN(dir, &o);
+  if (!db) return;
+  CHECK_OK(klevdb_writer_lock(db, 0));
+  CHECK_DBOK(db, klevdb_reserve(db, m, 1, &ok));
+  CHECK_EQ(ok, 0);
+  CHECK_OK(klevdb_close(db));
+  rm_rf(dir);
+}
+
 int main(void) {
   chk_name = "test_prepared";
   test_round_trip();
@@ -545,5 +613,6 @@ int main(void) {
   test_full_disk();
   test_refusals();
   test_time_stamped();
+  test_reserve();
   return check_done();
 }
