@@ -319,7 +319,8 @@ void klevdb_stage_abort(klevdb_stage *sg);
 ** says where the batch went; it is the prepared base otherwise.
 ** klevdb_prepared_abort removes the file. klevdb_prepared_find gives the
 ** batch in doubt of a store (KLEVDB_ENOTFOUND if none; a file a machine
-** crash damaged is removed, once with KLEVDB_ECORRUPT_LOG). Commit and
+** crash damaged is removed, once with KLEVDB_ECORRUPT_LOG); a read-only
+** handle may find it but not commit or abort it (KLEVDB_EREADONLY). Commit and
 ** abort free the handle whatever they return; klevdb_prepared_close frees
 ** it leaving the batch in doubt. Errors are the store handle's. */
 typedef struct klevdb_prepared klevdb_prepared;

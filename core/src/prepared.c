@@ -45,6 +45,12 @@ static void path_of(char *out, size_t cap, const char *dir, const char *name) {
   snprintf(out, cap, "%s/%s", dir, name);
 }
 
+bool prepared_exists(const char *dir) {
+  char p[4200];
+  path_of(p, sizeof(p), dir, FILE_NAME);
+  return access(p, F_OK) == 0;
+}
+
 bool prepared_present(const char *dir) {
   char p[4200];
   path_of(p, sizeof(p), dir, TEMP_NAME);
@@ -246,6 +252,7 @@ klevdb_err klevdb_prepared_find(klevdb *db, klevdb_prepared **out) {
   bool sync, doubt;
   klevdb_err rc = store_prepared_dir(db, &dir, &sync, &doubt);
   if (rc) return rc;
+  bool writer = store_prepared_dir(db, &dir, &sync, NULL) == KLEVDB_OK;
   klevdb_error *e = store_handle_err(db);
   if (!doubt) return kerr(e, KLEVDB_ENOTFOUND, "prepared batch: none in %s", dir);
   char path[4200];
@@ -263,7 +270,7 @@ klevdb_err klevdb_prepared_find(klevdb *db, klevdb_prepared **out) {
     /* Written whole or not at all, unless the machine went down without
     ** auto_sync: nothing can be committed from it, so it goes, said once. */
     prepared_free(p);
-    if (rc == KLEVDB_ECORRUPT_LOG && !drop(dir, sync, NULL)) {
+    if (rc == KLEVDB_ECORRUPT_LOG && writer && !drop(dir, sync, NULL)) {
       store_set_doubt(db, false);
       kerr(e, rc, "prepared batch: %s was damaged (a crash of the machine without auto_sync?) "
            "and is removed: its transaction's messages and deletes are lost", path);

@@ -801,8 +801,14 @@ klevdb_err store_prepare_begin(klevdb *db, const char **dir, bool *sync) {
 klevdb_err store_prepared_dir(klevdb *db, const char **dir, bool *sync, bool *doubt) {
   BEGIN(db);
   store *st = db->st;
-  if (db->ro || st->ro)
-    return kerr(&db->err, KLEVDB_EREADONLY, "prepared batch: store opened read-only");
+  if (db->ro || st->ro) {
+    /* A reader may look (its writer is elsewhere) but not decide. */
+    if (!doubt) return kerr(&db->err, KLEVDB_EREADONLY, "prepared batch: store opened read-only");
+    *dir = st->dir;
+    *sync = false;
+    *doubt = prepared_exists(st->dir);
+    return KLEVDB_OK;
+  }
   pthread_mutex_lock(&st->wmu);
   *dir = st->dir;
   *sync = st->opts.auto_sync;

@@ -185,11 +185,14 @@ klevdb_error *store_handle_err(klevdb *db);
 
 /* True when dir holds a prepared batch (removes one half written). */
 bool prepared_present(const char *dir);
+/* The same without touching anything (readers). */
+bool prepared_exists(const char *dir);
 /* Checks that db may prepare (writer lock held, no batch in doubt); gives
 ** the store's directory and whether it syncs. */
 klevdb_err store_prepare_begin(klevdb *db, const char **dir, bool *sync);
-/* The same facts for resolving (read-write handles only); *doubt (may be
-** NULL) gets whether a prepared batch is in the store. */
+/* The same facts for resolving; *doubt (NULL: the caller will change the
+** store, which read-only handles refuse) gets whether a prepared batch is
+** in the store. */
 klevdb_err store_prepared_dir(klevdb *db, const char **dir, bool *sync, bool *doubt);
 /* Marks the store as holding a prepared batch (publish refuses) or not. */
 void store_set_doubt(klevdb *db, bool doubt);
