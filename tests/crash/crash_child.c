@@ -19,7 +19,9 @@
 **         CLR                 the delete is over: the rest of PEND stays
 **       and exits 1 with "ERR ..." on anything unexpected.
 **
-**   crash_child verify DIR STATEFILE [--auto-sync]
+**   crash_child verify DIR STATEFILE [--sql] [--auto-sync]
+**       With --sql, first reads the table once, which settles a batch the
+**       kill left in doubt between the store and the database.
 **       Opens the store after a kill (no recovery option) and checks it
 **       against what the killed child acknowledged; STATEFILE has lines
 **         acked <next>     try <from> <to>     del <from> <to>
@@ -460,7 +462,28 @@ static int msg_matches(const klevdb_msg *m, int64_t o) {
          m->time == g.time;
 }
 
-static int verify(const char *dir, const char *statefile, int auto_sync) {
+/* A SQL writer's store is settled by its table's first use: a batch the
+** kill left prepared is committed or dropped as the database decided. */
+static void settle_sql(const char *dir) {
+#ifdef CRASH_SQL
+  char dbpath[4200];
+  snprintf(dbpath, sizeof(dbpath), "%s.db", dir);
+  sqlite3 *db;
+  if (sqlite3_open_v2(dbpath, &db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK)
+    die("sqlite3_open %s: %s", dbpath, sqlite3_errmsg(db));
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(db, "SELECT count(*) FROM t WHERE \"offset\" = 0", -1, &st, NULL) != SQLITE_OK ||
+      sqlite3_step(st) != SQLITE_ROW)
+    die("settle %s: %s", dbpath, sqlite3_errmsg(db));
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+#else
+  (void)dir;
+#endif
+}
+
+static int verify(const char *dir, const char *statefile, int auto_sync, int use_sql) {
+  if (use_sql) settle_sql(dir);
   FILE *f = fopen(statefile, "r");
   if (!f) die("open %s: %s", statefile, strerror(errno));
   int64_t acked = -1, try_from = -1, try_to = -1;
@@ -604,8 +627,8 @@ int main(int argc, char **argv) {
 #endif
   if (npos == 3 && !strcmp(pos[0], "run"))
     return run(pos[1], strtoull(pos[2], NULL, 10), use_sql, auto_sync);
-  if (npos == 3 && !strcmp(pos[0], "verify")) return verify(pos[1], pos[2], auto_sync);
+  if (npos == 3 && !strcmp(pos[0], "verify")) return verify(pos[1], pos[2], auto_sync, use_sql);
   fprintf(stderr, "usage: crash_child run DIR SEED [--sql] [--auto-sync]\n"
-                  "       crash_child verify DIR STATEFILE [--auto-sync]\n");
+                  "       crash_child verify DIR STATEFILE [--sql] [--auto-sync]\n");
   return 2;
 }

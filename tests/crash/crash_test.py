@@ -66,7 +66,7 @@ def main():
     store = os.path.join(work, "store")
     state_path = os.path.join(work, "state")
     flags = (["--sql"] if args.sql else []) + (["--auto-sync"] if args.auto_sync else [])
-    verify_flags = ["--auto-sync"] if args.auto_sync else []
+    verify_flags = (["--sql"] if args.sql else []) + (["--auto-sync"] if args.auto_sync else [])
 
     acked = 0            # next offset after the last acknowledged publish
     deleted = []         # [from, to) ranges known deleted
