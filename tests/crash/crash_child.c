@@ -469,11 +469,17 @@ static void settle_sql(const char *dir) {
   char dbpath[4200];
   snprintf(dbpath, sizeof(dbpath), "%s.db", dir);
   sqlite3 *db;
+  /* Killed before the database or the table was made: nothing to settle. */
+  if (access(dbpath, F_OK) != 0) return;
   if (sqlite3_open_v2(dbpath, &db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK)
     die("sqlite3_open %s: %s", dbpath, sqlite3_errmsg(db));
   sqlite3_stmt *st;
-  if (sqlite3_prepare_v2(db, "SELECT count(*) FROM t WHERE \"offset\" = 0", -1, &st, NULL) != SQLITE_OK ||
-      sqlite3_step(st) != SQLITE_ROW)
+  int rc = sqlite3_prepare_v2(db, "SELECT count(*) FROM t WHERE \"offset\" = 0", -1, &st, NULL);
+  if (rc != SQLITE_OK && strstr(sqlite3_errmsg(db), "no such table")) {
+    sqlite3_close(db);
+    return;
+  }
+  if (rc != SQLITE_OK || sqlite3_step(st) != SQLITE_ROW)
     die("settle %s: %s", dbpath, sqlite3_errmsg(db));
   sqlite3_finalize(st);
   sqlite3_close(db);
