@@ -301,7 +301,9 @@ static void stage_feed(kvt_vtab *vt) {
 static void stage_maybe(kvt_vtab *vt) {
   kvt_pending *tx = vt->tx;
   if (!tx->stage) {
-    if (tx->no_stage || tx->bytes <= tx->stage_at) return;
+    /* Only a lone autocommit statement publishes staged segments; any
+    ** other transaction prepares its batch whole (kvt_sync). */
+    if (tx->no_stage || !tx->autocommit || tx->bytes <= tx->stage_at) return;
     if (klevdb_stage_begin(tx->owner, &tx->stage) != KLEVDB_OK) {
       tx->stage = NULL;
       tx->no_stage = true;
