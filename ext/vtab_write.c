@@ -176,14 +176,33 @@ static int shadow_has(kvt_vtab *vt, const char *txid, bool *yes) {
   return rc;
 }
 
-/* A transaction id no other transaction of any process has. */
-static void new_txid(char *out, size_t cap) {
+/* A transaction id no other transaction of any process has, which also
+** names the table that decides it: its database file, a unit separator,
+** the table's name, another, then the unique part. Several database files
+** may write one store, and only the one that prepared a batch knows its
+** fate. */
+static char *new_txid(kvt_vtab *vt) {
   unsigned char r[8];
   sqlite3_randomness(sizeof(r), r);
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
-  snprintf(out, cap, "%lld.%09ld-%02x%02x%02x%02x%02x%02x%02x%02x",
-           (long long)ts.tv_sec, ts.tv_nsec, r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]);
+  const char *file = sqlite3_db_filename(vt->conn->db, vt->schema);
+  return sqlite3_mprintf("%s\x1f%s\x1f%lld.%09ld-%02x%02x%02x%02x%02x%02x%02x%02x",
+                         file ? file : "", vt->name, (long long)ts.tv_sec, ts.tv_nsec, r[0], r[1],
+                         r[2], r[3], r[4], r[5], r[6], r[7]);
+}
+
+/* Who decides txid: 1 this table, 0 another table, -1 no one (a database
+** in memory or a temporary one, which a crash took with it: the batch can
+** only be dropped). */
+static int txid_owner(kvt_vtab *vt, const char *txid) {
+  const char *a = strchr(txid, '\x1f'), *b = a ? strchr(a + 1, '\x1f') : NULL;
+  if (!b) return 0;
+  if (a == txid) return -1;
+  const char *file = sqlite3_db_filename(vt->conn->db, vt->schema);
+  size_t fl = (size_t)(a - txid), nl = (size_t)(b - a - 1);
+  return file && strlen(file) == fl && memcmp(file, txid, fl) == 0 && strlen(vt->name) == nl &&
+         sqlite3_strnicmp(vt->name, a + 1, (int)nl) == 0;
 }
 
 static int resolve(kvt_vtab *vt, bool locked) {
@@ -225,8 +244,11 @@ static int resolve(kvt_vtab *vt, bool locked) {
   klevdb_prepared_info in;
   klevdb_prepared_get_info(p, &in);
   bool commit = false;
-  int rc = shadow_has(vt, in.txid, &commit);
-  if (rc != SQLITE_OK) {
+  int rc = SQLITE_OK, owner = txid_owner(vt, in.txid);
+  if (owner == 1) rc = shadow_has(vt, in.txid, &commit);
+  if (rc != SQLITE_OK || owner == 0) {
+    /* Another table's (of another database file, maybe): its next use
+    ** settles it; until then this one cannot write the store. */
     klevdb_prepared_close(p);
   } else {
     e = commit ? klevdb_prepared_commit(p, NULL, NULL) : klevdb_prepared_abort(p);
@@ -499,12 +521,16 @@ int kvt_sync(sqlite3_vtab *vtab) {
   }
   klevdb_msg *msgs = pending_msgs(tx);
   if (!msgs) return SQLITE_NOMEM;
-  char txid[64];
-  new_txid(txid, sizeof(txid));
-  klevdb_err e = klevdb_prepare(w, msgs, tx->n, tx->dels, tx->ndels, txid, &tx->prep);
+  char *txid = new_txid(vt);
+  klevdb_err e = txid ? klevdb_prepare(w, msgs, tx->n, tx->dels, tx->ndels, txid, &tx->prep)
+                      : KLEVDB_ENOMEM;
   free(msgs);
-  if (e != KLEVDB_OK) return kvt_error(vt, kvt_rc(e), "%s", klevdb_errmsg(w));
+  if (e != KLEVDB_OK) {
+    sqlite3_free(txid);
+    return txid ? kvt_error(vt, kvt_rc(e), "%s", klevdb_errmsg(w)) : SQLITE_NOMEM;
+  }
   int rc = shadow_write(vt, txid, tx->base, (int64_t)tx->n);
+  sqlite3_free(txid);
   if (rc != SQLITE_OK) {
     klevdb_prepared_abort(tx->prep);
     tx->prep = NULL;

@@ -401,6 +401,39 @@ static void test_crash(bool committed) {
   sqlite3_close(db);
 }
 
+/* Two database files write one store: a batch left in doubt by the one
+** is settled only by it (the other's shadow table knows nothing of it). */
+static void test_two_files(void) {
+  char ev[256], ev2[256], sql[512];
+  sqlite3 *db = outbox("own1", ev, ev2);
+  sqlite3 *other = db_open("own2.db");
+  snprintf(sql, sizeof sql, "CREATE VIRTUAL TABLE ev USING klevdb(dir='%s', value='text')", ev);
+  EXEC_OK(other, sql);
+  sqlite3_close(other);
+  snap at_sync;
+  hook_snap = &at_sync;
+  hook_dir = ev;
+  sqlite3_commit_hook(db, hook, NULL);
+  EXEC_OK(db, "BEGIN; INSERT INTO orders VALUES (3, 'pad'); INSERT INTO ev(value) VALUES "
+              "('order:3'); COMMIT");
+  hook_snap = NULL;
+  sqlite3_close(db);
+  snap_restore(&at_sync, ev);
+  other = db_open("own2.db");
+  CHECK_EQ(one(other, "SELECT count(*) FROM ev"), 1);
+  CHECK(has_prepared(ev));
+  CHECK_EQ(exec(other, "INSERT INTO ev(value) VALUES ('x')"), SQLITE_BUSY);
+  CHECK(strstr(sqlite3_errmsg(other), "in doubt") != NULL);
+  CHECK(has_prepared(ev));
+  sqlite3_close(other);
+  db = db_open("own1.db");
+  CHECK_EQ(one(db, "SELECT count(*) FROM ev"), 2);
+  CHECK_EQ(one(db, "SELECT offset FROM ev WHERE value = 'order:3'"), 1);
+  CHECK(!has_prepared(ev));
+  sqlite3_close(db);
+  snap_free(&at_sync);
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) {
     fprintf(stderr, "usage: test_hosttx WORKDIR\n");
@@ -417,6 +450,7 @@ int main(int argc, char **argv) {
   test_busy(false);
   test_crash(true);
   test_crash(false);
+  test_two_files();
   printf("test_hosttx: %d checks, %d failed\n", total, failed);
   return failed ? 1 : 0;
 }
