@@ -300,7 +300,7 @@ void klevdb_stage_abort(klevdb_stage *sg);
 ** files only), and nothing of them visible. The handle must hold
 ** klevdb_writer_lock. txid (at most 4096 bytes) names the transaction, for
 ** the one who decides. Files are fsynced only with auto_sync; a failure
-** (say a full disk) leaves nothing.
+** (say a full disk) leaves no batch.
 **
 ** Until it is committed or aborted, in this process or after a crash, the
 ** batch is "in doubt" and its offsets are claimed: klevdb_publish, stages
@@ -309,7 +309,7 @@ void klevdb_stage_abort(klevdb_stage *sg);
 ** is never taken for a crashed writer's temporary file).
 **
 ** klevdb_prepared_commit publishes the messages as klevdb_publish of the
-** same messages would (same files), applies the deletes and removes the
+** same messages would (same files), applies the deletes and clears the
 ** file. It can be repeated: after a crash in the middle, the batch found
 ** again commits without publishing twice. If it fails (a full disk), the
 ** file stays and the batch stays in doubt: find it and commit it again
@@ -317,10 +317,12 @@ void klevdb_stage_abort(klevdb_stage *sg);
 ** with a batch in doubt: if it took the batch's offsets meanwhile, the
 ** commit publishes the batch after them, and *base_out (may be NULL)
 ** says where the batch went; it is the prepared base otherwise.
-** klevdb_prepared_abort removes the file. klevdb_prepared_find gives the
-** batch in doubt of a store (KLEVDB_ENOTFOUND if none; a file a machine
-** crash damaged is removed, once with KLEVDB_ECORRUPT_LOG); a read-only
-** handle may find it but not commit or abort it (KLEVDB_EREADONLY). Commit and
+** klevdb_prepared_abort drops it. klevdb_prepared_find gives the batch in
+** doubt of a store (KLEVDB_ENOTFOUND if none, also for an image a crash
+** in the middle of the prepare left unfinished: no one decided on it); a
+** read-only handle may find it but not commit or abort it
+** (KLEVDB_EREADONLY). The file stays from one batch to the next, written
+** in place, and holds none once resolved. Commit and
 ** abort free the handle whatever they return; klevdb_prepared_close frees
 ** it leaving the batch in doubt. Errors are the store handle's. */
 typedef struct klevdb_prepared klevdb_prepared;

@@ -12,13 +12,20 @@
 **   u64 nranges, txid, nranges * (i64 from, i64 to),
 **   count * (i64 time, u32 key length, u32 value length, key, value),
 **   u32 CRC-32C of everything before it.
-** It is written under .prepared.tmp and renamed, so that it is whole or
-** absent (fsynced first with auto_sync, as publish syncs).
+** Trailing bytes after the CRC are ignored. The file stays from one batch
+** to the next and is written in place (a create, rename and unlink for
+** every transaction would cost more than the rest of a small one): a batch
+** is resolved by zeroing the magic, and an image that does not check (a
+** crash in the middle of a prepare, before the caller could act on it)
+** holds no batch. A batch moved after another writer (a rewrite after the
+** outcome is known) goes under .prepared.tmp and is renamed over it, whole
+** or not at all. With auto_sync every step is fsynced, as publish syncs.
 */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "store.h"
@@ -45,18 +52,27 @@ static void path_of(char *out, size_t cap, const char *dir, const char *name) {
   snprintf(out, cap, "%s/%s", dir, name);
 }
 
+/* Whether the file at path starts as a prepared batch does. */
+static bool live(const char *path) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  char m[8];
+  bool yes = pread(fd, m, 8, 0) == 8 && memcmp(m, MAGIC, 8) == 0;
+  close(fd);
+  return yes;
+}
+
 bool prepared_exists(const char *dir) {
   char p[4200];
   path_of(p, sizeof(p), dir, FILE_NAME);
-  return access(p, F_OK) == 0;
+  return live(p);
 }
 
 bool prepared_present(const char *dir) {
   char p[4200];
   path_of(p, sizeof(p), dir, TEMP_NAME);
-  unlink(p);   /* a crash while preparing: its transaction cannot have committed */
-  path_of(p, sizeof(p), dir, FILE_NAME);
-  return access(p, F_OK) == 0;
+  unlink(p);   /* a rewrite the crash cut short: the file it was to replace holds */
+  return prepared_exists(dir);
 }
 
 static void put64(kbuf *b, uint64_t v) {
@@ -106,8 +122,7 @@ static klevdb_err decode(klevdb_prepared *p, uint8_t *data, size_t len, const ch
                          klevdb_error *e) {
   p->data = data;
   p->len = len;
-  if (len < HEAD + 4 || memcmp(data, MAGIC, 8) != 0 || get_be32(data + 8) != VERSION ||
-      crc32c(0, data, len - 4) != get_be32(data + len - 4))
+  if (len < HEAD + 4 || memcmp(data, MAGIC, 8) != 0 || get_be32(data + 8) != VERSION)
     return kerr(e, KLEVDB_ECORRUPT_LOG, "prepared batch: %s is damaged", path);
   size_t tl = get_be32(data + 12), at = HEAD, end = len - 4;
   p->base = (int64_t)get_be64(data + 16);
@@ -141,12 +156,30 @@ static klevdb_err decode(klevdb_prepared *p, uint8_t *data, size_t len, const ch
     m->value = m->value_len ? data + at + m->key_len : NULL;
     at += m->key_len + m->value_len;
   }
-  if (at != end) return kerr(e, KLEVDB_ECORRUPT_LOG, "prepared batch: %s is damaged", path);
+  if (at > end || crc32c(0, data, at) != get_be32(data + at))
+    return kerr(e, KLEVDB_ECORRUPT_LOG, "prepared batch: %s is damaged", path);
   return KLEVDB_OK;
 }
 
-/* Writes the image whole under its name, replacing any older one. */
+/* Writes the image over the file (see the top). A failure (a full disk)
+** leaves no batch: the file is cut to nothing. */
 static klevdb_err save(const char *dir, const kbuf *b, bool sync, klevdb_error *e) {
+  char path[4200];
+  path_of(path, sizeof(path), dir, FILE_NAME);
+  bool created = false;
+  int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd >= 0) created = true;
+  else if (errno == EEXIST) fd = open(path, O_WRONLY | O_CLOEXEC);
+  int err = fd < 0 ? errno : pwrite_full(fd, b->p, b->len, 0);
+  if (!err && sync && fdatasync(fd) < 0) err = errno;
+  if (err && fd >= 0 && ftruncate(fd, 0) < 0) { /* the image does not check anyway */ }
+  if (fd >= 0 && close(fd) < 0 && !err) err = errno;
+  if (err) return kerr_sys(e, err, "prepare: write %s", path);
+  return created && sync ? dir_sync(dir, e) : KLEVDB_OK;
+}
+
+/* As save, whole or not at all: for a rewrite once the outcome is known. */
+static klevdb_err save_whole(const char *dir, const kbuf *b, bool sync, klevdb_error *e) {
   char tmp[4200], path[4200];
   path_of(tmp, sizeof(tmp), dir, TEMP_NAME);
   path_of(path, sizeof(path), dir, FILE_NAME);
@@ -157,18 +190,25 @@ static klevdb_err save(const char *dir, const kbuf *b, bool sync, klevdb_error *
   if (!err && rename(tmp, path) < 0) err = errno;
   if (err) {
     unlink(tmp);
-    return kerr_sys(e, err, "prepare: write %s", path);
+    return kerr_sys(e, err, "prepared batch: write %s", path);
   }
   return sync ? dir_sync(dir, e) : KLEVDB_OK;
 }
 
-/* Removes the file: the batch is resolved. */
+/* The batch is resolved: its magic goes (and a big image's space). */
 static klevdb_err drop(const char *dir, bool sync, klevdb_error *e) {
   char path[4200];
   path_of(path, sizeof(path), dir, FILE_NAME);
-  if (unlink(path) < 0 && errno != ENOENT)
-    return kerr_sys(e, errno, "prepared batch: remove %s", path);
-  return sync ? dir_sync(dir, e) : KLEVDB_OK;
+  int fd = open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return errno == ENOENT ? KLEVDB_OK : kerr_sys(e, errno, "prepared batch: open %s", path);
+  static const uint8_t zero[8];
+  struct stat sb;
+  int err = fstat(fd, &sb) < 0 ? errno : 0;
+  if (!err && sb.st_size > (1 << 20)) err = ftruncate(fd, 0) < 0 ? errno : 0;
+  else if (!err) err = pwrite_full(fd, zero, sizeof(zero), 0);
+  if (!err && sync && fdatasync(fd) < 0) err = errno;
+  if (close(fd) < 0 && !err) err = errno;
+  return err ? kerr_sys(e, err, "prepared batch: clear %s", path) : KLEVDB_OK;
 }
 
 static void prepared_free(klevdb_prepared *p) {
@@ -267,15 +307,12 @@ klevdb_err klevdb_prepared_find(klevdb *db, klevdb_prepared **out) {
   }
   p->db = db;
   if ((rc = decode(p, data, len, path, e))) {
-    /* Written whole or not at all, unless the machine went down without
-    ** auto_sync: nothing can be committed from it, so it goes, said once. */
+    /* A prepare the crash cut short: its caller never went on to decide
+    ** anything, so there is no batch. */
     prepared_free(p);
-    if (rc == KLEVDB_ECORRUPT_LOG && writer && !drop(dir, sync, NULL)) {
-      store_set_doubt(db, false);
-      kerr(e, rc, "prepared batch: %s was damaged (a crash of the machine without auto_sync?) "
-           "and is removed: its transaction's messages and deletes are lost", path);
-    }
-    return rc;
+    if (rc != KLEVDB_ECORRUPT_LOG) return rc;
+    if (writer && !drop(dir, sync, NULL)) store_set_doubt(db, false);
+    return kerr(e, KLEVDB_ENOTFOUND, "prepared batch: none in %s", dir);
   }
   *out = p;
   return KLEVDB_OK;
@@ -359,7 +396,7 @@ klevdb_err klevdb_prepared_commit(klevdb_prepared *p, int64_t *base_out, int64_t
         q.ranges = moved;
         q.nranges = nmoved;
       }
-      if (!(rc = encode(&q, &b, e))) rc = save(dir, &b, sync, e);
+      if (!(rc = encode(&q, &b, e))) rc = save_whole(dir, &b, sync, e);
       kbuf_free(&b);
       if (rc) {
         free(moved);

@@ -193,10 +193,15 @@ static void snap_restore(const snap *s, const char *dir) {
   }
 }
 
+/* A batch is prepared in dir (a resolved one leaves .prepared zeroed). */
 static bool has_prepared(const char *dir) {
   char p[512];
   snprintf(p, sizeof p, "%s/.prepared", dir);
-  return access(p, F_OK) == 0;
+  FILE *f = fopen(p, "rb");
+  char m[8];
+  bool yes = f && fread(m, 1, 8, f) == 8 && memcmp(m, "KLEVPREP", 8) == 0;
+  if (f) fclose(f);
+  return yes;
 }
 
 /* ---- the cases ---- */
