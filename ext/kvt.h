@@ -146,6 +146,11 @@ typedef struct kvt_pending {
   klevdb_stage *stage;
   size_t staged;
   bool no_stage;            /* staging failed once: publish at commit */
+  /* The commit with the database's (kvt_sync): a batch prepared in the
+  ** store, committed in xCommit, aborted in xRollback. */
+  klevdb_prepared *prep;
+  bool autocommit;          /* xBegin came in an autocommit statement */
+  int64_t changes0;         /* sqlite3_total_changes64 at xBegin */
 } kvt_pending;
 
 struct kvt_vtab {
@@ -161,6 +166,7 @@ struct kvt_vtab {
   ** writes); the first write opens the store for writing. */
   bool follower;
   bool trusted;             /* triggers and views may use it (triggers=1, allowed) */
+  bool resolved;            /* looked for a batch left in doubt (kvt_resolve) */
   kvt_vtab *next;
 };
 
@@ -192,6 +198,16 @@ int kvt_rollback_to(sqlite3_vtab *vtab, int n);
 int kvt_become_writer(kvt_vtab *vt);
 /* Drops the pending writes and the writer reservation. */
 void kvt_pending_clear(kvt_vtab *vt);
+/* The table's shadow table, schema.<name>_klevdb: one row (id 1) naming
+** the transaction whose batch was last prepared, written in the database
+** transaction itself. Creates it (xCreate, or a table made before it). */
+int kvt_shadow_create(kvt_vtab *vt);
+/* Brings the store into agreement with the database: a batch left in
+** doubt by a crash (or a commit that failed) is committed if its
+** transaction's row is in the shadow table, aborted if not. Runs at the
+** first use of the table and when it begins to write; does nothing while
+** another connection holds the store (the batch may be its own). */
+int kvt_resolve(kvt_vtab *vt);
 
 /* ---- registration ---- */
 

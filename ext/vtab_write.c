@@ -1,9 +1,29 @@
 /*
 ** vtab_write.c - the klevdb virtual table's writing half: INSERT hands out
 ** offsets and collects messages, DELETE collects offset ranges, and the
-** transaction methods publish both at commit (or drop them at rollback).
+** transaction methods publish both if and only if the database commits.
+**
+** The database decides. xSync, which SQLite calls before it commits the
+** database file, prepares the batch in the store (durable, seen by no
+** reader) and writes its transaction id into the table's shadow table,
+** inside the same database transaction; xCommit, after the database
+** committed, makes the batch visible; xRollback (a commit hook's veto, a
+** full disk, BUSY then ROLLBACK) drops it. A crash in between leaves the
+** batch in doubt in the store: the next use of the table commits it if the
+** shadow row committed, and drops it if not (kvt_resolve).
+**
+** An autocommit statement that writes nothing but this table, the common
+** case, publishes in xSync as it comes, with no shadow row: the promise is
+** about the table's writes together with others, and alone a COMMIT that
+** fails after xSync leaves them. It is told by sqlite3_total_changes64:
+** SQLite counts a statement's own rows only after its commit, and those of
+** trigger programs when each ends, so an unchanged count between xBegin
+** and xSync means no other table changed. In an explicit transaction xBegin
+** comes with the table's first write, after whatever the transaction did
+** before, so there the count cannot tell and the batch is always prepared.
 */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -27,6 +47,9 @@ static int grow(void **p, size_t *cap, size_t need, size_t size) {
 
 void kvt_pending_clear(kvt_vtab *vt) {
   kvt_pending *tx = vt->tx;
+  /* Still prepared here only if neither commit nor rollback came: it
+  ** stays in doubt, for the next use to resolve. */
+  klevdb_prepared_close(tx->prep);
   klevdb_stage_abort(tx->stage);
   free(tx->rows);
   free(tx->dels);
@@ -82,6 +105,162 @@ int kvt_become_writer(kvt_vtab *vt) {
   return SQLITE_OK;
 }
 
+/* ---- the shadow table and batches left in doubt ---- */
+
+static int exec_shadow(kvt_vtab *vt, const char *fmt) {
+  char *sql = sqlite3_mprintf(fmt, vt->schema, vt->name);
+  if (!sql) return SQLITE_NOMEM;
+  char *err = NULL;
+  int rc = sqlite3_exec(vt->conn->db, sql, NULL, NULL, &err);
+  sqlite3_free(sql);
+  if (rc != SQLITE_OK) kvt_error(vt, rc, "table %s: %s", vt->name, err ? err : sqlite3_errstr(rc));
+  sqlite3_free(err);
+  return rc;
+}
+
+int kvt_shadow_create(kvt_vtab *vt) {
+  return exec_shadow(vt, "CREATE TABLE IF NOT EXISTS \"%w\".\"%w_klevdb\"(id INTEGER PRIMARY KEY, "
+                         "txid TEXT NOT NULL, base INTEGER NOT NULL, count INTEGER NOT NULL)");
+}
+
+/* Records in the database transaction that txid's batch is prepared. */
+static int shadow_write(kvt_vtab *vt, const char *txid, int64_t base, int64_t count) {
+  char *sql = sqlite3_mprintf("INSERT OR REPLACE INTO \"%w\".\"%w_klevdb\"(id, txid, base, count) "
+                              "VALUES(1, ?1, ?2, ?3)", vt->schema, vt->name);
+  if (!sql) return SQLITE_NOMEM;
+  sqlite3_stmt *st = NULL;
+  int rc = sqlite3_prepare_v2(vt->conn->db, sql, -1, &st, NULL);
+  if (rc != SQLITE_OK && kvt_shadow_create(vt) == SQLITE_OK)   /* a table made before it */
+    rc = sqlite3_prepare_v2(vt->conn->db, sql, -1, &st, NULL);
+  sqlite3_free(sql);
+  if (rc == SQLITE_OK) {
+    sqlite3_bind_text(st, 1, txid, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, base);
+    sqlite3_bind_int64(st, 3, count);
+    rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(vt->conn->db);
+  }
+  if (rc != SQLITE_OK)
+    kvt_error(vt, rc, "table %s: cannot record the transaction: %s", vt->name,
+              sqlite3_errmsg(vt->conn->db));
+  sqlite3_finalize(st);
+  return rc;
+}
+
+/* Whether the shadow row names txid (no shadow table: it does not). */
+static int shadow_has(kvt_vtab *vt, const char *txid, bool *yes) {
+  *yes = false;
+  char *sql = sqlite3_mprintf("SELECT txid FROM \"%w\".\"%w_klevdb\" WHERE id = 1", vt->schema,
+                              vt->name);
+  if (!sql) return SQLITE_NOMEM;
+  sqlite3_stmt *st = NULL;
+  int rc = sqlite3_prepare_v2(vt->conn->db, sql, -1, &st, NULL);
+  sqlite3_free(sql);
+  if (rc != SQLITE_OK) {
+    /* Only a missing table means "not committed"; anything else is not
+    ** an answer. */
+    bool missing = strstr(sqlite3_errmsg(vt->conn->db), "no such table") != NULL;
+    if (!missing) kvt_error(vt, rc, "table %s: %s", vt->name, sqlite3_errmsg(vt->conn->db));
+    return missing ? SQLITE_OK : rc;
+  }
+  rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) {
+    const char *t = (const char *)sqlite3_column_text(st, 0);
+    *yes = t && strcmp(t, txid) == 0;
+    rc = SQLITE_OK;
+  } else if (rc == SQLITE_DONE) {
+    rc = SQLITE_OK;
+  } else {
+    kvt_error(vt, rc, "table %s: %s", vt->name, sqlite3_errmsg(vt->conn->db));
+  }
+  sqlite3_finalize(st);
+  return rc;
+}
+
+/* A transaction id no other transaction of any process has, which also
+** names the table that decides it: its database file, a unit separator,
+** the table's name, another, then the unique part. Several database files
+** may write one store, and only the one that prepared a batch knows its
+** fate. */
+static char *new_txid(kvt_vtab *vt) {
+  unsigned char r[8];
+  sqlite3_randomness(sizeof(r), r);
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  const char *file = sqlite3_db_filename(vt->conn->db, vt->schema);
+  return sqlite3_mprintf("%s\x1f%s\x1f%lld.%09ld-%02x%02x%02x%02x%02x%02x%02x%02x",
+                         file ? file : "", vt->name, (long long)ts.tv_sec, ts.tv_nsec, r[0], r[1],
+                         r[2], r[3], r[4], r[5], r[6], r[7]);
+}
+
+/* Who decides txid: 1 this table, 0 another table, -1 no one (a database
+** in memory or a temporary one, which a crash took with it: the batch can
+** only be dropped). */
+static int txid_owner(kvt_vtab *vt, const char *txid) {
+  const char *a = strchr(txid, '\x1f'), *b = a ? strchr(a + 1, '\x1f') : NULL;
+  if (!b) return 0;
+  if (a == txid) return -1;
+  const char *file = sqlite3_db_filename(vt->conn->db, vt->schema);
+  size_t fl = (size_t)(a - txid), nl = (size_t)(b - a - 1);
+  return file && strlen(file) == fl && memcmp(file, txid, fl) == 0 && strlen(vt->name) == nl &&
+         sqlite3_strnicmp(vt->name, a + 1, (int)nl) == 0;
+}
+
+static int resolve(kvt_vtab *vt, bool locked) {
+  kvt_pending *tx = vt->tx;
+  klevdb *h = vt->kdb;
+  klevdb_prepared *p = NULL;
+  klevdb_err e = klevdb_prepared_find(h, &p);
+  if (e == KLEVDB_ENOTFOUND) {
+    vt->resolved = true;
+    return SQLITE_OK;
+  }
+  if (e != KLEVDB_OK) return kvt_error(vt, kvt_rc(e), "%s", klevdb_errmsg(h));
+  if (!locked) {
+    klevdb_prepared_close(p);
+    p = NULL;
+    /* A batch of this transaction, or one only a writer may settle. */
+    if (tx->prep || tx->locked || vt->args.opts.readonly) return SQLITE_OK;
+    if (vt->follower) {
+      int rc = kvt_become_writer(vt);
+      if (rc == SQLITE_BUSY) return SQLITE_OK;   /* another process writes: its business */
+      if (rc != SQLITE_OK) return rc;
+    }
+    /* Another connection holding the store may be in the middle of its
+    ** own commit: that batch is not in doubt. */
+    e = klevdb_writer_lock(vt->kdb, 0);
+    if (e == KLEVDB_ELOCKED) return SQLITE_OK;
+    if (e != KLEVDB_OK) return kvt_error(vt, kvt_rc(e), "%s", klevdb_errmsg(vt->kdb));
+    e = klevdb_prepared_find(vt->kdb, &p);
+    if (e == KLEVDB_ENOTFOUND) {
+      klevdb_writer_unlock(vt->kdb);
+      vt->resolved = true;
+      return SQLITE_OK;
+    }
+    if (e != KLEVDB_OK) {
+      klevdb_writer_unlock(vt->kdb);
+      return kvt_error(vt, kvt_rc(e), "%s", klevdb_errmsg(vt->kdb));
+    }
+  }
+  klevdb_prepared_info in;
+  klevdb_prepared_get_info(p, &in);
+  bool commit = false;
+  int rc = SQLITE_OK, owner = txid_owner(vt, in.txid);
+  if (owner == 1) rc = shadow_has(vt, in.txid, &commit);
+  if (rc != SQLITE_OK || owner == 0) {
+    /* Another table's (of another database file, maybe): its next use
+    ** settles it; until then this one cannot write the store. */
+    klevdb_prepared_close(p);
+  } else {
+    e = commit ? klevdb_prepared_commit(p, NULL, NULL) : klevdb_prepared_abort(p);
+    if (e != KLEVDB_OK) rc = kvt_error(vt, kvt_rc(e), "%s", klevdb_errmsg(vt->kdb));
+    else vt->resolved = true;
+  }
+  if (!locked) klevdb_writer_unlock(vt->kdb);
+  return rc;
+}
+
+int kvt_resolve(kvt_vtab *vt) { return vt->resolved ? SQLITE_OK : resolve(vt, false); }
+
 static int reserve(kvt_vtab *vt) {
   if (vt->tx->locked) return SQLITE_OK;
   if (vt->follower) {
@@ -90,6 +269,12 @@ static int reserve(kvt_vtab *vt) {
   }
   klevdb_err e = klevdb_writer_lock(vt->kdb, WRITER_WAIT_MS);
   if (e != KLEVDB_OK) return kvt_error(vt, kvt_rc(e), "%s", klevdb_errmsg(vt->kdb));
+  /* A batch left in doubt holds the next offsets: settle it first. */
+  int rc = resolve(vt, true);
+  if (rc != SQLITE_OK) {
+    klevdb_writer_unlock(vt->kdb);
+    return rc;
+  }
   int64_t next;
   e = klevdb_next_offset(vt->kdb, &next);
   if (e != KLEVDB_OK) {
@@ -138,7 +323,9 @@ static void stage_feed(kvt_vtab *vt) {
 static void stage_maybe(kvt_vtab *vt) {
   kvt_pending *tx = vt->tx;
   if (!tx->stage) {
-    if (tx->no_stage || tx->bytes <= tx->stage_at) return;
+    /* Only a lone autocommit statement publishes staged segments; any
+    ** other transaction prepares its batch whole (kvt_sync). */
+    if (tx->no_stage || !tx->autocommit || tx->bytes <= tx->stage_at) return;
     if (klevdb_stage_begin(tx->owner, &tx->stage) != KLEVDB_OK) {
       tx->stage = NULL;
       tx->no_stage = true;
@@ -155,8 +342,17 @@ static int64_t now_us(void) {
   return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+/* Writes after an xSync (a COMMIT that failed with BUSY, then more
+** statements): what xSync made ready no longer is the batch. */
+static void unsync(kvt_pending *tx) {
+  if (tx->prep) klevdb_prepared_abort(tx->prep);
+  tx->prep = NULL;
+  tx->published = false;
+}
+
 static int insert(kvt_vtab *vt, sqlite3_value **argv, sqlite3_int64 *rowid) {
   kvt_pending *tx = vt->tx;
+  unsync(tx);
   /* argv: [0] old rowid (NULL), [1] new rowid, [2..] the columns. */
   if (sqlite3_value_type(argv[1]) != SQLITE_NULL || sqlite3_value_type(argv[2 + KVT_OFFSET]) != SQLITE_NULL)
     return kvt_error(vt, SQLITE_CONSTRAINT, "offsets are assigned by the log (leave offset out of the INSERT)");
@@ -215,6 +411,7 @@ static int insert(kvt_vtab *vt, sqlite3_value **argv, sqlite3_int64 *rowid) {
 
 static int delete_row(kvt_vtab *vt, int64_t offset) {
   kvt_pending *tx = vt->tx;
+  unsync(tx);
   int rc = reserve(vt);
   if (rc != SQLITE_OK) return rc;
   /* Consecutive offsets grow the last range (ranges born before the last
@@ -251,19 +448,30 @@ int kvt_update(sqlite3_vtab *vtab, int argc, sqlite3_value **argv, sqlite3_int64
 }
 
 int kvt_begin(sqlite3_vtab *vtab) {
-  (void)vtab;
+  kvt_vtab *vt = (kvt_vtab *)vtab;
+  vt->tx->autocommit = sqlite3_get_autocommit(vt->conn->db) != 0;
+  vt->tx->changes0 = sqlite3_total_changes64(vt->conn->db);
   return SQLITE_OK;
 }
 
-/* Publishes the inserts as one batch, then applies the deletes. A failure
-** here fails the COMMIT; nothing of the batch stays (publish is all or
-** nothing). */
-int kvt_sync(sqlite3_vtab *vtab) {
-  kvt_vtab *vt = (kvt_vtab *)vtab;
+/* Whether another klevdb table of the connection has writes pending. */
+static bool others_write(const kvt_vtab *vt) {
+  for (const kvt_vtab *o = vt->conn->tables; o; o = o->next)
+    if (o->tx != vt->tx && (o->tx->n || o->tx->ndels)) return true;
+  return false;
+}
+
+static klevdb_msg *pending_msgs(const kvt_pending *tx) {
+  klevdb_msg *m = malloc((tx->n ? tx->n : 1) * sizeof(klevdb_msg));
+  for (size_t i = 0; m && i < tx->n; i++) m[i] = kvt_pending_msg(tx, i);
+  return m;
+}
+
+/* Publishes a batch alone in its database transaction, as it comes. */
+static int publish_now(kvt_vtab *vt) {
   kvt_pending *tx = vt->tx;
-  klevdb_err e = KLEVDB_OK;
-  if (tx->published || !tx->locked) return SQLITE_OK;
   klevdb *w = tx->owner;
+  klevdb_err e = KLEVDB_OK;
   stage_feed(vt);
   int64_t next = tx->base + (int64_t)tx->n;
   if (tx->n && tx->stage) {
@@ -271,9 +479,8 @@ int kvt_sync(sqlite3_vtab *vtab) {
     e = klevdb_stage_commit(tx->stage, &next);
     tx->stage = NULL;
   } else if (tx->n) {
-    klevdb_msg *msgs = malloc(tx->n * sizeof(klevdb_msg));
+    klevdb_msg *msgs = pending_msgs(tx);
     if (!msgs) return SQLITE_NOMEM;
-    for (size_t i = 0; i < tx->n; i++) msgs[i] = kvt_pending_msg(tx, i);
     e = klevdb_publish(w, msgs, tx->n, &next);
     free(msgs);
   }
@@ -284,24 +491,86 @@ int kvt_sync(sqlite3_vtab *vtab) {
     klevdb_deleted d;
     e = klevdb_delete_ranges(w, tx->dels, tx->ndels, &d);
   }
-  if (e == KLEVDB_OK && vt->args.opts.auto_sync && (tx->n || tx->ndels)) e = klevdb_sync(w, NULL);
+  if (e == KLEVDB_OK && vt->args.opts.auto_sync) e = klevdb_sync(w, NULL);
   if (e != KLEVDB_OK) return kvt_error(vt, kvt_rc(e), "%s", klevdb_errmsg(w));
+  return SQLITE_OK;
+}
+
+/* Makes the batch ready for xCommit without showing any of it (see the
+** top of the file). A failure fails the COMMIT and leaves the store as it
+** was. SQLite calls it again when a COMMIT that failed with BUSY is
+** retried: what is ready stays ready. */
+int kvt_sync(sqlite3_vtab *vtab) {
+  kvt_vtab *vt = (kvt_vtab *)vtab;
+  kvt_pending *tx = vt->tx;
+  if (tx->published || !tx->locked || (!tx->n && !tx->ndels)) return SQLITE_OK;
+  klevdb *w = tx->owner;
+  bool alone = tx->autocommit && !others_write(vt) &&
+               sqlite3_total_changes64(vt->conn->db) == tx->changes0;
+  if (alone) {
+    int rc = publish_now(vt);
+    if (rc == SQLITE_OK) tx->published = true;
+    return rc;
+  }
+  /* The batch goes whole into the prepared file: staged segments would
+  ** be written twice. */
+  if (tx->stage) {
+    klevdb_stage_abort(tx->stage);
+    tx->stage = NULL;
+    tx->no_stage = true;
+  }
+  klevdb_msg *msgs = pending_msgs(tx);
+  if (!msgs) return SQLITE_NOMEM;
+  char *txid = new_txid(vt);
+  klevdb_err e = txid ? klevdb_prepare(w, msgs, tx->n, tx->dels, tx->ndels, txid, &tx->prep)
+                      : KLEVDB_ENOMEM;
+  free(msgs);
+  if (e != KLEVDB_OK) {
+    sqlite3_free(txid);
+    return txid ? kvt_error(vt, kvt_rc(e), "%s", klevdb_errmsg(w)) : SQLITE_NOMEM;
+  }
+  int rc = shadow_write(vt, txid, tx->base, (int64_t)tx->n);
+  sqlite3_free(txid);
+  if (rc != SQLITE_OK) {
+    klevdb_prepared_abort(tx->prep);
+    tx->prep = NULL;
+    return rc;
+  }
   tx->published = true;
   return SQLITE_OK;
 }
 
+/* The database has committed: the batch becomes visible. Nothing here
+** can be reported (SQLite ignores xCommit's result): a prepared batch
+** whose commit fails stays in doubt and the table's next use commits it. */
 int kvt_commit(sqlite3_vtab *vtab) {
   kvt_vtab *vt = (kvt_vtab *)vtab;
-  if (vt->tx->n || vt->tx->ndels) {
+  kvt_pending *tx = vt->tx;
+  klevdb *w = tx->owner;
+  if (tx->prep) {
+    klevdb_err e = klevdb_prepared_commit(tx->prep, NULL, NULL);
+    tx->prep = NULL;
+    if (e == KLEVDB_OK && vt->args.opts.auto_sync) e = klevdb_sync(w, NULL);
+    if (e != KLEVDB_OK) {
+      sqlite3_log(kvt_rc(e), "klevdb: table %s: the store's commit failed after the database's "
+                  "(the table's next use retries it): %s", vt->name, klevdb_errmsg(w));
+      vt->resolved = false;
+    }
+  }
+  if (tx->n || tx->ndels) {
     /* Rows inserted change the planner's picture a little; refresh it. */
-    vt->est_rows += (int64_t)vt->tx->n;
+    vt->est_rows += (int64_t)tx->n;
   }
   kvt_pending_clear(vt);
   return SQLITE_OK;
 }
 
 int kvt_rollback(sqlite3_vtab *vtab) {
-  kvt_pending_clear((kvt_vtab *)vtab);
+  kvt_vtab *vt = (kvt_vtab *)vtab;
+  kvt_pending *tx = vt->tx;
+  if (tx->prep && klevdb_prepared_abort(tx->prep) != KLEVDB_OK) vt->resolved = false;
+  tx->prep = NULL;
+  kvt_pending_clear(vt);
   return SQLITE_OK;
 }
 
@@ -346,6 +615,7 @@ int kvt_rollback_to(sqlite3_vtab *vtab, int n) {
   kvt_vtab *vt = (kvt_vtab *)vtab;
   kvt_pending *tx = vt->tx;
   if (n >= tx->nmarks) return SQLITE_OK;
+  unsync(tx);
   if (n < 0) {
     /* Back to the start of the transaction. */
     tx->n = tx->ndels = tx->arena.len = 0;

@@ -296,6 +296,56 @@ klevdb_err klevdb_stage_truncate(klevdb_stage *sg, size_t n);
 klevdb_err klevdb_stage_commit(klevdb_stage *sg, int64_t *next_out);
 void klevdb_stage_abort(klevdb_stage *sg);
 
+/* Prepared batches: the first phase of a commit that another system
+** decides (a SQL transaction that publishes if and only if its database
+** commits). klevdb_prepare makes the messages (offsets next offset + i,
+** unset times stamped now) and the delete ranges durable in the store's
+** directory, in a file no reader lists (.prepared: Go and C read *.log
+** files only), and nothing of them visible. The handle must hold
+** klevdb_writer_lock. txid (at most 4096 bytes) names the transaction, for
+** the one who decides. Files are fsynced only with auto_sync; a failure
+** (say a full disk) leaves no batch.
+**
+** Until it is committed or aborted, in this process or after a crash, the
+** batch is "in doubt" and its offsets are claimed: klevdb_publish, stages
+** and a second prepare refuse with KLEVDB_ELOCKED ("a SQL transaction is in
+** doubt"); reads and deletes go on. A read-write open keeps the file (it
+** is never taken for a crashed writer's temporary file).
+**
+** klevdb_prepared_commit publishes the messages as klevdb_publish of the
+** same messages would (same files), applies the deletes and clears the
+** file. It can be repeated: after a crash in the middle, the batch found
+** again commits without publishing twice. If it fails (a full disk), the
+** file stays and the batch stays in doubt: find it and commit it again
+** later; it is never lost. Go klevdb cannot be kept from writing a store
+** with a batch in doubt: if it took the batch's offsets meanwhile, the
+** commit publishes the batch after them, and *base_out (may be NULL)
+** says where the batch went; it is the prepared base otherwise.
+** klevdb_prepared_abort drops it. klevdb_prepared_find gives the batch in
+** doubt of a store (KLEVDB_ENOTFOUND if none, also for an image a crash
+** in the middle of the prepare left unfinished: no one decided on it); a
+** read-only handle may find it but not commit or abort it
+** (KLEVDB_EREADONLY). The file stays from one batch to the next, written
+** in place, and holds none once resolved. Commit and
+** abort free the handle whatever they return; klevdb_prepared_close frees
+** it leaving the batch in doubt. Errors are the store handle's. */
+typedef struct klevdb_prepared klevdb_prepared;
+typedef struct klevdb_prepared_info {
+  const char *txid;        /* valid while the prepared handle is */
+  int64_t base;            /* offset of the first message */
+  size_t count;            /* messages */
+  size_t nranges;          /* delete ranges */
+} klevdb_prepared_info;
+klevdb_err klevdb_prepare(klevdb *db, const klevdb_msg *msgs, size_t n,
+                          const klevdb_range *ranges, size_t nranges,
+                          const char *txid, klevdb_prepared **out);
+klevdb_err klevdb_prepared_find(klevdb *db, klevdb_prepared **out);
+void klevdb_prepared_get_info(const klevdb_prepared *p, klevdb_prepared_info *out);
+klevdb_err klevdb_prepared_commit(klevdb_prepared *p, int64_t *base_out,
+                                  int64_t *next_out);
+klevdb_err klevdb_prepared_abort(klevdb_prepared *p);
+void klevdb_prepared_close(klevdb_prepared *p);
+
 /* fsyncs the head; *next_out (may be NULL) gets the next offset. */
 klevdb_err klevdb_sync(klevdb *db, int64_t *next_out);
 

@@ -37,6 +37,7 @@
 struct klevdb {
   store *st;
   bool ro;
+  bool resolving;           /* publishing a prepared batch (prepared.c) */
   int interrupted;          /* atomic */
   klevdb_error err;
 };
@@ -578,6 +579,7 @@ static klevdb_err store_open(const char *dir, const klevdb_options *o, store **o
   if (!st->ro) {
     spare_clean(st);
     if ((rc = batch_recover(dir, e)) || (rc = delete_recover(dir, e))) goto fail;
+    st->doubt = prepared_present(dir);
   }
   if ((rc = dir_segments(dir, st->ro ? 0 : DIRSEG_CLEAN_TEMPS, &bases, &n, e))) goto fail;
 
@@ -1041,6 +1043,66 @@ static klevdb_err publish_split(store *st, const klevdb_msg *msgs, size_t n, kle
   return rc;
 }
 
+/* Offsets from next on are claimed by a prepared batch whose fate only
+** its SQL transaction knows: no other write may take them. */
+static klevdb_err in_doubt(store *st, klevdb_error *e, const char *what) {
+  return kerr(e, KLEVDB_ELOCKED, "%s: a SQL transaction is in doubt in %s (its batch is "
+              "prepared at offset %lld, its outcome not yet known): open the store from its "
+              "table, or resolve it (klevdb_prepared_find, then commit or abort)", what,
+              st->dir, (long long)st->next);
+}
+
+/* ---- prepared batches (prepared.c) ---- */
+
+klevdb_err store_prepare_begin(klevdb *db, const char **dir, bool *sync) {
+  BEGIN(db);
+  store *st = db->st;
+  if (db->ro || st->ro) return kerr(&db->err, KLEVDB_EREADONLY, "prepare: store opened read-only");
+  klevdb_err rc = KLEVDB_OK;
+  pthread_mutex_lock(&st->wmu);
+  if (st->txn_owner != db) rc = kerr(&db->err, KLEVDB_EINVAL, "prepare: the handle must hold klevdb_writer_lock");
+  else if (head(st)->fd < 0) rc = kerr(&db->err, KLEVDB_ECLOSED, "prepare: store is closed");
+  else if (st->doubt) rc = in_doubt(st, &db->err, "prepare");
+  *dir = st->dir;
+  *sync = st->opts.auto_sync;
+  pthread_mutex_unlock(&st->wmu);
+  return rc;
+}
+
+klevdb_err store_prepared_dir(klevdb *db, const char **dir, bool *sync, bool *doubt) {
+  BEGIN(db);
+  store *st = db->st;
+  if (db->ro || st->ro) {
+    /* A reader may look (its writer is elsewhere) but not decide. */
+    if (!doubt) return kerr(&db->err, KLEVDB_EREADONLY, "prepared batch: store opened read-only");
+    *dir = st->dir;
+    *sync = false;
+    *doubt = prepared_exists(st->dir);
+    return KLEVDB_OK;
+  }
+  pthread_mutex_lock(&st->wmu);
+  *dir = st->dir;
+  *sync = st->opts.auto_sync;
+  if (doubt) *doubt = st->doubt;
+  pthread_mutex_unlock(&st->wmu);
+  return KLEVDB_OK;
+}
+
+void store_set_doubt(klevdb *db, bool doubt) {
+  store *st = db->st;
+  pthread_mutex_lock(&st->wmu);
+  st->doubt = doubt;
+  pthread_mutex_unlock(&st->wmu);
+}
+
+klevdb_err store_publish_prepared(klevdb *db, const klevdb_msg *msgs, size_t n,
+                                  int64_t *next_out) {
+  db->resolving = true;
+  klevdb_err rc = klevdb_publish(db, msgs, n, next_out);
+  db->resolving = false;
+  return rc;
+}
+
 /* ---- staged batches (stage.c) ---- */
 
 klevdb_err store_stage_begin(klevdb *db, store **st_out, stage_params *p) {
@@ -1053,6 +1115,8 @@ klevdb_err store_stage_begin(klevdb *db, store **st_out, stage_params *p) {
     rc = kerr(&db->err, KLEVDB_EINVAL, "stage: the handle must hold klevdb_writer_lock");
   } else if (head(st)->fd < 0) {
     rc = kerr(&db->err, KLEVDB_ECLOSED, "publish: store is closed");
+  } else if (st->doubt) {
+    rc = in_doubt(st, &db->err, "stage");
   } else {
     *st_out = st;
     p->next = st->next;
@@ -1104,6 +1168,10 @@ klevdb_err klevdb_publish(klevdb *db, const klevdb_msg *msgs, size_t n, int64_t 
   seg *h = head(st);
   if (h->fd < 0) {
     rc = kerr(e, KLEVDB_ECLOSED, "publish: store is closed");
+    goto out;
+  }
+  if (st->doubt && !db->resolving) {
+    rc = in_doubt(st, e, "publish");
     goto out;
   }
   if (h->log_end > st->opts.rollover) {

@@ -81,6 +81,7 @@ struct store {
   /* a handle holding the writes (klevdb_writer_lock), under wmu */
   struct klevdb *txn_owner;
   pthread_cond_t txn_cv;
+  bool doubt;               /* a prepared batch is in the store, under wmu */
 
   /* the next head's files, made ahead (spare.c) */
   pthread_mutex_t spare_mu;
@@ -200,5 +201,24 @@ klevdb_err store_stage_begin(klevdb *db, store **st_out, stage_params *p);
 klevdb_err store_stage_commit(klevdb *db, int64_t base, const int64_t *bases, size_t nb,
                               int64_t *next_out);
 klevdb_error *store_handle_err(klevdb *db);
+
+/* ---- prepared.c, and store.c for it ---- */
+
+/* True when dir holds a prepared batch (removes one half written). */
+bool prepared_present(const char *dir);
+/* The same without touching anything (readers). */
+bool prepared_exists(const char *dir);
+/* Checks that db may prepare (writer lock held, no batch in doubt); gives
+** the store's directory and whether it syncs. */
+klevdb_err store_prepare_begin(klevdb *db, const char **dir, bool *sync);
+/* The same facts for resolving; *doubt (NULL: the caller will change the
+** store, which read-only handles refuse) gets whether a prepared batch is
+** in the store. */
+klevdb_err store_prepared_dir(klevdb *db, const char **dir, bool *sync, bool *doubt);
+/* Marks the store as holding a prepared batch (publish refuses) or not. */
+void store_set_doubt(klevdb *db, bool doubt);
+/* klevdb_publish for the prepared batch itself, which the mark lets by. */
+klevdb_err store_publish_prepared(klevdb *db, const klevdb_msg *msgs, size_t n,
+                                  int64_t *next_out);
 
 #endif

@@ -19,7 +19,9 @@
 **         CLR                 the delete is over: the rest of PEND stays
 **       and exits 1 with "ERR ..." on anything unexpected.
 **
-**   crash_child verify DIR STATEFILE [--auto-sync] [--preallocate]
+**   crash_child verify DIR STATEFILE [--sql] [--auto-sync] [--preallocate]
+**       With --sql, first reads the table once, which settles a batch the
+**       kill left in doubt between the store and the database.
 **       First checks the files as the kill left them the way Go klevdb
 **       would open them (go_view: every log ends at its last record, every
 **       index is a bare header or lists exactly the log's records).
@@ -700,7 +702,33 @@ static int msg_matches(const klevdb_msg *m, int64_t o) {
          m->time == g.time;
 }
 
-static int verify(const char *dir, const char *statefile, int auto_sync) {
+/* A SQL writer's store is settled by its table's first use: a batch the
+** kill left prepared is committed or dropped as the database decided. */
+static void settle_sql(const char *dir) {
+#ifdef CRASH_SQL
+  char dbpath[4200];
+  snprintf(dbpath, sizeof(dbpath), "%s.db", dir);
+  sqlite3 *db;
+  /* Killed before the database or the table was made: nothing to settle. */
+  if (access(dbpath, F_OK) != 0) return;
+  if (sqlite3_open_v2(dbpath, &db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK)
+    die("sqlite3_open %s: %s", dbpath, sqlite3_errmsg(db));
+  sqlite3_stmt *st;
+  int rc = sqlite3_prepare_v2(db, "SELECT count(*) FROM t WHERE \"offset\" = 0", -1, &st, NULL);
+  if (rc != SQLITE_OK && strstr(sqlite3_errmsg(db), "no such table")) {
+    sqlite3_close(db);
+    return;
+  }
+  if (rc != SQLITE_OK || sqlite3_step(st) != SQLITE_ROW)
+    die("settle %s: %s", dbpath, sqlite3_errmsg(db));
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+#else
+  (void)dir;
+#endif
+}
+
+static int verify(const char *dir, const char *statefile, int auto_sync, int use_sql) {
   FILE *f = fopen(statefile, "r");
   if (!f) die("open %s: %s", statefile, strerror(errno));
   int64_t acked = -1, try_from = -1, try_to = -1;
@@ -720,6 +748,9 @@ static int verify(const char *dir, const char *statefile, int auto_sync) {
 
   /* The files as the kill left them, before our open repairs anything. */
   int go = go_view(dir, try_from >= 0, pend.n > 0, preallocate);
+  /* Then the table settles a batch the kill left in doubt between the
+  ** store and the database, as its first use would. */
+  if (use_sql) settle_sql(dir);
 
   klevdb_options o = store_options(auto_sync);
   klevdb_error e;
@@ -972,13 +1003,13 @@ int main(int argc, char **argv) {
 #endif
   if (npos == 3 && !strcmp(pos[0], "run"))
     return run(pos[1], strtoull(pos[2], NULL, 10), use_sql, auto_sync);
-  if (npos == 3 && !strcmp(pos[0], "verify")) return verify(pos[1], pos[2], auto_sync);
+  if (npos == 3 && !strcmp(pos[0], "verify")) return verify(pos[1], pos[2], auto_sync, use_sql);
   if (npos == 4 && !strcmp(pos[0], "bigdel-make"))
     return bigdel_make(pos[1], strtoll(pos[2], NULL, 10), strtoll(pos[3], NULL, 10));
   if (npos == 3 && !strcmp(pos[0], "bigdel")) return bigdel(pos[1], strtoll(pos[2], NULL, 10), use_sql);
   if (npos == 3 && !strcmp(pos[0], "bigdel-verify")) return bigdel_verify(pos[1], strtoll(pos[2], NULL, 10));
   fprintf(stderr, "usage: crash_child run DIR SEED [--sql] [--auto-sync] [--preallocate]\n"
-                  "       crash_child verify DIR STATEFILE [--auto-sync] [--preallocate]\n"
+                  "       crash_child verify DIR STATEFILE [--sql] [--auto-sync] [--preallocate]\n"
                   "       crash_child bigdel-make DIR N ROLLOVER\n"
                   "       crash_child bigdel DIR N [--sql]\n"
                   "       crash_child bigdel-verify DIR N\n");

@@ -71,7 +71,7 @@ def main():
     state_path = os.path.join(work, "state")
     flags = (["--sql"] if args.sql else []) + (["--auto-sync"] if args.auto_sync else []) + \
         (["--preallocate"] if args.preallocate else [])
-    verify_flags = (["--auto-sync"] if args.auto_sync else []) + (["--preallocate"] if args.preallocate else [])
+    verify_flags = (["--sql"] if args.sql else []) + (["--auto-sync"] if args.auto_sync else []) + (["--preallocate"] if args.preallocate else [])
 
     acked = 0            # next offset after the last acknowledged publish
     deleted = []         # [from, to) ranges known deleted
