@@ -26,51 +26,6 @@ static klevdb_options opts_small(void) {
   return o;
 }
 
-/* Reads a whole file; NULL if missing. */
-static uint8_t *slurp(const char *path, long *len) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
-  fseek(f, 0, SEEK_END);
-  *len = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  uint8_t *p = malloc((size_t)*len + 1);
-  if (p && fread(p, 1, (size_t)*len, f) != (size_t)*len) {
-    free(p);
-    p = NULL;
-  }
-  fclose(f);
-  return p;
-}
-
-/* Every segment file of a equals the file of that name in b, and both
-** have as many. */
-static void same_files_at(const char *a, const char *b, const char *file, int line) {
-  int bad = 0, n = 0;
-  DIR *d = opendir(a);
-  struct dirent *de;
-  while (d && (de = readdir(d)) != NULL) {
-    if (de->d_name[0] == '.') continue;
-    char pa[512], pb[512];
-    snprintf(pa, sizeof pa, "%s/%s", a, de->d_name);
-    snprintf(pb, sizeof pb, "%s/%s", b, de->d_name);
-    long la = -1, lb = -2;
-    uint8_t *x = slurp(pa, &la), *y = slurp(pb, &lb);
-    if (!x || !y || la != lb || memcmp(x, y, (size_t)la) != 0) {
-      bad++;
-      chk_report(0, file, line, "file %s differs from %s", pa, pb);
-    }
-    free(x);
-    free(y);
-    n++;
-  }
-  if (d) closedir(d);
-  chk_report(bad == 0 && n > 0, file, line, "%d files compared, %d differ", n, bad);
-  chk_report(count_ext(a, ".log") == count_ext(b, ".log") &&
-             count_ext(a, ".index") == count_ext(b, ".index"),
-             file, line, "as many segment files in %s as in %s", a, b);
-}
-#define SAME_FILES(a, b) same_files_at((a), (b), __FILE__, __LINE__)
-
 static int has_file(const char *dir, const char *name) {
   char p[512];
   snprintf(p, sizeof p, "%s/%s", dir, name);

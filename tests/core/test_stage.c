@@ -27,50 +27,6 @@ static void add_range(klevdb *db, klevdb_stage *sg, tmsg *t, int from, int to) {
   for (int i = from; i < to; i++) CHECK_DBOK(db, klevdb_stage_add(sg, &t[i].m, 1));
 }
 
-/* Reads a whole file; NULL if missing. */
-static uint8_t *slurp(const char *path, long *len) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
-  fseek(f, 0, SEEK_END);
-  *len = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  uint8_t *p = malloc((size_t)*len + 1);
-  if (p && fread(p, 1, (size_t)*len, f) != (size_t)*len) {
-    free(p);
-    p = NULL;
-  }
-  fclose(f);
-  return p;
-}
-
-/* Every file of a equals the file of that name in b, and both have as
-** many files (the .lock aside). Returns the number of files compared. */
-static int same_files(const char *a, const char *b) {
-  int n = 0, bad = 0;
-  DIR *d = opendir(a);
-  struct dirent *de;
-  while (d && (de = readdir(d)) != NULL) {
-    if (de->d_name[0] == '.') continue;
-    char pa[512], pb[512];
-    snprintf(pa, sizeof pa, "%s/%s", a, de->d_name);
-    snprintf(pb, sizeof pb, "%s/%s", b, de->d_name);
-    long la = -1, lb = -2;
-    uint8_t *x = slurp(pa, &la), *y = slurp(pb, &lb);
-    if (!x || !y || la != lb || memcmp(x, y, (size_t)la) != 0) {
-      bad++;
-      chk_report(0, __FILE__, __LINE__, "file %s differs from %s", pa, pb);
-    }
-    free(x);
-    free(y);
-    n++;
-  }
-  if (d) closedir(d);
-  CHECK_EQ(bad, 0);
-  CHECK_EQ(count_ext(a, ".log"), count_ext(b, ".log"));
-  CHECK_EQ(count_ext(a, ".index"), count_ext(b, ".index"));
-  return n;
-}
-
 /* A store with a head of 3 messages, then a batch of the given messages
 ** published with klevdb_publish: the reference. */
 static void reference(const char *dir, tmsg *t, const int *pick, int n) {
@@ -137,7 +93,7 @@ static void test_same_as_publish(void) {
     PUBLISH(db, 3 + N, 2, 3 + N);
     CHECK_OK(klevdb_close(db));
   }
-  CHECK(same_files(dir, ref) > 80);
+  CHECK(SAME_FILES(dir, ref) > 80);
   rm_rf(ref);
   rm_rf(dir);
 }
@@ -176,7 +132,7 @@ static void truncate_case(int upto, int keep, int more, bool same) {
   klevdb_writer_unlock(db);
   CHECK_OK(klevdb_close(db));
   CHECK_EQ(count_ext(dir, ".batch"), 0);
-  if (n > 0 && same) CHECK(same_files(dir, ref) >= 2);
+  if (n > 0 && same) CHECK(SAME_FILES(dir, ref) >= 2);
   /* Reopened, it reads back the kept messages and then the added ones. */
   db = OPEN(dir, &o);
   if (db) {
