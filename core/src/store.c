@@ -1247,7 +1247,8 @@ klevdb_err klevdb_publish(klevdb *db, const klevdb_msg *msgs, size_t n, int64_t 
     ** then those: until then it starts with zeros (a torn tail that our
     ** open cuts whole, and that Go's scan rejects as a bad record rather
     ** than reading past). No O_APPEND: positions are ours; on failure cut
-    ** the log back so that nothing of the batch stays (spec B9). */
+    ** the log back so that nothing of the batch stays (Go leaves a failed
+    ** batch's first records in the log). */
     size_t total = (size_t)(pos - h->log_end);
     size_t first = 4096 - (size_t)(h->log_end & 4095);
     if (first > total) first = total;
