@@ -323,9 +323,7 @@ static void stage_feed(kvt_vtab *vt) {
 static void stage_maybe(kvt_vtab *vt) {
   kvt_pending *tx = vt->tx;
   if (!tx->stage) {
-    /* Only a lone autocommit statement publishes staged segments; any
-    ** other transaction prepares its batch whole (kvt_sync). */
-    if (tx->no_stage || !tx->autocommit || tx->bytes <= tx->stage_at) return;
+    if (tx->no_stage || tx->bytes <= tx->stage_at) return;
     if (klevdb_stage_begin(tx->owner, &tx->stage) != KLEVDB_OK) {
       tx->stage = NULL;
       tx->no_stage = true;
@@ -512,22 +510,30 @@ int kvt_sync(sqlite3_vtab *vtab) {
     if (rc == SQLITE_OK) tx->published = true;
     return rc;
   }
-  /* The batch goes whole into the prepared file: staged segments would
-  ** be written twice. */
+  char *txid = new_txid(vt);
+  if (!txid) return SQLITE_NOMEM;
+  klevdb_err e;
   if (tx->stage) {
-    klevdb_stage_abort(tx->stage);
+    /* Most of it is in segment files already: they are prepared as they
+    ** are, and the commit renames them into place. */
+    stage_feed(vt);
+  }
+  if (tx->stage) {
+    e = klevdb_stage_prepare(tx->stage, tx->dels, tx->ndels, txid, &tx->prep);
     tx->stage = NULL;
     tx->no_stage = true;
+  } else {
+    klevdb_msg *msgs = pending_msgs(tx);
+    if (!msgs) {
+      sqlite3_free(txid);
+      return SQLITE_NOMEM;
+    }
+    e = klevdb_prepare(w, msgs, tx->n, tx->dels, tx->ndels, txid, &tx->prep);
+    free(msgs);
   }
-  klevdb_msg *msgs = pending_msgs(tx);
-  if (!msgs) return SQLITE_NOMEM;
-  char *txid = new_txid(vt);
-  klevdb_err e = txid ? klevdb_prepare(w, msgs, tx->n, tx->dels, tx->ndels, txid, &tx->prep)
-                      : KLEVDB_ENOMEM;
-  free(msgs);
   if (e != KLEVDB_OK) {
     sqlite3_free(txid);
-    return txid ? kvt_error(vt, kvt_rc(e), "%s", klevdb_errmsg(w)) : SQLITE_NOMEM;
+    return kvt_error(vt, kvt_rc(e), "%s", klevdb_errmsg(w));
   }
   int rc = shadow_write(vt, txid, tx->base, (int64_t)tx->n);
   sqlite3_free(txid);

@@ -339,6 +339,12 @@ typedef struct klevdb_prepared_info {
 klevdb_err klevdb_prepare(klevdb *db, const klevdb_msg *msgs, size_t n,
                           const klevdb_range *ranges, size_t nranges,
                           const char *txid, klevdb_prepared **out);
+/* Prepares what a stage collected (and frees the stage, as commit and
+** abort do), instead of klevdb_stage_commit: the same promise as
+** klevdb_prepare, but the messages stay in the segment files the stage
+** wrote and the commit only renames them into place. */
+klevdb_err klevdb_stage_prepare(klevdb_stage *sg, const klevdb_range *ranges, size_t nranges,
+                                const char *txid, klevdb_prepared **out);
 klevdb_err klevdb_prepared_find(klevdb *db, klevdb_prepared **out);
 void klevdb_prepared_get_info(const klevdb_prepared *p, klevdb_prepared_info *out);
 klevdb_err klevdb_prepared_commit(klevdb_prepared *p, int64_t *base_out,

@@ -13,7 +13,6 @@
 
 #define MARKER ".batch"
 #define DELETE_MARKER ".delete"
-#define TEMP_EXT ".batch"
 
 /* ---- marker files ---- */
 
@@ -50,18 +49,19 @@ static void marker_remove(const char *dir, const char *name, bool sync) {
   if (sync) dir_sync(dir, NULL);
 }
 
-static void temp_path(char *out, size_t cap, const char *dir, int64_t base, const char *ext) {
+static void temp_path(char *out, size_t cap, const char *dir, int64_t base, const char *ext,
+                      const char *tmp) {
   char p[4096];
   seg_path(p, sizeof(p), dir, base, ext);
-  snprintf(out, cap, "%s%s", p, TEMP_EXT);
+  snprintf(out, cap, "%s%s", p, tmp);
 }
 
-void batch_discard(const char *dir, const int64_t *bases, size_t nb) {
+void batch_discard(const char *dir, const int64_t *bases, size_t nb, const char *tmp) {
   char p[4200];
   for (size_t i = 0; i < nb; i++) {
-    temp_path(p, sizeof(p), dir, bases[i], ".log");
+    temp_path(p, sizeof(p), dir, bases[i], ".log", tmp);
     unlink(p);
-    temp_path(p, sizeof(p), dir, bases[i], ".index");
+    temp_path(p, sizeof(p), dir, bases[i], ".index", tmp);
     unlink(p);
   }
 }
@@ -98,28 +98,29 @@ klevdb_err segbuild_add(segbuild *b, const klevdb_msg *m, int64_t t, int64_t *la
   return KLEVDB_OK;
 }
 
-klevdb_err segbuild_write(const char *dir, const segbuild *b, bool sync, klevdb_error *e) {
+klevdb_err segbuild_write(const char *dir, const segbuild *b, const char *tmp, bool sync,
+                          klevdb_error *e) {
   char p[4200];
-  temp_path(p, sizeof(p), dir, b->base, ".log");
+  temp_path(p, sizeof(p), dir, b->base, ".log", tmp);
   int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) return kerr_sys(e, errno, "publish: create %s", p);
   int err = write_full(fd, b->log.p, b->log.len);
   if (!err && sync && fdatasync(fd) < 0) err = errno;
   if (close(fd) < 0 && !err) err = errno;
   if (err) return kerr_sys(e, err, "publish: write %s", p);
-  temp_path(p, sizeof(p), dir, b->base, ".index");
+  temp_path(p, sizeof(p), dir, b->base, ".index", tmp);
   return index_write(p, b->ver, b->params, b->items.p, b->items.len, sync, e);
 }
 
-klevdb_err segbuild_read(const char *dir, segbuild *b, int ver, int params, int64_t base,
-                         klevdb_error *e) {
+klevdb_err segbuild_read(const char *dir, segbuild *b, const char *tmp, int ver, int params,
+                         int64_t base, klevdb_error *e) {
   char p[4200];
   uint8_t *log, *idx;
   size_t loglen, idxlen;
-  temp_path(p, sizeof(p), dir, base, ".log");
+  temp_path(p, sizeof(p), dir, base, ".log", tmp);
   klevdb_err rc = file_read(p, &log, &loglen, e);
   if (rc) return rc;
-  temp_path(p, sizeof(p), dir, base, ".index");
+  temp_path(p, sizeof(p), dir, base, ".index", tmp);
   if ((rc = file_read(p, &idx, &idxlen, e))) {
     free(log);
     return rc;
@@ -173,11 +174,11 @@ klevdb_err batch_write(const char *dir, int ver, int params, int64_t rollover,
       rc = segbuild_add(&b, m, m->time == KLEVDB_TIME_UNSET ? now : m->time, last_ts, e);
       i++;
     } while (!rc && i < n && (int64_t)b.log.len <= rollover);
-    if (!rc) rc = segbuild_write(dir, &b, sync, e);
+    if (!rc) rc = segbuild_write(dir, &b, TMP_BATCH, sync, e);
   }
   segbuild_free(&b);
   if (rc) {
-    batch_discard(dir, bases, nb);
+    batch_discard(dir, bases, nb, TMP_BATCH);
     free(bases);
     return rc;
   }
@@ -186,16 +187,19 @@ klevdb_err batch_write(const char *dir, int ver, int params, int64_t rollover,
   return KLEVDB_OK;
 }
 
-klevdb_err batch_commit(const char *dir, const int64_t *bases, size_t nb, bool replace,
-                        bool sync, klevdb_error *e) {
+klevdb_err batch_commit(const char *dir, const int64_t *bases, size_t nb, const char *tmp,
+                        bool replace, bool sync, klevdb_error *e) {
   char from[4200], to[4200];
   kbuf list = {0};
   klevdb_err rc = KLEVDB_OK;
+  bool staged = strcmp(tmp, TMP_STAGE) == 0;
   /* One base a line; "=" marks a first segment that replaces an empty
-  ** head (undone by emptying it, where the others are removed). */
+  ** head (undone by emptying it, where the others are removed), "s" a
+  ** stage's segment (undone by renaming it back: a prepared batch may
+  ** still need it). */
   for (size_t i = 0; i < nb && !rc; i++) {
-    if ((rc = kbuf_reserve(&list, 24, e))) break;
-    list.len += (size_t)snprintf((char *)list.p + list.len, 24, "%s%lld\n",
+    if ((rc = kbuf_reserve(&list, 26, e))) break;
+    list.len += (size_t)snprintf((char *)list.p + list.len, 26, "%s%s%lld\n", staged ? "s" : "",
                                  i == 0 && replace ? "=" : "", (long long)bases[i]);
   }
   /* The marker is on disk before the renames it covers, always. */
@@ -207,7 +211,7 @@ klevdb_err batch_commit(const char *dir, const int64_t *bases, size_t nb, bool r
     ** would be one Go appends to when it makes that segment itself. */
     const char *ext[2] = {".log", ".index"};
     for (int k = 0; k < 2 && !rc; k++) {
-      temp_path(from, sizeof(from), dir, bases[i], ext[k]);
+      temp_path(from, sizeof(from), dir, bases[i], ext[k], tmp);
       seg_path(to, sizeof(to), dir, bases[i], ext[k]);
       if (rename(from, to) < 0) rc = kerr_sys(e, errno, "publish: rename %s", from);
     }
@@ -221,37 +225,46 @@ klevdb_err batch_commit(const char *dir, const int64_t *bases, size_t nb, bool r
   return KLEVDB_OK;
 }
 
+/* Undoes one segment file of a batch: a stage's goes back under its
+** temporary name, a publish's goes; an empty head it replaced comes back
+** empty (the writer's open formats a 0-byte head). */
+static void undo_file(const char *dir, int64_t base, const char *ext, bool staged, bool empty_it) {
+  char path[4200], tmp[4200];
+  seg_path(path, sizeof(path), dir, base, ext);
+  temp_path(tmp, sizeof(tmp), dir, base, ext, staged ? TMP_STAGE : TMP_BATCH);
+  if (staged) {
+    /* Still under its temporary name: what is in place is not the stage's. */
+    if (access(tmp, F_OK) < 0 && rename(path, tmp) < 0 && errno != ENOENT) return;
+  } else {
+    unlink(tmp);
+  }
+  if (empty_it) {
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd >= 0) close(fd);
+  } else {
+    unlink(path);
+  }
+}
+
 klevdb_err batch_recover(const char *dir, klevdb_error *e) {
   uint8_t *data;
   size_t len;
   klevdb_err rc = marker_read(dir, MARKER, &data, &len, e);
   if (rc == KLEVDB_ENOTFOUND) return KLEVDB_OK;
   if (rc) return rc;
-  /* The batch never finished: a segment that replaced an empty head comes
-  ** back empty, the others go. */
+  /* The batch never finished: every segment goes back to where it was. */
   char *p = (char *)data, *end = p + len;
   while (p < end) {
     char *nl = memchr(p, '\n', (size_t)(end - p));
     if (!nl) break;
     *nl = 0;
+    bool staged = *p == 's';
+    p += staged;
     bool empty_it = *p == '=';
     int64_t base = strtoll(p + empty_it, NULL, 10);
     p = nl + 1;
-    char path[4200];
-    int64_t one = base;
-    batch_discard(dir, &one, 1);
-    const char *ext[2] = {".log", ".index"};
-    for (int k = 0; k < 2; k++) {
-      seg_path(path, sizeof(path), dir, base, ext[k]);
-      if (empty_it) {
-        /* Truncate to an empty segment; the header (V2) is rewritten by the
-        ** writer's open, which formats a 0-byte head. */
-        int fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
-        if (fd >= 0) close(fd);
-      } else {
-        unlink(path);
-      }
-    }
+    undo_file(dir, base, ".log", staged, empty_it);
+    undo_file(dir, base, ".index", staged, empty_it);
   }
   free(data);
   marker_remove(dir, MARKER, true);

@@ -238,10 +238,16 @@ klevdb_err segbuild_start(segbuild *b, int ver, int params, int64_t base, klevdb
 /* Appends m (time t) as offset base + n; index times clamp from *last_ts. */
 klevdb_err segbuild_add(segbuild *b, const klevdb_msg *m, int64_t t, int64_t *last_ts,
                         klevdb_error *e);
-klevdb_err segbuild_write(const char *dir, const segbuild *b, bool sync, klevdb_error *e);
+/* Temporary names of a batch's segment files (<segment file><tmp>): a
+** publish's go at the next open; a stage's stay while a prepared batch
+** names them (prepared.c), and a commit cut short puts them back. */
+#define TMP_BATCH ".batch"
+#define TMP_STAGE ".stage"
+klevdb_err segbuild_write(const char *dir, const segbuild *b, const char *tmp, bool sync,
+                          klevdb_error *e);
 /* Reads a segment segbuild_write wrote back (to cut it shorter). */
-klevdb_err segbuild_read(const char *dir, segbuild *b, int ver, int params, int64_t base,
-                         klevdb_error *e);
+klevdb_err segbuild_read(const char *dir, segbuild *b, const char *tmp, int ver, int params,
+                         int64_t base, klevdb_error *e);
 void segbuild_free(segbuild *b);
 
 /* Writes msgs[0..n) (offsets from offset, unset times = now, index times
@@ -251,12 +257,13 @@ klevdb_err batch_write(const char *dir, int ver, int params, int64_t rollover,
                        const klevdb_msg *msgs, size_t n, int64_t offset, int64_t now,
                        int64_t *last_ts, bool sync, int64_t **bases_out, size_t *nb_out,
                        klevdb_error *e);
-/* Renames the segments into place under a marker (replace: the first one
-** replaces the empty head at bases[0]); all or nothing, across a crash. */
-klevdb_err batch_commit(const char *dir, const int64_t *bases, size_t nb, bool replace,
-                        bool sync, klevdb_error *e);
+/* Renames the segments (named with tmp) into place under a marker
+** (replace: the first one replaces the empty head at bases[0]); all or
+** nothing, across a crash. */
+klevdb_err batch_commit(const char *dir, const int64_t *bases, size_t nb, const char *tmp,
+                        bool replace, bool sync, klevdb_error *e);
 /* Removes the temporary files of a batch that is not committed. */
-void batch_discard(const char *dir, const int64_t *bases, size_t nb);
+void batch_discard(const char *dir, const int64_t *bases, size_t nb, const char *tmp);
 /* At open: undoes a batch whose commit a crash interrupted. */
 klevdb_err batch_recover(const char *dir, klevdb_error *e);
 

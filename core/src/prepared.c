@@ -8,10 +8,17 @@
 ** the store refuses every other publish until the batch is resolved.
 **
 ** The file, integers big-endian:
-**   "KLEVPREP" u32 version, u32 txid length, i64 base, u64 count,
-**   u64 nranges, txid, nranges * (i64 from, i64 to),
-**   count * (i64 time, u32 key length, u32 value length, key, value),
+**   "KLEVPREP" u32 version (2), u32 txid length, i64 base, u64 count,
+**   u64 nranges, u64 nsegs, txid, nranges * (i64 from, i64 to),
+**   nsegs * i64 segment base,
+**   count * (i64 time, u32 key length, u32 value length, key, value)
+**     (only when nsegs is 0),
 **   u32 CRC-32C of everything before it.
+** Version 1 is version 2 without nsegs. A batch a stage wrote while it
+** ran (a big transaction) is not copied: its segments stay under their
+** temporary names (TMP_STAGE) and the file lists them; the commit renames
+** them into place, and the batch counts as published once none is left
+** (an interrupted rename is undone by the next open, batch.c).
 ** Trailing bytes after the CRC are ignored. The file stays from one batch
 ** to the next and is written in place (a create, rename and unlink for
 ** every transaction would cost more than the rest of a small one): a batch
@@ -21,6 +28,7 @@
 ** outcome is known) goes under .prepared.tmp and is renamed over it, whole
 ** or not at all. With auto_sync every step is fsynced, as publish syncs.
 */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -33,8 +41,9 @@
 #define FILE_NAME ".prepared"
 #define TEMP_NAME ".prepared.tmp"
 #define MAGIC "KLEVPREP"
-#define VERSION 1
-#define HEAD (8 + 4 + 4 + 8 + 8 + 8)
+#define VERSION 2
+#define HEAD_V1 (8 + 4 + 4 + 8 + 8 + 8)
+#define HEAD (HEAD_V1 + 8)
 #define TXID_MAX 4096
 
 struct klevdb_prepared {
@@ -43,6 +52,8 @@ struct klevdb_prepared {
   int64_t base;
   size_t count, nranges;
   klevdb_range *ranges;
+  int64_t *segs;            /* a stage's segments (nsegs > 0), or: */
+  size_t nsegs;
   klevdb_msg *msgs;         /* key and value point into data */
   uint8_t *data;            /* the file's image */
   size_t len;
@@ -90,8 +101,9 @@ static void put(kbuf *b, const void *p, size_t n) {
 
 /* The file's image of p (times already stamped). */
 static klevdb_err encode(const klevdb_prepared *p, kbuf *b, klevdb_error *e) {
-  size_t tl = strlen(p->txid), need = HEAD + tl + p->nranges * 16 + 4;
-  for (size_t i = 0; i < p->count; i++) need += 16 + p->msgs[i].key_len + p->msgs[i].value_len;
+  size_t tl = strlen(p->txid), need = HEAD + tl + p->nranges * 16 + p->nsegs * 8 + 4;
+  size_t nmsgs = p->nsegs ? 0 : p->count;
+  for (size_t i = 0; i < nmsgs; i++) need += 16 + p->msgs[i].key_len + p->msgs[i].value_len;
   klevdb_err rc = kbuf_reserve(b, need, e);
   if (rc) return rc;
   put(b, MAGIC, 8);
@@ -100,12 +112,14 @@ static klevdb_err encode(const klevdb_prepared *p, kbuf *b, klevdb_error *e) {
   put64(b, (uint64_t)p->base);
   put64(b, p->count);
   put64(b, p->nranges);
+  put64(b, p->nsegs);
   put(b, p->txid, tl);
   for (size_t i = 0; i < p->nranges; i++) {
     put64(b, (uint64_t)p->ranges[i].from);
     put64(b, (uint64_t)p->ranges[i].to);
   }
-  for (size_t i = 0; i < p->count; i++) {
+  for (size_t i = 0; i < p->nsegs; i++) put64(b, (uint64_t)p->segs[i]);
+  for (size_t i = 0; i < nmsgs; i++) {
     const klevdb_msg *m = &p->msgs[i];
     put64(b, (uint64_t)m->time);
     put32(b, (uint32_t)m->key_len);
@@ -122,27 +136,37 @@ static klevdb_err decode(klevdb_prepared *p, uint8_t *data, size_t len, const ch
                          klevdb_error *e) {
   p->data = data;
   p->len = len;
-  if (len < HEAD + 4 || memcmp(data, MAGIC, 8) != 0 || get_be32(data + 8) != VERSION)
+  uint32_t ver = len >= HEAD_V1 ? get_be32(data + 8) : 0;
+  size_t head = ver == 1 ? HEAD_V1 : HEAD;
+  if (len < head + 4 || memcmp(data, MAGIC, 8) != 0 || (ver != 1 && ver != VERSION))
     return kerr(e, KLEVDB_ECORRUPT_LOG, "prepared batch: %s is damaged", path);
-  size_t tl = get_be32(data + 12), at = HEAD, end = len - 4;
+  size_t tl = get_be32(data + 12), at = head, end = len - 4;
   p->base = (int64_t)get_be64(data + 16);
   uint64_t count = get_be64(data + 24), nranges = get_be64(data + 32);
+  uint64_t nsegs = ver == 1 ? 0 : get_be64(data + 40);
   /* Sizes checked against what the file holds before anything is sized
   ** by them. */
-  if (tl > end - at || nranges > (end - at - tl) / 16 || count > (end - at - tl) / 16)
+  if (tl > end - at || nranges > (end - at - tl) / 16 ||
+      nsegs > (end - at - tl - nranges * 16) / 8 || (!nsegs && count > (end - at - tl) / 16) ||
+      count > INT64_MAX / 2)
     return kerr(e, KLEVDB_ECORRUPT_LOG, "prepared batch: %s is damaged", path);
   p->count = count;
   p->nranges = nranges;
+  p->nsegs = nsegs;
+  size_t nmsgs = nsegs ? 0 : count;
   p->txid = malloc(tl + 1);
   p->ranges = malloc(nranges ? nranges * sizeof(klevdb_range) : 1);
-  p->msgs = malloc(count ? count * sizeof(klevdb_msg) : 1);
-  if (!p->txid || !p->ranges || !p->msgs) return kerr_sys(e, ENOMEM, "prepared batch");
+  p->segs = malloc(nsegs ? nsegs * sizeof(int64_t) : 1);
+  p->msgs = malloc(nmsgs ? nmsgs * sizeof(klevdb_msg) : 1);
+  if (!p->txid || !p->ranges || !p->segs || !p->msgs)
+    return kerr_sys(e, ENOMEM, "prepared batch");
   memcpy(p->txid, data + at, tl);
   p->txid[tl] = 0;
   at += tl;
   for (size_t i = 0; i < nranges; i++, at += 16)
     p->ranges[i] = (klevdb_range){(int64_t)get_be64(data + at), (int64_t)get_be64(data + at + 8)};
-  for (size_t i = 0; i < count; i++) {
+  for (size_t i = 0; i < nsegs; i++, at += 8) p->segs[i] = (int64_t)get_be64(data + at);
+  for (size_t i = 0; i < nmsgs; i++) {
     if (end - at < 16) return kerr(e, KLEVDB_ECORRUPT_LOG, "prepared batch: %s is damaged", path);
     klevdb_msg *m = &p->msgs[i];
     m->offset = p->base + (int64_t)i;
@@ -220,60 +244,29 @@ static void prepared_free(klevdb_prepared *p) {
   if (!p) return;
   free(p->txid);
   free(p->ranges);
+  free(p->segs);
   free(p->msgs);
   free(p->data);
   free(p);
 }
 
-klevdb_err klevdb_prepare(klevdb *db, const klevdb_msg *msgs, size_t n,
-                          const klevdb_range *ranges, size_t nranges, const char *txid,
-                          klevdb_prepared **out) {
-  if (!db || !out) return KLEVDB_EINVAL;
-  *out = NULL;
-  const char *dir;
-  bool sync;
-  klevdb_err rc = store_prepare_begin(db, &dir, &sync);
-  if (rc) return rc;
+/* Writes p's image and makes p read it back, so that the batch no longer
+** depends on the caller's memory; on success the store is in doubt and
+** *out gets p, on failure p is freed and nothing is prepared. */
+static klevdb_err put_in_doubt(klevdb *db, klevdb_prepared *p, const char *dir, bool sync,
+                               klevdb_prepared **out) {
   klevdb_error *e = store_handle_err(db);
-  if (!txid || strlen(txid) > TXID_MAX)
-    return kerr(e, KLEVDB_EINVAL, "prepare: a transaction id of at most %d bytes is needed",
-                TXID_MAX);
-  if (nranges && !ranges) return kerr(e, KLEVDB_EINVAL, "prepare: no ranges given");
-  if ((rc = msgs_check(msgs, n, NULL, e))) return rc;
-  int64_t base;
-  if ((rc = klevdb_next_offset(db, &base))) return rc;
-
-  klevdb_prepared *p = calloc(1, sizeof(*p));
   kbuf b = {0};
-  if (!p) return kerr_sys(e, ENOMEM, "prepare");
-  p->db = db;
-  p->base = base;
-  p->count = n;
-  p->nranges = nranges;
-  p->txid = strdup(txid);
-  p->msgs = malloc(n ? n * sizeof(klevdb_msg) : 1);
-  p->ranges = malloc(nranges ? nranges * sizeof(klevdb_range) : 1);
-  if (!p->txid || !p->msgs || !p->ranges) {
-    prepared_free(p);
-    return kerr_sys(e, ENOMEM, "prepare");
-  }
-  /* "Now" is fixed here: a commit retried after a crash writes the same
-  ** records. */
-  int64_t now = wall_us();
-  for (size_t i = 0; i < n; i++) {
-    p->msgs[i] = msgs[i];
-    if (p->msgs[i].time == KLEVDB_TIME_UNSET) p->msgs[i].time = now;
-  }
-  if (nranges) memcpy(p->ranges, ranges, nranges * sizeof(klevdb_range));
-  if (!(rc = encode(p, &b, e))) rc = save(dir, &b, sync, e);
+  klevdb_err rc = encode(p, &b, e);
+  if (!rc) rc = save(dir, &b, sync, e);
   if (!rc) {
-    /* From the image on, the batch no longer depends on the caller's
-    ** memory. */
     free(p->msgs);
     free(p->ranges);
+    free(p->segs);
     free(p->txid);
     p->msgs = NULL;
     p->ranges = NULL;
+    p->segs = NULL;
     p->txid = NULL;
     rc = decode(p, b.p, b.len, FILE_NAME, e);
     b.p = NULL;
@@ -288,6 +281,134 @@ klevdb_err klevdb_prepare(klevdb *db, const klevdb_msg *msgs, size_t n,
   kbuf_free(&b);
   prepared_free(p);
   return rc;
+}
+
+/* A new handle for a batch at base; the caller's txid and ranges copied. */
+static klevdb_prepared *prepared_new(klevdb *db, int64_t base, size_t count,
+                                     const klevdb_range *ranges, size_t nranges,
+                                     const char *txid) {
+  klevdb_prepared *p = calloc(1, sizeof(*p));
+  if (!p) return NULL;
+  p->db = db;
+  p->base = base;
+  p->count = count;
+  p->nranges = nranges;
+  p->txid = strdup(txid);
+  p->ranges = malloc(nranges ? nranges * sizeof(klevdb_range) : 1);
+  if (!p->txid || !p->ranges) {
+    prepared_free(p);
+    return NULL;
+  }
+  if (nranges) memcpy(p->ranges, ranges, nranges * sizeof(klevdb_range));
+  return p;
+}
+
+/* The checks both kinds of prepare make. */
+static klevdb_err prepare_check(klevdb *db, const klevdb_range *ranges, size_t nranges,
+                                const char *txid) {
+  klevdb_error *e = store_handle_err(db);
+  if (!txid || strlen(txid) > TXID_MAX)
+    return kerr(e, KLEVDB_EINVAL, "prepare: a transaction id of at most %d bytes is needed",
+                TXID_MAX);
+  if (nranges && !ranges) return kerr(e, KLEVDB_EINVAL, "prepare: no ranges given");
+  return KLEVDB_OK;
+}
+
+klevdb_err klevdb_prepare(klevdb *db, const klevdb_msg *msgs, size_t n,
+                          const klevdb_range *ranges, size_t nranges, const char *txid,
+                          klevdb_prepared **out) {
+  if (!db || !out) return KLEVDB_EINVAL;
+  *out = NULL;
+  const char *dir;
+  bool sync;
+  klevdb_err rc = store_prepare_begin(db, &dir, &sync);
+  if (rc) return rc;
+  klevdb_error *e = store_handle_err(db);
+  if ((rc = prepare_check(db, ranges, nranges, txid))) return rc;
+  if ((rc = msgs_check(msgs, n, NULL, e))) return rc;
+  int64_t base;
+  if ((rc = klevdb_next_offset(db, &base))) return rc;
+  klevdb_prepared *p = prepared_new(db, base, n, ranges, nranges, txid);
+  if (p && !(p->msgs = malloc(n ? n * sizeof(klevdb_msg) : 1))) {
+    prepared_free(p);
+    p = NULL;
+  }
+  if (!p) return kerr_sys(e, ENOMEM, "prepare");
+  /* "Now" is fixed here: a commit retried after a crash writes the same
+  ** records. */
+  int64_t now = wall_us();
+  for (size_t i = 0; i < n; i++) {
+    p->msgs[i] = msgs[i];
+    if (p->msgs[i].time == KLEVDB_TIME_UNSET) p->msgs[i].time = now;
+  }
+  return put_in_doubt(db, p, dir, sync, out);
+}
+
+klevdb_err prepared_staged(klevdb *db, int64_t base, size_t count, const int64_t *segs,
+                           size_t nsegs, const klevdb_range *ranges, size_t nranges,
+                           const char *txid, klevdb_prepared **out) {
+  const char *dir;
+  bool sync;
+  klevdb_err rc = store_prepare_begin(db, &dir, &sync);
+  if (rc || (rc = prepare_check(db, ranges, nranges, txid))) return rc;
+  klevdb_prepared *p = prepared_new(db, base, count, ranges, nranges, txid);
+  if (p && !(p->segs = malloc(nsegs ? nsegs * sizeof(int64_t) : 1))) {
+    prepared_free(p);
+    p = NULL;
+  }
+  if (!p) return kerr_sys(store_handle_err(db), ENOMEM, "prepare");
+  if (nsegs) memcpy(p->segs, segs, nsegs * sizeof(int64_t));
+  p->nsegs = nsegs;
+  return put_in_doubt(db, p, dir, sync, out);
+}
+
+/* Whether a staged segment file of the batch is still under its temporary
+** name (the batch is not in place). */
+static bool stage_left(const klevdb_prepared *p, const char *dir) {
+  for (size_t i = 0; i < p->nsegs; i++) {
+    char seg[4096], path[4200];
+    seg_path(seg, sizeof(seg), dir, p->segs[i], ".log");
+    snprintf(path, sizeof(path), "%s%s", seg, TMP_STAGE);
+    if (access(path, F_OK) == 0) return true;
+    seg_path(seg, sizeof(seg), dir, p->segs[i], ".index");
+    snprintf(path, sizeof(path), "%s%s", seg, TMP_STAGE);
+    if (access(path, F_OK) == 0) return true;
+  }
+  return false;
+}
+
+void prepared_clean(const char *dir) {
+  char path[4200];
+  path_of(path, sizeof(path), dir, FILE_NAME);
+  klevdb_prepared p = {0};
+  uint8_t *data;
+  size_t len;
+  /* The live batch's segments stay; anything else a stage left goes. */
+  if (!live(path) || file_read(path, &data, &len, NULL) != KLEVDB_OK) data = NULL;
+  if (data && decode(&p, data, len, path, NULL) != KLEVDB_OK) p.nsegs = 0;
+  DIR *d = opendir(dir);
+  struct dirent *de;
+  while (d && (de = readdir(d)) != NULL) {
+    const char *n = de->d_name;
+    size_t l = strlen(n);
+    bool log = l > 10 && strcmp(n + l - 10, ".log" TMP_STAGE) == 0;
+    bool idx = l > 12 && strcmp(n + l - 12, ".index" TMP_STAGE) == 0;
+    bool tmp = l > 16 && strcmp(n + l - 16, ".index" TMP_STAGE ".tmp") == 0;
+    if (!log && !idx && !tmp) continue;
+    char *end;
+    int64_t base = strtoll(n, &end, 10);
+    bool keep = false;
+    for (size_t i = 0; !tmp && i < p.nsegs && !keep; i++) keep = p.segs[i] == base;
+    if (keep) continue;
+    snprintf(path, sizeof(path), "%s/%s", dir, n);
+    unlink(path);
+  }
+  if (d) closedir(d);
+  free(p.txid);
+  free(p.ranges);
+  free(p.segs);
+  free(p.msgs);
+  free(p.data);
 }
 
 klevdb_err klevdb_prepared_find(klevdb *db, klevdb_prepared **out) {
@@ -373,6 +494,86 @@ static klevdb_range *ranges_moved(const klevdb_prepared *p, int64_t delta, size_
   return r;
 }
 
+/* Turns a staged batch into one held in the file itself, at the same
+** base (whole or not at all), then drops its segments: for a commit that
+** cannot rename them into place because another writer took their
+** offsets. */
+static klevdb_err unstage(klevdb_prepared *p, const char *dir, bool sync) {
+  klevdb_error *e = store_handle_err(p->db);
+  int ver, params;
+  store_seg_format(p->db, &ver, &params);
+  segbuild *bs = calloc(p->nsegs, sizeof(segbuild));
+  klevdb_prepared q = *p;
+  q.nsegs = 0;
+  q.segs = NULL;
+  q.msgs = malloc((p->count ? p->count : 1) * sizeof(klevdb_msg));
+  kbuf b = {0};
+  klevdb_err rc = bs && q.msgs ? KLEVDB_OK : kerr_sys(e, ENOMEM, "prepared batch");
+  size_t k = 0;
+  for (size_t i = 0; i < p->nsegs && !rc; i++) {
+    segbuild *s = &bs[i];
+    if ((rc = segbuild_read(dir, s, TMP_STAGE, ver, params, p->segs[i], e))) break;
+    for (size_t j = 0; j < s->n && !rc; j++) {
+      int64_t pos = item_pos(s->items.p + j * s->isz), len;
+      klevdb_msg m;
+      if (k == p->count || pos < 0 || (size_t)pos > s->log.len ||
+          rec_decode(ver, s->log.p + pos, (int64_t)s->log.len - pos, true, &m, &len, e) != 1 ||
+          m.offset != p->base + (int64_t)k)
+        rc = kerr(e, KLEVDB_ECORRUPT_LOG, "prepared batch: the staged segment %lld is damaged",
+                  (long long)p->segs[i]);
+      else q.msgs[k++] = m;
+    }
+  }
+  if (!rc && k != p->count)
+    rc = kerr(e, KLEVDB_ECORRUPT_LOG, "prepared batch: its staged segments hold %zu of %zu "
+              "messages", k, p->count);
+  q.count = k;
+  if (!rc && !(rc = encode(&q, &b, e))) rc = save_whole(dir, &b, sync, e);
+  for (size_t i = 0; bs && i < p->nsegs; i++) segbuild_free(&bs[i]);
+  free(bs);
+  free(q.msgs);
+  if (rc) {
+    kbuf_free(&b);
+    return rc;
+  }
+  batch_discard(dir, p->segs, p->nsegs, TMP_STAGE);
+  /* p now reads the new image, as a batch found in the file would. */
+  klevdb_prepared n = {.db = p->db};
+  if ((rc = decode(&n, b.p, b.len, FILE_NAME, e))) {
+    free(n.txid);
+    free(n.ranges);
+    free(n.segs);
+    free(n.msgs);
+    free(n.data);
+    return rc;
+  }
+  free(p->txid);
+  free(p->ranges);
+  free(p->segs);
+  free(p->msgs);
+  free(p->data);
+  *p = n;
+  return KLEVDB_OK;
+}
+
+/* Puts a staged batch in place: *yes when it is (now or already). */
+static klevdb_err commit_staged(klevdb_prepared *p, const char *dir, bool sync, bool *yes) {
+  *yes = false;
+  /* None left under a temporary name: renamed already (an interrupted
+  ** rename is undone at open, so it is all or none). */
+  if (!stage_left(p, dir)) {
+    *yes = true;
+    return KLEVDB_OK;
+  }
+  int64_t next;
+  klevdb_err rc = klevdb_next_offset(p->db, &next);
+  if (rc) return rc;
+  if (next != p->base) return unstage(p, dir, sync);
+  rc = store_stage_commit(p->db, p->base, p->segs, p->nsegs, NULL);
+  *yes = rc == KLEVDB_OK;
+  return rc;
+}
+
 klevdb_err klevdb_prepared_commit(klevdb_prepared *p, int64_t *base_out, int64_t *next_out) {
   if (!p) return KLEVDB_EINVAL;
   klevdb *db = p->db;
@@ -381,7 +582,8 @@ klevdb_err klevdb_prepared_commit(klevdb_prepared *p, int64_t *base_out, int64_t
   bool sync, yes;
   klevdb_err rc = store_prepared_dir(db, &dir, &sync, NULL);
   int64_t base = p->base, next = KLEVDB_OFFSET_INVALID;
-  if (!rc) rc = published(p, &yes);
+  if (!rc && p->nsegs) rc = commit_staged(p, dir, sync, &yes);
+  if (!rc && !p->nsegs) rc = published(p, &yes);
   if (!rc && !yes) {
     if ((rc = klevdb_next_offset(db, &next))) goto out;
     if (next != p->base) {
@@ -437,7 +639,10 @@ klevdb_err klevdb_prepared_abort(klevdb_prepared *p) {
   const char *dir;
   bool sync;
   klevdb_err rc = store_prepared_dir(p->db, &dir, &sync, NULL);
+  /* The file first: once it no longer names them, the segments are any
+  ** stage's leftovers, which the next open removes. */
   if (!rc) rc = drop(dir, sync, store_handle_err(p->db));
+  if (!rc && p->nsegs) batch_discard(dir, p->segs, p->nsegs, TMP_STAGE);
   if (!rc) store_set_doubt(p->db, false);
   prepared_free(p);
   return rc;

@@ -65,7 +65,7 @@ static void *writer(void *arg) {
     pthread_mutex_unlock(&sg->mu);
     klevdb_error e;
     /* After a failure the rest is not written: the stage is lost anyway. */
-    klevdb_err rc = failed ? KLEVDB_OK : segbuild_write(sg->st->dir, &b, sg->p.sync, &e);
+    klevdb_err rc = failed ? KLEVDB_OK : segbuild_write(sg->st->dir, &b, TMP_STAGE, sg->p.sync, &e);
     pthread_mutex_lock(&sg->mu);
     if (rc && !sg->err) {
       sg->err = rc;
@@ -153,7 +153,7 @@ static void stage_free(klevdb_stage *sg) {
 
 /* Removes the temporary files of sealed segments from, on. */
 static void discard_from(klevdb_stage *sg, size_t from) {
-  for (size_t i = from; i < sg->nsegs; i++) batch_discard(sg->st->dir, &sg->segs[i].base, 1);
+  for (size_t i = from; i < sg->nsegs; i++) batch_discard(sg->st->dir, &sg->segs[i].base, 1, TMP_STAGE);
   sg->nsegs = from;
 }
 
@@ -234,7 +234,7 @@ klevdb_err klevdb_stage_truncate(klevdb_stage *sg, size_t keep) {
     sealed s = sg->segs[j];
     ts0 = s.ts0;
     if (cut == s.base) rc = open_segment(sg, s.base, ts0);
-    else rc = segbuild_read(sg->st->dir, &sg->cur, sg->p.ver, sg->p.params, s.base, e);
+    else rc = segbuild_read(sg->st->dir, &sg->cur, TMP_STAGE, sg->p.ver, sg->p.params, s.base, e);
     discard_from(sg, j);
     if (rc) return rc;
     sg->cur_ts0 = ts0;
@@ -250,26 +250,57 @@ klevdb_err klevdb_stage_truncate(klevdb_stage *sg, size_t keep) {
   return KLEVDB_OK;
 }
 
+/* Writes what is still in memory and waits for the thread: every message
+** is then in a segment file of segs[]. On failure the stage is dropped. */
+static klevdb_err finish(klevdb_stage *sg) {
+  klevdb_err rc = KLEVDB_OK;
+  if (sg->cur.n) rc = seal(sg);
+  if (!rc) rc = drain(sg);
+  stop_writer(sg);
+  if (!rc && sg->p.sync) rc = dir_sync(sg->st->dir, store_handle_err(sg->db));
+  if (rc) discard_from(sg, 0);
+  return rc;
+}
+
+static int64_t *stage_bases(klevdb_stage *sg) {
+  int64_t *bases = malloc((sg->nsegs ? sg->nsegs : 1) * sizeof(int64_t));
+  for (size_t i = 0; bases && i < sg->nsegs; i++) bases[i] = sg->segs[i].base;
+  if (!bases) kerr_sys(store_handle_err(sg->db), ENOMEM, "stage");
+  return bases;
+}
+
 klevdb_err klevdb_stage_commit(klevdb_stage *sg, int64_t *next_out) {
   if (!sg) return KLEVDB_EINVAL;
   klevdb *db = sg->db;
-  klevdb_err rc = KLEVDB_OK;
   if (sg->n == 0) {
     stage_free(sg);
     return next_out ? klevdb_next_offset(db, next_out) : KLEVDB_OK;
   }
-  if (sg->cur.n) rc = seal(sg);
-  if (!rc) rc = drain(sg);
-  stop_writer(sg);
-  int64_t *bases = rc ? NULL : malloc(sg->nsegs * sizeof(int64_t));
-  if (!rc && !bases) rc = kerr_sys(store_handle_err(db), ENOMEM, "stage");
-  if (rc) {
-    discard_from(sg, 0);
-    stage_free(sg);
-    return rc;
+  int64_t *bases = NULL;
+  klevdb_err rc = finish(sg);
+  if (!rc && !(bases = stage_bases(sg))) rc = KLEVDB_ENOMEM;
+  if (!rc) rc = store_stage_commit(db, sg->p.next, bases, sg->nsegs, next_out);
+  if (rc) discard_from(sg, 0);
+  free(bases);
+  stage_free(sg);
+  return rc;
+}
+
+klevdb_err klevdb_stage_prepare(klevdb_stage *sg, const klevdb_range *ranges, size_t nranges,
+                                const char *txid, klevdb_prepared **out) {
+  if (!sg || !out) {
+    klevdb_stage_abort(sg);
+    return KLEVDB_EINVAL;
   }
-  for (size_t i = 0; i < sg->nsegs; i++) bases[i] = sg->segs[i].base;
-  rc = store_stage_commit(db, sg->p.next, bases, sg->nsegs, next_out);
+  *out = NULL;
+  klevdb *db = sg->db;
+  int64_t *bases = NULL;
+  klevdb_err rc = finish(sg);
+  if (!rc && !(bases = stage_bases(sg))) rc = KLEVDB_ENOMEM;
+  if (!rc) {
+    rc = prepared_staged(db, sg->p.next, sg->n, bases, sg->nsegs, ranges, nranges, txid, out);
+    if (rc) discard_from(sg, 0);
+  }
   free(bases);
   stage_free(sg);
   return rc;

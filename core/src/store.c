@@ -580,6 +580,7 @@ static klevdb_err store_open(const char *dir, const klevdb_options *o, store **o
     spare_clean(st);
     if ((rc = batch_recover(dir, e)) || (rc = delete_recover(dir, e))) goto fail;
     st->doubt = prepared_present(dir);
+    prepared_clean(dir);
   }
   if ((rc = dir_segments(dir, st->ro ? 0 : DIRSEG_CLEAN_TEMPS, &bases, &n, e))) goto fail;
 
@@ -988,7 +989,8 @@ static void wake_waiters(store *st) {
 ** place after the head, and into the segment list. An empty head at the
 ** next offset is replaced by the first of them; a head with records stays
 ** and is sealed. Caller holds wmu. */
-static klevdb_err install_batch(store *st, const int64_t *bases, size_t nb, klevdb_error *e) {
+static klevdb_err install_batch(store *st, const int64_t *bases, size_t nb, const char *tmp,
+                                klevdb_error *e) {
   seg *h = head(st);
   bool replace = h->n == 0 && h->base == st->next;
   klevdb_err rc = KLEVDB_OK;
@@ -999,8 +1001,7 @@ static klevdb_err install_batch(store *st, const int64_t *bases, size_t nb, klev
   /* A head left with room allocated ahead must not become a sealed
   ** segment with zeros at its end. */
   head_trim(st, h);
-  if (!rc) rc = batch_commit(st->dir, bases, nb, replace, st->opts.auto_sync, e);
-  else batch_discard(st->dir, bases, nb);
+  if (!rc) rc = batch_commit(st->dir, bases, nb, tmp, replace, st->opts.auto_sync, e);
   if (rc) {
     for (size_t i = 0; news && i < nb; i++) seg_free(news[i]);
     free(news);
@@ -1038,7 +1039,8 @@ static klevdb_err publish_split(store *st, const klevdb_msg *msgs, size_t n, kle
   klevdb_err rc = batch_write(st->dir, st->newver, st->params, st->opts.rollover, msgs, n, st->next,
                    wall_us(), &last_ts, st->opts.auto_sync, &bases, &nb, e);
   if (rc) return rc;
-  rc = install_batch(st, bases, nb, e);
+  rc = install_batch(st, bases, nb, TMP_BATCH, e);
+  if (rc) batch_discard(st->dir, bases, nb, TMP_BATCH);
   free(bases);
   return rc;
 }
@@ -1095,6 +1097,11 @@ void store_set_doubt(klevdb *db, bool doubt) {
   pthread_mutex_unlock(&st->wmu);
 }
 
+void store_seg_format(klevdb *db, int *ver, int *params) {
+  *ver = db->st->newver;
+  *params = db->st->params;
+}
+
 klevdb_err store_publish_prepared(klevdb *db, const klevdb_msg *msgs, size_t n,
                                   int64_t *next_out) {
   db->resolving = true;
@@ -1141,12 +1148,7 @@ klevdb_err store_stage_commit(klevdb *db, int64_t base, const int64_t *bases, si
   else if (st->next != base)
     rc = kerr(e, KLEVDB_EINVAL, "publish: the store moved on while the batch was staged "
               "(next offset %lld, staged from %lld)", (long long)st->next, (long long)base);
-  if (!rc) {
-    rc = install_batch(st, bases, nb, e);
-    if (!rc) wake_waiters(st);
-  } else {
-    batch_discard(st->dir, bases, nb);
-  }
+  if (!rc && !(rc = install_batch(st, bases, nb, TMP_STAGE, e))) wake_waiters(st);
   if (next_out) *next_out = st->next;
   pthread_mutex_unlock(&st->wmu);
   return rc;

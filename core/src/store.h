@@ -196,8 +196,9 @@ typedef struct stage_params {
 /* Checks that db may stage (it holds klevdb_writer_lock) and reads the
 ** store's state, which that lock keeps as it is until the commit. */
 klevdb_err store_stage_begin(klevdb *db, store **st_out, stage_params *p);
-/* Installs segments written by segbuild_write as one batch starting at
-** base; on failure removes their files. */
+/* Installs segments a stage wrote (TMP_STAGE names) as one batch starting
+** at base. On failure their files stay where they were: the caller drops
+** them, or keeps them for a prepared batch. */
 klevdb_err store_stage_commit(klevdb *db, int64_t base, const int64_t *bases, size_t nb,
                               int64_t *next_out);
 klevdb_error *store_handle_err(klevdb *db);
@@ -208,6 +209,16 @@ klevdb_error *store_handle_err(klevdb *db);
 bool prepared_present(const char *dir);
 /* The same without touching anything (readers). */
 bool prepared_exists(const char *dir);
+/* Removes what stages left (a crash while a transaction ran), but not the
+** segments of the batch in doubt. At a writer's open. */
+void prepared_clean(const char *dir);
+/* klevdb_stage_prepare's second half: the batch of count messages at base
+** is in the stage's segments segs[0..nsegs). */
+klevdb_err prepared_staged(klevdb *db, int64_t base, size_t count, const int64_t *segs,
+                           size_t nsegs, const klevdb_range *ranges, size_t nranges,
+                           const char *txid, klevdb_prepared **out);
+/* The format new segments are written in. */
+void store_seg_format(klevdb *db, int *ver, int *params);
 /* Checks that db may prepare (writer lock held, no batch in doubt); gives
 ** the store's directory and whether it syncs. */
 klevdb_err store_prepare_begin(klevdb *db, const char **dir, bool *sync);
