@@ -28,6 +28,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fault.h"
 #include "store.h"
 
 #define FILE_NAME ".prepared"
@@ -170,12 +171,15 @@ static klevdb_err save(const char *dir, const kbuf *b, bool sync, klevdb_error *
   int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd >= 0) created = true;
   else if (errno == EEXIST) fd = open(path, O_WRONLY | O_CLOEXEC);
+  FAULT_POINT();
   /* The magic goes last (after the rest is durable, with sync): a kill in
   ** between leaves a file no open takes for a batch, where a magic before
   ** a torn image would mark the store in doubt with nothing to settle. */
   int err = fd < 0 ? errno : pwrite_full(fd, b->p + 8, b->len - 8, 8);
+  FAULT_POINT();
   if (!err && sync && fdatasync(fd) < 0) err = errno;
   if (!err) err = pwrite_full(fd, b->p, 8, 0);
+  FAULT_POINT();
   if (!err && sync && fdatasync(fd) < 0) err = errno;
   if (err && fd >= 0 && ftruncate(fd, 0) < 0) { /* the image does not check anyway */ }
   if (fd >= 0 && close(fd) < 0 && !err) err = errno;
@@ -192,7 +196,9 @@ static klevdb_err save_whole(const char *dir, const kbuf *b, bool sync, klevdb_e
   int err = fd < 0 ? errno : write_full(fd, b->p, b->len);
   if (!err && sync && fdatasync(fd) < 0) err = errno;
   if (fd >= 0 && close(fd) < 0 && !err) err = errno;
+  FAULT_POINT();
   if (!err && rename(tmp, path) < 0) err = errno;
+  FAULT_POINT();
   if (err) {
     unlink(tmp);
     return kerr_sys(e, err, "prepared batch: write %s", path);
@@ -211,6 +217,7 @@ static klevdb_err drop(const char *dir, bool sync, klevdb_error *e) {
   int err = fstat(fd, &sb) < 0 ? errno : 0;
   if (!err && sb.st_size > (1 << 20)) err = ftruncate(fd, 0) < 0 ? errno : 0;
   else if (!err) err = pwrite_full(fd, zero, sizeof(zero), 0);
+  FAULT_POINT();
   if (!err && sync && fdatasync(fd) < 0) err = errno;
   if (close(fd) < 0 && !err) err = errno;
   return err ? kerr_sys(e, err, "prepared batch: clear %s", path) : KLEVDB_OK;
@@ -382,6 +389,7 @@ klevdb_err klevdb_prepared_commit(klevdb_prepared *p, int64_t *base_out, int64_t
   klevdb_err rc = store_prepared_dir(db, &dir, &sync, NULL);
   int64_t base = p->base, next = KLEVDB_OFFSET_INVALID;
   if (!rc) rc = published(p, &yes);
+  FAULT_POINT();
   if (!rc && !yes) {
     if ((rc = klevdb_next_offset(db, &next))) goto out;
     if (next != p->base) {
@@ -417,12 +425,15 @@ klevdb_err klevdb_prepared_commit(klevdb_prepared *p, int64_t *base_out, int64_t
     }
     base = p->base;
     rc = store_publish_prepared(db, p->msgs, p->count, &next);
+    FAULT_POINT();
   }
   if (!rc && p->nranges) {
     klevdb_deleted d;
     rc = klevdb_delete_ranges(db, p->ranges, p->nranges, &d);
+    FAULT_POINT();
   }
   if (!rc) rc = drop(dir, sync, e);
+  FAULT_POINT();
   if (!rc) store_set_doubt(db, false);
   if (!rc) rc = klevdb_next_offset(db, &next);
 out:
