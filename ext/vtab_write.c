@@ -28,6 +28,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "fault.h"
 #include "kvt.h"
 
 /* How long a write waits for another connection's transaction (ms). */
@@ -535,6 +536,7 @@ int kvt_sync(sqlite3_vtab *vtab) {
     sqlite3_free(txid);
     return kvt_error(vt, kvt_rc(e), "%s", klevdb_errmsg(w));
   }
+  FAULT_POINT();
   int rc = shadow_write(vt, txid, tx->base, (int64_t)tx->n);
   sqlite3_free(txid);
   if (rc != SQLITE_OK) {
@@ -542,6 +544,7 @@ int kvt_sync(sqlite3_vtab *vtab) {
     tx->prep = NULL;
     return rc;
   }
+  FAULT_POINT();
   tx->published = true;
   return SQLITE_OK;
 }
@@ -554,7 +557,9 @@ int kvt_commit(sqlite3_vtab *vtab) {
   kvt_pending *tx = vt->tx;
   klevdb *w = tx->owner;
   if (tx->prep) {
+    FAULT_POINT();
     klevdb_err e = klevdb_prepared_commit(tx->prep, NULL, NULL);
+    FAULT_POINT();
     tx->prep = NULL;
     if (e == KLEVDB_OK && vt->args.opts.auto_sync) e = klevdb_sync(w, NULL);
     if (e != KLEVDB_OK) {

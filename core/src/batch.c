@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "fault.h"
 #include "kdb.h"
 
 #define MARKER ".batch"
@@ -204,6 +205,7 @@ klevdb_err batch_commit(const char *dir, const int64_t *bases, size_t nb, const 
   }
   /* The marker is on disk before the renames it covers, always. */
   if (!rc) rc = marker_write(dir, MARKER, list.p, list.len, true, "publish", e);
+  FAULT_POINT();
   kbuf_free(&list);
   for (size_t i = 0; i < nb && !rc; i++) {
     /* The log first: a kill between the two leaves a segment without its
@@ -214,6 +216,7 @@ klevdb_err batch_commit(const char *dir, const int64_t *bases, size_t nb, const 
       temp_path(from, sizeof(from), dir, bases[i], ext[k], tmp);
       seg_path(to, sizeof(to), dir, bases[i], ext[k]);
       if (rename(from, to) < 0) rc = kerr_sys(e, errno, "publish: rename %s", from);
+      FAULT_POINT();
     }
   }
   if (rc) {

@@ -36,6 +36,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fault.h"
 #include "store.h"
 
 #define FILE_NAME ".prepared"
@@ -194,12 +195,15 @@ static klevdb_err save(const char *dir, const kbuf *b, bool sync, klevdb_error *
   int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd >= 0) created = true;
   else if (errno == EEXIST) fd = open(path, O_WRONLY | O_CLOEXEC);
+  FAULT_POINT();
   /* The magic goes last (after the rest is durable, with sync): a kill in
   ** between leaves a file no open takes for a batch, where a magic before
   ** a torn image would mark the store in doubt with nothing to settle. */
   int err = fd < 0 ? errno : pwrite_full(fd, b->p + 8, b->len - 8, 8);
+  FAULT_POINT();
   if (!err && sync && fdatasync(fd) < 0) err = errno;
   if (!err) err = pwrite_full(fd, b->p, 8, 0);
+  FAULT_POINT();
   if (!err && sync && fdatasync(fd) < 0) err = errno;
   if (err && fd >= 0 && ftruncate(fd, 0) < 0) { /* the image does not check anyway */ }
   if (fd >= 0 && close(fd) < 0 && !err) err = errno;
@@ -216,7 +220,9 @@ static klevdb_err save_whole(const char *dir, const kbuf *b, bool sync, klevdb_e
   int err = fd < 0 ? errno : write_full(fd, b->p, b->len);
   if (!err && sync && fdatasync(fd) < 0) err = errno;
   if (fd >= 0 && close(fd) < 0 && !err) err = errno;
+  FAULT_POINT();
   if (!err && rename(tmp, path) < 0) err = errno;
+  FAULT_POINT();
   if (err) {
     unlink(tmp);
     return kerr_sys(e, err, "prepared batch: write %s", path);
@@ -235,6 +241,7 @@ static klevdb_err drop(const char *dir, bool sync, klevdb_error *e) {
   int err = fstat(fd, &sb) < 0 ? errno : 0;
   if (!err && sb.st_size > (1 << 20)) err = ftruncate(fd, 0) < 0 ? errno : 0;
   else if (!err) err = pwrite_full(fd, zero, sizeof(zero), 0);
+  FAULT_POINT();
   if (!err && sync && fdatasync(fd) < 0) err = errno;
   if (close(fd) < 0 && !err) err = errno;
   return err ? kerr_sys(e, err, "prepared batch: clear %s", path) : KLEVDB_OK;
@@ -524,6 +531,7 @@ static klevdb_err unstage(klevdb_prepared *p, const char *dir, bool sync) {
       else q.msgs[k++] = m;
     }
   }
+  FAULT_POINT();
   if (!rc && k != p->count)
     rc = kerr(e, KLEVDB_ECORRUPT_LOG, "prepared batch: its staged segments hold %zu of %zu "
               "messages", k, p->count);
@@ -536,6 +544,7 @@ static klevdb_err unstage(klevdb_prepared *p, const char *dir, bool sync) {
     kbuf_free(&b);
     return rc;
   }
+  FAULT_POINT();
   batch_discard(dir, p->segs, p->nsegs, TMP_STAGE);
   /* p now reads the new image, as a batch found in the file would. */
   klevdb_prepared n = {.db = p->db};
@@ -584,6 +593,7 @@ klevdb_err klevdb_prepared_commit(klevdb_prepared *p, int64_t *base_out, int64_t
   int64_t base = p->base, next = KLEVDB_OFFSET_INVALID;
   if (!rc && p->nsegs) rc = commit_staged(p, dir, sync, &yes);
   if (!rc && !p->nsegs) rc = published(p, &yes);
+  FAULT_POINT();
   if (!rc && !yes) {
     if ((rc = klevdb_next_offset(db, &next))) goto out;
     if (next != p->base) {
@@ -619,12 +629,15 @@ klevdb_err klevdb_prepared_commit(klevdb_prepared *p, int64_t *base_out, int64_t
     }
     base = p->base;
     rc = store_publish_prepared(db, p->msgs, p->count, &next);
+    FAULT_POINT();
   }
   if (!rc && p->nranges) {
     klevdb_deleted d;
     rc = klevdb_delete_ranges(db, p->ranges, p->nranges, &d);
+    FAULT_POINT();
   }
   if (!rc) rc = drop(dir, sync, e);
+  FAULT_POINT();
   if (!rc) store_set_doubt(db, false);
   if (!rc) rc = klevdb_next_offset(db, &next);
 out:
@@ -642,6 +655,7 @@ klevdb_err klevdb_prepared_abort(klevdb_prepared *p) {
   /* The file first: once it no longer names them, the segments are any
   ** stage's leftovers, which the next open removes. */
   if (!rc) rc = drop(dir, sync, store_handle_err(p->db));
+  FAULT_POINT();
   if (!rc && p->nsegs) batch_discard(dir, p->segs, p->nsegs, TMP_STAGE);
   if (!rc) store_set_doubt(p->db, false);
   prepared_free(p);

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "fault.h"
 #include "kdb.h"
 #include "store.h"
 
@@ -258,6 +259,7 @@ static klevdb_err finish(klevdb_stage *sg) {
   if (!rc) rc = drain(sg);
   stop_writer(sg);
   if (!rc && sg->p.sync) rc = dir_sync(sg->st->dir, store_handle_err(sg->db));
+  FAULT_POINT();
   if (rc) discard_from(sg, 0);
   return rc;
 }

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fault.h"
 #include "store.h"
 
 #define PATH_CAP 4096
@@ -1010,6 +1011,7 @@ static klevdb_err install_batch(store *st, const int64_t *bases, size_t nb, cons
   /* The files are in place; now the segment list follows. A head that
   ** stays (sealed) gets its whole index; its data is safe either way. */
   if (!replace) head_seal(st, h, st->opts.auto_sync, NULL);
+  FAULT_POINT();
   head_close(st, h, st->opts.auto_sync);
   rc = head_open(st, news[nb - 1], false, e);
   pthread_rwlock_wrlock(&st->lk);
@@ -1256,6 +1258,7 @@ klevdb_err klevdb_publish(klevdb *db, const klevdb_msg *msgs, size_t n, int64_t 
     if (first > total) first = total;
     int err = 0;
     if (total > first) err = pwrite_full(h->fd, dst + first, total - first, h->log_end + (int64_t)first);
+    FAULT_POINT();
     if (!err) err = pwrite_full(h->fd, dst, first, h->log_end);
     if (err) {
       if (ftruncate(h->fd, h->log_end) < 0) { /* open cuts a torn tail */ }
@@ -2290,6 +2293,7 @@ static klevdb_err delete_in(store *st, size_t si, drop_fn drop, void *ctx, klevd
     }
     return rc;
   }
+  FAULT_POINT();
   if (kept) {
     seg_path(new_log, sizeof(new_log), st->dir, first, ".log");
     seg_path(new_idx, sizeof(new_idx), st->dir, first, ".index");
@@ -2312,6 +2316,7 @@ static klevdb_err delete_in(store *st, size_t si, drop_fn drop, void *ctx, klevd
     }
   }
   int64_t carry_ts = st->last_ts;
+  FAULT_POINT();
   if (is_head) head_close(st, s, st->opts.auto_sync);
   if (!kept || first != s->base) {
     unlink(old_idx);
@@ -2479,6 +2484,7 @@ static klevdb_err delete_ranges_locked(store *st, const klevdb_range *r, size_t 
       rc = ranges_mark(st->dir, r, k, st->opts.auto_sync, e);
     }
   }
+  FAULT_POINT();
   int64_t before = res->count;
   /* Each step may remove or rename segment si, so the next one is found
   ** again by base. */

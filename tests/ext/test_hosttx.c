@@ -7,16 +7,21 @@
 ** store's (made by putting back the store as it was at xSync) is settled
 ** at the next use: rolled forward when the database committed, back when
 ** not. A lone autocommit INSERT keeps its fast path (no shadow row).
+** With "dbfull", only the database file on a small tmpfs that fills up at
+** COMMIT (the store elsewhere): SQLITE_FULL leaves the store's files as
+** they were; needs a tmpfs mount (root), else exits 77 (skipped).
 **
-** usage: test_hosttx WORKDIR. Prints "test_hosttx: N checks, M failed".
+** usage: test_hosttx WORKDIR [dbfull]. Prints "test_hosttx: N checks, M failed".
 */
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -439,15 +444,141 @@ static void test_two_files(void) {
   snap_free(&at_sync);
 }
 
+/* ---- a full file system under the database at COMMIT ---- */
+
+/* Fills the file system of path up, then frees room bytes of it. */
+static void ballast_fill(const char *path, long room) {
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  static char block[4096];
+  long size = 0;
+  ssize_t w;
+  while (fd >= 0 && (w = write(fd, block, sizeof block)) > 0) size += w;
+  CHECK(fd >= 0 && errno == ENOSPC);
+  CHECK(fd >= 0 && ftruncate(fd, size > room ? size - room : 0) == 0);
+  if (fd >= 0) close(fd);
+}
+
+/* The store's files of dir are those of before, byte for byte, but for
+** .lock and .prepared (a batch's image, whose magic must be cleared). */
+static bool store_unchanged(const snap *before, const char *dir) {
+  snap now;
+  snap_take(&now, dir, false);
+  int n = 0;
+  bool same = true;
+  for (int i = 0; i < now.n; i++) {
+    const file *x = &now.f[i], *y = snap_find(before, x->name);
+    if (!strcmp(x->name, ".lock")) continue;
+    if (!strcmp(x->name, ".prepared")) {
+      static const char zero[8];
+      if (x->len != 0 && (x->len < 8 || memcmp(x->data, zero, 8) != 0)) {
+        fprintf(stderr, "  .prepared: magic not cleared\n");
+        same = false;
+      }
+      continue;
+    }
+    n++;
+    if (!y || y->len != x->len || (x->len && memcmp(x->data, y->data, (size_t)x->len))) {
+      fprintf(stderr, "  %s: %ld bytes, before %ld\n", x->name, x->len, y ? y->len : -1L);
+      same = false;
+    }
+  }
+  for (int i = 0; i < before->n; i++)
+    if (strcmp(before->f[i].name, ".lock") && strcmp(before->f[i].name, ".prepared")) n--;
+  if (n != 0) {
+    fprintf(stderr, "  %s: files added or gone\n", dir);
+    same = false;
+  }
+  snap_free(&now);
+  return same;
+}
+
+static void test_dbfull(const char *mnt, const char *journal) {
+  char ev[256], name[128], sql[1024], ballast[512];
+  snprintf(ev, sizeof ev, "%s/full-%s.ev", work, journal);
+  snprintf(name, sizeof name, "mnt/full-%s.db", journal);
+  snprintf(ballast, sizeof ballast, "%s/ballast", mnt);
+  sqlite3 *db = db_open(name);
+  snprintf(sql, sizeof sql,
+           "PRAGMA journal_mode=%s; PRAGMA synchronous=FULL;"
+           "CREATE TABLE orders(id INTEGER PRIMARY KEY, item TEXT, pad BLOB);"
+           "CREATE VIRTUAL TABLE ev USING klevdb(dir='%s', create_dirs=1, value='text');"
+           "BEGIN; INSERT INTO orders VALUES (1, 'pen', NULL);"
+           "INSERT INTO ev(value) VALUES ('order:1'); COMMIT", journal, ev);
+  EXEC_OK(db, sql);
+  /* Room for the rollback journal of the few pages that change, not for
+  ** the 200 KB the database file must grow by. */
+  ballast_fill(ballast, 32 << 10);
+  snap before;
+  snap_take(&before, ev, false);
+  CHECK(snap_find(&before, ".prepared") != NULL);
+  const char *tx = "BEGIN; INSERT INTO orders VALUES (2, 'ink', randomblob(200000));"
+                   "INSERT INTO ev(value) VALUES ('order:2')";
+  EXEC_OK(db, tx);
+  CHECK_EQ(sqlite3_last_insert_rowid(db), 1);
+  /* The hook runs after xSync: the batch was prepared when COMMIT failed. */
+  snap at_sync = {0};
+  hook_snap = &at_sync;
+  hook_dir = ev;
+  sqlite3_commit_hook(db, hook, NULL);
+  int rc = exec(db, "COMMIT");
+  sqlite3_commit_hook(db, NULL, NULL);
+  hook_snap = NULL;
+  const file *prep = snap_find(&at_sync, ".prepared");
+  check_at(prep && prep->len > 8 && !memcmp(prep->data, "KLEVPREP", 8), __LINE__,
+           "%s: the batch prepared at the commit hook", journal);
+  snap_free(&at_sync);
+  check_at(rc == SQLITE_FULL, __LINE__, "%s: COMMIT gave %d (%s), expected SQLITE_FULL", journal, rc,
+           sqlite3_errmsg(db));
+  /* SQLite rolls the transaction back itself after SQLITE_FULL. */
+  CHECK_EQ(sqlite3_get_autocommit(db), 1);
+  if (!sqlite3_get_autocommit(db)) exec(db, "ROLLBACK");
+  check_at(store_unchanged(&before, ev), __LINE__, "%s: the store's files as before", journal);
+  CHECK(!has_prepared(ev));
+  CHECK_EQ(one(db, "SELECT count(*) FROM orders"), 1);
+  CHECK_EQ(one(db, "SELECT count(*) FROM ev"), 1);
+  snap_free(&before);
+  /* With room again, the same transaction at the same offset. */
+  CHECK(unlink(ballast) == 0);
+  EXEC_OK(db, tx);
+  CHECK_EQ(sqlite3_last_insert_rowid(db), 1);
+  EXEC_OK(db, "COMMIT");
+  sqlite3_close(db);
+  db = db_open(name);
+  CHECK_EQ(one(db, "SELECT count(*) FROM orders"), 2);
+  CHECK_EQ(one(db, "SELECT offset FROM ev WHERE value = 'order:2'"), 1);
+  CHECK_EQ(one(db, "SELECT count(*) FROM ev"), 2);
+  CHECK(!has_prepared(ev));
+  sqlite3_close(db);
+}
+
+static int run_dbfull(void) {
+  char mnt[512];
+  snprintf(mnt, sizeof mnt, "%s/mnt", work);
+  if (mkdir(mnt, 0700) != 0 ||
+      mount("tmpfs", mnt, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m") != 0) {
+    printf("test_hosttx: mount -t tmpfs %s failed (%s): the full-disk case is skipped\n", mnt,
+           strerror(errno));
+    return 77;
+  }
+  test_dbfull(mnt, "delete");
+  test_dbfull(mnt, "wal");
+  if (umount(mnt) != 0) CHECK(umount2(mnt, MNT_DETACH) == 0);
+  printf("test_hosttx dbfull: %d checks, %d failed\n", total, failed);
+  return failed ? 1 : 0;
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) {
-    fprintf(stderr, "usage: test_hosttx WORKDIR\n");
+    fprintf(stderr, "usage: test_hosttx WORKDIR [dbfull]\n");
     return 2;
   }
   work = argv[1];
   char cmd[600];
+  snprintf(cmd, sizeof cmd, "%s/mnt", work);
+  umount2(cmd, MNT_DETACH);   /* a tmpfs a killed run left mounted */
   snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", work, work);
   if (system(cmd) != 0) return 2;
+  if (argc > 2 && !strcmp(argv[2], "dbfull")) return run_dbfull();
   test_lone_insert();
   test_veto();
   test_trigger();
