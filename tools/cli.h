@@ -205,6 +205,10 @@ int cli_cmd_recover(cli_ctx *c, int argc, char **argv);
 int cli_cmd_backup(cli_ctx *c, int argc, char **argv);
 int cli_cmd_migrate(cli_ctx *c, int argc, char **argv);
 int cli_cmd_gc(cli_ctx *c, int argc, char **argv);
+int cli_cmd_settle(cli_ctx *c, int argc, char **argv);
+/* The "in doubt" fields of stat and settle: a SQL transaction's batch
+** prepared in the store, its outcome not yet known. */
+void cli_kv_doubt(cli_kv *k, klevdb *db);
 int cli_cmd_trim(cli_ctx *c, int argc, char **argv);
 int cli_cmd_compact(cli_ctx *c, int argc, char **argv);
 int cli_cmd_sql(cli_ctx *c, int argc, char **argv);

@@ -83,6 +83,7 @@ int cli_cmd_stat(cli_ctx *c, int argc, char **argv) {
     kv_formats(&k, dir);
     cli_kv_bool(&k, "key_index", o.key_index);
     cli_kv_bool(&k, "time_index", o.time_index);
+    cli_kv_doubt(&k, db);
     cli_kv_end(&k);
     rc = cli_out_flush();
   }

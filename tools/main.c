@@ -39,6 +39,7 @@ static const char HELP[] =
     "  backup    copy the store into another directory\n"
     "  migrate   rewrite the segments in format v1 or v2\n"
     "  gc        finish interrupted writes, remove temp files of crashed writers\n"
+    "  settle    show, or decide by hand, a SQL transaction in doubt in the store\n"
     "  trim      remove the oldest messages (--count, --size, --age, --before-offset)\n"
     "  compact   remove superseded messages (--updates) or tombstones (--deletes)\n"
     "  sql       open the sqlite3 shell with the store as a table\n"
@@ -173,6 +174,23 @@ static const char HELP_MIGRATE[] =
     "options:\n"
     "  --to v1|v2    the format\n" COMMON_HELP;
 
+static const char HELP_SETTLE[] =
+    "usage: klevdb settle DIR [--commit | --abort]\n"
+    "\n"
+    "A SQL table prepares its transaction's messages and deletes in the store\n"
+    "before the database commits, and publishes them after: a crash in between\n"
+    "leaves the batch in doubt, and the store refuses other writes until the\n"
+    "table's next use settles it from its database. Without options, shows the\n"
+    "batch and the transaction (database file | table | id); exit 1 if none.\n"
+    "When that database is gone for good, decide by hand: --commit publishes\n"
+    "the batch (after any messages another writer added meanwhile), --abort\n"
+    "drops it. Deciding against what the database recorded makes the two\n"
+    "disagree: use it only when the table can no longer settle the batch.\n"
+    "\n"
+    "options:\n"
+    "  --commit      publish the batch\n"
+    "  --abort       drop the batch\n" COMMON_HELP;
+
 static const char HELP_GC[] =
     "usage: klevdb gc DIR\n"
     "\n"
@@ -239,6 +257,7 @@ static const cli_command COMMANDS[] = {
     {"backup", cli_cmd_backup, HELP_BACKUP},
     {"migrate", cli_cmd_migrate, HELP_MIGRATE},
     {"gc", cli_cmd_gc, HELP_GC},
+    {"settle", cli_cmd_settle, HELP_SETTLE},
     {"trim", cli_cmd_trim, HELP_TRIM},
     {"compact", cli_cmd_compact, HELP_COMPACT},
     {"sql", cli_cmd_sql, HELP_SQL},

@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
@@ -567,6 +568,83 @@ static int run_dbfull(void) {
   return failed ? 1 : 0;
 }
 
+/* Runs a shell command; *out gets its stdout and stderr (NUL-ended, at
+** most cap - 1 bytes); returns its exit status. */
+static int run(const char *cmd, char *out, size_t cap) {
+  char full[1200];
+  snprintf(full, sizeof full, "%s 2>&1", cmd);
+  FILE *f = popen(full, "r");
+  size_t n = f ? fread(out, 1, cap - 1, f) : 0;
+  out[n] = 0;
+  int st = f ? pclose(f) : -1;
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* Other writers while a batch is in doubt: the CLI's publish is refused
+** (exit 4, "in doubt"), check and dump read the store without the batch,
+** stat and settle show the transaction, and settle decides by hand: the
+** commit the database recorded, or, with the database gone, an abort. */
+static void test_cli_in_doubt(bool db_gone) {
+  const char *cli = getenv("KLEVDB_CLI");
+  CHECK(cli != NULL);
+  if (!cli) return;
+  char ev[256], ev2[256], cmd[900], out[4096];
+  const char *name = db_gone ? "cli2" : "cli1";
+  sqlite3 *db = outbox(name, ev, ev2);
+  snap at_sync;
+  hook_snap = &at_sync;
+  hook_dir = ev;
+  sqlite3_commit_hook(db, hook, NULL);
+  EXEC_OK(db, "BEGIN; INSERT INTO orders VALUES (4, 'ink'); INSERT INTO ev(value) VALUES "
+              "('order:4'); COMMIT");
+  hook_snap = NULL;
+  sqlite3_close(db);
+  snap_restore(&at_sync, ev);
+  snap_free(&at_sync);
+  CHECK(has_prepared(ev));
+  snprintf(cmd, sizeof cmd, "echo x | '%s' publish '%s'", cli, ev);
+  CHECK_EQ(run(cmd, out, sizeof out), 4);
+  CHECK(strstr(out, "klevdb: ") == out && strstr(out, "in doubt") != NULL);
+  snprintf(cmd, sizeof cmd, "'%s' check '%s'", cli, ev);
+  CHECK_EQ(run(cmd, out, sizeof out), 0);
+  snprintf(cmd, sizeof cmd, "'%s' dump '%s' | wc -l", cli, ev);
+  CHECK_EQ(run(cmd, out, sizeof out), 0);
+  CHECK_EQ(atoi(out), 1);
+  snprintf(cmd, sizeof cmd, "'%s' stat '%s'", cli, ev);
+  CHECK_EQ(run(cmd, out, sizeof out), 0);
+  CHECK(strstr(out, "in doubt:         1 message at offset 1, 0 delete ranges") != NULL);
+  char want[300];
+  snprintf(want, sizeof want, "%s.db | ev | ", name);
+  CHECK(strstr(out, want) != NULL);
+  if (db_gone) {
+    snprintf(cmd, sizeof cmd, "%s/%s.db", work, name);
+    CHECK(unlink(cmd) == 0);
+  }
+  snprintf(cmd, sizeof cmd, "'%s' settle '%s' %s", cli, ev, db_gone ? "--abort" : "--commit");
+  CHECK_EQ(run(cmd, out, sizeof out), 0);
+  CHECK(strstr(out, db_gone ? "decided:          aborted" : "decided:          committed") != NULL);
+  snprintf(cmd, sizeof cmd, "'%s' settle '%s'", cli, ev);
+  CHECK_EQ(run(cmd, out, sizeof out), 1);
+  CHECK(strstr(out, "no transaction is in doubt") != NULL);
+  CHECK(!has_prepared(ev));
+  snprintf(cmd, sizeof cmd, "echo x | '%s' publish '%s' --quiet", cli, ev);
+  CHECK_EQ(run(cmd, out, sizeof out), 0);
+  char db_name[64];
+  snprintf(db_name, sizeof db_name, "%s.db", name);
+  db = db_open(db_name);
+  if (!db_gone) {
+    CHECK_EQ(one(db, "SELECT offset FROM ev WHERE value = 'order:4'"), 1);
+    CHECK_EQ(one(db, "SELECT count(*) FROM ev"), 3);
+  } else {
+    char sql[512];
+    snprintf(sql, sizeof sql, "CREATE VIRTUAL TABLE ev USING klevdb(dir='%s', value='text')", ev);
+    EXEC_OK(db, sql);
+    CHECK_EQ(one(db, "SELECT count(*) FROM ev WHERE value = 'order:4'"), 0);
+    CHECK_EQ(one(db, "SELECT offset FROM ev WHERE value = 'x'"), 1);
+  }
+  sqlite3_close(db);
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) {
     fprintf(stderr, "usage: test_hosttx WORKDIR [dbfull]\n");
@@ -587,6 +665,8 @@ int main(int argc, char **argv) {
   test_crash(true);
   test_crash(false);
   test_two_files();
+  test_cli_in_doubt(false);
+  test_cli_in_doubt(true);
   printf("test_hosttx: %d checks, %d failed\n", total, failed);
   return failed ? 1 : 0;
 }
