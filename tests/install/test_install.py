@@ -66,7 +66,8 @@ def main():
           "libklevdb.so -> " + soname)
     dyn = run([readelf, "-d", os.path.join(lib, real)], quiet=True).stdout
     check("Library soname: [%s]" % soname in dyn, "SONAME " + soname)
-    syms = run([nm, "-g", "--defined-only", os.path.join(lib, "libklevdb.a")], quiet=True).stdout
+    syms = run([nm, "-g", "--defined-only", os.path.join(lib, "libklevdb.a")],
+               quiet=True).stdout
     names = [l.split()[2] for l in syms.splitlines() if len(l.split()) == 3]
     check(len(names) > 50 and all(n.startswith("klevdb_") for n in names),
           "libklevdb.a defines only klevdb_* globally (%d names)" % len(names))
