@@ -18,8 +18,12 @@ void kvt_conn_free(void *p) {
   sqlite3_free(c);
 }
 
+/* The one exported name: the extension is compiled with hidden visibility
+** and the module links with klevdb.map. */
 #ifdef _WIN32
 __declspec(dllexport)
+#elif defined(__GNUC__)
+__attribute__((visibility("default")))
 #endif
 int sqlite3_klevdb_init(sqlite3 *db, char **err, const sqlite3_api_routines *api) {
 #ifndef SQLITE_CORE

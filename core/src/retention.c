@@ -6,9 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <xxhash.h>
-
 #include "kdb.h"
+#include "xxh.h"
 
 /* Go scans with Consume(cursor, 32); FindByAge's result depends on where the
 ** batches end (spec 8.2), so the size is part of the behaviour. */

@@ -87,7 +87,7 @@ build() {  # build TARGET
     [ $newer -eq 0 ] && return 0
   fi
   # shellcheck disable=SC2086
-  "$CLANG" "${cflags[@]}" -o "$out" "${srcs[@]}" -lxxhash -lpthread ${libs[$t]}
+  "$CLANG" "${cflags[@]}" -o "$out" "${srcs[@]}" -lpthread ${libs[$t]}
 }
 
 run_one() {  # run_one TARGET -> 0 ok, 1 failed
