@@ -257,14 +257,14 @@ klevdb_err batch_write(const char *dir, int ver, int params, int64_t rollover,
                        const klevdb_msg *msgs, size_t n, int64_t offset, int64_t now,
                        int64_t *last_ts, bool sync, int64_t **bases_out, size_t *nb_out,
                        klevdb_error *e);
-/* Renames the segments (named with tmp) into place under a marker
-** (replace: the first one replaces the empty head at bases[0]); all or
-** nothing, across a crash. */
+/* Renames the segments (named with tmp) into place under a marker after
+** the head segment at base head (replace: the first one replaces that
+** head, empty); all or nothing, across a crash (batch_recover). */
 klevdb_err batch_commit(const char *dir, const int64_t *bases, size_t nb, const char *tmp,
-                        bool replace, bool sync, klevdb_error *e);
+                        bool replace, int64_t head, bool sync, klevdb_error *e);
 /* Removes the temporary files of a batch that is not committed. */
 void batch_discard(const char *dir, const int64_t *bases, size_t nb, const char *tmp);
-/* At open: undoes a batch whose commit a crash interrupted. */
+/* At open: undoes or finishes a batch whose commit a crash interrupted. */
 klevdb_err batch_recover(const char *dir, klevdb_error *e);
 
 /* A delete's renames and removals under a marker (batch.c): written before

@@ -1002,7 +1002,7 @@ static klevdb_err install_batch(store *st, const int64_t *bases, size_t nb, cons
   /* A head left with room allocated ahead must not become a sealed
   ** segment with zeros at its end. */
   head_trim(st, h);
-  if (!rc) rc = batch_commit(st->dir, bases, nb, tmp, replace, st->opts.auto_sync, e);
+  if (!rc) rc = batch_commit(st->dir, bases, nb, tmp, replace, h->base, st->opts.auto_sync, e);
   if (rc) {
     for (size_t i = 0; news && i < nb; i++) seg_free(news[i]);
     free(news);
