@@ -1,6 +1,6 @@
 /*
 ** codec.c - SQL values to stored key/value bytes and back, by the column's
-** codec (Go klevdb's typed-log codecs, spec section 9), and the parsing of
+** codec (Go klevdb's typed-log codecs), and the parsing of
 ** times given in SQL (INTEGER microseconds or ISO-8601 text).
 */
 #include <stdint.h>

@@ -57,7 +57,7 @@ void cli_seg_path(char *out, size_t cap, const char *dir, int64_t base, const ch
 }
 
 int cli_seg_format(const char *dir, int64_t base) {
-  /* The V2 file header (spec 2.1); anything else that parses is V1. */
+  /* The V2 file header (docs/format.md); anything else that parses is V1. */
   static const uint8_t v2[8] = {0xFF, 'k', 'l', 'e', 'v', 's', 0x01, 0x00};
   char path[4200];
   cli_seg_path(path, sizeof(path), dir, base, ".log");
@@ -123,7 +123,7 @@ void cli_dir_names_free(char **names, size_t n) {
 int cli_lock_dir(const cli_ctx *c, const char *dir, int *fd) {
   char path[4200];
   snprintf(path, sizeof(path), "%s/.lock", dir);
-  /* The library's protocol (spec 1.3): flock on DIR/.lock, which Go and C
+  /* The library's protocol (docs/files.md, the lock): flock on DIR/.lock, which Go and C
   ** writers hold while the store is open. */
   *fd = open(path, O_CREAT | O_RDONLY | O_CLOEXEC, 0600);
   if (*fd < 0) return cli_error(c, CLI_FAIL, "open lock %s: %s", path, strerror(errno));

@@ -1,5 +1,5 @@
 /*
-** dirops.c - directory maintenance without a lock (spec section 7): check,
+** dirops.c - directory maintenance without a lock (differences D31): check,
 ** recover, stat, backup and migrate of a store's segments, plus Go's
 ** backup copy rule. Rewrites go to a temp file renamed over the original.
 */
@@ -155,11 +155,11 @@ klevdb_err seg_recover(const char *dir, int64_t base, int params, bool sync,
     goto out;
   }
   /* A stale temp from a crashed Recover is dropped whatever happens next
-  ** (Go appends to it, B14). */
+  ** (Go appends to it, differences D9). */
   rc = unlink_missing_ok(tmp, e);
   if (rc) goto out;
   /* The log ends at the last good record: a bad record and also a torn
-  ** header at the tail (which Go keeps, B1) are cut off. */
+  ** header at the tail (which Go keeps, differences D1) are cut off. */
   if ((size_t)end < lsize) {
     rc = replace_file(tmp, lpath, log, (size_t)end, e);
     if (rc) goto out;
@@ -203,7 +203,7 @@ klevdb_err seg_migrate(const char *dir, int64_t base, int params, int ver,
 
   /* The whole new log is built before anything on disk changes, so that a
   ** corrupt record fails the migration with the segment intact (Go has
-  ** already deleted the index then, B26). */
+  ** already deleted the index then, differences D14). */
   rc = kbuf_reserve(&out, FILE_HDR, e);
   if (rc) goto out;
   if (ver == FMT_V2) {
@@ -356,7 +356,7 @@ klevdb_err klevdb_dir_recover(const char *dir, const klevdb_options *opts,
   return rc;
 }
 
-/* One segment's share of Stat (spec 3.10): the index header is validated
+/* One segment's share of Stat: the index header is validated
 ** but its body is neither read nor required to be aligned. */
 static klevdb_err seg_stat(const char *dir, int64_t base, int params,
                            klevdb_stat *st, klevdb_error *e) {
@@ -635,10 +635,10 @@ void klevdb_dir_indexes(const char *dir, int *key_index, int *time_index) {
     int ver;
     int64_t start;
     /* Any params pass the header check once the params byte is taken. */
-    if (index_detect(h, FILE_HDR, bases[i], h[7] & (IDX_TIMES | IDX_KEYS), &ver, &start, NULL) == KLEVDB_OK &&
+    if (index_detect(h, FILE_HDR, bases[i], h[HDR_PARAMS] & (IDX_TIMES | IDX_KEYS), &ver, &start, NULL) == KLEVDB_OK &&
         ver == FMT_V2) {
-      *time_index = (h[7] & IDX_TIMES) != 0;
-      *key_index = (h[7] & IDX_KEYS) != 0;
+      *time_index = (h[HDR_PARAMS] & IDX_TIMES) != 0;
+      *key_index = (h[HDR_PARAMS] & IDX_KEYS) != 0;
     }
     break;
   }

@@ -1,6 +1,6 @@
 /*
 ** test_retention.c - the retention helpers (trims, compactions, finders) of
-** libklevdb against spec 8.2 and checklist 11.9 (items 62-77), adapted to
+** libklevdb against the cases of Go klevdb's finder and compaction tests, adapted to
 ** the C API whose trims delete the whole found set (Go's ...Multi).
 */
 #define _XOPEN_SOURCE 700
@@ -555,7 +555,7 @@ static void t73_trim_by_age_all(void) {
   close_store(&s);
 }
 
-/* B2 (fixed in C): after the newest record is deleted the head is empty;
+/* differences D2 (fixed in C): after the newest record is deleted the head is empty;
 ** Go's OffsetByTime then fails and so does TrimByAge. Here it works. */
 static void tb2_trim_by_age_empty_head(void) {
   tstore s;
@@ -689,7 +689,7 @@ static void t77_trim_by_size(void) {
 /* ---- several segments ---- */
 
 /* V2 rollover at 5 records: after 5 the log is 8 + 5*174 > 870 bytes, so
-** the 6th publish starts a new segment (spec 4.2). */
+** the 6th publish starts a new segment (docs/files.md, rollover). */
 #define REC (36 + KLEN + VLEN)
 #define ROLL5 (5 * REC)
 
@@ -758,7 +758,7 @@ static void tms_trim_by_age(void) {
   close_store(&s);
 }
 
-/* B28: FindBySize subtracts Size() per record but Stat counts 16 header
+/* differences D22: FindBySize subtracts Size() per record but Stat counts 16 header
 ** bytes per segment; with 10 segments that is 160 extra bytes. */
 static void tms_trim_by_size(void) {
   tstore s;
@@ -816,7 +816,7 @@ static void tms_compact_updates_gaps(void) {
   close_store(&s);
 }
 
-/* ---- FindByAge ties and batch boundaries (spec 8.2) ---- */
+/* ---- FindByAge ties and batch boundaries (as Go's finders) ---- */
 
 static void tie_single_segment(void) {
   char key[KLEN + 1];
@@ -898,7 +898,7 @@ static void tie_multi_segment(void) {
   int64_t off = -100;
   CHECK_OK(db, klevdb_offset_by_time(db, T0, &off, NULL));
   /* Go walks segments newest first and stops at the first one whose first
-  ** timestamp equals the target: offset 15, not 0 (spec 5.8 step 2). */
+  ** timestamp equals the target: offset 15, not 0 (as Go's GetByTime). */
   CHECK_I(off, 15);
   /* Scan until the cursor reaches the bound, whole segments at a time. */
   int64_t end = off <= 0 ? 5 : (off + 4) / 5 * 5;

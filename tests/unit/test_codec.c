@@ -1,7 +1,7 @@
 /*
 ** test_codec.c - unit tests of codec.c: varints, Go's JSON string form,
-** the JSON validator and the FNV-1a key hash, against the values of spec
-** section 9 and Appendix A.
+** the JSON validator and the FNV-1a key hash, against the values Go's
+** typed logs give and the worked example of docs/format.md.
 */
 #include <stdlib.h>
 

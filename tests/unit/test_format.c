@@ -1,7 +1,7 @@
 /*
 ** test_format.c - unit tests of the on-disk formats: CRC-32C, log records
 ** and version detection (message.c), index headers, items and the item
-** searches (index.c), against spec sections 2, 3, 5.0 and Appendix A.
+** searches (index.c), against docs/format.md and its worked example.
 */
 #include <stdlib.h>
 
@@ -34,7 +34,7 @@ static uint64_t rnd(void) {
   return rng_state = x;
 }
 
-/* Appendix A. */
+/* docs/format.md, a worked example. */
 #define A_TIME INT64_C(1672531200000000)
 static const char A_V2_LOG[] =
     "ff 6b 6c 65 76 73 01 00"
@@ -61,7 +61,7 @@ static void test_crc(void) {
   CHECK_EQ_HEX(crc32c(0, s, 9), 0xE3069283);
   CHECK_EQ_HEX(crc32c_sw(0, s, 9), 0xE3069283);
   CHECK_EQ_HEX(crc32c(0, s, 0), 0);
-  CHECK_EQ_HEX(crc32c(0, "k1v1", 4), 0x803bb193); /* Appendix A V1 */
+  CHECK_EQ_HEX(crc32c(0, "k1v1", 4), 0x803bb193); /* docs/format.md, worked example, V1 */
 
   /* Chaining at every split point. */
   int bad = 0;
@@ -135,7 +135,7 @@ static void test_rec_decode(void) {
   int64_t len = 0;
   klevdb_error e = {0, ""};
 
-  /* V2, Appendix A. */
+  /* V2, docs/format.md worked example. */
   size_t n = unhex(A_V2_LOG, b);
   memset(&m, 0, sizeof m);
   CHECK_EQ_INT(rec_decode(FMT_V2, b + 8, (int64_t)n - 8, true, &m, &len, &e), 1);
@@ -146,7 +146,7 @@ static void test_rec_decode(void) {
   CHECK_MEM(m.value, m.value_len, "v1", 2);
   CHECK(m.key == b + 8 + 28);
 
-  /* V1, Appendix A. */
+  /* V1, docs/format.md worked example. */
   n = unhex(A_V1_LOG, b);
   memset(&m, 0, sizeof m);
   CHECK_EQ_INT(rec_decode(FMT_V1, b, (int64_t)n, true, &m, &len, &e), 1);
