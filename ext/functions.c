@@ -26,15 +26,11 @@
 ** Every error message starts with "klevdb: "; core errors keep their
 ** class through kvt_rc().
 */
-#include <errno.h>
 #include <stdarg.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <string.h>
-#include <sys/file.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "kvt.h"
 
@@ -560,30 +556,18 @@ static char *dir_arg(sqlite3_context *ctx, const char *fn, sqlite3_value *v) {
 ** descriptor (-1: there is no .lock, nothing to hold) or -2 with the
 ** error set. */
 static int dir_lock(sqlite3_context *ctx, const char *fn, const char *dir, const char *given) {
-  char *path = sqlite3_mprintf("%s/.lock", dir);
-  if (!path) {
-    sqlite3_result_error_nomem(ctx);
+  int fd;
+  klevdb_err rc = klevdb_dir_lock(dir, 0, &fd, NULL);
+  if (rc == KLEVDB_ELOCKED) {
+    fn_error(ctx, kvt_rc(KLEVDB_ELOCKED),
+             "klevdb: %s: %s is open for writing (close its tables first)", fn, given);
     return -2;
   }
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  sqlite3_free(path);
-  if (fd < 0) return -1;
-  if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-    int e = errno;
-    close(fd);
-    if (e == EWOULDBLOCK) {
-      fn_error(ctx, kvt_rc(KLEVDB_ELOCKED),
-               "klevdb: %s: %s is open for writing (close its tables first)", fn, given);
-      return -2;
-    }
-    return -1;
-  }
-  return fd;
+  /* Any other failure to lock: the helper's own error will say more. */
+  return rc ? -1 : fd;
 }
 
-static void dir_unlock(int fd) {
-  if (fd >= 0) close(fd);
-}
+static void dir_unlock(int fd) { klevdb_dir_unlock(fd); }
 
 static void fn_check(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   static const char fn[] = "klevdb_check";

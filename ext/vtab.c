@@ -131,11 +131,11 @@ static int connect_table(sqlite3 *db, void *aux, int argc, const char *const *ar
   klevdb_err e = klevdb_open(vt->args.dir, &ro, &vt->kdb, &ke);
   vt->follower = e == KLEVDB_OK && !vt->args.opts.readonly;
   if (e != KLEVDB_OK) {
-    if (e == KLEVDB_ECORRUPT_INDEX && strstr(ke.msg, "keys index mismatch"))
+    if (ke.reason == KLEVDB_REASON_KEY_INDEX)
       *err = sqlite3_mprintf("%s (the store in %s was written %s a key index: say key_index=%d, "
                              "or leave it out)", ke.msg, vt->args.dir,
                              vt->args.opts.key_index ? "without" : "with", !vt->args.opts.key_index);
-    else if (e == KLEVDB_ECORRUPT_INDEX && strstr(ke.msg, "times index mismatch"))
+    else if (ke.reason == KLEVDB_REASON_TIME_INDEX)
       *err = sqlite3_mprintf("%s (the store in %s was written %s a time index: say time_index=%d, "
                              "or leave it out)", ke.msg, vt->args.dir,
                              vt->args.opts.time_index ? "without" : "with", !vt->args.opts.time_index);

@@ -91,17 +91,6 @@ static klevdb_err log_items(const uint8_t *data, size_t size, int64_t base,
                   items, end, e);
 }
 
-/* True while a writer (Go or C) holds the store's lock. */
-bool writer_active(const char *dir) {
-  char path[PATH_CAP + 8];
-  snprintf(path, sizeof(path), "%s/.lock", dir);
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return false;
-  bool held = flock(fd, LOCK_SH | LOCK_NB) < 0 && errno == EWOULDBLOCK;
-  close(fd);
-  return held;
-}
-
 klevdb_err seg_check(const char *dir, int64_t base, int params, bool live, klevdb_error *e) {
   char lpath[PATH_CAP], ipath[PATH_CAP];
   if (seg_paths(dir, base, lpath, ipath, e)) return KLEVDB_EINVAL;

@@ -43,10 +43,17 @@ klevdb_err index_detect(const uint8_t *hdr, int64_t size, int64_t base,
   } else {
     if (hdr[HDR_VERSION] > 0x01)
       return kerr(e, KLEVDB_ECORRUPT_INDEX, "index corrupted: unknown version %d", hdr[HDR_VERSION]);
-    if (!!(hdr[HDR_PARAMS] & IDX_TIMES) != !!(params & IDX_TIMES))
-      return kerr(e, KLEVDB_ECORRUPT_INDEX, "index corrupted: times index mismatch");
-    if (!!(hdr[HDR_PARAMS] & IDX_KEYS) != !!(params & IDX_KEYS))
-      return kerr(e, KLEVDB_ECORRUPT_INDEX, "index corrupted: keys index mismatch");
+    /* A reason besides the text, so that callers need not match it. */
+    if (!!(hdr[HDR_PARAMS] & IDX_TIMES) != !!(params & IDX_TIMES)) {
+      kerr(e, KLEVDB_ECORRUPT_INDEX, "index corrupted: times index mismatch");
+      if (e) e->reason = KLEVDB_REASON_TIME_INDEX;
+      return KLEVDB_ECORRUPT_INDEX;
+    }
+    if (!!(hdr[HDR_PARAMS] & IDX_KEYS) != !!(params & IDX_KEYS)) {
+      kerr(e, KLEVDB_ECORRUPT_INDEX, "index corrupted: keys index mismatch");
+      if (e) e->reason = KLEVDB_REASON_KEY_INDEX;
+      return KLEVDB_ECORRUPT_INDEX;
+    }
     if (hdr[HDR_PARAMS] & ~(IDX_TIMES | IDX_KEYS))
       return kerr(e, KLEVDB_ECORRUPT_INDEX, "index corrupted: invalid reserved data");
     if (hdr[HDR_VERSION] != 0x01)

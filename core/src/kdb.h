@@ -296,11 +296,13 @@ klevdb_err ranges_mark(const char *dir, const klevdb_range *r, size_t n, bool sy
 void ranges_unmark(const char *dir, bool sync);
 klevdb_err ranges_pending(const char *dir, klevdb_range **out, size_t *nout, klevdb_error *e);
 
-/* ---- directory maintenance (dirops.c) ---- */
+/* ---- the store's lock (dirlock.c) ---- */
 
 /* True while a writer (Go or C, any process) holds the lock of the store
 ** in dir: its files may be mid-rewrite. */
 bool writer_active(const char *dir);
+
+/* ---- directory maintenance (dirops.c) ---- */
 /* Check and Recover of one segment (docs/files.md, maintenance). */
 klevdb_err seg_check(const char *dir, int64_t base, int params, bool live, klevdb_error *e);
 klevdb_err seg_recover(const char *dir, int64_t base, int params, bool sync,

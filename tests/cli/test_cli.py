@@ -399,6 +399,8 @@ def test_get():
     eq(val(jone("get", d, "--time", "2024-05-01T09:00:01Z")), "b0", "get --time ...Z")
     eq(val(jone("get", d, "--time", "2024-05-01T09:00:01.25Z")), "b0", "get --time fraction (equal)")
     eq(val(jone("get", d, "--time", "2024-05-01T09:00:01.250001Z")), "a1", "get --time fraction after")
+    eq(val(jone("get", d, "--time", "2024-05-01T09:00:01,25Z")), "b0", "get --time comma fraction (as in SQL)")
+    eq(val(jone("get", d, "--time", "2024-05-01T09:00:01,250001Z")), "a1", "get --time comma fraction after")
     eq(val(jone("get", d, "--time", "2024-05-01T11:00:01+02:00")), "b0", "get --time +02:00")
     eq(val(jone("get", d, "--time", "2024-05-01T05:00:02-04:00")), "a1", "get --time -04:00")
     eq(val(jone("get", d, "--time", "1714554001250000")), "b0", "get --time microseconds")
@@ -674,6 +676,9 @@ def test_trim():
     d = values_store("trim-size-k", 100)
     rc, res, _ = jone("trim", d, "--size", "4K")
     eq((rc, res["removed_messages"]), (0, 47), "trim --size 4K (4096 bytes)")
+    d = values_store("trim-size-blank", 100)
+    rc, res, _ = jone("trim", d, "--size", "4 KB")
+    eq((rc, res["removed_messages"]), (0, 47), "trim --size '4 KB' (a blank before the unit, as in SQL)")
 
     d = values_store("trim-offset", 100, "1K", 10)
     rc, res, _ = jone("trim", d, "--before-offset", "25")

@@ -133,7 +133,7 @@ static void test_rec_decode(void) {
   uint8_t b[256];
   klevdb_msg m;
   int64_t len = 0;
-  klevdb_error e = {0, ""};
+  klevdb_error e = {0};
 
   /* V2, docs/format.md worked example. */
   size_t n = unhex(A_V2_LOG, b);
@@ -199,7 +199,7 @@ static void test_rec_decode(void) {
   do {                                                                      \
     klevdb_msg m_;                                                          \
     int64_t l_ = -7;                                                        \
-    klevdb_error e_ = {0, ""};                                              \
+    klevdb_error e_ = {0};                                              \
     CHECK_EQ_INT(rec_decode(ver, p, avail, verify, &m_, &l_, &e_), -1);     \
     CHECK_EQ_INT(e_.code, KLEVDB_ECORRUPT_LOG);                             \
     CHECK_STR_HAS(e_.msg, text);                                            \
@@ -287,7 +287,7 @@ static void test_rec_errors(void) {
 
 #define LOG_DETECT_ERR(hdr, size, base, text)                               \
   do {                                                                      \
-    klevdb_error e_ = {0, ""};                                              \
+    klevdb_error e_ = {0};                                              \
     int v_ = -1;                                                            \
     CHECK_EQ_INT(log_detect((const uint8_t *)(hdr), size, base, &v_, &e_),  \
                  KLEVDB_ECORRUPT_LOG);                                      \
@@ -298,7 +298,7 @@ static void test_rec_errors(void) {
 static void test_log_detect(void) {
   uint8_t h[8] = {0};
   int ver = -1;
-  klevdb_error e = {0, ""};
+  klevdb_error e = {0};
 
   CHECK_EQ_INT(log_detect(h, 0, 0, &ver, &e), KLEVDB_OK);
   CHECK_EQ_INT(ver, FMT_V1);
@@ -348,7 +348,7 @@ static void test_log_detect(void) {
 
 #define INDEX_DETECT_ERR(hdr, size, base, params, text)                     \
   do {                                                                      \
-    klevdb_error e_ = {0, ""};                                              \
+    klevdb_error e_ = {0};                                              \
     int v_ = -1;                                                            \
     int64_t ds_ = -1;                                                       \
     CHECK_EQ_INT(index_detect((const uint8_t *)(hdr), size, base, params,   \
@@ -363,7 +363,7 @@ static void test_index_detect(void) {
   uint8_t want[64], h[8];
   int ver = -1;
   int64_t ds = -1;
-  klevdb_error e = {0, ""};
+  klevdb_error e = {0};
   size_t n = unhex(A_V2_INDEX, want);
   CHECK_EQ_INT(n, 40);
 
