@@ -674,6 +674,23 @@ static void fn_unvarint(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
 
 /* ---- registration ---- */
 
+/* klevdb_time(x): microseconds of an ISO-8601 text (or an INTEGER as it
+** is), so that WHERE time >= klevdb_time('2023-01-01') reads naturally. */
+static void fn_time(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  (void)argc;
+  if (sqlite3_value_type(argv[0]) == SQLITE_NULL) return;
+  int64_t t;
+  char *err = NULL;
+  int rc = kvt_parse_time(argv[0], &t, &err);
+  if (rc != SQLITE_OK) {
+    sqlite3_result_error(ctx, err ? err : "klevdb: bad time", -1);
+    sqlite3_result_error_code(ctx, rc);
+    sqlite3_free(err);
+    return;
+  }
+  sqlite3_result_int64(ctx, t);
+}
+
 int kvt_register_functions(sqlite3 *db, kvt_conn *c) {
   static const struct {
     const char *name;
@@ -696,6 +713,7 @@ int kvt_register_functions(sqlite3 *db, kvt_conn *c) {
       {"klevdb_migrate", 3, false, fn_migrate},
       {"klevdb_varint", 1, true, fn_varint},
       {"klevdb_unvarint", 1, true, fn_unvarint},
+      {"klevdb_time", 1, true, fn_time},
   };
   for (size_t i = 0; i < sizeof(fns) / sizeof(fns[0]); i++) {
     int flags = SQLITE_UTF8 | (fns[i].pure ? SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS
