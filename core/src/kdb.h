@@ -302,7 +302,12 @@ klevdb_err ranges_pending(const char *dir, klevdb_range **out, size_t *nout, kle
 ** in dir: its files may be mid-rewrite. */
 bool writer_active(const char *dir);
 
-/* ---- directory maintenance (dirops.c) ---- */
+/* ---- one segment's check, recover and migrate (repair.c) ---- */
+
+/* The log and index paths of a segment (4096 bytes each); a directory
+** name too long for them is refused (KLEVDB_EINVAL) rather than cut. */
+klevdb_err seg_paths(const char *dir, int64_t base, char *lpath, char *ipath,
+                     klevdb_error *e);
 /* Check and Recover of one segment (docs/files.md, maintenance). */
 klevdb_err seg_check(const char *dir, int64_t base, int params, bool live, klevdb_error *e);
 klevdb_err seg_recover(const char *dir, int64_t base, int params, bool sync,
@@ -311,6 +316,9 @@ klevdb_err seg_recover(const char *dir, int64_t base, int params, bool sync,
 ** rebuilt index. */
 klevdb_err seg_migrate(const char *dir, int64_t base, int params, int ver,
                        bool sync, klevdb_error *e);
+
+/* ---- directory maintenance (dirops.c) ---- */
+
 /* Go's backup copy rule: skip when size and mtime match. */
 klevdb_err file_copy(const char *src, const char *dst, klevdb_error *e);
 /* Makes dst ready for a backup of the store in src and locks it as a
