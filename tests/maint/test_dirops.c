@@ -532,5 +532,6 @@ int main(int argc, char **argv) {
   test_file_copy();
   test_migrate();
   test_mutations();
+  chk_name = "test_dirops";
   return check_done();
 }

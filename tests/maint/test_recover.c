@@ -314,5 +314,6 @@ int main(int argc, char **argv) {
   test_last_segment_only();
   test_torn_fixture();
   test_missing_and_empty();
+  chk_name = "test_recover";
   return check_done();
 }

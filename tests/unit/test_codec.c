@@ -5,7 +5,7 @@
 */
 #include <stdlib.h>
 
-#include "check.h"
+#include "../check.h"
 #include "kdb.h"
 
 /* Parses "ac 02" style hex into out; returns the byte count. */
@@ -483,5 +483,6 @@ int main(void) {
   test_json_roundtrip();
   test_json_valid();
   test_key_hash();
-  return check_done("test_codec");
+  chk_name = "test_codec";
+  return check_done();
 }

@@ -5,7 +5,7 @@
 */
 #include <stdlib.h>
 
-#include "check.h"
+#include "../check.h"
 #include "kdb.h"
 
 uint32_t crc32c_sw(uint32_t, const void *, size_t);
@@ -645,5 +645,6 @@ int main(void) {
   test_items_seek();
   test_items_find();
   test_items_time();
-  return check_done("test_format");
+  chk_name = "test_format";
+  return check_done();
 }

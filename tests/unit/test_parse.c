@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "check.h"
+#include "../check.h"
 #include "kdb.h"
 
 #define T(s, out) klevdb_parse_time((s), strlen(s), (out))
@@ -231,5 +231,6 @@ int main(void) {
   char cmd[600];
   snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
   if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
-  return check_done("test_parse");
+  chk_name = "test_parse";
+  return check_done();
 }
