@@ -22,26 +22,15 @@ import subprocess
 import sys
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import pycheck  # noqa: E402  (the one check harness, tests/pycheck.py)
+from pycheck import check, eq  # noqa: E402
+
+pycheck.detail_on_ok = False   # details here are whole outputs
+
 TOOL = None
 WORK = None
 ENV = None
-checks = 0
-failures = 0
-
-
-def check(ok, what, detail=""):
-    global checks, failures
-    checks += 1
-    if ok:
-        print("ok - %s" % what)
-    else:
-        failures += 1
-        print("FAIL - %s%s" % (what, (": " + detail) if detail else ""))
-    return ok
-
-
-def eq(got, want, what):
-    return check(got == want, what, "got %.300r, want %.300r" % (got, want))
 
 
 def run(*args, stdin=b"", env=None, timeout=60):
@@ -941,12 +930,12 @@ def main():
     if "sql" in groups:
         print("# test_sql")
         status = test_sql()
-        if status == 77 and checks == 0:
+        if status == 77 and pycheck.checks == 0:
             return 77
-    if failures:
-        print("%d checks, %d failed" % (checks, failures))
+    if pycheck.failures:
+        print("%d checks, %d failed" % (pycheck.checks, pycheck.failures))
         return 1
-    print("%d checks passed" % checks)
+    print("%d checks passed" % pycheck.checks)
     return 0
 
 
