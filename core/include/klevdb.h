@@ -59,10 +59,19 @@ typedef enum klevdb_err {
   KLEVDB_ETIMEOUT          /* a blocking read ran out of time */
 } klevdb_err;
 
+/* What an error is about beyond its class, for the few errors a caller
+** acts on (the class stays the one users see). */
+typedef enum klevdb_reason {
+  KLEVDB_REASON_NONE = 0,
+  KLEVDB_REASON_KEY_INDEX,   /* the files were written with the other key_index */
+  KLEVDB_REASON_TIME_INDEX   /* the files were written with the other time_index */
+} klevdb_reason;
+
 /* An error with its message, for calls that have no handle. */
 typedef struct klevdb_error {
   klevdb_err code;
   char msg[256];           /* "klevdb: ..." */
+  klevdb_reason reason;
 } klevdb_error;
 
 /* Name of an error class: "not_found", "invalid_offset", ... */
@@ -443,6 +452,31 @@ KLEVDB_API klevdb_err klevdb_dir_migrate(const char *dir,
                                          const klevdb_options *opts,
                                          klevdb_version to, klevdb_error *err);
 
+/* The store's lock, flock(2) on dir/.lock as Go klevdb takes it, for work
+** on a store's files without opening it (recover, migrate). Takes it as a
+** writer does (exclusive, not blocking) and gives the descriptor to hold
+** in *fd until klevdb_dir_unlock. A missing .lock is created with
+** KLEVDB_LOCK_CREATE; without it, *fd is -1 (no writer ever opened the
+** store: nothing to hold). KLEVDB_ELOCKED while another open file holds
+** it, in this process too (a store open for writing). */
+#define KLEVDB_LOCK_CREATE 1
+KLEVDB_API klevdb_err klevdb_dir_lock(const char *dir, int flags, int *fd, klevdb_error *err);
+KLEVDB_API void klevdb_dir_unlock(int fd);
+/* *active = 1 while a writer (Go or C, any process) holds the lock: its
+** files may be changing. Takes nothing. */
+KLEVDB_API klevdb_err klevdb_dir_writer_active(const char *dir, int *active);
+
+/* The bases of the segments in dir, ascending (free() *bases): the files
+** named "<20 digits>.log". Unlike an open, which fails on any other *.log
+** name, other names are passed over. KLEVDB_EIO (errno kept) when dir
+** cannot be listed. */
+KLEVDB_API klevdb_err klevdb_dir_segments(const char *dir, int64_t **bases,
+                                          size_t *n, klevdb_error *err);
+/* The format of segment base's log, from its first bytes: KLEVDB_V2 for a
+** V2 header, KLEVDB_V1 for anything else of 8 bytes or more, 0 for an
+** empty log, -1 when it cannot be read or is shorter than a header. */
+KLEVDB_API int klevdb_segment_format(const char *dir, int64_t base);
+
 /* ------------------------------------------------------------------ */
 /* Typed codecs (Go's typed logs). Encoders write into out (cap bytes)   */
 /* and return the length needed (write nothing if it exceeds cap).       */
@@ -465,6 +499,22 @@ KLEVDB_API int klevdb_json_valid(const uint8_t *in, size_t len);
 
 /* FNV-1a-64, the key hash on disk. */
 KLEVDB_API uint64_t klevdb_key_hash(const void *key, size_t len);
+
+/* ------------------------------------------------------------------ */
+/* Parsing what people type (the SQL extension and the tool share it).  */
+
+/* A time, s[0..len): YYYY-MM-DD[(T|t| )HH:MM[:SS[(.|,)fraction]]]
+** [Z|z|+HH:MM|-HH:MM], in UTC unless a zone says otherwise; fraction
+** digits past the microsecond are dropped (at most 9). Returns 0 with
+** *us, -1 if s is not such a time, -2 if a field is out of range (no
+** such month, day, hour, minute, second or zone). */
+KLEVDB_API int klevdb_parse_time(const char *s, size_t len, int64_t *us);
+/* A size in bytes, s[0..len): digits, optional blanks, then an optional
+** binary unit, any case: b, k/kb/kib (2^10), m/mb/mib, g/gb/gib,
+** t/tb/tib ("64KB", "64 KB" = 65536). Returns 0 with *bytes, -1 if s is
+** not a size (a number over INT64_MAX is none), -2 if its unit takes it
+** over INT64_MAX. */
+KLEVDB_API int klevdb_parse_size(const char *s, size_t len, int64_t *bytes);
 
 #ifdef __cplusplus
 }
