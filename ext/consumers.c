@@ -239,12 +239,12 @@ char *kvt_stat_extra(kvt_vtab *vt, int *rc) {
     if (r) sqlite3_str_appendall(o, r);
     sqlite3_free(r);
   }
-  char *s = sqlite3_str_finish(o);
+  if (*rc == SQLITE_OK) *rc = sqlite3_str_errcode(o);
+  char *s = sqlite3_str_finish(o);   /* NULL when empty */
   if (*rc != SQLITE_OK) {
     sqlite3_free(s);
     return NULL;
   }
-  if (!s) *rc = SQLITE_NOMEM;
   return s;
 }
 

@@ -198,12 +198,12 @@ char *kvt_retention_json(kvt_vtab *vt, int *rc) {
                         (long long)v[1][1], (long long)v[1][2]);
   else
     sqlite3_str_appendall(o, "\"last_removed_at\":null}");
-out:;
+out:
+  if (*rc == SQLITE_OK) *rc = sqlite3_str_errcode(o);
   char *s = sqlite3_str_finish(o);
   if (*rc != SQLITE_OK) {
     sqlite3_free(s);
     return NULL;
   }
-  if (!s) *rc = SQLITE_NOMEM;
   return s;
 }
