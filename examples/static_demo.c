@@ -2,7 +2,7 @@
 ** static_demo.c - the klevdb SQLite extension linked into a program.
 **
 ** Link the static library (meson: dependency klevdb_ext_dep; by hand:
-** -lklevdb_sqlite -lklevdb -lsqlite3 -lxxhash) and register the entry point
+** -lklevdb_sqlite -lklevdb -lsqlite3 -pthread) and register the entry point
 ** once with sqlite3_auto_extension: every connection opened afterwards has
 ** the klevdb module and functions, no .load needed.
 **

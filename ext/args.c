@@ -56,38 +56,6 @@ static int parse_bool(const char *s) {
   return -1;
 }
 
-/* A size in bytes with an optional binary suffix (64KB = 65536: segment
-** sizes are thought of in powers of two, as Go klevdb's defaults are).
-** Returns 0 and sets *out, or -1 if s is not a size at all; the range is
-** checked by the caller so that its message can be specific. */
-static int parse_size(const char *s, uint64_t *out) {
-  static const struct { const char *suffix; unsigned shift; } units[] = {
-    {"", 0}, {"b", 0},
-    {"k", 10}, {"kb", 10}, {"kib", 10},
-    {"m", 20}, {"mb", 20}, {"mib", 20},
-    {"g", 30}, {"gb", 30}, {"gib", 30},
-    {"t", 40}, {"tb", 40}, {"tib", 40},
-  };
-  uint64_t n = 0;
-  const char *p = s;
-  if (*p < '0' || *p > '9') return -1;
-  for (; *p >= '0' && *p <= '9'; p++) {
-    if (n > (UINT64_MAX - 9) / 10) return -1;
-    n = n * 10 + (uint64_t)(*p - '0');
-  }
-  while (is_space(*p)) p++;
-  for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
-    if (sqlite3_stricmp(p, units[i].suffix) != 0) continue;
-    /* Saturate instead of overflowing: anything this big is out of
-    ** range anyway. */
-    if (n > (UINT64_MAX >> units[i].shift)) n = UINT64_MAX;
-    else n <<= units[i].shift;
-    *out = n;
-    return 0;
-  }
-  return -1;
-}
-
 /* A duration: a whole number with a unit (d, h, m, s, ms, us), or bare
 ** microseconds as the table's times are. Returns 0 and sets *out (> 0),
 ** or -1. */
@@ -174,14 +142,17 @@ static int apply_arg(int which, const char *v, kvt_args *out, char **dir,
     *dir = sqlite3_mprintf("%s", v);
     return *dir ? SQLITE_OK : SQLITE_NOMEM;
   case ARG_ROLLOVER: {
-    uint64_t n;
-    if (parse_size(v, &n) != 0)
+    /* klevdb_parse_size: binary units (64KB = 65536), blanks allowed
+    ** before the unit; one parser for SQL and the tool. */
+    int64_t n;
+    int pr = klevdb_parse_size(v, strlen(v), &n);
+    if (pr == -1)
       return fail(msg, sqlite3_mprintf("klevdb: argument rollover: bad size "
                                        "'%s' (bytes, or a number with KB, MB "
                                        "or GB)", v));
-    if (n == 0)
+    if (pr == 0 && n == 0)
       return fail(msg, sqlite3_mprintf("klevdb: argument rollover must be > 0"));
-    if (n > (uint64_t)ROLLOVER_MAX)
+    if (pr == -2 || n > ROLLOVER_MAX)
       return fail(msg, sqlite3_mprintf("klevdb: argument rollover: '%s' is over "
                                        "the limit of 1 TiB", v));
     out->opts.rollover = (int64_t)n;
@@ -194,11 +165,11 @@ static int apply_arg(int which, const char *v, kvt_args *out, char **dir,
                                        "microseconds)", v));
     return SQLITE_OK;
   case ARG_MAX_BYTES: {
-    uint64_t n;
-    if (parse_size(v, &n) != 0 || n == 0 || n > (uint64_t)INT64_MAX)
+    int64_t n;
+    if (klevdb_parse_size(v, strlen(v), &n) != 0 || n == 0)
       return fail(msg, sqlite3_mprintf("klevdb: argument max_bytes: bad size '%s' (bytes > 0, "
                                        "or a number with KB, MB or GB)", v));
-    out->max_bytes = (int64_t)n;
+    out->max_bytes = n;
     return SQLITE_OK;
   }
   case ARG_MAX_COUNT: {

@@ -1,6 +1,6 @@
 /*
 ** codec.c - SQL values to stored key/value bytes and back, by the column's
-** codec (Go klevdb's typed-log codecs, spec section 9), and the parsing of
+** codec (Go klevdb's typed-log codecs), and the parsing of
 ** times given in SQL (INTEGER microseconds or ISO-8601 text).
 */
 #include <stdint.h>
@@ -268,99 +268,6 @@ void kvt_result(sqlite3_context *ctx, kvt_codec c, const uint8_t *p, size_t n) {
 
 /* ---- times ---- */
 
-/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's
-** days_from_civil): pure arithmetic, so no timegm(), TZ or locale. */
-static int64_t days_from_civil(int64_t y, int m, int d) {
-  int64_t era, yoe, doy, doe;
-  y -= m <= 2;
-  era = (y >= 0 ? y : y - 399) / 400;
-  yoe = y - era * 400;
-  doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-  doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + doe - 719468;
-}
-
-static int days_in_month(int y, int m) {
-  static const int dm[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-  if (m == 2 && y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)) return 29;
-  return dm[m - 1];
-}
-
-/* Reads exactly k digits at s[*i]. */
-static int digits(const char *s, size_t n, size_t *i, int k, int *out) {
-  int v = 0;
-  if (n - *i < (size_t)k) return -1;
-  for (int j = 0; j < k; j++) {
-    char ch = s[*i + (size_t)j];
-    if (ch < '0' || ch > '9') return -1;
-    v = v * 10 + (ch - '0');
-  }
-  *i += (size_t)k;
-  *out = v;
-  return 0;
-}
-
-static int expect(const char *s, size_t n, size_t *i, char ch) {
-  if (*i >= n || s[*i] != ch) return -1;
-  (*i)++;
-  return 0;
-}
-
-/* YYYY-MM-DD[(T|t| )HH:MM[:SS[.fraction]][Z|z|+HH:MM|-HH:MM]]. Returns 0,
-** -1 for a malformed text, or -2 for a field out of range. */
-static int parse_iso(const char *s, size_t n, int64_t *out) {
-  int y = 0, mo = 0, d = 0, h = 0, mi = 0, sec = 0, zh = 0, zm = 0, zsign = 0;
-  int64_t frac = 0;
-  size_t i = 0;
-
-  if (digits(s, n, &i, 4, &y) || expect(s, n, &i, '-') ||
-      digits(s, n, &i, 2, &mo) || expect(s, n, &i, '-') ||
-      digits(s, n, &i, 2, &d))
-    return -1;
-  if (i < n) {
-    if (s[i] != 'T' && s[i] != 't' && s[i] != ' ') return -1;
-    i++;
-    if (digits(s, n, &i, 2, &h) || expect(s, n, &i, ':') ||
-        digits(s, n, &i, 2, &mi))
-      return -1;
-    if (i < n && s[i] == ':') {
-      i++;
-      if (digits(s, n, &i, 2, &sec)) return -1;
-      if (i < n && s[i] == '.') {
-        /* Up to nanoseconds; digits past the microsecond are dropped,
-        ** which floors since the fraction only ever adds. */
-        int k = 0;
-        for (i++; i < n && s[i] >= '0' && s[i] <= '9'; i++, k++) {
-          if (k >= 9) return -1;
-          if (k < 6) frac = frac * 10 + (s[i] - '0');
-        }
-        if (k == 0) return -1;
-        for (; k < 6; k++) frac *= 10;
-      }
-    }
-    if (i < n) {
-      if (s[i] == 'Z' || s[i] == 'z') {
-        i++;
-      } else if (s[i] == '+' || s[i] == '-') {
-        zsign = s[i] == '-' ? -1 : 1;
-        i++;
-        if (digits(s, n, &i, 2, &zh) || expect(s, n, &i, ':') ||
-            digits(s, n, &i, 2, &zm))
-          return -1;
-      } else {
-        return -1;
-      }
-    }
-    if (i != n) return -1;
-  }
-  if (y < 1 || mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) ||
-      h > 23 || mi > 59 || sec > 59 || zh > 23 || zm > 59)
-    return -2;
-  *out = ((days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec) -
-          zsign * (zh * 3600 + zm * 60)) * 1000000 + frac;
-  return 0;
-}
-
 int kvt_parse_time(sqlite3_value *v, int64_t *out, char **err) {
   const char *s;
   size_t n;
@@ -392,7 +299,7 @@ int kvt_parse_time(sqlite3_value *v, int64_t *out, char **err) {
   s = (const char *)sqlite3_value_text(v);
   n = (size_t)sqlite3_value_bytes(v);
   if (!s) return nomem(err);
-  r = parse_iso(s, n, out);
+  r = klevdb_parse_time(s, n, out);
   /* Not a date: a number in TEXT, as an INTEGER column takes it. */
   if (r == -1 && integer_affinity(v, out) == 0) return SQLITE_OK;
   if (r == -1) {

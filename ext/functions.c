@@ -26,15 +26,11 @@
 ** Every error message starts with "klevdb: "; core errors keep their
 ** class through kvt_rc().
 */
-#include <errno.h>
 #include <stdarg.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <string.h>
-#include <sys/file.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "kvt.h"
 
@@ -617,30 +613,18 @@ static char *dir_arg(sqlite3_context *ctx, const char *fn, sqlite3_value *v) {
 ** descriptor (-1: there is no .lock, nothing to hold) or -2 with the
 ** error set. */
 static int dir_lock(sqlite3_context *ctx, const char *fn, const char *dir, const char *given) {
-  char *path = sqlite3_mprintf("%s/.lock", dir);
-  if (!path) {
-    sqlite3_result_error_nomem(ctx);
+  int fd;
+  klevdb_err rc = klevdb_dir_lock(dir, 0, &fd, NULL);
+  if (rc == KLEVDB_ELOCKED) {
+    fn_error(ctx, kvt_rc(KLEVDB_ELOCKED),
+             "klevdb: %s: %s is open for writing (close its tables first)", fn, given);
     return -2;
   }
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  sqlite3_free(path);
-  if (fd < 0) return -1;
-  if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-    int e = errno;
-    close(fd);
-    if (e == EWOULDBLOCK) {
-      fn_error(ctx, kvt_rc(KLEVDB_ELOCKED),
-               "klevdb: %s: %s is open for writing (close its tables first)", fn, given);
-      return -2;
-    }
-    return -1;
-  }
-  return fd;
+  /* Any other failure to lock: the helper's own error will say more. */
+  return rc ? -1 : fd;
 }
 
-static void dir_unlock(int fd) {
-  if (fd >= 0) close(fd);
-}
+static void dir_unlock(int fd) { klevdb_dir_unlock(fd); }
 
 static void fn_check(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   static const char fn[] = "klevdb_check";
@@ -747,6 +731,23 @@ static void fn_unvarint(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
 
 /* ---- registration ---- */
 
+/* klevdb_time(x): microseconds of an ISO-8601 text (or an INTEGER as it
+** is), so that WHERE time >= klevdb_time('2023-01-01') reads naturally. */
+static void fn_time(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  (void)argc;
+  if (sqlite3_value_type(argv[0]) == SQLITE_NULL) return;
+  int64_t t;
+  char *err = NULL;
+  int rc = kvt_parse_time(argv[0], &t, &err);
+  if (rc != SQLITE_OK) {
+    sqlite3_result_error(ctx, err ? err : "klevdb: bad time", -1);
+    sqlite3_result_error_code(ctx, rc);
+    sqlite3_free(err);
+    return;
+  }
+  sqlite3_result_int64(ctx, t);
+}
+
 int kvt_register_functions(sqlite3 *db, kvt_conn *c) {
   static const struct {
     const char *name;
@@ -769,6 +770,7 @@ int kvt_register_functions(sqlite3 *db, kvt_conn *c) {
       {"klevdb_migrate", 3, false, fn_migrate},
       {"klevdb_varint", 1, true, fn_varint},
       {"klevdb_unvarint", 1, true, fn_unvarint},
+      {"klevdb_time", 1, true, fn_time},
   };
   for (size_t i = 0; i < sizeof(fns) / sizeof(fns[0]); i++) {
     int flags = SQLITE_UTF8 | (fns[i].pure ? SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS

@@ -96,7 +96,7 @@ void kvt_result(sqlite3_context *ctx, kvt_codec c, const uint8_t *p, size_t n);
 ** ("2023-01-01T00:00:00Z", fractions and +hh:mm allowed). */
 int kvt_parse_time(sqlite3_value *v, int64_t *out, char **err);
 
-/* ---- errors (vtab.c) ---- */
+/* ---- errors (errors.c) ---- */
 
 /* The one mapping of core error classes to SQLite result codes. */
 int kvt_rc(klevdb_err e);
@@ -192,6 +192,25 @@ klevdb_msg kvt_pending_msg(const kvt_pending *tx, size_t i);
 /* True if offset was deleted in the open transaction. */
 bool kvt_pending_deleted(const kvt_vtab *vt, int64_t offset);
 
+/* vtab.c: the reading half of the module (its methods; the method table
+** is in klevdb_ext.c). */
+int kvt_create(sqlite3 *db, void *aux, int argc, const char *const *argv, sqlite3_vtab **out,
+               char **err);
+int kvt_connect(sqlite3 *db, void *aux, int argc, const char *const *argv, sqlite3_vtab **out,
+                char **err);
+int kvt_disconnect(sqlite3_vtab *vtab);
+int kvt_destroy(sqlite3_vtab *vtab);
+int kvt_best_index(sqlite3_vtab *vtab, sqlite3_index_info *ix);
+int kvt_open(sqlite3_vtab *vtab, sqlite3_vtab_cursor **out);
+int kvt_close(sqlite3_vtab_cursor *cur);
+int kvt_filter(sqlite3_vtab_cursor *cur, int plan, const char *idx, int argc,
+               sqlite3_value **argv);
+int kvt_next(sqlite3_vtab_cursor *cur);
+int kvt_eof(sqlite3_vtab_cursor *cur);
+int kvt_column(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int col);
+int kvt_rowid(sqlite3_vtab_cursor *cur, sqlite3_int64 *rowid);
+int kvt_rename(sqlite3_vtab *vtab, const char *name);
+
 /* vtab_write.c: the writing half of the module. */
 int kvt_update(sqlite3_vtab *vtab, int argc, sqlite3_value **argv, sqlite3_int64 *rowid);
 int kvt_begin(sqlite3_vtab *vtab);
@@ -256,7 +275,6 @@ kvt_vtab *kvt_table_named(sqlite3 *db, kvt_conn *c, const char *fn, sqlite3_valu
 
 /* ---- registration ---- */
 
-int kvt_register_vtab(sqlite3 *db, kvt_conn *c);       /* vtab.c */
 int kvt_register_functions(sqlite3 *db, kvt_conn *c);  /* functions.c */
 int kvt_register_scan(sqlite3 *db);                    /* scan.c */
 int kvt_register_consumers(sqlite3 *db, kvt_conn *c);  /* consumers.c */

@@ -12,38 +12,7 @@
 
 #include "kvt.h"
 
-/* ---- errors ---- */
-
-int kvt_rc(klevdb_err e) {
-  switch (e) {
-  case KLEVDB_OK: return SQLITE_OK;
-  case KLEVDB_EREADONLY: return SQLITE_READONLY;
-  case KLEVDB_ECORRUPT_LOG:
-  case KLEVDB_ECORRUPT_INDEX: return SQLITE_CORRUPT;
-  case KLEVDB_ELOCKED:
-  case KLEVDB_ETIMEOUT: return SQLITE_BUSY;
-  case KLEVDB_ETOOBIG: return SQLITE_TOOBIG;
-  case KLEVDB_EIO: return SQLITE_IOERR;
-  case KLEVDB_ENOMEM: return SQLITE_NOMEM;
-  case KLEVDB_ECLOSED: return SQLITE_ABORT;
-  case KLEVDB_ENOTFOUND:
-  case KLEVDB_EINVALID_OFFSET:
-  case KLEVDB_ENOINDEX:
-  case KLEVDB_EINVAL: return SQLITE_ERROR;
-  }
-  return SQLITE_ERROR;
-}
-
-int kvt_error(kvt_vtab *vt, int rc, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  char *m = sqlite3_vmprintf(fmt, ap);
-  va_end(ap);
-  sqlite3_free(vt->base.zErrMsg);
-  vt->base.zErrMsg = m && strncmp(m, "klevdb: ", 8) != 0 ? sqlite3_mprintf("klevdb: %s", m) : m;
-  if (vt->base.zErrMsg != m) sqlite3_free(m);
-  return rc;
-}
+/* ---- errors (kvt_rc and kvt_error are in errors.c) ---- */
 
 /* The core's message for the last failed call on the table's handle. */
 static int core_error(kvt_vtab *vt, klevdb_err e) {
@@ -139,11 +108,11 @@ static int connect_table(sqlite3 *db, void *aux, int argc, const char *const *ar
   klevdb_err e = klevdb_open(vt->args.dir, &ro, &vt->kdb, &ke);
   vt->follower = e == KLEVDB_OK && !vt->args.opts.readonly;
   if (e != KLEVDB_OK) {
-    if (e == KLEVDB_ECORRUPT_INDEX && strstr(ke.msg, "keys index mismatch"))
+    if (ke.reason == KLEVDB_REASON_KEY_INDEX)
       *err = sqlite3_mprintf("%s (the store in %s was written %s a key index: say key_index=%d, "
                              "or leave it out)", ke.msg, vt->args.dir,
                              vt->args.opts.key_index ? "without" : "with", !vt->args.opts.key_index);
-    else if (e == KLEVDB_ECORRUPT_INDEX && strstr(ke.msg, "times index mismatch"))
+    else if (ke.reason == KLEVDB_REASON_TIME_INDEX)
       *err = sqlite3_mprintf("%s (the store in %s was written %s a time index: say time_index=%d, "
                              "or leave it out)", ke.msg, vt->args.dir,
                              vt->args.opts.time_index ? "without" : "with", !vt->args.opts.time_index);
@@ -201,17 +170,17 @@ static int connect_table(sqlite3 *db, void *aux, int argc, const char *const *ar
   return SQLITE_OK;
 }
 
-static int kvt_create(sqlite3 *db, void *aux, int argc, const char *const *argv,
+int kvt_create(sqlite3 *db, void *aux, int argc, const char *const *argv,
                       sqlite3_vtab **out, char **err) {
   return connect_table(db, aux, argc, argv, out, err, true);
 }
 
-static int kvt_connect(sqlite3 *db, void *aux, int argc, const char *const *argv,
+int kvt_connect(sqlite3 *db, void *aux, int argc, const char *const *argv,
                        sqlite3_vtab **out, char **err) {
   return connect_table(db, aux, argc, argv, out, err, false);
 }
 
-static int kvt_disconnect(sqlite3_vtab *vtab) {
+int kvt_disconnect(sqlite3_vtab *vtab) {
   kvt_vtab *vt = (kvt_vtab *)vtab;
   for (kvt_vtab **p = &vt->conn->tables; *p; p = &(*p)->next)
     if (*p == vt) {
@@ -232,7 +201,7 @@ static int kvt_disconnect(sqlite3_vtab *vtab) {
 /* DROP TABLE keeps the store's files. It is refused while the open
 ** transaction has writes to the table: they would go with the table
 ** unpublished, and a ROLLBACK of the DROP could not bring them back. */
-static int kvt_destroy(sqlite3_vtab *vtab) {
+int kvt_destroy(sqlite3_vtab *vtab) {
   kvt_vtab *vt = (kvt_vtab *)vtab;
   if (vt->tx->n || vt->tx->ndels)
     /* SQLite reports xDestroy's code alone ("database table is locked"),
@@ -290,7 +259,7 @@ static bool text_key(const kvt_vtab *vt) {
   return vt->args.key != KVT_BLOB && vt->args.key != KVT_INTEGER;
 }
 
-static int kvt_best_index(sqlite3_vtab *vtab, sqlite3_index_info *ix) {
+int kvt_best_index(sqlite3_vtab *vtab, sqlite3_index_info *ix) {
   kvt_vtab *vt = (kvt_vtab *)vtab;
   int slot[NSLOT];     /* constraint index for each argv position */
   for (int i = 0; i < NSLOT; i++) slot[i] = -1;
@@ -490,7 +459,7 @@ typedef struct kvt_cursor {
   sqlite3_value *consumer;  /* consumer = ? as given (reads back as itself) */
 } kvt_cursor;
 
-static int kvt_open(sqlite3_vtab *vtab, sqlite3_vtab_cursor **out) {
+int kvt_open(sqlite3_vtab *vtab, sqlite3_vtab_cursor **out) {
   kvt_cursor *c = sqlite3_malloc(sizeof(*c));
   if (!c) return SQLITE_NOMEM;
   memset(c, 0, sizeof(*c));
@@ -513,7 +482,7 @@ static void cursor_reset(kvt_cursor *c) {
   c->pi = 0;
 }
 
-static int kvt_close(sqlite3_vtab_cursor *cur) {
+int kvt_close(sqlite3_vtab_cursor *cur) {
   kvt_cursor *c = (kvt_cursor *)cur;
   cursor_reset(c);
   sqlite3_free(c);
@@ -863,7 +832,7 @@ static int consumer_start(kvt_cursor *c, sqlite3_value *v, int64_t *pos, bool *n
   return kvt_consumer_position(vt, name, pos);
 }
 
-static int kvt_filter(sqlite3_vtab_cursor *cur, int plan, const char *idx, int argc,
+int kvt_filter(sqlite3_vtab_cursor *cur, int plan, const char *idx, int argc,
                       sqlite3_value **argv) {
   (void)idx;
   (void)argc;
@@ -1070,11 +1039,11 @@ static int kvt_filter(sqlite3_vtab_cursor *cur, int plan, const char *idx, int a
   return step(c);
 }
 
-static int kvt_next(sqlite3_vtab_cursor *cur) { return step((kvt_cursor *)cur); }
+int kvt_next(sqlite3_vtab_cursor *cur) { return step((kvt_cursor *)cur); }
 
-static int kvt_eof(sqlite3_vtab_cursor *cur) { return ((kvt_cursor *)cur)->eof; }
+int kvt_eof(sqlite3_vtab_cursor *cur) { return ((kvt_cursor *)cur)->eof; }
 
-static int kvt_column(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int col) {
+int kvt_column(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int col) {
   kvt_cursor *c = (kvt_cursor *)cur;
   const klevdb_msg *m = &c->cur;
   switch (col) {
@@ -1103,12 +1072,12 @@ static int kvt_column(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int col) {
   return SQLITE_OK;
 }
 
-static int kvt_rowid(sqlite3_vtab_cursor *cur, sqlite3_int64 *rowid) {
+int kvt_rowid(sqlite3_vtab_cursor *cur, sqlite3_int64 *rowid) {
   *rowid = ((kvt_cursor *)cur)->cur.offset;
   return SQLITE_OK;
 }
 
-static int kvt_rename(sqlite3_vtab *vtab, const char *name) {
+int kvt_rename(sqlite3_vtab *vtab, const char *name) {
   kvt_vtab *vt = (kvt_vtab *)vtab;
   char *n = sqlite3_mprintf("%s", name);
   if (!n) return SQLITE_NOMEM;
@@ -1150,56 +1119,4 @@ static int kvt_rename(sqlite3_vtab *vtab, const char *name) {
   sqlite3_free(vt->name);
   vt->name = n;
   return SQLITE_OK;
-}
-
-static sqlite3_module kvt_module = {
-  .iVersion = 3,
-  .xCreate = kvt_create,
-  .xConnect = kvt_connect,
-  .xBestIndex = kvt_best_index,
-  .xDisconnect = kvt_disconnect,
-  .xDestroy = kvt_destroy,
-  .xOpen = kvt_open,
-  .xClose = kvt_close,
-  .xFilter = kvt_filter,
-  .xNext = kvt_next,
-  .xEof = kvt_eof,
-  .xColumn = kvt_column,
-  .xRowid = kvt_rowid,
-  .xUpdate = kvt_update,
-  .xBegin = kvt_begin,
-  .xSync = kvt_sync,
-  .xCommit = kvt_commit,
-  .xRollback = kvt_rollback,
-  .xRename = kvt_rename,
-  .xSavepoint = kvt_savepoint,
-  .xRelease = kvt_release,
-  .xRollbackTo = kvt_rollback_to,
-  //.xShadowName = kvt_shadow_name,
-};
-
-/* klevdb_time(x): microseconds of an ISO-8601 text (or an INTEGER as it
-** is), so that WHERE time >= klevdb_time('2023-01-01') reads naturally. */
-static void fn_time(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
-  (void)argc;
-  if (sqlite3_value_type(argv[0]) == SQLITE_NULL) return;
-  int64_t t;
-  char *err = NULL;
-  int rc = kvt_parse_time(argv[0], &t, &err);
-  if (rc != SQLITE_OK) {
-    sqlite3_result_error(ctx, err ? err : "klevdb: bad time", -1);
-    sqlite3_result_error_code(ctx, rc);
-    sqlite3_free(err);
-    return;
-  }
-  sqlite3_result_int64(ctx, t);
-}
-
-int kvt_register_vtab(sqlite3 *db, kvt_conn *c) {
-  int rc = sqlite3_create_module_v2(db, "klevdb", &kvt_module, c, kvt_conn_free);
-  if (rc == SQLITE_OK)
-    rc = sqlite3_create_function_v2(db, "klevdb_time", 1,
-                                    SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS, NULL,
-                                    fn_time, NULL, NULL, NULL);
-  return rc;
 }

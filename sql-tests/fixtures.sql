@@ -1,4 +1,4 @@
--- fixtures.sql: the stores Go klevdb wrote (../shared/fixtures, copied by the
+-- fixtures.sql: the stores Go klevdb wrote (tests/fixtures, copied by the
 -- runner to fixtures/<name>/store) read through CREATE VIRTUAL TABLE with
 -- their real options: counts, sums, first and last rows, every row against
 -- its formula, newest by key, time lookups where times go backwards, the

@@ -318,3 +318,11 @@ SELECT klevdb_backup('events', NULL);
 SELECT klevdb_backup('events', '');
 CREATE VIEW v_stat AS SELECT klevdb_stat('events');
 SELECT * FROM v_stat;
+.print == times and sizes have one parser in the library: a comma before the fraction, a blank before the unit
+SELECT klevdb_time('2024-05-01T09:00:00,5Z'), klevdb_time('2024-05-01T09:00:00,5Z') = klevdb_time('2024-05-01T09:00:00.5Z');
+CREATE VIRTUAL TABLE sz USING klevdb(dir='sz.d', rollover='64 KB', value='text');
+INSERT INTO sz(value) WITH RECURSIVE c(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM c WHERE i < 99)
+  SELECT printf('%01000d', i) FROM c;
+INSERT INTO sz(value) VALUES ('past 64 KB: the next insert starts a segment');
+SELECT json_extract(klevdb_stat('sz'), '$.segments'), json_extract(klevdb_stat('sz'), '$.messages');
+DROP TABLE sz;

@@ -30,6 +30,9 @@ import tempfile
 import threading
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+import pycheck  # noqa: E402  (the one check harness, tests/pycheck.py)
+
 SQLITE_OK, SQLITE_BUSY, SQLITE_ROW, SQLITE_DONE = 0, 5, 100, 101
 SQLITE_INTEGER, SQLITE_FLOAT, SQLITE_TEXT, SQLITE_BLOB, SQLITE_NULL = 1, 2, 3, 4, 5
 OPEN_RW_CREATE_FULLMUTEX = 0x2 | 0x4 | 0x10000
@@ -111,33 +114,22 @@ class Conn:
         lib.sqlite3_close_v2(self.db)
 
 
-failures = 0
-
-
 def check(what, got, want):
-    global failures
-    if got == want:
-        print("ok   %s" % what)
-    else:
-        failures += 1
-        print("FAIL %s\n     want %r\n     got  %r" % (what, want, got))
+    pycheck.eq(got, want, what)
 
 
 def expect_error(what, conn, sql, rc, text):
-    global failures
     t0 = time.monotonic()
     try:
         conn.run(sql)
     except SQLError as e:
         elapsed = time.monotonic() - t0
         if e.rc & 0xff == rc and text in e.msg:
-            print("ok   %s (%.1f s: %s)" % (what, elapsed, e.msg))
+            pycheck.check(True, what, "%.1f s: %s" % (elapsed, e.msg))
             return elapsed
-        failures += 1
-        print("FAIL %s\n     want rc %d and %r\n     got  rc %d: %s" % (what, rc, text, e.rc, e.msg))
+        pycheck.check(False, what, "want rc %d and %r, got rc %d: %s" % (rc, text, e.rc, e.msg))
         return elapsed
-    failures += 1
-    print("FAIL %s: no error" % what)
+    pycheck.check(False, what, "no error")
     return time.monotonic() - t0
 
 
@@ -254,8 +246,7 @@ def main():
         b.close()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print("%d failed" % failures)
-    return 1 if failures else 0
+    return pycheck.summary("two_connections")
 
 
 if __name__ == "__main__":

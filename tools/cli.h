@@ -172,14 +172,13 @@ void cli_progress_cb(void *arg, int64_t done, int64_t total);
 void cli_progress_attach(cli_progress *p, klevdb_options *o);
 void cli_progress_end(cli_progress *p);
 
-/* ---- segfiles.c: the store's files as the tool sees them ---- */
+/* ---- segfiles.c: the store's files as the tool sees them (the library
+** lists segments, tells their formats and owns the lock) ---- */
 
 /* Bases of dir's segments (<20 digits>.log), ascending; free(*bases). 0 or
 ** -1 with errno. */
 int cli_seg_list(const char *dir, int64_t **bases, size_t *n);
 void cli_seg_path(char *out, size_t cap, const char *dir, int64_t base, const char *ext);
-/* A segment log's format: 1, 2, 0 when empty, -1 unreadable. */
-int cli_seg_format(const char *dir, int64_t base);
 /* counts[f] segments of format f (counts[0]: empty or unreadable). */
 void cli_seg_formats(const char *dir, const int64_t *bases, size_t n, int64_t counts[3]);
 /* The names in dir (without . and ..); 0 or -1 with errno. */
@@ -188,9 +187,8 @@ void cli_dir_names_free(char **names, size_t n);
 /* Takes the store's writer lock for work on its files directly: CLI_OK,
 ** CLI_LOCKED or CLI_FAIL (with a message). */
 int cli_lock_dir(const cli_ctx *c, const char *dir, int *fd);
-/* True if a writer has the store open now; otherwise *fd holds a shared
-** lock (or is -1) that keeps writers out until cli_unlock_dir. */
-bool cli_writer_active(const char *dir, int *fd);
+/* True if a writer has the store open now. */
+bool cli_writer_active(const char *dir);
 void cli_unlock_dir(int fd);
 
 /* ---- the commands (argv[0] is the command's name) ---- */

@@ -133,9 +133,7 @@ int cli_cmd_check(cli_ctx *c, int argc, char **argv) {
   /* The last segment's index against its log (a writer's crash leaves
   ** its damage there; under a live writer only what it has written so
   ** far), then every record of every segment. */
-  int lock;
-  bool live = cli_writer_active(dir, &lock);
-  cli_unlock_dir(lock);
+  bool live = cli_writer_active(dir);
   klevdb_error err;
   klevdb_err krc = klevdb_dir_check(dir, &o, &err);
   if (krc) {

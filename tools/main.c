@@ -380,24 +380,11 @@ int cli_parse_count(const cli_ctx *c, const char *opt, const char *s, int64_t *o
 }
 
 int cli_parse_size(const cli_ctx *c, const char *opt, const char *s, int64_t *out) {
-  static const struct {
-    const char *suffix;
-    int shift;
-  } units[] = {{"", 0},   {"b", 0},    {"k", 10},   {"kb", 10}, {"kib", 10},
-               {"m", 20}, {"mb", 20},  {"mib", 20}, {"g", 30},  {"gb", 30},
-               {"gib", 30}, {"t", 40}, {"tb", 40},  {"tib", 40}};
-  const char *end;
-  int64_t v;
-  if (parse_u63(s, &end, &v)) {
-    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
-      if (strcasecmp(end, units[i].suffix) != 0) continue;
-      if (v > (INT64_MAX >> units[i].shift))
-        return cli_usage(c, "%s: '%s' is too big", opt, s);
-      *out = v << units[i].shift;
-      return CLI_OK;
-    }
-  }
-  return cli_usage(c, "%s: '%s' is not a size (bytes, or a number with K, M, G)", opt, s);
+  /* The library's parser, so that sizes read as in SQL ('64 KB'). */
+  int r = klevdb_parse_size(s, strlen(s), out);
+  if (r == -2) return cli_usage(c, "%s: '%s' is too big", opt, s);
+  if (r) return cli_usage(c, "%s: '%s' is not a size (bytes, or a number with K, M, G)", opt, s);
+  return CLI_OK;
 }
 
 int cli_parse_offset(const cli_ctx *c, const char *opt, const char *s, int64_t *out) {

@@ -28,42 +28,6 @@ bool cli_time_format(int64_t us, char out[CLI_TIME_CAP]) {
   return true;
 }
 
-/* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
-** days_from_civil), so that no time zone or libc table is involved. */
-static int64_t days_from_civil(int64_t y, int m, int d) {
-  y -= m <= 2;
-  int64_t era = (y >= 0 ? y : y - 399) / 400;
-  int64_t yoe = y - era * 400;
-  int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-  int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + doe - 719468;
-}
-
-static int days_in_month(int y, int m) {
-  static const int dm[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-  if (m == 2 && y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)) return 29;
-  return dm[m - 1];
-}
-
-/* Exactly k digits at *p. */
-static bool digits(const char **p, int k, int *out) {
-  int v = 0;
-  for (int i = 0; i < k; i++) {
-    char ch = (*p)[i];
-    if (ch < '0' || ch > '9') return false;
-    v = v * 10 + (ch - '0');
-  }
-  *p += k;
-  *out = v;
-  return true;
-}
-
-static bool expect(const char **p, char ch) {
-  if (**p != ch) return false;
-  (*p)++;
-  return true;
-}
-
 /* [-]digits: microseconds. */
 static bool parse_int_us(const char *s, int64_t *out) {
   bool neg = *s == '-';
@@ -79,49 +43,11 @@ static bool parse_int_us(const char *s, int64_t *out) {
   return true;
 }
 
-/* YYYY-MM-DD[(T|t| )HH:MM[:SS[.fraction]][Z|z|+HH:MM|-HH:MM]], the forms
-** the SQL extension takes too; digits past the microsecond are dropped. */
+/* Integer microseconds, or a time as the library parses it for the SQL
+** extension too (klevdb_parse_time). */
 int cli_time_parse(const char *s, int64_t *us) {
-  int y, mo, d, h = 0, mi = 0, sec = 0, zh = 0, zm = 0, zsign = 0;
-  int64_t frac = 0;
-  const char *p = s;
-
   if (parse_int_us(s, us)) return 0;
-  if (!digits(&p, 4, &y) || !expect(&p, '-') || !digits(&p, 2, &mo) ||
-      !expect(&p, '-') || !digits(&p, 2, &d))
-    return -1;
-  if (*p) {
-    if (*p != 'T' && *p != 't' && *p != ' ') return -1;
-    p++;
-    if (!digits(&p, 2, &h) || !expect(&p, ':') || !digits(&p, 2, &mi)) return -1;
-    if (*p == ':') {
-      p++;
-      if (!digits(&p, 2, &sec)) return -1;
-      if (*p == '.' || *p == ',') {
-        int k = 0;
-        for (p++; *p >= '0' && *p <= '9'; p++, k++) {
-          if (k >= 9) return -1;
-          if (k < 6) frac = frac * 10 + (*p - '0');
-        }
-        if (k == 0) return -1;
-        for (; k < 6; k++) frac *= 10;
-      }
-    }
-    if (*p == 'Z' || *p == 'z') {
-      p++;
-    } else if (*p == '+' || *p == '-') {
-      zsign = *p == '-' ? -1 : 1;
-      p++;
-      if (!digits(&p, 2, &zh) || !expect(&p, ':') || !digits(&p, 2, &zm)) return -1;
-    }
-    if (*p) return -1;
-  }
-  if (y < 1 || mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 23 ||
-      mi > 59 || sec > 59 || zh > 23 || zm > 59)
-    return -2;
-  *us = ((days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec) -
-         zsign * (zh * 3600 + zm * 60)) * 1000000 + frac;
-  return 0;
+  return klevdb_parse_time(s, strlen(s), us);
 }
 
 int cli_duration_parse(const char *s, int64_t *us) {

@@ -20,6 +20,17 @@
 extern "C" {
 #endif
 
+/* Marks the calls libklevdb exports. The library is compiled with hidden
+** visibility, so that its internal functions are not exported and cannot
+** clash with a program's own names. */
+#ifndef KLEVDB_API
+#if defined(__GNUC__) && __GNUC__ >= 4
+#define KLEVDB_API __attribute__((visibility("default")))
+#else
+#define KLEVDB_API
+#endif
+#endif
+
 /* Special offsets (as in Go klevdb). */
 #define KLEVDB_OFFSET_OLDEST  (-2)
 #define KLEVDB_OFFSET_NEWEST  (-1)
@@ -48,14 +59,23 @@ typedef enum klevdb_err {
   KLEVDB_ETIMEOUT          /* a blocking read ran out of time */
 } klevdb_err;
 
+/* What an error is about beyond its class, for the few errors a caller
+** acts on (the class stays the one users see). */
+typedef enum klevdb_reason {
+  KLEVDB_REASON_NONE = 0,
+  KLEVDB_REASON_KEY_INDEX,   /* the files were written with the other key_index */
+  KLEVDB_REASON_TIME_INDEX   /* the files were written with the other time_index */
+} klevdb_reason;
+
 /* An error with its message, for calls that have no handle. */
 typedef struct klevdb_error {
   klevdb_err code;
   char msg[256];           /* "klevdb: ..." */
+  klevdb_reason reason;
 } klevdb_error;
 
 /* Name of an error class: "not_found", "invalid_offset", ... */
-const char *klevdb_errname(klevdb_err code);
+KLEVDB_API const char *klevdb_errname(klevdb_err code);
 
 /* ------------------------------------------------------------------ */
 /* Options                                                             */
@@ -127,7 +147,7 @@ typedef struct klevdb_batch {
 } klevdb_batch;
 
 #define KLEVDB_BATCH_INIT {0, 0, 0, 0, 0}
-void klevdb_batch_free(klevdb_batch *b);
+KLEVDB_API void klevdb_batch_free(klevdb_batch *b);
 
 /* ------------------------------------------------------------------ */
 /* Opening and closing                                                 */
@@ -137,19 +157,19 @@ typedef struct klevdb klevdb;
 /* Opens the store in dir. A read-write open takes an exclusive flock(2) on
 ** dir/.lock (KLEVDB_ELOCKED if another process, Go or C, holds it). Several
 ** opens of one directory in a process share the store. */
-klevdb_err klevdb_open(const char *dir, const klevdb_options *opts,
-                       klevdb **out, klevdb_error *err);
+KLEVDB_API klevdb_err klevdb_open(const char *dir, const klevdb_options *opts,
+                                  klevdb **out, klevdb_error *err);
 
 /* Syncs (read-write) and closes the handle; the store closes with its last
 ** handle. Wakes blocked readers of this handle. NULL is a no-op. */
-klevdb_err klevdb_close(klevdb *db);
+KLEVDB_API klevdb_err klevdb_close(klevdb *db);
 
 /* The message of the last failed call on this handle. */
-const char *klevdb_errmsg(const klevdb *db);
-klevdb_err klevdb_errcode(const klevdb *db);
+KLEVDB_API const char *klevdb_errmsg(const klevdb *db);
+KLEVDB_API klevdb_err klevdb_errcode(const klevdb *db);
 
 /* The options the store runs with (defaults applied). */
-void klevdb_get_options(const klevdb *db, klevdb_options *out);
+KLEVDB_API void klevdb_get_options(const klevdb *db, klevdb_options *out);
 
 /* ------------------------------------------------------------------ */
 /* Writing                                                             */
@@ -157,19 +177,19 @@ void klevdb_get_options(const klevdb *db, klevdb_options *out);
 /* Appends msgs[0..n) as one batch; their offsets are next_offset + i.
 ** *next_out (may be NULL) receives the new next offset. All or nothing:
 ** on any error nothing of the batch stays on disk. */
-klevdb_err klevdb_publish(klevdb *db, const klevdb_msg *msgs, size_t n,
-                          int64_t *next_out);
+KLEVDB_API klevdb_err klevdb_publish(klevdb *db, const klevdb_msg *msgs,
+                                     size_t n, int64_t *next_out);
 
 /* The offset the next published message gets. */
-klevdb_err klevdb_next_offset(klevdb *db, int64_t *out);
+KLEVDB_API klevdb_err klevdb_next_offset(klevdb *db, int64_t *out);
 
 /* ------------------------------------------------------------------ */
 /* Reading                                                             */
 
 /* Up to max_count messages from offset on (or KLEVDB_OFFSET_OLDEST/NEWEST),
 ** from one segment, as Go's Consume. b->next_offset is where to go on. */
-klevdb_err klevdb_consume(klevdb *db, int64_t offset, size_t max_count,
-                          klevdb_batch *b);
+KLEVDB_API klevdb_err klevdb_consume(klevdb *db, int64_t offset,
+                                     size_t max_count, klevdb_batch *b);
 
 /* klevdb_consume with flags:
 **   KLEVDB_READ_BACKWARD  newest first: up to max_count messages at or
@@ -180,48 +200,52 @@ klevdb_err klevdb_consume(klevdb *db, int64_t offset, size_t max_count,
 **                         read (time KLEVDB_TIME_UNSET, no key or value). */
 #define KLEVDB_READ_BACKWARD 1
 #define KLEVDB_READ_OFFSETS 2
-klevdb_err klevdb_read(klevdb *db, int64_t offset, size_t max_count, int flags,
-                       klevdb_batch *b);
+KLEVDB_API klevdb_err klevdb_read(klevdb *db, int64_t offset, size_t max_count,
+                                  int flags, klevdb_batch *b);
 
 /* The smallest offset such that every message before it is older than
 ** time_us (the next offset if all are). Exact even when stored times go
 ** backwards, so a scan for "time >= time_us" may start there. */
-klevdb_err klevdb_time_floor(klevdb *db, int64_t time_us, int64_t *offset_out);
+KLEVDB_API klevdb_err klevdb_time_floor(klevdb *db, int64_t time_us,
+                                        int64_t *offset_out);
 
 /* Up to max_count messages with this key at or after offset. */
-klevdb_err klevdb_consume_by_key(klevdb *db, const void *key, size_t key_len,
-                                 int64_t offset, size_t max_count,
-                                 klevdb_batch *b);
+KLEVDB_API klevdb_err klevdb_consume_by_key(klevdb *db, const void *key,
+                                            size_t key_len, int64_t offset,
+                                            size_t max_count, klevdb_batch *b);
 
 /* As klevdb_consume, but when there is nothing at or after offset yet,
 ** waits up to timeout_ms (< 0: forever) for a publish. Returns KLEVDB_OK
 ** with an empty batch on timeout; KLEVDB_ECLOSED when the store closes. */
-klevdb_err klevdb_consume_blocking(klevdb *db, int64_t offset,
-                                   size_t max_count, int64_t timeout_ms,
-                                   klevdb_batch *b);
+KLEVDB_API klevdb_err klevdb_consume_blocking(klevdb *db, int64_t offset,
+                                              size_t max_count,
+                                              int64_t timeout_ms,
+                                              klevdb_batch *b);
 
 /* Wakes every klevdb_consume_blocking of this handle (from another thread);
 ** they return KLEVDB_ECLOSED. */
-void klevdb_interrupt(klevdb *db);
+KLEVDB_API void klevdb_interrupt(klevdb *db);
 
 /* One message by offset; b->msgs[0] on success. */
-klevdb_err klevdb_get(klevdb *db, int64_t offset, klevdb_batch *b);
+KLEVDB_API klevdb_err klevdb_get(klevdb *db, int64_t offset, klevdb_batch *b);
 
 /* The newest message with this key (an empty key is a valid key). */
-klevdb_err klevdb_get_by_key(klevdb *db, const void *key, size_t key_len,
-                             klevdb_batch *b);
+KLEVDB_API klevdb_err klevdb_get_by_key(klevdb *db, const void *key,
+                                        size_t key_len, klevdb_batch *b);
 /* offset_out must not be NULL (KLEVDB_EINVAL). */
-klevdb_err klevdb_offset_by_key(klevdb *db, const void *key, size_t key_len,
-                                int64_t *offset_out);
+KLEVDB_API klevdb_err klevdb_offset_by_key(klevdb *db, const void *key,
+                                           size_t key_len, int64_t *offset_out);
 
 /* The first message whose indexed time is at or after time_us. */
-klevdb_err klevdb_get_by_time(klevdb *db, int64_t time_us, klevdb_batch *b);
+KLEVDB_API klevdb_err klevdb_get_by_time(klevdb *db, int64_t time_us,
+                                         klevdb_batch *b);
 /* offset_out must not be NULL (KLEVDB_EINVAL); time_out may be. */
-klevdb_err klevdb_offset_by_time(klevdb *db, int64_t time_us,
-                                 int64_t *offset_out, int64_t *time_out);
+KLEVDB_API klevdb_err klevdb_offset_by_time(klevdb *db, int64_t time_us,
+                                            int64_t *offset_out,
+                                            int64_t *time_out);
 
 /* Bytes one message costs on disk in the current format (record + item). */
-int64_t klevdb_size(const klevdb *db, const klevdb_msg *m);
+KLEVDB_API int64_t klevdb_size(const klevdb *db, const klevdb_msg *m);
 
 typedef struct klevdb_stat {
   int64_t segments;
@@ -230,7 +254,7 @@ typedef struct klevdb_stat {
                            ** index counted as written when it is sealed) */
 } klevdb_stat;
 
-klevdb_err klevdb_stat_get(klevdb *db, klevdb_stat *out);
+KLEVDB_API klevdb_err klevdb_stat_get(klevdb *db, klevdb_stat *out);
 
 /* First and last message of the store (0 messages: both -1). */
 typedef struct klevdb_bounds {
@@ -238,7 +262,7 @@ typedef struct klevdb_bounds {
   int64_t oldest_time, newest_time;
   int64_t next_offset;
 } klevdb_bounds;
-klevdb_err klevdb_bounds_get(klevdb *db, klevdb_bounds *out);
+KLEVDB_API klevdb_err klevdb_bounds_get(klevdb *db, klevdb_bounds *out);
 
 /* One segment of the store (klevdb_segments_get): its offsets are at or
 ** after base and before the next segment's base. */
@@ -248,7 +272,8 @@ typedef struct klevdb_segment_info {
   int64_t bytes;           /* log and index, as klevdb_stat counts them */
 } klevdb_segment_info;
 /* The segments, oldest first, the head last; free() *out. */
-klevdb_err klevdb_segments_get(klevdb *db, klevdb_segment_info **out, size_t *n);
+KLEVDB_API klevdb_err klevdb_segments_get(klevdb *db, klevdb_segment_info **out,
+                                          size_t *n);
 
 /* ------------------------------------------------------------------ */
 /* Deleting and maintenance                                            */
@@ -261,8 +286,9 @@ typedef struct klevdb_deleted {
 /* Go's Delete: removes the given offsets that live in the segment holding
 ** the smallest of them (one segment per call). If deleted_offsets is not
 ** NULL it receives the removed offsets in log order (free() it). */
-klevdb_err klevdb_delete(klevdb *db, const int64_t *offsets, size_t n,
-                         klevdb_deleted *out, int64_t **deleted_offsets);
+KLEVDB_API klevdb_err klevdb_delete(klevdb *db, const int64_t *offsets,
+                                    size_t n, klevdb_deleted *out,
+                                    int64_t **deleted_offsets);
 
 /* A half-open range of offsets [from, to). */
 typedef struct klevdb_range {
@@ -274,15 +300,16 @@ typedef struct klevdb_range {
 ** across a crash: the ranges are written to the store's folder before the
 ** first segment changes, and the next read-write open finishes a delete
 ** that a crash (or an I/O error after it began) interrupted. */
-klevdb_err klevdb_delete_ranges(klevdb *db, const klevdb_range *ranges,
-                                size_t n, klevdb_deleted *out);
+KLEVDB_API klevdb_err klevdb_delete_ranges(klevdb *db,
+                                           const klevdb_range *ranges, size_t n,
+                                           klevdb_deleted *out);
 
 /* Reserves the store's writes for this handle (a SQL transaction that
 ** hands out offsets before it publishes): publish and delete on other
 ** handles of the store wait until klevdb_writer_unlock. Waits up to
 ** timeout_ms for another holder; KLEVDB_ELOCKED when it is still held. */
-klevdb_err klevdb_writer_lock(klevdb *db, int64_t timeout_ms);
-void klevdb_writer_unlock(klevdb *db);
+KLEVDB_API klevdb_err klevdb_writer_lock(klevdb *db, int64_t timeout_ms);
+KLEVDB_API void klevdb_writer_unlock(klevdb *db);
 
 /* Staged batches: a batch too large to hold back until its end (a SQL
 ** transaction inserting millions of rows) is written while it is being
@@ -295,16 +322,17 @@ void klevdb_writer_unlock(klevdb *db);
 ** offsets (next offset + i) cannot change. Worth it from a few segments'
 ** worth of messages; a stage ends with commit or abort, which free it. */
 typedef struct klevdb_stage klevdb_stage;
-klevdb_err klevdb_stage_begin(klevdb *db, klevdb_stage **out);
-klevdb_err klevdb_stage_add(klevdb_stage *sg, const klevdb_msg *msgs, size_t n);
+KLEVDB_API klevdb_err klevdb_stage_begin(klevdb *db, klevdb_stage **out);
+KLEVDB_API klevdb_err klevdb_stage_add(klevdb_stage *sg, const klevdb_msg *msgs,
+                                       size_t n);
 /* Messages added so far. */
-size_t klevdb_stage_count(const klevdb_stage *sg);
+KLEVDB_API size_t klevdb_stage_count(const klevdb_stage *sg);
 /* Forgets every message after the first n (a rollback to a savepoint). */
-klevdb_err klevdb_stage_truncate(klevdb_stage *sg, size_t n);
+KLEVDB_API klevdb_err klevdb_stage_truncate(klevdb_stage *sg, size_t n);
 /* *next_out (may be NULL) receives the new next offset. On failure
 ** nothing of the batch is in the store; the error is the handle's. */
-klevdb_err klevdb_stage_commit(klevdb_stage *sg, int64_t *next_out);
-void klevdb_stage_abort(klevdb_stage *sg);
+KLEVDB_API klevdb_err klevdb_stage_commit(klevdb_stage *sg, int64_t *next_out);
+KLEVDB_API void klevdb_stage_abort(klevdb_stage *sg);
 
 /* Prepared batches: the first phase of a commit that another system
 ** decides (a SQL transaction that publishes if and only if its database
@@ -346,48 +374,59 @@ typedef struct klevdb_prepared_info {
   size_t count;            /* messages */
   size_t nranges;          /* delete ranges */
 } klevdb_prepared_info;
-klevdb_err klevdb_prepare(klevdb *db, const klevdb_msg *msgs, size_t n,
-                          const klevdb_range *ranges, size_t nranges,
-                          const char *txid, klevdb_prepared **out);
+KLEVDB_API klevdb_err klevdb_prepare(klevdb *db, const klevdb_msg *msgs,
+                                     size_t n, const klevdb_range *ranges,
+                                     size_t nranges, const char *txid,
+                                     klevdb_prepared **out);
 /* Prepares what a stage collected (and frees the stage, as commit and
 ** abort do), instead of klevdb_stage_commit: the same promise as
 ** klevdb_prepare, but the messages stay in the segment files the stage
 ** wrote and the commit only renames them into place. */
-klevdb_err klevdb_stage_prepare(klevdb_stage *sg, const klevdb_range *ranges, size_t nranges,
-                                const char *txid, klevdb_prepared **out);
-klevdb_err klevdb_prepared_find(klevdb *db, klevdb_prepared **out);
-void klevdb_prepared_get_info(const klevdb_prepared *p, klevdb_prepared_info *out);
-klevdb_err klevdb_prepared_commit(klevdb_prepared *p, int64_t *base_out,
-                                  int64_t *next_out);
-klevdb_err klevdb_prepared_abort(klevdb_prepared *p);
-void klevdb_prepared_close(klevdb_prepared *p);
+KLEVDB_API klevdb_err klevdb_stage_prepare(klevdb_stage *sg,
+                                           const klevdb_range *ranges,
+                                           size_t nranges, const char *txid,
+                                           klevdb_prepared **out);
+KLEVDB_API klevdb_err klevdb_prepared_find(klevdb *db, klevdb_prepared **out);
+KLEVDB_API void klevdb_prepared_get_info(const klevdb_prepared *p,
+                                         klevdb_prepared_info *out);
+KLEVDB_API klevdb_err klevdb_prepared_commit(klevdb_prepared *p,
+                                             int64_t *base_out,
+                                             int64_t *next_out);
+KLEVDB_API klevdb_err klevdb_prepared_abort(klevdb_prepared *p);
+KLEVDB_API void klevdb_prepared_close(klevdb_prepared *p);
 
 /* fsyncs the head; *next_out (may be NULL) gets the next offset. */
-klevdb_err klevdb_sync(klevdb *db, int64_t *next_out);
+KLEVDB_API klevdb_err klevdb_sync(klevdb *db, int64_t *next_out);
 
 /* Releases memory of segments not read for unused_for_us microseconds. */
-klevdb_err klevdb_gc(klevdb *db, int64_t unused_for_us);
+KLEVDB_API klevdb_err klevdb_gc(klevdb *db, int64_t unused_for_us);
 
 /* Copies every segment into dir, which must be missing or empty (a .lock
 ** alone is fine) and not inside the store; dir is locked as a writer locks
 ** a store while the copy is made (KLEVDB_ELOCKED if a writer has it). From
 ** a read-only handle, the copy's last segment is cut back to its complete
 ** records. Refusals leave dir as it was. */
-klevdb_err klevdb_backup(klevdb *db, const char *dir);
+KLEVDB_API klevdb_err klevdb_backup(klevdb *db, const char *dir);
 
 /* ------------------------------------------------------------------ */
 /* Retention (Go's finders, trims and compactions). Each deletes what it  */
 /* finds across all segments (Go's ...Multi variants).                    */
 
-klevdb_err klevdb_trim_by_offset(klevdb *db, int64_t before, klevdb_deleted *out);
-klevdb_err klevdb_trim_by_count(klevdb *db, int64_t keep, klevdb_deleted *out);
-klevdb_err klevdb_trim_by_size(klevdb *db, int64_t max_size, klevdb_deleted *out);
-klevdb_err klevdb_trim_by_age(klevdb *db, int64_t before_us, klevdb_deleted *out);
+KLEVDB_API klevdb_err klevdb_trim_by_offset(klevdb *db, int64_t before,
+                                            klevdb_deleted *out);
+KLEVDB_API klevdb_err klevdb_trim_by_count(klevdb *db, int64_t keep,
+                                           klevdb_deleted *out);
+KLEVDB_API klevdb_err klevdb_trim_by_size(klevdb *db, int64_t max_size,
+                                          klevdb_deleted *out);
+KLEVDB_API klevdb_err klevdb_trim_by_age(klevdb *db, int64_t before_us,
+                                         klevdb_deleted *out);
 /* Keeps the newest message of each key among those at or before before_us. */
-klevdb_err klevdb_compact_updates(klevdb *db, int64_t before_us, klevdb_deleted *out);
+KLEVDB_API klevdb_err klevdb_compact_updates(klevdb *db, int64_t before_us,
+                                             klevdb_deleted *out);
 /* Drops tombstones (absent value) at or before before_us that are the
 ** oldest message of their key. */
-klevdb_err klevdb_compact_deletes(klevdb *db, int64_t before_us, klevdb_deleted *out);
+KLEVDB_API klevdb_err klevdb_compact_deletes(klevdb *db, int64_t before_us,
+                                             klevdb_deleted *out);
 
 /* Go's finders: the offsets the matching trim/compact would remove, in
 ** order (free() *offsets). */
@@ -395,8 +434,9 @@ typedef enum klevdb_find {
   KLEVDB_FIND_OFFSET, KLEVDB_FIND_COUNT, KLEVDB_FIND_SIZE, KLEVDB_FIND_AGE,
   KLEVDB_FIND_UPDATES, KLEVDB_FIND_DELETES
 } klevdb_find;
-klevdb_err klevdb_find_offsets(klevdb *db, klevdb_find what, int64_t arg,
-                               int64_t **offsets, size_t *n);
+KLEVDB_API klevdb_err klevdb_find_offsets(klevdb *db, klevdb_find what,
+                                          int64_t arg, int64_t **offsets,
+                                          size_t *n);
 
 /* ------------------------------------------------------------------ */
 /* Directory-level helpers (no lock taken; do not run them on a store   */
@@ -404,42 +444,88 @@ klevdb_err klevdb_find_offsets(klevdb *db, klevdb_find what, int64_t arg,
 
 /* Which indexes the store in dir was written with, from its newest V2
 ** index header; 1 and 1 when no file says (a new store, or V1 files). */
-void klevdb_dir_indexes(const char *dir, int *key_index, int *time_index);
+KLEVDB_API void klevdb_dir_indexes(const char *dir, int *key_index,
+                                   int *time_index);
 
-klevdb_err klevdb_dir_check(const char *dir, const klevdb_options *opts,
-                            klevdb_error *err);
-klevdb_err klevdb_dir_recover(const char *dir, const klevdb_options *opts,
-                              klevdb_error *err);
-klevdb_err klevdb_dir_stat(const char *dir, const klevdb_options *opts,
-                           klevdb_stat *out, klevdb_error *err);
+KLEVDB_API klevdb_err klevdb_dir_check(const char *dir,
+                                       const klevdb_options *opts,
+                                       klevdb_error *err);
+KLEVDB_API klevdb_err klevdb_dir_recover(const char *dir,
+                                         const klevdb_options *opts,
+                                         klevdb_error *err);
+KLEVDB_API klevdb_err klevdb_dir_stat(const char *dir,
+                                      const klevdb_options *opts,
+                                      klevdb_stat *out, klevdb_error *err);
 /* As klevdb_backup, for a store no one writes (the copy is taken as it is). */
-klevdb_err klevdb_dir_backup(const char *src, const char *dst,
-                             klevdb_error *err);
-klevdb_err klevdb_dir_migrate(const char *dir, const klevdb_options *opts,
-                              klevdb_version to, klevdb_error *err);
+KLEVDB_API klevdb_err klevdb_dir_backup(const char *src, const char *dst,
+                                        klevdb_error *err);
+KLEVDB_API klevdb_err klevdb_dir_migrate(const char *dir,
+                                         const klevdb_options *opts,
+                                         klevdb_version to, klevdb_error *err);
+
+/* The store's lock, flock(2) on dir/.lock as Go klevdb takes it, for work
+** on a store's files without opening it (recover, migrate). Takes it as a
+** writer does (exclusive, not blocking) and gives the descriptor to hold
+** in *fd until klevdb_dir_unlock. A missing .lock is created with
+** KLEVDB_LOCK_CREATE; without it, *fd is -1 (no writer ever opened the
+** store: nothing to hold). KLEVDB_ELOCKED while another open file holds
+** it, in this process too (a store open for writing). */
+#define KLEVDB_LOCK_CREATE 1
+KLEVDB_API klevdb_err klevdb_dir_lock(const char *dir, int flags, int *fd, klevdb_error *err);
+KLEVDB_API void klevdb_dir_unlock(int fd);
+/* *active = 1 while a writer (Go or C, any process) holds the lock: its
+** files may be changing. Takes nothing. */
+KLEVDB_API klevdb_err klevdb_dir_writer_active(const char *dir, int *active);
+
+/* The bases of the segments in dir, ascending (free() *bases): the files
+** named "<20 digits>.log". Unlike an open, which fails on any other *.log
+** name, other names are passed over. KLEVDB_EIO (errno kept) when dir
+** cannot be listed. */
+KLEVDB_API klevdb_err klevdb_dir_segments(const char *dir, int64_t **bases,
+                                          size_t *n, klevdb_error *err);
+/* The format of segment base's log, from its first bytes: KLEVDB_V2 for a
+** V2 header, KLEVDB_V1 for anything else of 8 bytes or more, 0 for an
+** empty log, -1 when it cannot be read or is shorter than a header. */
+KLEVDB_API int klevdb_segment_format(const char *dir, int64_t base);
 
 /* ------------------------------------------------------------------ */
 /* Typed codecs (Go's typed logs). Encoders write into out (cap bytes)   */
 /* and return the length needed (write nothing if it exceeds cap).       */
 
 /* Zig-zag LEB128, at most 10 bytes. */
-size_t klevdb_varint_encode(int64_t v, uint8_t out[10]);
+KLEVDB_API size_t klevdb_varint_encode(int64_t v, uint8_t out[10]);
 /* Returns bytes read, or 0 (short buffer) or -1 (overflow). */
-int klevdb_varint_decode(const uint8_t *in, size_t len, int64_t *v);
+KLEVDB_API int klevdb_varint_decode(const uint8_t *in, size_t len, int64_t *v);
 
 /* Go's json.Marshal of a string (HTML escaping on, invalid UTF-8 as
 ** \ufffd). Returns the length of the JSON text. */
-size_t klevdb_json_string_encode(const uint8_t *s, size_t len, uint8_t *out,
-                                 size_t cap);
+KLEVDB_API size_t klevdb_json_string_encode(const uint8_t *s, size_t len,
+                                            uint8_t *out, size_t cap);
 /* Decodes one JSON string (or null -> ""), as Go's json.Unmarshal into a
 ** string: returns the decoded length, or -1 if in is not a JSON string. */
-long klevdb_json_string_decode(const uint8_t *in, size_t len, uint8_t *out,
-                               size_t cap);
+KLEVDB_API long klevdb_json_string_decode(const uint8_t *in, size_t len,
+                                          uint8_t *out, size_t cap);
 /* 1 if in is one valid JSON value (RFC 8259), else 0. */
-int klevdb_json_valid(const uint8_t *in, size_t len);
+KLEVDB_API int klevdb_json_valid(const uint8_t *in, size_t len);
 
 /* FNV-1a-64, the key hash on disk. */
-uint64_t klevdb_key_hash(const void *key, size_t len);
+KLEVDB_API uint64_t klevdb_key_hash(const void *key, size_t len);
+
+/* ------------------------------------------------------------------ */
+/* Parsing what people type (the SQL extension and the tool share it).  */
+
+/* A time, s[0..len): YYYY-MM-DD[(T|t| )HH:MM[:SS[(.|,)fraction]]]
+** [Z|z|+HH:MM|-HH:MM], in UTC unless a zone says otherwise; fraction
+** digits past the microsecond are dropped (at most 9). Returns 0 with
+** *us, -1 if s is not such a time, -2 if a field is out of range (no
+** such month, day, hour, minute, second or zone). */
+KLEVDB_API int klevdb_parse_time(const char *s, size_t len, int64_t *us);
+/* A size in bytes, s[0..len): digits, optional blanks, then an optional
+** binary unit, any case: b, k/kb/kib (2^10), m/mb/mib, g/gb/gib,
+** t/tb/tib ("64KB", "64 KB" = 65536). Returns 0 with *bytes, -1 if s is
+** not a size (a number over INT64_MAX is none), -2 if its unit takes it
+** over INT64_MAX. */
+KLEVDB_API int klevdb_parse_size(const char *s, size_t len, int64_t *bytes);
 
 #ifdef __cplusplus
 }

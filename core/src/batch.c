@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "fault.h"
@@ -188,16 +189,46 @@ klevdb_err batch_write(const char *dir, int ver, int params, int64_t rollover,
   return KLEVDB_OK;
 }
 
-klevdb_err batch_commit(const char *dir, const int64_t *bases, size_t nb, const char *tmp,
-                        bool replace, bool sync, klevdb_error *e) {
+static klevdb_err recover(const char *dir, bool crash, klevdb_error *e);
+
+/* Renames one segment's files (log first: a kill between the two leaves a
+** segment without its index, rebuilt by whoever opens it, Go too, where an
+** index first would be one Go appends to when it makes that segment). A
+** file already in place (a commit resumed) is skipped. */
+static klevdb_err rename_segment(const char *dir, int64_t base, const char *tmp, klevdb_error *e) {
   char from[4200], to[4200];
+  const char *ext[2] = {".log", ".index"};
+  for (int k = 0; k < 2; k++) {
+    temp_path(from, sizeof(from), dir, base, ext[k], tmp);
+    seg_path(to, sizeof(to), dir, base, ext[k]);
+    if (rename(from, to) < 0 && (errno != ENOENT || access(to, F_OK) < 0))
+      return kerr_sys(e, errno, "publish: rename %s", from);
+    FAULT_POINT();
+  }
+  return KLEVDB_OK;
+}
+
+static int64_t file_size_of(const char *path) {
+  struct stat sb;
+  return stat(path, &sb) < 0 ? -1 : (int64_t)sb.st_size;
+}
+
+klevdb_err batch_commit(const char *dir, const int64_t *bases, size_t nb, const char *tmp,
+                        bool replace, int64_t head, bool sync, klevdb_error *e) {
   kbuf list = {0};
   klevdb_err rc = KLEVDB_OK;
   bool staged = strcmp(tmp, TMP_STAGE) == 0;
   /* One base a line; "=" marks a first segment that replaces an empty
-  ** head (undone by emptying it, where the others are removed), "s" a
-  ** stage's segment (undone by renaming it back: a prepared batch may
-  ** still need it). */
+  ** head, "s" a stage's segment. A stage's batch also names the head it
+  ** goes after and the size of its log ("h" line), which tells the next
+  ** open whether another writer (Go's) appended to it after a crash. */
+  if (staged) {
+    char hp[4200];
+    seg_path(hp, sizeof(hp), dir, head, ".log");
+    if (!(rc = kbuf_reserve(&list, 48, e)))
+      list.len += (size_t)snprintf((char *)list.p, 48, "h%lld %lld\n", (long long)head,
+                                   (long long)file_size_of(hp));
+  }
   for (size_t i = 0; i < nb && !rc; i++) {
     if ((rc = kbuf_reserve(&list, 26, e))) break;
     list.len += (size_t)snprintf((char *)list.p + list.len, 26, "%s%s%lld\n", staged ? "s" : "",
@@ -207,21 +238,15 @@ klevdb_err batch_commit(const char *dir, const int64_t *bases, size_t nb, const 
   if (!rc) rc = marker_write(dir, MARKER, list.p, list.len, true, "publish", e);
   FAULT_POINT();
   kbuf_free(&list);
-  for (size_t i = 0; i < nb && !rc; i++) {
-    /* The log first: a kill between the two leaves a segment without its
-    ** index (rebuilt by whoever opens it, Go too), where an index first
-    ** would be one Go appends to when it makes that segment itself. */
-    const char *ext[2] = {".log", ".index"};
-    for (int k = 0; k < 2 && !rc; k++) {
-      temp_path(from, sizeof(from), dir, bases[i], ext[k], tmp);
-      seg_path(to, sizeof(to), dir, bases[i], ext[k]);
-      if (rename(from, to) < 0) rc = kerr_sys(e, errno, "publish: rename %s", from);
-      FAULT_POINT();
-    }
-  }
+  /* A stage's segments go in last to first: a crash in between leaves the
+  ** batch's end in place, so a writer that takes over (Go, which does not
+  ** read the marker) appends after the whole batch, and the next open of
+  ** ours puts the rest in place under it. */
+  for (size_t j = 0; j < nb && !rc; j++)
+    rc = rename_segment(dir, bases[staged ? nb - 1 - j : j], tmp, e);
   if (rc) {
-    /* Undo what was renamed: the next open would, from the marker. */
-    batch_recover(dir, NULL);
+    /* Undo what was renamed (no other writer can have come in between). */
+    recover(dir, false, NULL);
     return rc;
   }
   marker_remove(dir, MARKER, sync);
@@ -236,8 +261,10 @@ static void undo_file(const char *dir, int64_t base, const char *ext, bool stage
   seg_path(path, sizeof(path), dir, base, ext);
   temp_path(tmp, sizeof(tmp), dir, base, ext, staged ? TMP_STAGE : TMP_BATCH);
   if (staged) {
-    /* Still under its temporary name: what is in place is not the stage's. */
-    if (access(tmp, F_OK) < 0 && rename(path, tmp) < 0 && errno != ENOENT) return;
+    /* Still under its temporary name: what is in place is not the stage's
+    ** (the empty head, or another writer's), and stays. */
+    if (access(tmp, F_OK) == 0) return;
+    if (rename(path, tmp) < 0) return;
   } else {
     unlink(tmp);
   }
@@ -249,14 +276,32 @@ static void undo_file(const char *dir, int64_t base, const char *ext, bool stage
   }
 }
 
-klevdb_err batch_recover(const char *dir, klevdb_error *e) {
+/* Finishes or undoes the batch a marker names. A publish's batch is
+** undone (never acknowledged). A stage's batch was whole on disk before its
+** first rename, so after a crash it is finished: undoing it would take
+** away a prepared batch the database may have committed, and segments a
+** writer that took over (Go) may have appended to. Only when that writer
+** appended to the head the batch was to follow (no segment of it was in
+** place yet) is it undone: its segments go back under their temporary
+** names for a prepared batch to publish after that writer's messages. */
+static klevdb_err recover(const char *dir, bool crash, klevdb_error *e) {
   uint8_t *data;
   size_t len;
   klevdb_err rc = marker_read(dir, MARKER, &data, &len, e);
   if (rc == KLEVDB_ENOTFOUND) return KLEVDB_OK;
   if (rc) return rc;
-  /* The batch never finished: every segment goes back to where it was. */
   char *p = (char *)data, *end = p + len;
+  bool forward = crash;
+  if (p < end && *p == 'h') {
+    long long head = 0, size = -1;
+    char hp[4200];
+    if (sscanf(p + 1, "%lld %lld", &head, &size) == 2) {
+      seg_path(hp, sizeof(hp), dir, head, ".log");
+      if (file_size_of(hp) != size) forward = false;
+    }
+    char *nl = memchr(p, '\n', (size_t)(end - p));
+    p = nl ? nl + 1 : end;
+  }
   while (p < end) {
     char *nl = memchr(p, '\n', (size_t)(end - p));
     if (!nl) break;
@@ -266,13 +311,19 @@ klevdb_err batch_recover(const char *dir, klevdb_error *e) {
     bool empty_it = *p == '=';
     int64_t base = strtoll(p + empty_it, NULL, 10);
     p = nl + 1;
-    undo_file(dir, base, ".log", staged, empty_it);
-    undo_file(dir, base, ".index", staged, empty_it);
+    if (staged && forward) {
+      rename_segment(dir, base, TMP_STAGE, NULL);
+    } else {
+      undo_file(dir, base, ".log", staged, empty_it);
+      undo_file(dir, base, ".index", staged, empty_it);
+    }
   }
   free(data);
   marker_remove(dir, MARKER, true);
   return KLEVDB_OK;
 }
+
+klevdb_err batch_recover(const char *dir, klevdb_error *e) { return recover(dir, true, e); }
 
 /* ---- the renames of a delete ---- */
 

@@ -1,5 +1,5 @@
 /*
-** codec.c - the byte encodings of Go klevdb's typed logs (spec section 9):
+** codec.c - the byte encodings of Go klevdb's typed logs:
 ** zig-zag varints, Go's JSON string form, a JSON validator, and the FNV-1a
 ** key hash. Values must match Go byte for byte, since keys are hashed raw.
 */

@@ -12,6 +12,7 @@ static const char PREFIX[] = "klevdb: ";
 
 static void vset(klevdb_error *e, klevdb_err code, const char *fmt, va_list ap) {
   e->code = code;
+  e->reason = KLEVDB_REASON_NONE;
   memcpy(e->msg, PREFIX, sizeof(PREFIX));
   vsnprintf(e->msg + sizeof(PREFIX) - 1, sizeof(e->msg) - sizeof(PREFIX) + 1, fmt, ap);
 }

@@ -1,5 +1,5 @@
 /*
-** index.c - the .index item format (spec section 3): header, params,
+** index.c - the .index item format (docs/format.md): header, params,
 ** item encoding and the three searches over a sorted item array (by
 ** offset for consume, exact offset for get, clamped time).
 */
@@ -8,16 +8,16 @@
 static const uint8_t INDEX_MAGIC[6] = {0xFF, 'k', 'l', 'e', 'v', 'i'};
 
 void index_header(uint8_t out[FILE_HDR], int params) {
-  memcpy(out, INDEX_MAGIC, 6);
-  out[6] = 0x01;
-  out[7] = (uint8_t)params;
+  memcpy(out + HDR_MAGIC, INDEX_MAGIC, 6);
+  out[HDR_VERSION] = 0x01;
+  out[HDR_PARAMS] = (uint8_t)params;
 }
 
 void item_encode(uint8_t *out, int params, int64_t off, int64_t pos, int64_t ts,
                  uint64_t hash) {
-  put_be64(out, (uint64_t)off);
-  put_be64(out + 8, (uint64_t)pos);
-  uint8_t *p = out + 16;
+  put_be64(out + ITEM_OFFSET, (uint64_t)off);
+  put_be64(out + ITEM_POS, (uint64_t)pos);
+  uint8_t *p = out + ITEM_EXTRA;
   if (params & IDX_TIMES) {
     put_be64(p, (uint64_t)ts);
     p += 8;
@@ -35,21 +35,28 @@ klevdb_err index_detect(const uint8_t *hdr, int64_t size, int64_t base,
   }
   if (size < FILE_HDR)
     return kerr(e, KLEVDB_ECORRUPT_INDEX, "index corrupted: reading header");
-  if (memcmp(hdr, INDEX_MAGIC, 6) != 0) {
+  if (memcmp(hdr + HDR_MAGIC, INDEX_MAGIC, 6) != 0) {
     if ((int64_t)get_be64(hdr) != base)
       return kerr(e, KLEVDB_ECORRUPT_INDEX, "index corrupted: magic prefix not found");
     *ver = FMT_V1;
     *data_start = 0;
   } else {
-    if (hdr[6] > 0x01)
-      return kerr(e, KLEVDB_ECORRUPT_INDEX, "index corrupted: unknown version %d", hdr[6]);
-    if (!!(hdr[7] & IDX_TIMES) != !!(params & IDX_TIMES))
-      return kerr(e, KLEVDB_ECORRUPT_INDEX, "index corrupted: times index mismatch");
-    if (!!(hdr[7] & IDX_KEYS) != !!(params & IDX_KEYS))
-      return kerr(e, KLEVDB_ECORRUPT_INDEX, "index corrupted: keys index mismatch");
-    if (hdr[7] & ~(IDX_TIMES | IDX_KEYS))
+    if (hdr[HDR_VERSION] > 0x01)
+      return kerr(e, KLEVDB_ECORRUPT_INDEX, "index corrupted: unknown version %d", hdr[HDR_VERSION]);
+    /* A reason besides the text, so that callers need not match it. */
+    if (!!(hdr[HDR_PARAMS] & IDX_TIMES) != !!(params & IDX_TIMES)) {
+      kerr(e, KLEVDB_ECORRUPT_INDEX, "index corrupted: times index mismatch");
+      if (e) e->reason = KLEVDB_REASON_TIME_INDEX;
+      return KLEVDB_ECORRUPT_INDEX;
+    }
+    if (!!(hdr[HDR_PARAMS] & IDX_KEYS) != !!(params & IDX_KEYS)) {
+      kerr(e, KLEVDB_ECORRUPT_INDEX, "index corrupted: keys index mismatch");
+      if (e) e->reason = KLEVDB_REASON_KEY_INDEX;
+      return KLEVDB_ECORRUPT_INDEX;
+    }
+    if (hdr[HDR_PARAMS] & ~(IDX_TIMES | IDX_KEYS))
       return kerr(e, KLEVDB_ECORRUPT_INDEX, "index corrupted: invalid reserved data");
-    if (hdr[6] != 0x01)
+    if (hdr[HDR_VERSION] != 0x01)
       return kerr(e, KLEVDB_ECORRUPT_INDEX, "index corrupted: unknown version 0");
     *ver = FMT_V2;
     *data_start = FILE_HDR;

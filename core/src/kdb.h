@@ -71,6 +71,23 @@ uint32_t crc32c(uint32_t crc, const void *p, size_t n);
 #define FILE_HDR 8           /* V2 file header of .log and .index */
 #define REC_HDR 28           /* record header, both versions */
 #define REC_TRAILER 8        /* V2 only */
+
+/* Byte offsets inside the V2 file header and records (docs/format.md has
+** the diagrams). The four fields both versions share have one layout; it
+** starts at byte 0 of a V1 record and after the CRC in a V2 record. */
+enum {
+  HDR_MAGIC = 0,             /* 6 bytes: 0xFF "klevs" (log) or "klevi" (index) */
+  HDR_VERSION = 6,           /* 0x01 */
+  HDR_RESERVED = 7,          /* 0 in a log */
+  HDR_PARAMS = 7,            /* IDX_TIMES | IDX_KEYS in an index */
+  REC2_CRC = 0,              /* V2: CRC-32C of everything after it */
+  REC2_FIELDS = 4,           /* V2: where the shared fields start */
+  REC1_CRC = 24,             /* V1: CRC-32C of key and value */
+  REC_OFFSET = 0,            /* shared fields, from their start: i64 offset */
+  REC_TIME = 8,              /* i64 time (microseconds) */
+  REC_KLEN = 16,             /* u32 key length */
+  REC_VLEN = 20              /* u32 value length */
+};
 enum { FMT_V1 = 1, FMT_V2 = 2 };
 
 static inline int64_t rec_size(int ver, size_t klen, size_t vlen) {
@@ -104,7 +121,7 @@ static inline int64_t wall_us(void) {
 
 /* Decodes the record at p with avail bytes up to the end of data.
 ** Returns 1 with *m (key/value pointing into p) and *len, 0 at end of data
-** (fewer than REC_HDR bytes, spec 2.6 note), or -1 with e set
+** (fewer than REC_HDR bytes: docs/format.md, reading a record), or -1 with e set
 ** (KLEVDB_ECORRUPT_LOG). verify: check the CRC. */
 int rec_decode(int ver, const uint8_t *p, int64_t avail, bool verify,
                klevdb_msg *m, int64_t *len, klevdb_error *e);
@@ -114,16 +131,20 @@ int rec_decode(int ver, const uint8_t *p, int64_t avail, bool verify,
 #define IDX_TIMES 0x01
 #define IDX_KEYS 0x02
 
+/* An item: offset, position, then the time (IDX_TIMES) and the key hash
+** (IDX_KEYS), 8 bytes each, in that order when both are there. */
+enum { ITEM_OFFSET = 0, ITEM_POS = 8, ITEM_EXTRA = 16 };
+
 static inline size_t item_size(int params) {
-  return 16 + ((params & IDX_TIMES) ? 8 : 0) + ((params & IDX_KEYS) ? 8 : 0);
+  return ITEM_EXTRA + ((params & IDX_TIMES) ? 8 : 0) + ((params & IDX_KEYS) ? 8 : 0);
 }
-static inline int64_t item_off(const uint8_t *it) { return (int64_t)get_be64(it); }
-static inline int64_t item_pos(const uint8_t *it) { return (int64_t)get_be64(it + 8); }
+static inline int64_t item_off(const uint8_t *it) { return (int64_t)get_be64(it + ITEM_OFFSET); }
+static inline int64_t item_pos(const uint8_t *it) { return (int64_t)get_be64(it + ITEM_POS); }
 static inline int64_t item_ts(const uint8_t *it, int params) {
-  return (params & IDX_TIMES) ? (int64_t)get_be64(it + 16) : 0;
+  return (params & IDX_TIMES) ? (int64_t)get_be64(it + ITEM_EXTRA) : 0;
 }
 static inline uint64_t item_hash(const uint8_t *it, int params) {
-  return (params & IDX_KEYS) ? get_be64(it + ((params & IDX_TIMES) ? 24 : 16)) : 0;
+  return (params & IDX_KEYS) ? get_be64(it + ITEM_EXTRA + ((params & IDX_TIMES) ? 8 : 0)) : 0;
 }
 void item_encode(uint8_t *out, int params, int64_t off, int64_t pos, int64_t ts,
                  uint64_t hash);
@@ -131,13 +152,13 @@ void item_encode(uint8_t *out, int params, int64_t off, int64_t pos, int64_t ts,
 /* The 8-byte V2 index header. */
 void index_header(uint8_t out[FILE_HDR], int params);
 
-/* Validates an index file's header (spec 3.9): hdr holds min(size, 8)
+/* Validates an index file's header (docs/format.md, validating an index): hdr holds min(size, 8)
 ** bytes. Sets *ver and *data_start (0 for V1, 8 for V2). */
 klevdb_err index_detect(const uint8_t *hdr, int64_t size, int64_t base,
                         int params, int *ver, int64_t *data_start,
                         klevdb_error *e);
 
-/* Searches over n raw items (spec 5.0). Each returns an item index or one
+/* Searches over n raw items. Each returns an item index or one
 ** of the negative codes below. */
 enum { IX_EMPTY = -1, IX_AFTER_END = -2, IX_BEFORE_START = -3, IX_ABSENT = -4 };
 /* First item with offset >= o (idx_consume without the special offsets). */
@@ -154,7 +175,7 @@ long items_time(const uint8_t *items, size_t n, size_t isz, int params,
 /* "<dir>/<20-digit base><ext>", ext like ".log" or ".index". */
 void seg_path(char *out, size_t cap, const char *dir, int64_t base, const char *ext);
 
-/* Segment discovery (spec 1.2): the bases of every "*.log" in dir, sorted
+/* Segment discovery (docs/format.md, segment names): the bases of every "*.log" in dir, sorted
 ** ascending (free() *bases). A missing directory gives n = 0 with
 ** DIRSEG_MISSING_OK, else KLEVDB_EIO. DIRSEG_CLEAN_TEMPS also removes, in
 ** the same pass, the temporary files crashed writers (Go's or ours) leave:
@@ -257,14 +278,14 @@ klevdb_err batch_write(const char *dir, int ver, int params, int64_t rollover,
                        const klevdb_msg *msgs, size_t n, int64_t offset, int64_t now,
                        int64_t *last_ts, bool sync, int64_t **bases_out, size_t *nb_out,
                        klevdb_error *e);
-/* Renames the segments (named with tmp) into place under a marker
-** (replace: the first one replaces the empty head at bases[0]); all or
-** nothing, across a crash. */
+/* Renames the segments (named with tmp) into place under a marker after
+** the head segment at base head (replace: the first one replaces that
+** head, empty); all or nothing, across a crash (batch_recover). */
 klevdb_err batch_commit(const char *dir, const int64_t *bases, size_t nb, const char *tmp,
-                        bool replace, bool sync, klevdb_error *e);
+                        bool replace, int64_t head, bool sync, klevdb_error *e);
 /* Removes the temporary files of a batch that is not committed. */
 void batch_discard(const char *dir, const int64_t *bases, size_t nb, const char *tmp);
-/* At open: undoes a batch whose commit a crash interrupted. */
+/* At open: undoes or finishes a batch whose commit a crash interrupted. */
 klevdb_err batch_recover(const char *dir, klevdb_error *e);
 
 /* A delete's renames and removals under a marker (batch.c): written before
@@ -282,20 +303,30 @@ klevdb_err ranges_mark(const char *dir, const klevdb_range *r, size_t n, bool sy
 void ranges_unmark(const char *dir, bool sync);
 klevdb_err ranges_pending(const char *dir, klevdb_range **out, size_t *nout, klevdb_error *e);
 
-/* ---- directory maintenance (dirops.c) ---- */
+/* ---- the store's lock (dirlock.c) ---- */
 
 /* True while a writer (Go or C, any process) holds the lock of the store
 ** in dir: its files may be mid-rewrite. */
 bool writer_active(const char *dir);
-/* Check and Recover of one segment (spec 7.1, 7.2). */
+
+/* ---- one segment's check, recover and migrate (repair.c) ---- */
+
+/* The log and index paths of a segment (4096 bytes each); a directory
+** name too long for them is refused (KLEVDB_EINVAL) rather than cut. */
+klevdb_err seg_paths(const char *dir, int64_t base, char *lpath, char *ipath,
+                     klevdb_error *e);
+/* Check and Recover of one segment (docs/files.md, maintenance). */
 klevdb_err seg_check(const char *dir, int64_t base, int params, bool live, klevdb_error *e);
 klevdb_err seg_recover(const char *dir, int64_t base, int params, bool sync,
                        klevdb_error *e);
-/* Migrate of one segment to format ver (spec 7.5); index_ver for a
+/* Migrate of one segment to format ver (differences D14); index_ver for a
 ** rebuilt index. */
 klevdb_err seg_migrate(const char *dir, int64_t base, int params, int ver,
                        bool sync, klevdb_error *e);
-/* Go's backup copy rule (spec 5.12): skip when size and mtime match. */
+
+/* ---- directory maintenance (dirops.c) ---- */
+
+/* Go's backup copy rule: skip when size and mtime match. */
 klevdb_err file_copy(const char *src, const char *dst, klevdb_error *e);
 /* Makes dst ready for a backup of the store in src and locks it as a
 ** writer would (*lockfd; close it when the copy is done), so that no writer

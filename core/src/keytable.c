@@ -5,9 +5,9 @@
 */
 #include <errno.h>
 #include <stdlib.h>
-#include <xxhash.h>
 
 #include "keytable.h"
+#include "xxh.h"
 
 /* A slot packs a 24-bit tag with offset + 1 (0 = empty): 8 bytes a key
 ** keeps the table under the memory goal even when every key differs. The

@@ -1,17 +1,16 @@
 /*
 ** retention.c - Go klevdb's finders (FindByOffset/Count/Size/Age, FindUpdates,
-** FindDeletes) and the trims/compactions built on them (spec 8.2), written
+** FindDeletes) and the trims/compactions built on them, written
 ** only against the public API so they behave exactly like the Go helpers.
 */
 #include <stdlib.h>
 #include <string.h>
 
-#include <xxhash.h>
-
 #include "kdb.h"
+#include "xxh.h"
 
 /* Go scans with Consume(cursor, 32); FindByAge's result depends on where the
-** batches end (spec 8.2), so the size is part of the behaviour. */
+** batches end, so the size is part of the behaviour. */
 #define SCAN_BATCH 32
 
 /* ---- a growing list of offsets ---- */
@@ -185,7 +184,7 @@ static void prog_scan(prog *p, int64_t cursor) {
   if (done - p->last >= p->step) prog_at(p, done);
 }
 
-/* ---- the scan (spec 8.2) ---- */
+/* ---- the scan ---- */
 
 /* One step of Go's "for cursor := OffsetOldest; cursor < bound && ...;"
 ** loop body: Consume(cursor, 32) and move the cursor. Returns 0 with the
@@ -257,7 +256,7 @@ static klevdb_err find_by_size(klevdb *db, int64_t max_size, klevdb_batch *b,
   int64_t bound;
   if ((rc = klevdb_next_offset(db, &bound))) return rc;
   /* Go subtracts the estimated size of each record (new-segment format +
-  ** index item) from Stat's real size, headers included (spec B28). */
+  ** index item) from Stat's real size, headers included (differences D22). */
   int64_t total = st.size;
   for (int64_t cur = KLEVDB_OFFSET_OLDEST; cur < bound && total >= max_size;) {
     int stuck;
@@ -282,7 +281,7 @@ static klevdb_err find_by_age(klevdb *db, int64_t before, klevdb_batch *b,
     rc = klevdb_next_offset(db, &bound);
   if (rc) return rc;
   /* Only the bound limits the batches; within the batch that crosses it,
-  ** later records with time <= before are still taken (ties, spec 8.2). */
+  ** later records with time <= before are still taken (ties, as in Go). */
   for (int64_t cur = KLEVDB_OFFSET_OLDEST; cur < bound;) {
     int stuck;
     if ((rc = scan_step(db, &cur, b, &stuck, 0, p))) return rc;

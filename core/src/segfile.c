@@ -87,6 +87,76 @@ klevdb_err dir_segments(const char *dir, int flags, int64_t **bases, size_t *n,
   return KLEVDB_OK;
 }
 
+/* "<20 digits>.log", the only names a store's segments get. */
+static bool padded_seg_name(const char *name, int64_t *base) {
+  if (strlen(name) != 24 || strcmp(name + 20, ".log") != 0) return false;
+  int64_t v = 0;
+  for (int i = 0; i < 20; i++) {
+    if (name[i] < '0' || name[i] > '9') return false;
+    if (v > (INT64_MAX - (name[i] - '0')) / 10) return false;
+    v = v * 10 + (name[i] - '0');
+  }
+  *base = v;
+  return true;
+}
+
+klevdb_err klevdb_dir_segments(const char *dir, int64_t **bases, size_t *n, klevdb_error *e) {
+  if (!bases || !n) return kerr(e, KLEVDB_EINVAL, "list: no place for the segments");
+  *bases = NULL;
+  *n = 0;
+  DIR *d = dir ? opendir(dir) : NULL;
+  if (!d) {
+    int err = dir ? errno : EINVAL;
+    kerr_sys(e, err, "%s", dir ? dir : "(no directory)");
+    errno = err;   /* callers print it with names of their own */
+    return err == ENOMEM ? KLEVDB_ENOMEM : KLEVDB_EIO;
+  }
+  size_t cap = 0;
+  int err = 0;
+  struct dirent *de;
+  while ((de = readdir(d)) != NULL) {
+    int64_t base;
+    if (!padded_seg_name(de->d_name, &base)) continue;
+    if (*n == cap) {
+      cap = cap ? cap * 2 : 16;
+      int64_t *nb = realloc(*bases, cap * sizeof(int64_t));
+      if (!nb) {
+        err = ENOMEM;
+        break;
+      }
+      *bases = nb;
+    }
+    (*bases)[(*n)++] = base;
+  }
+  closedir(d);
+  if (err) {
+    free(*bases);
+    *bases = NULL;
+    *n = 0;
+    kerr_sys(e, err, "%s", dir);
+    errno = err;
+    return KLEVDB_ENOMEM;
+  }
+  if (*n > 1) qsort(*bases, *n, sizeof(int64_t), cmp_i64);
+  return KLEVDB_OK;
+}
+
+int klevdb_segment_format(const char *dir, int64_t base) {
+  char path[4200];
+  seg_path(path, sizeof(path), dir, base, ".log");
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  uint8_t h[FILE_HDR], v2[FILE_HDR];
+  ssize_t got = read(fd, h, sizeof(h));
+  close(fd);
+  if (got == 0) return 0;
+  if (got != (ssize_t)sizeof(h)) return -1;
+  /* Only the exact V2 header is V2; anything else that long is taken for
+  ** V1 here (an open tells a damaged header from V1 by the base). */
+  log_header(v2);
+  return memcmp(h, v2, sizeof(h)) == 0 ? KLEVDB_V2 : KLEVDB_V1;
+}
+
 klevdb_err kmap_open(int fd, size_t reserve, bool writable, kmap **out, klevdb_error *e) {
   kmap *m = calloc(1, sizeof(*m));
   if (!m) return kerr_sys(e, ENOMEM, "map");

@@ -179,7 +179,7 @@ static size_t items_sane(const uint8_t *items, size_t n, size_t isz, int64_t log
 }
 
 /* Items of a sealed segment: the mapped .index, or a rebuilt one when it
-** is missing or holds no items (spec 3.7). */
+** is missing or holds no items (docs/files.md, segments). */
 static klevdb_err index_map(store *st, seg *s, int64_t upper, klevdb_error *e) {
   char path[PATH_CAP];
   seg_path(path, sizeof(path), st->dir, s->base, ".index");
@@ -380,7 +380,7 @@ static klevdb_err live_items(store *st, seg *s, bool writer, bool *rewrite,
     return rc;
   }
   /* A record that does not parse at the tail is a write torn by a crash;
-  ** the writer cuts it (and any partial header, spec B1), a reader stops. */
+  ** the writer cuts it (and any partial header, differences D1), a reader stops. */
   s->log_end = end;
   s->n = b->len / st->isz;
   return log_owned(st, s, b->p, s->n, upper, e);

@@ -884,7 +884,7 @@ static klevdb_err head_gone(store *st, seg *h, const char *what, klevdb_error *e
               "(was the folder deleted?); what was written since is lost", what, st->dir);
 }
 
-/* Starts a new head at the next offset (spec 4.2). Caller holds wmu. */
+/* Starts a new head at the next offset (docs/files.md, rollover). Caller holds wmu. */
 static klevdb_err rollover(store *st, klevdb_error *e) {
   seg *old = head(st);
   klevdb_err rc = head_gone(st, old, "publish", e);
@@ -893,7 +893,7 @@ static klevdb_err rollover(store *st, klevdb_error *e) {
   seg *s = seg_new(st->next);
   if (!s) return kerr_sys(e, ENOMEM, "rollover");
   if (s->base == old->base) {
-    /* Rollover below the size of an empty head (spec B17): stay put. */
+    /* Rollover below the size of an empty head (differences D10): stay put. */
     seg_free(s);
     return KLEVDB_OK;
   }
@@ -1002,7 +1002,7 @@ static klevdb_err install_batch(store *st, const int64_t *bases, size_t nb, cons
   /* A head left with room allocated ahead must not become a sealed
   ** segment with zeros at its end. */
   head_trim(st, h);
-  if (!rc) rc = batch_commit(st->dir, bases, nb, tmp, replace, st->opts.auto_sync, e);
+  if (!rc) rc = batch_commit(st->dir, bases, nb, tmp, replace, h->base, st->opts.auto_sync, e);
   if (rc) {
     for (size_t i = 0; news && i < nb; i++) seg_free(news[i]);
     free(news);
@@ -1370,7 +1370,7 @@ static klevdb_err read_begin(klevdb *db, klevdb_batch *b, bool at_end) {
   return KLEVDB_OK;
 }
 
-/* Consume within segment index si (spec 5.4), under lk. */
+/* Consume within segment index si (Go's Consume), under lk. */
 static klevdb_err consume_in(store *st, size_t si, int64_t offset, size_t max, int flags,
                              klevdb_batch *b, klevdb_error *e) {
   /* Later segments are read from the same offset on, not from their first
@@ -1419,7 +1419,7 @@ static klevdb_err consume_in(store *st, size_t si, int64_t offset, size_t max, i
   }
 }
 
-/* Segment for a consume (spec 5.0 pick_consume). */
+/* Segment for a consume (the one Go's Consume picks). */
 static size_t pick_consume(const store *st, int64_t offset) {
   if (offset == KLEVDB_OFFSET_OLDEST) return 0;
   if (offset == KLEVDB_OFFSET_NEWEST) return st->nsegs - 1;
@@ -1618,7 +1618,7 @@ static klevdb_err verify_around(store *st, seg *s, int64_t offset, klevdb_error 
   return KLEVDB_OK;
 }
 
-/* Get by offset (spec 5.6) under lk, with Go's bug B3 fixed: the newest
+/* Get by offset (Go's Get) under lk, with differences D3: the newest
 ** message is found even when the head is empty. */
 static klevdb_err get_locked(store *st, int64_t offset, klevdb_batch *b, klevdb_error *e) {
   klevdb_err rc;
@@ -1719,7 +1719,7 @@ static bool key_eq(const klevdb_msg *m, const void *key, size_t len) {
   return m->key_len == len && (len == 0 || memcmp(m->key, key, len) == 0);
 }
 
-/* Newest message with this key (spec 5.7), under lk: one probe of the key
+/* Newest message with this key (Go's GetByKey), under lk: one probe of the key
 ** table, confirmed against the record; a scan of the segments' items from
 ** the newest when the table cannot answer (hash collision, deleted). */
 static klevdb_err get_by_key_locked(store *st, const void *key, size_t len, uint64_t h,
@@ -1861,11 +1861,11 @@ static klevdb_err first_from(store *st, size_t si, int64_t ts, klevdb_batch *b, 
   return kerr(e, KLEVDB_ENOTFOUND, "get by time %lld: not found: time not found", (long long)ts);
 }
 
-/* First message whose indexed time is >= ts (spec 5.8), under lk. Go walks
+/* First message whose indexed time is >= ts (Go's GetByTime), under lk. Go walks
 ** from the newest segment to the first one whose first time is <= ts; the
 ** newest such segment is found here by binary search over the suffix
 ** minimum of first times, which gives the same answer in log(segments).
-** Empty segments are passed over (Go's bug B2). */
+** Empty segments are passed over (differences D2). */
 static klevdb_err get_by_time_locked(store *st, int64_t ts, klevdb_batch *b, klevdb_error *e) {
   klevdb_err rc;
   if (__atomic_load_n(&st->tsmin_n, __ATOMIC_ACQUIRE) != st->nsegs && (rc = tsmin_build(st, e)))
@@ -2260,7 +2260,7 @@ static bool drop_ranges(void *ctx, int64_t off) {
   return lo > 0 && off < d->ranges[lo - 1].to;
 }
 
-/* Replaces segment si by what survives the drop set (spec 5.10). Caller
+/* Replaces segment si by what survives the drop set (Go's Delete). Caller
 ** holds wmu. Adds to *out and, if offs is set, appends dropped offsets. */
 static klevdb_err delete_in(store *st, size_t si, drop_fn drop, void *ctx, klevdb_deleted *out,
                             kbuf *offs, klevdb_error *e) {
@@ -2369,7 +2369,7 @@ static klevdb_err delete_in(store *st, size_t si, drop_fn drop, void *ctx, klevd
   if (st->opts.auto_sync) dir_sync(st->dir, NULL);
 
   /* A head that lost its newest message is followed by a new empty head
-  ** at the next offset, so the next offset never goes back (spec 5.10). */
+  ** at the next offset, so the next offset never goes back (docs/files.md). */
   if (new_head) {
     fresh = seg_new(st->next);
     if (!fresh) rc = kerr_sys(e, ENOMEM, "delete");

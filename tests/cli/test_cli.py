@@ -22,26 +22,15 @@ import subprocess
 import sys
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import pycheck  # noqa: E402  (the one check harness, tests/pycheck.py)
+from pycheck import check, eq  # noqa: E402
+
+pycheck.detail_on_ok = False   # details here are whole outputs
+
 TOOL = None
 WORK = None
 ENV = None
-checks = 0
-failures = 0
-
-
-def check(ok, what, detail=""):
-    global checks, failures
-    checks += 1
-    if ok:
-        print("ok - %s" % what)
-    else:
-        failures += 1
-        print("FAIL - %s%s" % (what, (": " + detail) if detail else ""))
-    return ok
-
-
-def eq(got, want, what):
-    return check(got == want, what, "got %.300r, want %.300r" % (got, want))
 
 
 def run(*args, stdin=b"", env=None, timeout=60):
@@ -399,6 +388,8 @@ def test_get():
     eq(val(jone("get", d, "--time", "2024-05-01T09:00:01Z")), "b0", "get --time ...Z")
     eq(val(jone("get", d, "--time", "2024-05-01T09:00:01.25Z")), "b0", "get --time fraction (equal)")
     eq(val(jone("get", d, "--time", "2024-05-01T09:00:01.250001Z")), "a1", "get --time fraction after")
+    eq(val(jone("get", d, "--time", "2024-05-01T09:00:01,25Z")), "b0", "get --time comma fraction (as in SQL)")
+    eq(val(jone("get", d, "--time", "2024-05-01T09:00:01,250001Z")), "a1", "get --time comma fraction after")
     eq(val(jone("get", d, "--time", "2024-05-01T11:00:01+02:00")), "b0", "get --time +02:00")
     eq(val(jone("get", d, "--time", "2024-05-01T05:00:02-04:00")), "a1", "get --time -04:00")
     eq(val(jone("get", d, "--time", "1714554001250000")), "b0", "get --time microseconds")
@@ -674,6 +665,9 @@ def test_trim():
     d = values_store("trim-size-k", 100)
     rc, res, _ = jone("trim", d, "--size", "4K")
     eq((rc, res["removed_messages"]), (0, 47), "trim --size 4K (4096 bytes)")
+    d = values_store("trim-size-blank", 100)
+    rc, res, _ = jone("trim", d, "--size", "4 KB")
+    eq((rc, res["removed_messages"]), (0, 47), "trim --size '4 KB' (a blank before the unit, as in SQL)")
 
     d = values_store("trim-offset", 100, "1K", 10)
     rc, res, _ = jone("trim", d, "--before-offset", "25")
@@ -936,12 +930,12 @@ def main():
     if "sql" in groups:
         print("# test_sql")
         status = test_sql()
-        if status == 77 and checks == 0:
+        if status == 77 and pycheck.checks == 0:
             return 77
-    if failures:
-        print("%d checks, %d failed" % (checks, failures))
+    if pycheck.failures:
+        print("%d checks, %d failed" % (pycheck.checks, pycheck.failures))
         return 1
-    print("%d checks passed" % checks)
+    print("%d checks passed" % pycheck.checks)
     return 0
 
 

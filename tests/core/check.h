@@ -1,12 +1,9 @@
 /*
-** check.h - tiny check harness and store helpers shared by the tests of
-** tests/core. Header-only (every helper is static and may be unused).
-**
-** CHECK(cond), CHECK_EQ(a, b) (integers, printed on failure),
-** CHECK_ERR(call, code) / CHECK_OK(call) (klevdb_err results),
-** CHECK_DB(db, call, code): as CHECK_ERR, prints klevdb_errmsg(db) on a
-** mismatch and checks that the message of a failure starts "klevdb: ".
-** check_done() prints "<name>: N checks, M failed" and returns the exit code.
+** check.h - the store helpers shared by the tests of tests/core (and
+** tests/diskfull): generated messages, files and directories, opening,
+** publishing and reading with checks. The checks themselves are the one
+** harness of tests/check.h. Header-only (every helper is static and may be
+** unused).
 */
 #ifndef TESTS_CORE_CHECK_H
 #define TESTS_CORE_CHECK_H
@@ -27,76 +24,7 @@
 
 #include "klevdb.h"
 
-#define TU __attribute__((unused)) static
-
-TU int chk_total;
-TU int chk_failed;
-TU const char *chk_name = "test";
-TU const char *chk_section = "";
-
-#define SECTION(s) (chk_section = (s))
-
-TU int chk_report(int ok, const char *file, int line, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-#include <stdarg.h>
-TU int chk_report(int ok, const char *file, int line, const char *fmt, ...) {
-  chk_total++;
-  if (ok) return 1;
-  chk_failed++;
-  va_list ap;
-  va_start(ap, fmt);
-  fprintf(stderr, "%s:%d: [%s] FAIL: ", file, line, chk_section);
-  vfprintf(stderr, fmt, ap);
-  fputc('\n', stderr);
-  va_end(ap);
-  return 0;
-}
-
-#define CHECK(c) chk_report(!!(c), __FILE__, __LINE__, "%s", #c)
-#define CHECK_EQ(a, b)                                                      \
-  do {                                                                      \
-    long long chk_a_ = (long long)(a), chk_b_ = (long long)(b);             \
-    chk_report(chk_a_ == chk_b_, __FILE__, __LINE__,                        \
-               "%s == %s: got %lld, expected %lld", #a, #b, chk_a_, chk_b_); \
-  } while (0)
-#define CHECK_STR(a, b)                                                     \
-  do {                                                                      \
-    const char *chk_a_ = (a), *chk_b_ = (b);                                \
-    chk_report(chk_a_ && chk_b_ && strcmp(chk_a_, chk_b_) == 0, __FILE__,   \
-               __LINE__, "%s == %s: got \"%s\", expected \"%s\"", #a, #b,   \
-               chk_a_ ? chk_a_ : "(null)", chk_b_ ? chk_b_ : "(null)");     \
-  } while (0)
-#define CHECK_ERR(call, code)                                               \
-  do {                                                                      \
-    klevdb_err chk_e_ = (call), chk_x_ = (code);                            \
-    chk_report(chk_e_ == chk_x_, __FILE__, __LINE__,                        \
-               "%s: got %s, expected %s", #call, klevdb_errname(chk_e_),    \
-               klevdb_errname(chk_x_));                                     \
-  } while (0)
-#define CHECK_OK(call) CHECK_ERR(call, KLEVDB_OK)
-#define CHECK_DB(db, call, code)                                            \
-  do {                                                                      \
-    klevdb_err chk_e_ = (call), chk_x_ = (code);                            \
-    chk_report(chk_e_ == chk_x_, __FILE__, __LINE__,                        \
-               "%s: got %s (%s), expected %s", #call,                       \
-               klevdb_errname(chk_e_),                                      \
-               chk_e_ != KLEVDB_OK ? klevdb_errmsg(db) : "",                \
-               klevdb_errname(chk_x_));                                     \
-    if (chk_e_ != KLEVDB_OK) {                                              \
-      const char *chk_m_ = klevdb_errmsg(db);                               \
-      chk_report(chk_m_ && strncmp(chk_m_, "klevdb: ", 8) == 0, __FILE__,   \
-                 __LINE__, "errmsg after %s starts with \"klevdb: \": \"%s\"", \
-                 #call, chk_m_ ? chk_m_ : "(null)");                        \
-    }                                                                       \
-  } while (0)
-#define CHECK_DBOK(db, call) CHECK_DB(db, call, KLEVDB_OK)
-
-TU int check_done(void) {
-  printf("%s: %d checks, %d failed\n", chk_name, chk_total, chk_failed);
-  fflush(stdout);
-  return chk_failed ? 1 : 0;
-}
+#include "../check.h"
 
 /* ---- generated messages, as in the Go tests ---- */
 

@@ -1,7 +1,7 @@
 /*
 ** test_badinput.c - bad input for the entry points of klevdb.h: NULL
 ** handles and out-pointers (where a klevdb_err can report it), max_count 0,
-** oversized messages (nothing written, B9 all-or-nothing), bad options and
+** oversized messages (nothing written, differences D6), bad options and
 ** directories, writes on read-only stores, negative deletes, index params
 ** mismatch; every error message starts with "klevdb: ".
 **
@@ -164,7 +164,7 @@ static void test_open_args(void) {
     db = NULL;
   }
 
-  /* a *.log whose name is not a number: open fails (spec 1.2) */
+  /* a *.log whose name is not a number: open fails (differences D16) */
   {
     char d2[600], lf[700];
     snprintf(d2, sizeof(d2), "%s/badname", dir);
@@ -286,7 +286,7 @@ static void test_handle_args(void) {
     CHECK(b.len == 1 && b.msgs[0].offset == 4);
   }
 
-  /* max_count 0 (B10) */
+  /* max_count 0 (differences D7) */
   CHECK_DB(db, klevdb_consume(db, 0, 0, &b), KLEVDB_EINVAL);
   CHECK_EQ(b.len, 0);
   CHECK_DB(db, klevdb_consume_blocking(db, 0, 0, 10, &b), KLEVDB_EINVAL);
@@ -349,7 +349,7 @@ out:
 
 static void test_too_big(void) {
   char dir[256];
-  SECTION("too big (B9)");
+  SECTION("too big (D6)");
   tmp_dir(dir, sizeof(dir));
   klevdb_options o = opts_tk();
   klevdb *db = OPEN(dir, &o);
@@ -501,7 +501,7 @@ static void test_index_mismatch(void) {
   CHECK_ERR(klevdb_open(dir, &m, &db, &err), KLEVDB_ECORRUPT_INDEX);
   CHECK_ERRMSG(err);
   if (db) klevdb_close(db);
-  /* dir stat with mismatched params fails too (spec 7.3) */
+  /* dir stat with mismatched params fails too (differences D31) */
   {
     klevdb_stat st;
     m = opts_default();

@@ -1,6 +1,6 @@
 /*
-** test_basic.c - spec checklist 1-30: basic publish/consume with rollover
-** and GC (1-12), Get (13-17), keys (18-23) and time (24-30).
+** test_basic.c - the cases of Go's TestBasic, TestGet, TestByKey and
+** TestByTime: publish/consume with rollover and GC, Get, keys and time.
 */
 #include "check.h"
 
@@ -53,7 +53,7 @@ static void test_basic_consume(void) {
   CONSUME_EXPECT(db, 3, 10, 0, 0, 0, 3);
   CONSUME_FAIL(db, 4, KLEVDB_EINVALID_OFFSET);
   CONSUME_EXPECT(db, 0, 2, 0, 0, 2, 2);
-  /* negative offsets other than -1 start at the oldest (B22) */
+  /* negative offsets other than -1 start at the oldest (differences D20) */
   CONSUME_EXPECT(db, -3, 10, 0, 0, 3, 3);
   CONSUME_EXPECT(db, -100, 10, 0, 0, 3, 3);
   /* An open head has space allocated ahead of its records; sync cuts it,
@@ -304,7 +304,7 @@ static void test_keys(void) {
     CHECK_DBOK(db, klevdb_consume_by_key(db, k0, 10, 8, 10, &b));
     CHECK_EQ(b.len, 0);
     CHECK_EQ(b.next_offset, 8);
-    /* B21: beyond NextOffset -> (NextOffset, none) without error */
+    /* differences D21: beyond NextOffset -> (NextOffset, none) without error */
     CHECK_DBOK(db, klevdb_consume_by_key(db, k0, 10, 100, 10, &b));
     CHECK_EQ(b.len, 0);
     CHECK_EQ(b.next_offset, 8);

@@ -1,5 +1,5 @@
 /*
-** test_delete.c - spec checklist 40-49: klevdb_delete (Go's Delete, one
+** test_delete.c - the cases of Go's TestDelete: klevdb_delete (Go's Delete, one
 ** segment per call) inside and across segments, DeleteMulti emulated by
 ** repeated deletes, and klevdb_delete_ranges over several segments.
 */
@@ -137,7 +137,7 @@ static void test_delete_segment(void) {
   {
     int64_t offs[] = {0, 1};
     klevdb_deleted d = {-1, -1};
-    /* below the first segment's base: not found (spec 5.10 step 4) */
+    /* below the first segment's base: not found (differences D30) */
     CHECK_DB(db, klevdb_delete(db, offs, 2, &d, NULL), KLEVDB_ENOTFOUND);
   }
   CHECK_OK(klevdb_close(db));

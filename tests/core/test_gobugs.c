@@ -1,8 +1,8 @@
 /*
-** test_gobugs.c - the Go klevdb bugs that libklevdb fixes (spec section 12):
-** B1 torn tail at writer open, B2 time lookups with an empty head, B3
-** Get(OffsetNewest) with an empty head, B4 head index behind the log,
-** B9 all-or-nothing batches, B10 max_count, B17 tiny rollover.
+** test_gobugs.c - the Go klevdb bugs that libklevdb fixes (docs/differences.md):
+** D1 torn tail at writer open, D2 time lookups with an empty head, D3
+** Get(OffsetNewest) with an empty head, D4 head index behind the log,
+** D6 all-or-nothing batches, D7 max_count, D10 tiny rollover.
 */
 #include "check.h"
 
@@ -24,7 +24,7 @@ static void time_expect(klevdb *db, int64_t ts, int64_t off, int gi, int line) {
 static void test_b2_b3(int64_t rollover) {
   char dir[256];
   const int64_t HOUR = INT64_C(3600000000);
-  SECTION(rollover ? "B2/B3 (2 segments)" : "B2/B3 (1 segment)");
+  SECTION(rollover ? "D2/D3 (2 segments)" : "D2/D3 (1 segment)");
   tmp_dir(dir, sizeof(dir));
   klevdb_options o = opts_tk();
   o.rollover = rollover;
@@ -41,7 +41,7 @@ static void test_b2_b3(int64_t rollover) {
   CHECK(seg_exists(dir, 4, ".log"));
   CHECK_EQ(seg_size(dir, 4, ".log"), 8);
   CHECK_NEXT(db, 4);
-  /* B2 */
+  /* D2 */
   for (int i = 0; i < 3; i++) time_expect(db, TI(i), i, i, __LINE__);
   time_expect(db, TI(0) - HOUR, 0, 0, __LINE__);
   time_expect(db, TI(1) + 1, 2, 2, __LINE__);
@@ -51,7 +51,7 @@ static void test_b2_b3(int64_t rollover) {
     CHECK_DB(db, klevdb_get_by_time(db, TI(3), &b), KLEVDB_ENOTFOUND);
     klevdb_batch_free(&b);
   }
-  /* B3 */
+  /* D3 */
   GET_EXPECT(db, KLEVDB_OFFSET_NEWEST, 2, 2);
   GET_EXPECT(db, KLEVDB_OFFSET_OLDEST, 0, 0);
   GET_FAIL(db, 3, KLEVDB_ENOTFOUND);
@@ -103,7 +103,7 @@ out:
 
 static void test_b4(void) {
   char dir[256];
-  SECTION("B4 head index behind the log");
+  SECTION("D4 head index behind the log");
   tmp_dir(dir, sizeof(dir));
   klevdb_options o = opts_tk();
   klevdb *db = OPEN(dir, &o);
@@ -160,7 +160,7 @@ out:
 
 static void test_b1(void) {
   char dir[256];
-  SECTION("B1 torn tail");
+  SECTION("D1 torn tail");
   tmp_dir(dir, sizeof(dir));
   klevdb_options o = opts_tk();
   klevdb *db = OPEN(dir, &o);
@@ -218,7 +218,7 @@ out:
 
 static void test_b9_b10(void) {
   char dir[256];
-  SECTION("B9/B10");
+  SECTION("D6/D7");
   tmp_dir(dir, sizeof(dir));
   klevdb_options o = opts_tk();
   klevdb *db = OPEN(dir, &o);
@@ -246,7 +246,7 @@ static void test_b9_b10(void) {
   }
   PUBLISH(db, 2, 1, 2);
   GET_EXPECT(db, 2, 2, 2);
-  /* B10 */
+  /* D7 */
   {
     klevdb_batch b = KLEVDB_BATCH_INIT;
     CHECK_DB(db, klevdb_consume(db, 0, 0, &b), KLEVDB_EINVAL);
@@ -270,11 +270,11 @@ out:
   rm_rf(dir);
 }
 
-/* B17: a rollover below the V2 header size must not make two handles on
+/* D10: a rollover below the V2 header size must not make two handles on
 ** one file pair; every message stays readable. */
 static void test_b17(void) {
   char dir[256];
-  SECTION("B17 tiny rollover");
+  SECTION("D10 tiny rollover");
   tmp_dir(dir, sizeof(dir));
   klevdb_options o = opts_tk();
   o.rollover = 4;

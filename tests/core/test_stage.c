@@ -381,36 +381,58 @@ static void test_prepared_abort(void) {
   rm_rf(dir);
 }
 
-/* The commit's renames cut short by a crash: the next open puts the
-** renamed segments back under their temporary names (not removes them, as
-** for a publish), and the batch commits whole. Made by hand: the marker
-** of the commit, and its first segment's log renamed. */
-static void test_prepared_cut_rename(void) {
-  SECTION("prepared stage: a commit's renames cut short");
+/* The commit's renames cut short by a crash. They go last segment first,
+** so the batch's end is in place and a writer taking over (Go) appends
+** after the whole batch; the next open finishes them. Unless that writer
+** appended to the head the batch follows (no segment in place yet): then
+** they stay under their temporary names, for the commit to publish after
+** its messages. Made by hand: the commit's marker, and, for the first, the
+** last segment renamed. */
+static void test_prepared_cut_rename(bool other_writer) {
+  SECTION(other_writer ? "prepared stage: renames cut short, the head grown since"
+                       : "prepared stage: a commit's renames cut short");
   static tmsg t[PN];
   msgs_gen(t, 3, PN);
-  char ref[256], dir[256], from[512], to[512];
+  char ref[256], dir[256], path[600], to[512];
   tmp_dir(ref, sizeof ref);
   tmp_dir(dir, sizeof dir);
   prepared_reference(ref, t);
   prepared_crash(dir, t);
-  snprintf(from, sizeof from, "%s/00000000000000000003.log.stage", dir);
-  snprintf(to, sizeof to, "%s/00000000000000000003.log", dir);
-  CHECK(rename(from, to) == 0);
-  snprintf(to, sizeof to, "%s/.batch", dir);
-  FILE *f = fopen(to, "w");
+  /* The stage's segments, from their files. */
+  int64_t bases[64];
+  int nb = 0;
+  for (int64_t b = 3; b < 3 + PN && nb < 64; b++) {
+    snprintf(path, sizeof path, "%s/%020lld.log.stage", dir, (long long)b);
+    if (access(path, F_OK) == 0) bases[nb++] = b;
+  }
+  CHECK(nb > 10);
+  snprintf(path, sizeof path, "%s/00000000000000000000.log", dir);
+  long head = file_size(path);
+  snprintf(path, sizeof path, "%s/.batch", dir);
+  FILE *f = fopen(path, "w");
   CHECK(f != NULL);
-  if (f) {
-    fputs("s3\n", f);
-    fclose(f);
+  if (!f) return;
+  fprintf(f, "h0 %ld\n", head + (other_writer ? 1 : 0));
+  for (int i = 0; i < nb; i++) fprintf(f, "s%lld\n", (long long)bases[i]);
+  fclose(f);
+  if (!other_writer) {
+    const char *ext[2] = {".log", ".index"};
+    for (int k = 0; k < 2; k++) {
+      snprintf(to, sizeof to, "%s/%020lld%s", dir, (long long)bases[nb - 1], ext[k]);
+      snprintf(path, sizeof path, "%s.stage", to);
+      CHECK(rename(path, to) == 0);
+    }
   }
   klevdb_options o = opts_small();
   klevdb *db = OPEN(dir, &o);
   if (!db) return;
-  CHECK(access(from, F_OK) == 0);
-  CHECK_NEXT(db, 3);
+  CHECK_EQ(count_ext(dir, ".batch"), 0);
+  CHECK_EQ(count_ext(dir, ".log.stage"), other_writer ? nb : 0);
+  CHECK_NEXT(db, other_writer ? 3 : 3 + PN);
   klevdb_prepared *p = find_batch(db, 3, PN);
-  CHECK_DBOK(db, klevdb_prepared_commit(p, NULL, NULL));
+  int64_t b = -99;
+  CHECK_DBOK(db, klevdb_prepared_commit(p, &b, NULL));
+  CHECK_EQ(b, 3);
   CHECK_NEXT(db, 3 + PN);
   CHECK_OK(klevdb_close(db));
   CHECK(SAME_FILES(dir, ref) > 10);
@@ -505,7 +527,8 @@ int main(void) {
   test_prepared_commit(false);
   test_prepared_commit(true);
   test_prepared_abort();
-  test_prepared_cut_rename();
+  test_prepared_cut_rename(false);
+  test_prepared_cut_rename(true);
   test_prepared_done_then_crash();
   test_prepared_moved();
   return check_done();

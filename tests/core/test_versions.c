@@ -1,5 +1,5 @@
 /*
-** test_versions.c - spec checklist 56-60: V1/V2 new segments,
+** test_versions.c - the cases of Go's version tests: V1/V2 new segments,
 ** keep_rewrite_version and eager_migrate.
 */
 #include "check.h"

@@ -795,7 +795,7 @@ static void test_tmpfs(void) {
 /* ------------------------------------------------------------------ */
 /* Part 3: bad input                                                   */
 
-/* B17 for every rollover of 1..8 bytes (below the V2 header size): singles,
+/* differences D10 for every rollover of 1..8 bytes (below the V2 header size): singles,
 ** a batch, a split batch; every message readable, reopen, go on. */
 static void test_tiny_rollover(void) {
   for (int ver = 1; ver <= 2; ver++) {

@@ -1,27 +1,18 @@
-"""The small harness of the extension's Python tests (test_processes.py,
-test_wait.py): counted checks, connections that load the module, and a
-runner that gives each test a folder of its own and ends with
-"NAME: N checks, M failed"."""
+"""What the extension's Python tests (test_processes.py, test_wait.py, ...)
+add to the one check harness (tests/pycheck.py, whose check() this
+re-exports): connections that load the module, and a runner that gives
+each test a folder of its own and ends with "NAME: N checks, M failed"."""
 import os
 import shutil
 import sqlite3
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import pycheck  # noqa: E402
+from pycheck import check  # noqa: E402,F401
+
 MODULE = None   # the loadable module, set by main()
-checks = 0
-failures = 0
-
-
-def check(ok, what, detail=""):
-    global checks, failures
-    checks += 1
-    if ok:
-        print("ok - %s%s" % (what, (" (" + detail + ")") if detail else ""))
-    else:
-        failures += 1
-        print("FAIL - %s%s" % (what, (": " + detail) if detail else ""))
-    return ok
 
 
 def connect(path=":memory:"):
@@ -53,5 +44,4 @@ def main(name, doc, argv, tests):
                 check(False, "%s raised %r" % (t.__name__, e))
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print("%s: %d checks, %d failed" % (name, checks, failures))
-    return 1 if failures else 0
+    return pycheck.summary(name)

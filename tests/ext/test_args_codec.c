@@ -9,19 +9,8 @@
 #include <unistd.h>
 
 #include "kvt.h"
+#include "../check.h"
 
-static int nchecks, nfailed;
-
-#define CHECK(cond, ...)                                      \
-  do {                                                        \
-    nchecks++;                                                \
-    if (!(cond)) {                                            \
-      nfailed++;                                              \
-      fprintf(stderr, "%s:%d: FAIL %s: ", __FILE__, __LINE__, #cond); \
-      fprintf(stderr, __VA_ARGS__);                           \
-      fputc('\n', stderr);                                    \
-    }                                                         \
-  } while (0)
 
 static sqlite3 *mem;
 
@@ -61,10 +50,10 @@ static int parse(sqlite3 *db, kvt_args *a, char **err, ...) {
     kvt_args a_;                                                          \
     char *e_ = NULL;                                                      \
     int rc_ = parse(mem, &a_, &e_, __VA_ARGS__, (const char *)NULL);      \
-    CHECK(rc_ == SQLITE_ERROR, "rc %d", rc_);                             \
-    CHECK(e_ && strstr(e_, want), "message '%s', want '%s'", e_ ? e_ : "(null)", want); \
-    CHECK(e_ && strncmp(e_, "klevdb: ", 8) == 0, "prefix of '%s'", e_ ? e_ : ""); \
-    CHECK(a_.dir == NULL, "dir left allocated");                          \
+    CHECK_WHY(rc_ == SQLITE_ERROR, "rc %d", rc_);                             \
+    CHECK_WHY(e_ && strstr(e_, want), "message '%s', want '%s'", e_ ? e_ : "(null)", want); \
+    CHECK_WHY(e_ && strncmp(e_, "klevdb: ", 8) == 0, "prefix of '%s'", e_ ? e_ : ""); \
+    CHECK_WHY(a_.dir == NULL, "dir left allocated");                          \
     sqlite3_free(e_);                                                     \
   } while (0)
 
@@ -90,20 +79,20 @@ static void test_args(void) {
 
   /* All defaults (dir must be given for :memory:). */
   rc = parse(mem, &a, &e, "dir='/tmp/k'", (const char *)NULL);
-  CHECK(rc == SQLITE_OK && e == NULL, "rc %d %s", rc, e ? e : "");
+  CHECK_WHY(rc == SQLITE_OK && e == NULL, "rc %d %s", rc, e ? e : "");
   if (rc == SQLITE_OK) {
-    CHECK(strcmp(a.dir, "/tmp/k") == 0, "dir %s", a.dir);
-    CHECK(a.opts.key_index == 1 && a.opts.time_index == 1, "indexes");
-    CHECK(a.opts.create_dirs == 1 && a.opts.readonly == 0, "create/readonly");
-    CHECK(a.opts.auto_sync == 0 && a.opts.check == 0 && a.opts.recover == 0, "flags");
-    CHECK(a.opts.rollover == 1048576, "rollover %lld", (long long)a.opts.rollover);
-    CHECK(a.opts.new_segments_version == KLEVDB_V2, "format");
-    CHECK(a.opts.keep_rewrite_version == 0 && a.opts.eager_migrate == 0, "other");
-    CHECK(a.opts.preallocate == 0, "preallocate off by default");
-    CHECK(a.key == KVT_TEXT && a.value == KVT_TEXT, "codecs");
-    CHECK(!a.triggers, "triggers");
+    CHECK_WHY(strcmp(a.dir, "/tmp/k") == 0, "dir %s", a.dir);
+    CHECK_WHY(a.opts.key_index == 1 && a.opts.time_index == 1, "indexes");
+    CHECK_WHY(a.opts.create_dirs == 1 && a.opts.readonly == 0, "create/readonly");
+    CHECK_WHY(a.opts.auto_sync == 0 && a.opts.check == 0 && a.opts.recover == 0, "flags");
+    CHECK_WHY(a.opts.rollover == 1048576, "rollover %lld", (long long)a.opts.rollover);
+    CHECK_WHY(a.opts.new_segments_version == KLEVDB_V2, "format");
+    CHECK_WHY(a.opts.keep_rewrite_version == 0 && a.opts.eager_migrate == 0, "other");
+    CHECK_WHY(a.opts.preallocate == 0, "preallocate off by default");
+    CHECK_WHY(a.key == KVT_TEXT && a.value == KVT_TEXT, "codecs");
+    CHECK_WHY(!a.triggers, "triggers");
     kvt_args_free(&a);
-    CHECK(a.dir == NULL, "freed");
+    CHECK_WHY(a.dir == NULL, "freed");
   }
 
   /* Every argument, with odd spacing and case. */
@@ -111,60 +100,60 @@ static void test_args(void) {
              "rollover=64KB", "auto_sync=on", "READONLY=TRUE", "create_dirs=0",
              "check=yes", "recover=1", "format=V1", "key=integer",
              "value=StringOpt", "Triggers=1", "preallocate=ON", (const char *)NULL);
-  CHECK(rc == SQLITE_OK, "rc %d %s", rc, e ? e : "");
+  CHECK_WHY(rc == SQLITE_OK, "rc %d %s", rc, e ? e : "");
   if (rc == SQLITE_OK) {
-    CHECK(strcmp(a.dir, "/a/b") == 0, "dir %s", a.dir);
-    CHECK(a.opts.key_index == 0 && a.opts.time_index == 0, "indexes");
-    CHECK(a.opts.rollover == 65536, "rollover");
-    CHECK(a.opts.auto_sync == 1 && a.opts.readonly == 1 && a.opts.create_dirs == 0,
+    CHECK_WHY(strcmp(a.dir, "/a/b") == 0, "dir %s", a.dir);
+    CHECK_WHY(a.opts.key_index == 0 && a.opts.time_index == 0, "indexes");
+    CHECK_WHY(a.opts.rollover == 65536, "rollover");
+    CHECK_WHY(a.opts.auto_sync == 1 && a.opts.readonly == 1 && a.opts.create_dirs == 0,
           "bools");
-    CHECK(a.opts.check == 1 && a.opts.recover == 1, "check/recover");
-    CHECK(a.opts.preallocate == 1, "preallocate");
-    CHECK(a.opts.new_segments_version == KLEVDB_V1, "format");
-    CHECK(a.key == KVT_INTEGER && a.value == KVT_STRINGOPT, "codecs");
-    CHECK(a.triggers, "triggers");
+    CHECK_WHY(a.opts.check == 1 && a.opts.recover == 1, "check/recover");
+    CHECK_WHY(a.opts.preallocate == 1, "preallocate");
+    CHECK_WHY(a.opts.new_segments_version == KLEVDB_V1, "format");
+    CHECK_WHY(a.key == KVT_INTEGER && a.value == KVT_STRINGOPT, "codecs");
+    CHECK_WHY(a.triggers, "triggers");
     kvt_args_free(&a);
   }
   for (int c = KVT_BLOB; c <= KVT_STRINGOPT; c++) {
     char *arg = sqlite3_mprintf("value='%s'", kvt_codec_name((kvt_codec)c));
     rc = parse(mem, &a, &e, "dir=/x", arg, (const char *)NULL);
-    CHECK(rc == SQLITE_OK && a.value == (kvt_codec)c, "codec %s", arg);
+    CHECK_WHY(rc == SQLITE_OK && a.value == (kvt_codec)c, "codec %s", arg);
     if (rc == SQLITE_OK) kvt_args_free(&a);
     sqlite3_free(arg);
   }
-  CHECK(strcmp(kvt_codec_name(KVT_JSON), "json") == 0, "name");
+  CHECK_WHY(strcmp(kvt_codec_name(KVT_JSON), "json") == 0, "name");
 
   /* Quoting. */
   rc = parse(mem, &a, &e, "dir=\"/a b/c\"", "key = 'json'", (const char *)NULL);
-  CHECK(rc == SQLITE_OK && strcmp(a.dir, "/a b/c") == 0 && a.key == KVT_JSON,
+  CHECK_WHY(rc == SQLITE_OK && strcmp(a.dir, "/a b/c") == 0 && a.key == KVT_JSON,
         "double quotes %s", rc == SQLITE_OK ? a.dir : e);
   if (rc == SQLITE_OK) kvt_args_free(&a);
   rc = parse(mem, &a, &e, "dir='/it''s'", (const char *)NULL);
-  CHECK(rc == SQLITE_OK && strcmp(a.dir, "/it's") == 0, "doubled quote");
+  CHECK_WHY(rc == SQLITE_OK && strcmp(a.dir, "/it's") == 0, "doubled quote");
   if (rc == SQLITE_OK) kvt_args_free(&a);
   rc = parse(mem, &a, &e, "dir =  '/ spaced '  ", (const char *)NULL);
-  CHECK(rc == SQLITE_OK && strcmp(a.dir, "/ spaced ") == 0, "spaces inside quotes");
+  CHECK_WHY(rc == SQLITE_OK && strcmp(a.dir, "/ spaced ") == 0, "spaces inside quotes");
   if (rc == SQLITE_OK) kvt_args_free(&a);
   rc = parse(mem, &a, &e, "dir='/x=y'", (const char *)NULL);
-  CHECK(rc == SQLITE_OK && strcmp(a.dir, "/x=y") == 0, "'=' inside the value");
+  CHECK_WHY(rc == SQLITE_OK && strcmp(a.dir, "/x=y") == 0, "'=' inside the value");
   if (rc == SQLITE_OK) kvt_args_free(&a);
 
   /* Sizes. */
-  CHECK(rollover("1048576") == 1048576, "plain");
-  CHECK(rollover("64KB") == 65536, "64KB");
-  CHECK(rollover("1MB") == 1048576, "1MB");
-  CHECK(rollover("1mib") == 1048576, "1mib");
-  CHECK(rollover("1GB") == 1073741824, "1GB");
-  CHECK(rollover("2k") == 2048, "2k");
-  CHECK(rollover("'3 M'") == 3 * 1048576, "3 M");
-  CHECK(rollover("1TiB") == (int64_t)1 << 40, "1TiB");
-  CHECK(rollover("1") == 1, "1 byte");
-  CHECK(rollover("0") == -1, "0");
-  CHECK(rollover("1025GB") == -1, "over 1 TiB");
-  CHECK(rollover("99999999999999999999999") == -1, "overflow");
-  CHECK(rollover("1.5MB") == -1, "fraction");
-  CHECK(rollover("-1") == -1, "negative");
-  CHECK(rollover("12XB") == -1, "suffix");
+  CHECK_WHY(rollover("1048576") == 1048576, "plain");
+  CHECK_WHY(rollover("64KB") == 65536, "64KB");
+  CHECK_WHY(rollover("1MB") == 1048576, "1MB");
+  CHECK_WHY(rollover("1mib") == 1048576, "1mib");
+  CHECK_WHY(rollover("1GB") == 1073741824, "1GB");
+  CHECK_WHY(rollover("2k") == 2048, "2k");
+  CHECK_WHY(rollover("'3 M'") == 3 * 1048576, "3 M");
+  CHECK_WHY(rollover("1TiB") == (int64_t)1 << 40, "1TiB");
+  CHECK_WHY(rollover("1") == 1, "1 byte");
+  CHECK_WHY(rollover("0") == -1, "0");
+  CHECK_WHY(rollover("1025GB") == -1, "over 1 TiB");
+  CHECK_WHY(rollover("99999999999999999999999") == -1, "overflow");
+  CHECK_WHY(rollover("1.5MB") == -1, "fraction");
+  CHECK_WHY(rollover("-1") == -1, "negative");
+  CHECK_WHY(rollover("12XB") == -1, "suffix");
 
   /* Retention arguments. */
   {
@@ -183,15 +172,16 @@ static void test_args(void) {
       kvt_args a;
       char *e = NULL;
       int rc = parse(mem, &a, &e, "dir=/x", ok[i].arg, (const char *)NULL);
-      CHECK(rc == SQLITE_OK && a.max_age == ok[i].age && a.max_bytes == ok[i].bytes &&
-            a.max_count == ok[i].count && !a.keep_unconsumed, "%s: %s", ok[i].arg, e ? e : "");
+      CHECK_WHY(rc == SQLITE_OK && a.max_age == ok[i].age && a.max_bytes == ok[i].bytes &&
+                a.max_count == ok[i].count && !a.keep_unconsumed, "%s: %s", ok[i].arg,
+                e ? e : "");
       if (rc == SQLITE_OK) kvt_args_free(&a);
       sqlite3_free(e);
     }
     kvt_args a;
     char *e = NULL;
     int rc = parse(mem, &a, &e, "dir=/x", "keep_unconsumed=1", (const char *)NULL);
-    CHECK(rc == SQLITE_OK && a.keep_unconsumed && !a.max_count, "keep_unconsumed=1");
+    CHECK(rc == SQLITE_OK && a.keep_unconsumed && !a.max_count);
     if (rc == SQLITE_OK) kvt_args_free(&a);
   }
   PARSE_ERR("klevdb: argument max_age: bad duration '7 weeks'", "dir=/x", "max_age=7 weeks");
@@ -239,17 +229,17 @@ static void test_args(void) {
 
   /* In memory: a relative dir stays relative (to the current directory). */
   rc = parse(mem, &a, &e, "dir=rel/x", (const char *)NULL);
-  CHECK(rc == SQLITE_OK && strcmp(a.dir, "rel/x") == 0, "relative in memory");
+  CHECK_WHY(rc == SQLITE_OK && strcmp(a.dir, "rel/x") == 0, "relative in memory");
   if (rc == SQLITE_OK) kvt_args_free(&a);
   {
     char *d = kvt_resolve_dir(mem, "main", "/abs/x");
-    CHECK(d && strcmp(d, "/abs/x") == 0, "absolute %s", d);
+    CHECK_WHY(d && strcmp(d, "/abs/x") == 0, "absolute %s", d);
     sqlite3_free(d);
     d = kvt_resolve_dir(mem, "main", "rel");
-    CHECK(d && strcmp(d, "rel") == 0, "relative %s", d);
+    CHECK_WHY(d && strcmp(d, "rel") == 0, "relative %s", d);
     sqlite3_free(d);
     d = kvt_resolve_dir(mem, "temp", "rel");
-    CHECK(d && strcmp(d, "rel") == 0, "temp %s", d);
+    CHECK_WHY(d && strcmp(d, "rel") == 0, "temp %s", d);
     sqlite3_free(d);
   }
 }
@@ -265,35 +255,35 @@ static void test_file_db(void) {
   int rc;
 
   if (!tmp) {
-    CHECK(0, "mkdtemp");
+    CHECK_WHY(0, "mkdtemp");
     return;
   }
   path = sqlite3_mprintf("%s/test.db", tmp);
   if (sqlite3_open(path, &db) != SQLITE_OK) {
-    CHECK(0, "open %s", path);
+    CHECK_WHY(0, "open %s", path);
     return;
   }
   file = sqlite3_db_filename(db, "main");
-  CHECK(file && *file, "db filename");
+  CHECK_WHY(file && *file, "db filename");
   want = sqlite3_mprintf("%s-events.klevdb", file);
   rc = parse(db, &a, &e, (const char *)NULL);
-  CHECK(rc == SQLITE_OK && strcmp(a.dir, want) == 0, "default dir %s, want %s",
+  CHECK_WHY(rc == SQLITE_OK && strcmp(a.dir, want) == 0, "default dir %s, want %s",
         rc == SQLITE_OK ? a.dir : e, want);
-  CHECK(strstr(want, "/test.db-events.klevdb") != NULL, "want %s", want);
+  CHECK_WHY(strstr(want, "/test.db-events.klevdb") != NULL, "want %s", want);
   if (rc == SQLITE_OK) kvt_args_free(&a);
   sqlite3_free(want);
 
   /* The folder of the real file, whatever /tmp resolves to. */
   want = sqlite3_mprintf("%.*s/sub/store", (int)(strrchr(file, '/') - file), file);
   rc = parse(db, &a, &e, "dir='sub/store'", (const char *)NULL);
-  CHECK(rc == SQLITE_OK && strcmp(a.dir, want) == 0, "relative dir %s, want %s",
+  CHECK_WHY(rc == SQLITE_OK && strcmp(a.dir, want) == 0, "relative dir %s, want %s",
         rc == SQLITE_OK ? a.dir : e, want);
   if (rc == SQLITE_OK) kvt_args_free(&a);
   d = kvt_resolve_dir(db, "main", "sub/store");
-  CHECK(d && strcmp(d, want) == 0, "resolve %s", d);
+  CHECK_WHY(d && strcmp(d, want) == 0, "resolve %s", d);
   sqlite3_free(d);
   d = kvt_resolve_dir(db, "main", "/abs");
-  CHECK(d && strcmp(d, "/abs") == 0, "resolve absolute %s", d);
+  CHECK_WHY(d && strcmp(d, "/abs") == 0, "resolve absolute %s", d);
   sqlite3_free(d);
   sqlite3_free(want);
 
@@ -301,7 +291,7 @@ static void test_file_db(void) {
   {
     const char *argv[] = {"klevdb", "temp", "events"};
     rc = kvt_args_parse(db, "temp", "events", 3, argv, &a, &e);
-    CHECK(rc == SQLITE_ERROR && e && strstr(e, "in-memory or temporary"), "temp: %s",
+    CHECK_WHY(rc == SQLITE_ERROR && e && strstr(e, "in-memory or temporary"), "temp: %s",
           e ? e : "");
     sqlite3_free(e);
     e = NULL;
@@ -309,7 +299,7 @@ static void test_file_db(void) {
   {
     const char *argv[] = {"klevdb", "main", "a/b"};
     rc = kvt_args_parse(db, "main", "a/b", 3, argv, &a, &e);
-    CHECK(rc == SQLITE_ERROR && e && strstr(e, "klevdb: table a/b: the name has a '/'"),
+    CHECK_WHY(rc == SQLITE_ERROR && e && strstr(e, "klevdb: table a/b: the name has a '/'"),
           "slash: %s", e ? e : "");
     sqlite3_free(e);
     e = NULL;
@@ -342,8 +332,8 @@ static int bytes_eq(const kvt_buf *b, const void *p, size_t n) {
     int rc_;                                                               \
     char *e_ = NULL;                                                       \
     kvt_buf b_ = enc(c, expr, &rc_, &e_);                                  \
-    CHECK(rc_ == SQLITE_OK && e_ == NULL, "%s: rc %d %s", expr, rc_, e_ ? e_ : ""); \
-    CHECK(bytes_eq(&b_, bytes, n), "%s: %zu bytes", expr, b_.len);         \
+    CHECK_WHY(rc_ == SQLITE_OK && e_ == NULL, "%s: rc %d %s", expr, rc_, e_ ? e_ : ""); \
+    CHECK_WHY(bytes_eq(&b_, bytes, n), "%s: %zu bytes", expr, b_.len);         \
     kvt_buf_free(&b_);                                                     \
     sqlite3_free(e_);                                                      \
   } while (0)
@@ -354,10 +344,10 @@ static int bytes_eq(const kvt_buf *b, const void *p, size_t n) {
     int rc_;                                                               \
     char *e_ = NULL;                                                       \
     kvt_buf b_ = enc(c, expr, &rc_, &e_);                                  \
-    CHECK(rc_ == (wantrc), "%s: rc %d", expr, rc_);                        \
-    CHECK(e_ && strstr(e_, want), "%s: message '%s', want '%s'", expr,     \
+    CHECK_WHY(rc_ == (wantrc), "%s: rc %d", expr, rc_);                        \
+    CHECK_WHY(e_ && strstr(e_, want), "%s: message '%s', want '%s'", expr,     \
           e_ ? e_ : "(null)", want);                                       \
-    CHECK(b_.len == 0, "%s: bytes appended on error", expr);               \
+    CHECK_WHY(b_.len == 0, "%s: bytes appended on error", expr);               \
     kvt_buf_free(&b_);                                                     \
     sqlite3_free(e_);                                                      \
   } while (0)
@@ -376,7 +366,7 @@ static void check_result(int line, kvt_codec c, const void *p, size_t n,
                          int wanttype, const void *want, size_t wantn) {
   sqlite3_stmt *st;
   int rc;
-  nchecks++;
+  chk_total++;
   sqlite3_prepare_v2(mem, "SELECT res(?1, ?2)", -1, &st, NULL);
   sqlite3_bind_int(st, 1, (int)c);
   sqlite3_bind_blob(st, 2, n ? p : "", (int)n, SQLITE_STATIC);
@@ -384,18 +374,18 @@ static void check_result(int line, kvt_codec c, const void *p, size_t n,
   if (wanttype < 0) {
     const char *m = sqlite3_errmsg(mem);
     if (rc != SQLITE_ERROR || !strstr(m, want)) {
-      nfailed++;
+      chk_failed++;
       fprintf(stderr, "%s:%d: FAIL result: rc %d '%s', want error '%s'\n", __FILE__,
               line, rc, m, (const char *)want);
     }
   } else if (rc != SQLITE_ROW || sqlite3_column_type(st, 0) != wanttype) {
-    nfailed++;
+    chk_failed++;
     fprintf(stderr, "%s:%d: FAIL result: rc %d type %d, want %d (%s)\n", __FILE__,
             line, rc, rc == SQLITE_ROW ? sqlite3_column_type(st, 0) : -1, wanttype,
             sqlite3_errmsg(mem));
   } else if (wanttype == SQLITE_INTEGER) {
     if (sqlite3_column_int64(st, 0) != *(const int64_t *)want) {
-      nfailed++;
+      chk_failed++;
       fprintf(stderr, "%s:%d: FAIL result %lld\n", __FILE__, line,
               (long long)sqlite3_column_int64(st, 0));
     }
@@ -404,7 +394,7 @@ static void check_result(int line, kvt_codec c, const void *p, size_t n,
                                               : (const void *)sqlite3_column_text(st, 0);
     size_t gn = (size_t)sqlite3_column_bytes(st, 0);
     if (gn != wantn || (gn && memcmp(got, want, gn) != 0)) {
-      nfailed++;
+      chk_failed++;
       fprintf(stderr, "%s:%d: FAIL result '%.*s' (%zu bytes)\n", __FILE__, line,
               (int)gn, (const char *)got, gn);
     }
@@ -448,13 +438,13 @@ static void test_encode(void) {
     sqlite3_value *v = val("12.5");
     kvt_buf b = {0};
     char *e = NULL;
-    CHECK(kvt_encode(KVT_TEXT, v, "value", &b, &e) == SQLITE_OK, "number as text");
-    CHECK(sqlite3_value_type(v) == SQLITE_FLOAT, "the REAL stays REAL");
+    CHECK_WHY(kvt_encode(KVT_TEXT, v, "value", &b, &e) == SQLITE_OK, "number as text");
+    CHECK_WHY(sqlite3_value_type(v) == SQLITE_FLOAT, "the REAL stays REAL");
     sqlite3_value_free(v);
     v = val("' 5'");
     b.len = 0;
-    CHECK(kvt_encode(KVT_INTEGER, v, "value", &b, &e) == SQLITE_OK, "text as integer");
-    CHECK(sqlite3_value_type(v) == SQLITE_TEXT && strcmp((const char *)sqlite3_value_text(v), " 5") == 0,
+    CHECK_WHY(kvt_encode(KVT_INTEGER, v, "value", &b, &e) == SQLITE_OK, "text as integer");
+    CHECK_WHY(sqlite3_value_type(v) == SQLITE_TEXT && strcmp((const char *)sqlite3_value_text(v), " 5") == 0,
           "the TEXT stays TEXT");
     sqlite3_value_free(v);
     kvt_buf_free(&b);
@@ -523,20 +513,20 @@ static void test_encode(void) {
     kvt_buf b = {0};
     char *e = NULL;
     sqlite3_value *v1 = val("'ab'"), *v2 = val("150"), *v3 = val("'x'");
-    CHECK(kvt_encode(KVT_TEXT, v1, "key", &b, &e) == SQLITE_OK, "append 1");
-    CHECK(kvt_encode(KVT_INTEGER, v2, "value", &b, &e) == SQLITE_OK, "append 2");
-    CHECK(kvt_encode(KVT_INTEGER, v3, "key", &b, &e) == SQLITE_MISMATCH, "append 3");
-    CHECK(e && strstr(e, "klevdb: key must be an INTEGER"), "what is named: %s",
+    CHECK_WHY(kvt_encode(KVT_TEXT, v1, "key", &b, &e) == SQLITE_OK, "append 1");
+    CHECK_WHY(kvt_encode(KVT_INTEGER, v2, "value", &b, &e) == SQLITE_OK, "append 2");
+    CHECK_WHY(kvt_encode(KVT_INTEGER, v3, "key", &b, &e) == SQLITE_MISMATCH, "append 3");
+    CHECK_WHY(e && strstr(e, "klevdb: key must be an INTEGER"), "what is named: %s",
           e ? e : "");
     sqlite3_free(e);
-    CHECK(bytes_eq(&b, "ab\xac\x02", 4), "appended %zu", b.len);
+    CHECK_WHY(bytes_eq(&b, "ab\xac\x02", 4), "appended %zu", b.len);
     for (int i = 0; i < 100; i++) kvt_encode(KVT_TEXT, v1, "key", &b, &e);
-    CHECK(b.len == 204 && b.cap >= 204, "growth %zu", b.len);
+    CHECK_WHY(b.len == 204 && b.cap >= 204, "growth %zu", b.len);
     sqlite3_value_free(v1);
     sqlite3_value_free(v2);
     sqlite3_value_free(v3);
     kvt_buf_free(&b);
-    CHECK(b.p == NULL && b.len == 0 && b.cap == 0, "buf freed");
+    CHECK_WHY(b.p == NULL && b.len == 0 && b.cap == 0, "buf freed");
   }
 
   /* The 64 MiB limit: at it is fine, over it is SQLITE_TOOBIG. */
@@ -546,7 +536,7 @@ static void test_encode(void) {
     int rc;
     char *e = NULL;
     kvt_buf b = enc(KVT_BLOB, "zeroblob(67108864)", &rc, &e);
-    CHECK(rc == SQLITE_OK && b.len == 67108864, "at the limit: rc %d", rc);
+    CHECK_WHY(rc == SQLITE_OK && b.len == 67108864, "at the limit: rc %d", rc);
     kvt_buf_free(&b);
     sqlite3_free(e);
   }
@@ -601,14 +591,14 @@ static void test_round_trips(void) {
     char *e = NULL;
     sqlite3_stmt *st;
     int rc = kvt_encode(cases[k].c, v, "value", &b, &e);
-    CHECK(rc == SQLITE_OK, "%s: %s", cases[k].expr, e ? e : "");
+    CHECK_WHY(rc == SQLITE_OK, "%s: %s", cases[k].expr, e ? e : "");
     sqlite3_prepare_v2(mem, "SELECT res(?1, ?2) IS ?3, typeof(res(?1, ?2)) = typeof(?3)",
                        -1, &st, NULL);
     sqlite3_bind_int(st, 1, (int)cases[k].c);
     sqlite3_bind_blob(st, 2, b.len ? (const void *)b.p : "", (int)b.len, SQLITE_STATIC);
     sqlite3_bind_value(st, 3, v);
     rc = sqlite3_step(st);
-    CHECK(rc == SQLITE_ROW && sqlite3_column_int(st, 0) == 1 &&
+    CHECK_WHY(rc == SQLITE_ROW && sqlite3_column_int(st, 0) == 1 &&
               sqlite3_column_int(st, 1) == 1,
           "round trip of %s (codec %s): rc %d %s", cases[k].expr,
           kvt_codec_name(cases[k].c), rc, sqlite3_errmsg(mem));
@@ -626,9 +616,9 @@ static void time_ok(int line, const char *expr, int64_t want) {
   int64_t t = 0;
   char *e = NULL;
   int rc = kvt_parse_time(v, &t, &e);
-  nchecks++;
+  chk_total++;
   if (rc != SQLITE_OK || t != want) {
-    nfailed++;
+    chk_failed++;
     fprintf(stderr, "%s:%d: FAIL time %s: rc %d %s, got %lld, want %lld\n", __FILE__,
             line, expr, rc, e ? e : "", (long long)t, (long long)want);
   }
@@ -641,9 +631,9 @@ static void time_err(int line, const char *expr, const char *want) {
   int64_t t = 0;
   char *e = NULL;
   int rc = kvt_parse_time(v, &t, &e);
-  nchecks++;
+  chk_total++;
   if (rc != SQLITE_MISMATCH || !e || !strstr(e, want)) {
-    nfailed++;
+    chk_failed++;
     fprintf(stderr, "%s:%d: FAIL time %s: rc %d '%s', want '%s'\n", __FILE__, line,
             expr, rc, e ? e : "(null)", want);
   }
@@ -705,7 +695,7 @@ static void test_times(void) {
     int64_t t = 7;
     char *e = NULL;
     int rc = kvt_parse_time(v, &t, &e);
-    CHECK(rc == SQLITE_MISMATCH && e == NULL && t == 7, "NULL time: rc %d", rc);
+    CHECK_WHY(rc == SQLITE_MISMATCH && e == NULL && t == 7, "NULL time: rc %d", rc);
     sqlite3_value_free(v);
   }
 }
@@ -722,6 +712,6 @@ int main(void) {
   test_times();
 
   sqlite3_close(mem);
-  printf("test_args_codec: %d checks, %d failed\n", nchecks, nfailed);
-  return nfailed ? 1 : 0;
+  chk_name = "test_args_codec";
+  return check_done();
 }

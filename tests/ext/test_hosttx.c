@@ -28,28 +28,14 @@
 
 #include <sqlite3.h>
 
+#include "../check.h"
+
 int sqlite3_klevdb_init(sqlite3 *db, char **err, const sqlite3_api_routines *api);
 
-static int total, failed;
 static const char *work;
 
-static void check_at(int ok, int line, const char *fmt, ...) {
-  total++;
-  if (ok) return;
-  failed++;
-  va_list ap;
-  va_start(ap, fmt);
-  fprintf(stderr, "test_hosttx.c:%d: FAIL: ", line);
-  vfprintf(stderr, fmt, ap);
-  fputc('\n', stderr);
-  va_end(ap);
-}
-#define CHECK(c) check_at(!!(c), __LINE__, "%s", #c)
-#define CHECK_EQ(a, b)                                                                  \
-  do {                                                                                  \
-    long long x_ = (long long)(a), y_ = (long long)(b);                                 \
-    check_at(x_ == y_, __LINE__, "%s == %s: got %lld, expected %lld", #a, #b, x_, y_);  \
-  } while (0)
+/* A check of this file's own, reported by the shared harness. */
+#define check_at(ok, line, ...) chk_report((ok), __FILE__, (line), __VA_ARGS__)
 
 static sqlite3 *db_open(const char *name) {
   char path[512];
@@ -564,8 +550,8 @@ static int run_dbfull(void) {
   test_dbfull(mnt, "delete");
   test_dbfull(mnt, "wal");
   if (umount(mnt) != 0) CHECK(umount2(mnt, MNT_DETACH) == 0);
-  printf("test_hosttx dbfull: %d checks, %d failed\n", total, failed);
-  return failed ? 1 : 0;
+  chk_name = "test_hosttx dbfull";
+  return check_done();
 }
 
 /* Runs a shell command; *out gets its stdout and stderr (NUL-ended, at
@@ -667,6 +653,6 @@ int main(int argc, char **argv) {
   test_two_files();
   test_cli_in_doubt(false);
   test_cli_in_doubt(true);
-  printf("test_hosttx: %d checks, %d failed\n", total, failed);
-  return failed ? 1 : 0;
+  chk_name = "test_hosttx";
+  return check_done();
 }

@@ -6,7 +6,7 @@
 ** only to change them:
 **
 **   clang -std=c11 -D_GNU_SOURCE -Icore/include -Icore/src \
-**     tests/fuzz/gen_seeds.c core/src/[a-z]*.c -lxxhash -lpthread -o /tmp/gen_seeds
+**     tests/fuzz/gen_seeds.c core/src/[a-z]*.c -lpthread -o /tmp/gen_seeds
 **   /tmp/gen_seeds tests/fuzz/corpus
 */
 #include <fcntl.h>

@@ -56,7 +56,7 @@ export FUZZ_TMPDIR
 trap 'rm -rf "$FUZZ_TMPDIR"' EXIT
 
 core=(crc32c error message index segfile segment batch spare store prepared keytable
-      retention dirops codec)
+      retention repair dirops dirlock parse codec)
 core_src=()
 for f in "${core[@]}"; do core_src+=("$src/core/src/$f.c"); done
 ext_src=("$src/ext/args.c" "$src/ext/codec.c")
@@ -87,7 +87,7 @@ build() {  # build TARGET
     [ $newer -eq 0 ] && return 0
   fi
   # shellcheck disable=SC2086
-  "$CLANG" "${cflags[@]}" -o "$out" "${srcs[@]}" -lxxhash -lpthread ${libs[$t]}
+  "$CLANG" "${cflags[@]}" -o "$out" "${srcs[@]}" -lpthread ${libs[$t]}
 }
 
 run_one() {  # run_one TARGET -> 0 ok, 1 failed

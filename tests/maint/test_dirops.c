@@ -1,6 +1,6 @@
 /*
 ** test_dirops.c - Check, Stat, Backup and Migrate of whole directories
-** against the Go fixtures (spec 7.1, 7.3-7.5), and a mutation run that
+** against the Go fixtures (Go's Check, Stat, Backup, Migrate), and a mutation run that
 ** feeds damaged files to every helper.
 */
 #include <sys/file.h>
@@ -532,5 +532,6 @@ int main(int argc, char **argv) {
   test_file_copy();
   test_migrate();
   test_mutations();
+  chk_name = "test_dirops";
   return check_done();
 }

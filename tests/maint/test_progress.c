@@ -199,5 +199,6 @@ int main(int argc, char **argv) {
   fixtures = argc > 1 ? argv[1] : ".";
   test_store_ops();
   test_dir_ops();
+  chk_name = "test_progress";
   return check_done();
 }

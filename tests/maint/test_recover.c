@@ -1,7 +1,7 @@
 /*
-** test_recover.c - Check and Recover of the last segment (spec 7.1, 7.2):
-** the outcome table, the torn Go fixture, the torn-header fix (B1), the
-** stale temp fix (B14) and damage Recover must refuse to touch.
+** test_recover.c - Check and Recover of the last segment (as Go's, docs/files.md):
+** the outcome table, the torn Go fixture, the torn-header fix (differences
+** D1), the stale temp fix (D9) and damage Recover must refuse to touch.
 */
 #include "util.h"
 
@@ -64,7 +64,7 @@ static void test_recover_table(void) {
   cut(pj(dir, segname(0, ".log")), one);
   expect_after("log cut after record 1", dir, &s, one, i1);
 
-  /* Go keeps the 4 bytes (B1); the fix cuts them. */
+  /* Go keeps the 4 bytes (differences D1); the fix cuts them. */
   dir = two_records(&s, FMT_V2);
   cut(pj(dir, segname(0, ".log")), one + 4);
   expect_after("log cut 4 bytes into record 2's header", dir, &s, one, i1);
@@ -142,7 +142,7 @@ static void test_recover_params_mismatch(void) {
   rm_rf(dir);
 }
 
-/* B1: a torn record header at the tail passes Check, and Recover cuts it. */
+/* differences D1: a torn record header at the tail passes Check, and Recover cuts it. */
 static void test_torn_header(void) {
   rawseg s;
   char *dir = two_records(&s, FMT_V2);
@@ -170,7 +170,7 @@ static void test_torn_header(void) {
   rm_rf(dir);
 }
 
-/* B14: a stale .recover is removed, never appended to. */
+/* differences D9: a stale .recover is removed, never appended to. */
 static void test_stale_recover(void) {
   klevdb_error err;
   rawseg s;
@@ -314,5 +314,6 @@ int main(int argc, char **argv) {
   test_last_segment_only();
   test_torn_fixture();
   test_missing_and_empty();
+  chk_name = "test_recover";
   return check_done();
 }

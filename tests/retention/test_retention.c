@@ -1,6 +1,6 @@
 /*
 ** test_retention.c - the retention helpers (trims, compactions, finders) of
-** libklevdb against spec 8.2 and checklist 11.9 (items 62-77), adapted to
+** libklevdb against the cases of Go klevdb's finder and compaction tests, adapted to
 ** the C API whose trims delete the whole found set (Go's ...Multi).
 */
 #define _XOPEN_SOURCE 700
@@ -12,48 +12,27 @@
 #include <unistd.h>
 
 #include "klevdb.h"
+#include "../check.h"
 
-/* ---- checks ---- */
+/* ---- checks (tests/check.h, and the store calls of this file) ---- */
 
-static int n_checks, n_failed;
-
-#define FAIL_AT(...)                                   \
-  do {                                                 \
-    n_failed++;                                        \
-    fprintf(stderr, "%s:%d: ", __FILE__, __LINE__);    \
-    fprintf(stderr, __VA_ARGS__);                      \
-    fputc('\n', stderr);                               \
-  } while (0)
-
-#define CHECK(cond)                                    \
-  do {                                                 \
-    n_checks++;                                        \
-    if (!(cond)) FAIL_AT("CHECK(%s) failed", #cond);   \
-  } while (0)
-
-#define CHECK_I(a, b)                                                   \
-  do {                                                                  \
-    long long a_ = (long long)(a), b_ = (long long)(b);                 \
-    n_checks++;                                                         \
-    if (a_ != b_) FAIL_AT("%s == %s failed: %lld != %lld", #a, #b, a_, b_); \
-  } while (0)
-
-#define CHECK_RC(db, call, want)                                        \
+/* call gives want; on a mismatch the handle's message is shown (read only
+** then: after a klevdb_close the handle is gone). */
+#define CHECK_CALL(db, call, want)                                      \
   do {                                                                  \
     klevdb_err r_ = (call), w_ = (want);                                \
-    n_checks++;                                                         \
-    if (r_ != w_)                                                       \
-      FAIL_AT("%s -> %s, want %s (%s)", #call, klevdb_errname(r_),      \
-              klevdb_errname(w_), (db) ? klevdb_errmsg(db) : "");       \
+    chk_report(r_ == w_, __FILE__, __LINE__, "%s -> %s, want %s (%s)", #call, \
+               klevdb_errname(r_), klevdb_errname(w_),                  \
+               r_ != w_ && (db) ? klevdb_errmsg(db) : "");              \
   } while (0)
 
-#define CHECK_OK(db, call) CHECK_RC(db, call, KLEVDB_OK)
+#define CHECK_CALL_OK(db, call) CHECK_CALL(db, call, KLEVDB_OK)
 
 /* A deleted result: count and size. */
 #define CHECK_DEL(d, cnt, sz)   \
   do {                          \
-    CHECK_I((d).count, cnt);    \
-    CHECK_I((d).size, sz);      \
+    CHECK_EQ((d).count, cnt);    \
+    CHECK_EQ((d).size, sz);      \
   } while (0)
 
 /* ---- offsets lists ---- */
@@ -84,15 +63,12 @@ static void iv_free(ivec *a) {
 
 static void check_list(int line, const char *what, const int64_t *got,
                        size_t ng, const int64_t *exp, size_t ne) {
-  n_checks++;
   size_t i = 0;
   while (i < ng && i < ne && got[i] == exp[i]) i++;
-  if (i == ng && i == ne) return;
-  n_failed++;
-  fprintf(stderr, "%s:%d: %s: got %zu offsets, want %zu; first difference at "
-          "#%zu: got %lld, want %lld\n", __FILE__, line, what, ng, ne, i,
-          i < ng ? (long long)got[i] : -999LL,
-          i < ne ? (long long)exp[i] : -999LL);
+  chk_report(i == ng && i == ne, __FILE__, line,
+             "%s: got %zu offsets, want %zu; first difference at #%zu: got %lld, want %lld",
+             what, ng, ne, i, i < ng ? (long long)got[i] : -999LL,
+             i < ne ? (long long)exp[i] : -999LL);
 }
 
 /* ---- stores and messages ---- */
@@ -134,7 +110,7 @@ static klevdb *open_store(tstore *s, int keys, int times, int64_t rollover) {
 }
 
 static void close_store(tstore *s) {
-  CHECK_OK(s->db, klevdb_close(s->db));
+  CHECK_CALL_OK(s->db, klevdb_close(s->db));
   nftw(s->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
@@ -197,7 +173,7 @@ static ivec survivors(klevdb *db) {
   for (int guard = 0; guard < 100000; guard++) {
     klevdb_err rc = klevdb_consume(db, cur, 7, &b);
     if (rc) {
-      FAIL_AT("consume(%lld): %s", (long long)cur, klevdb_errmsg(db));
+      chk_report(0, __FILE__, __LINE__, "consume(%lld): %s", (long long)cur, klevdb_errmsg(db));
       break;
     }
     for (size_t i = 0; i < b.len; i++) iv_push(&r, b.msgs[i].offset);
@@ -228,7 +204,7 @@ static ivec survivors(klevdb *db) {
   do {                                                                    \
     int64_t *o_ = NULL;                                                   \
     size_t n_ = 0;                                                        \
-    CHECK_OK(db, klevdb_find_offsets(db, what, arg, &o_, &n_));           \
+    CHECK_CALL_OK(db, klevdb_find_offsets(db, what, arg, &o_, &n_));           \
     check_list(__LINE__, "find " #what, o_, n_, (exp).v, (exp).n);        \
     free(o_);                                                             \
   } while (0)
@@ -243,7 +219,7 @@ static ivec survivors(klevdb *db) {
 
 static klevdb_stat stat_of(klevdb *db) {
   klevdb_stat st = {-1, -1, -1};
-  CHECK_OK(db, klevdb_stat_get(db, &st));
+  CHECK_CALL_OK(db, klevdb_stat_get(db, &st));
   return st;
 }
 
@@ -251,7 +227,7 @@ static int64_t offset_by_key(klevdb *db, int64_t i) {
   char key[KLEN + 1];
   gen_key(key, i);
   int64_t off = -100;
-  CHECK_OK(db, klevdb_offset_by_key(db, key, KLEN, &off));
+  CHECK_CALL_OK(db, klevdb_offset_by_key(db, key, KLEN, &off));
   return off;
 }
 
@@ -272,33 +248,33 @@ static void t62_compact_deletes_empty(void) {
   tstore s;
   klevdb *db = open_store(&s, 1, 1, 0);
   klevdb_deleted d = {-1, -1};
-  CHECK_OK(db, klevdb_compact_deletes(db, FAR_FUTURE, &d));
+  CHECK_CALL_OK(db, klevdb_compact_deletes(db, FAR_FUTURE, &d));
   CHECK_DEL(d, 0, 0);
   ivec none = {0};
   CHECK_FIND(db, KLEVDB_FIND_DELETES, FAR_FUTURE, none);
   int64_t *o = (int64_t *)&d;
   size_t n = 99;
-  CHECK_OK(db, klevdb_find_offsets(db, KLEVDB_FIND_COUNT, 0, &o, &n));
+  CHECK_CALL_OK(db, klevdb_find_offsets(db, KLEVDB_FIND_COUNT, 0, &o, &n));
   CHECK(o == NULL);
-  CHECK_I(n, 0);
+  CHECK_EQ(n, 0);
   /* The other helpers on an empty store find nothing either. */
-  CHECK_OK(db, klevdb_compact_updates(db, FAR_FUTURE, &d));
+  CHECK_CALL_OK(db, klevdb_compact_updates(db, FAR_FUTURE, &d));
   CHECK_DEL(d, 0, 0);
-  CHECK_OK(db, klevdb_trim_by_count(db, 0, &d));
+  CHECK_CALL_OK(db, klevdb_trim_by_count(db, 0, &d));
   CHECK_DEL(d, 0, 0);
-  CHECK_OK(db, klevdb_trim_by_offset(db, KLEVDB_OFFSET_NEWEST, &d));
+  CHECK_CALL_OK(db, klevdb_trim_by_offset(db, KLEVDB_OFFSET_NEWEST, &d));
   CHECK_DEL(d, 0, 0);
-  CHECK_OK(db, klevdb_trim_by_size(db, 0, &d));
+  CHECK_CALL_OK(db, klevdb_trim_by_size(db, 0, &d));
   CHECK_DEL(d, 0, 0);
   klevdb_stat st = stat_of(db);
-  CHECK_I(st.segments, 1);
-  CHECK_I(st.messages, 0);
-  CHECK_I(st.size, 16);
+  CHECK_EQ(st.segments, 1);
+  CHECK_EQ(st.messages, 0);
+  CHECK_EQ(st.size, 16);
   /* Go's FindByAge fails on a store without records (no time items); a
   ** retention job run on an empty store should just find nothing. */
-  CHECK_OK(db, klevdb_trim_by_age(db, FAR_FUTURE, &d));
-  CHECK_I(d.count, 0);
-  CHECK_I(d.size, 0);
+  CHECK_CALL_OK(db, klevdb_trim_by_age(db, FAR_FUTURE, &d));
+  CHECK_EQ(d.count, 0);
+  CHECK_EQ(d.size, 0);
   close_store(&s);
 }
 
@@ -307,9 +283,9 @@ static void t63_compact_deletes_no_tombstones(void) {
   klevdb *db = open_store(&s, 1, 1, 0);
   pub_gen_range(db, 0, 10);
   klevdb_deleted d = {-1, -1};
-  CHECK_OK(db, klevdb_compact_deletes(db, FAR_FUTURE, &d));
+  CHECK_CALL_OK(db, klevdb_compact_deletes(db, FAR_FUTURE, &d));
   CHECK_DEL(d, 0, 0);
-  CHECK_I(stat_of(db).messages, 10);
+  CHECK_EQ(stat_of(db).messages, 10);
   CHECK_SURVIVOR_RANGE(db, 0, 10);
   close_store(&s);
 }
@@ -327,20 +303,20 @@ static void t64_compact_deletes_tombstones(void) {
     pub(db, key, i, VLEN, T0 + (5 + i) * SEC);
   }
   int64_t ts = size_of(db, KLEN, 0);
-  CHECK_I(ts, 36 + KLEN + 32);
+  CHECK_EQ(ts, 36 + KLEN + 32);
   /* Equal time is inside the window: tombstones 0..2 at before = T0+2s. */
   CHECK_FIND_RANGE(db, KLEVDB_FIND_DELETES, T0 + 2 * SEC, 0, 3);
   CHECK_FIND_RANGE(db, KLEVDB_FIND_DELETES, FAR_FUTURE, 0, 5);
   klevdb_deleted d = {-1, -1};
-  CHECK_OK(db, klevdb_compact_deletes(db, FAR_FUTURE, &d));
+  CHECK_CALL_OK(db, klevdb_compact_deletes(db, FAR_FUTURE, &d));
   CHECK_DEL(d, 5, 5 * ts);
   CHECK_SURVIVOR_RANGE(db, 5, 10);
   klevdb_stat st = stat_of(db);
-  CHECK_I(st.messages, 5);
-  CHECK_I(st.size, 5 * size_of(db, KLEN, VLEN) + 16);
-  for (int i = 0; i < 5; i++) CHECK_I(offset_by_key(db, i), 5 + i);
+  CHECK_EQ(st.messages, 5);
+  CHECK_EQ(st.size, 5 * size_of(db, KLEN, VLEN) + 16);
+  for (int i = 0; i < 5; i++) CHECK_EQ(offset_by_key(db, i), 5 + i);
   /* Nothing left to drop. */
-  CHECK_OK(db, klevdb_compact_deletes(db, FAR_FUTURE, &d));
+  CHECK_CALL_OK(db, klevdb_compact_deletes(db, FAR_FUTURE, &d));
   CHECK_DEL(d, 0, 0);
   close_store(&s);
 }
@@ -367,7 +343,7 @@ static void t64b_compact_deletes_not_oldest(void) {
   CHECK_FIND(db, KLEVDB_FIND_DELETES, T0 + 4 * SEC - 1, exp);
   iv_free(&exp);
   klevdb_deleted d = {-1, -1};
-  CHECK_OK(db, klevdb_compact_deletes(db, FAR_FUTURE, &d));
+  CHECK_CALL_OK(db, klevdb_compact_deletes(db, FAR_FUTURE, &d));
   CHECK_DEL(d, 2, size_of(db, 0, 0) + size_of(db, KLEN, 0));
   iv_push(&exp, 0);
   iv_push(&exp, 1);
@@ -383,12 +359,12 @@ static void t65_compact_updates_nothing(void) {
   tstore s;
   klevdb *db = open_store(&s, 1, 1, 0);
   klevdb_deleted d = {-1, -1};
-  CHECK_OK(db, klevdb_compact_updates(db, FAR_FUTURE, &d));
+  CHECK_CALL_OK(db, klevdb_compact_updates(db, FAR_FUTURE, &d));
   CHECK_DEL(d, 0, 0);
   pub_gen_range(db, 0, 5);
-  CHECK_OK(db, klevdb_compact_updates(db, FAR_FUTURE, &d));
+  CHECK_CALL_OK(db, klevdb_compact_updates(db, FAR_FUTURE, &d));
   CHECK_DEL(d, 0, 0);
-  for (int i = 0; i < 5; i++) CHECK_I(offset_by_key(db, i), i);
+  for (int i = 0; i < 5; i++) CHECK_EQ(offset_by_key(db, i), i);
   CHECK_SURVIVOR_RANGE(db, 0, 5);
   close_store(&s);
 }
@@ -404,11 +380,11 @@ static void t66_67_68_compact_updates_republished(void) {
     pub_gen(db, 0);  /* offset 5, time T0 (same as the original) */
     CHECK_FIND_RANGE(db, KLEVDB_FIND_UPDATES, FAR_FUTURE, 0, 1);
     klevdb_deleted d = {-1, -1};
-    CHECK_OK(db, klevdb_compact_updates(db, FAR_FUTURE, &d));
+    CHECK_CALL_OK(db, klevdb_compact_updates(db, FAR_FUTURE, &d));
     CHECK_DEL(d, 1, sz);
     CHECK_SURVIVOR_RANGE(db, 1, 6);
-    CHECK_I(offset_by_key(db, 0), 5);
-    for (int i = 1; i < 5; i++) CHECK_I(offset_by_key(db, i), i);
+    CHECK_EQ(offset_by_key(db, 0), 5);
+    for (int i = 1; i < 5; i++) CHECK_EQ(offset_by_key(db, i), i);
     close_store(&s);
   }
   /* 67: k4 (the last) re-published. */
@@ -418,14 +394,14 @@ static void t66_67_68_compact_updates_republished(void) {
     pub_gen_range(db, 0, 5);
     pub_gen(db, 4);  /* offset 5 */
     klevdb_deleted d = {-1, -1};
-    CHECK_OK(db, klevdb_compact_updates(db, FAR_FUTURE, &d));
+    CHECK_CALL_OK(db, klevdb_compact_updates(db, FAR_FUTURE, &d));
     CHECK_DEL(d, 1, sz);
     ivec exp = {0};
     iv_range(&exp, 0, 4);
     iv_push(&exp, 5);
     CHECK_SURVIVORS(db, exp);
     iv_free(&exp);
-    CHECK_I(offset_by_key(db, 4), 5);
+    CHECK_EQ(offset_by_key(db, 4), 5);
     close_store(&s);
   }
   /* 68: all 5 re-published. */
@@ -436,13 +412,13 @@ static void t66_67_68_compact_updates_republished(void) {
     pub_gen_range(db, 0, 5);  /* offsets 5..9 */
     CHECK_FIND_RANGE(db, KLEVDB_FIND_UPDATES, FAR_FUTURE, 0, 5);
     klevdb_deleted d = {-1, -1};
-    CHECK_OK(db, klevdb_compact_updates(db, FAR_FUTURE, &d));
+    CHECK_CALL_OK(db, klevdb_compact_updates(db, FAR_FUTURE, &d));
     CHECK_DEL(d, 5, 5 * sz);
     CHECK_SURVIVOR_RANGE(db, 5, 10);
-    for (int i = 0; i < 5; i++) CHECK_I(offset_by_key(db, i), 5 + i);
+    for (int i = 0; i < 5; i++) CHECK_EQ(offset_by_key(db, i), 5 + i);
     klevdb_stat st = stat_of(db);
-    CHECK_I(st.messages, 5);
-    CHECK_I(st.size, 5 * sz + 16);
+    CHECK_EQ(st.messages, 5);
+    CHECK_EQ(st.size, 5 * sz + 16);
     close_store(&s);
   }
 }
@@ -461,12 +437,12 @@ static void t69_compact_updates_window(void) {
   CHECK_FIND_RANGE(db, KLEVDB_FIND_UPDATES, before, 0, 3);
   CHECK_FIND_RANGE(db, KLEVDB_FIND_UPDATES, before - 1, 0, 2);
   klevdb_deleted d = {-1, -1};
-  CHECK_OK(db, klevdb_compact_updates(db, before, &d));
+  CHECK_CALL_OK(db, klevdb_compact_updates(db, before, &d));
   CHECK_DEL(d, 3, 3 * sz);
   CHECK_SURVIVOR_RANGE(db, 3, 10);
-  for (int i = 0; i < 5; i++) CHECK_I(offset_by_key(db, i), 5 + i);
+  for (int i = 0; i < 5; i++) CHECK_EQ(offset_by_key(db, i), 5 + i);
   /* A window before the copies finds nothing (each key seen once). */
-  CHECK_OK(db, klevdb_compact_updates(db, T0 + 3599 * SEC, &d));
+  CHECK_CALL_OK(db, klevdb_compact_updates(db, T0 + 3599 * SEC, &d));
   CHECK_DEL(d, 0, 0);
   close_store(&s);
 }
@@ -481,7 +457,7 @@ static void t70_compact_updates_absent_keys(void) {
   pub(db, NULL, 2, VLEN, T0 + 2 * SEC);
   CHECK_FIND_RANGE(db, KLEVDB_FIND_UPDATES, FAR_FUTURE, 1, 2);
   klevdb_deleted d = {-1, -1};
-  CHECK_OK(db, klevdb_compact_updates(db, FAR_FUTURE, &d));
+  CHECK_CALL_OK(db, klevdb_compact_updates(db, FAR_FUTURE, &d));
   CHECK_DEL(d, 1, size_of(db, 0, VLEN));
   ivec exp = {0};
   iv_push(&exp, 0);
@@ -497,29 +473,29 @@ static void t71_72_trim_by_age(int times) {
   tstore s;
   klevdb *db = open_store(&s, 1, times, 0);
   int64_t sz = size_of(db, KLEN, VLEN);
-  CHECK_I(sz, 36 + KLEN + VLEN + (times ? 32 : 24));
+  CHECK_EQ(sz, 36 + KLEN + VLEN + (times ? 32 : 24));
   pub_gen_range(db, 0, 20);
   int64_t before = T0 + 10 * SEC - MS;  /* time(msg10) - 1 ms */
   if (times) {
     int64_t off = -100, t = 0;
-    CHECK_OK(db, klevdb_offset_by_time(db, before, &off, &t));
-    CHECK_I(off, 10);
-    CHECK_I(t, T0 + 10 * SEC);
+    CHECK_CALL_OK(db, klevdb_offset_by_time(db, before, &off, &t));
+    CHECK_EQ(off, 10);
+    CHECK_EQ(t, T0 + 10 * SEC);
   } else {
     int64_t off;
-    CHECK_RC(db, klevdb_offset_by_time(db, before, &off, NULL), KLEVDB_ENOINDEX);
+    CHECK_CALL(db, klevdb_offset_by_time(db, before, &off, NULL), KLEVDB_ENOINDEX);
   }
   CHECK_FIND_RANGE(db, KLEVDB_FIND_AGE, before, 0, 10);
   klevdb_deleted d = {-1, -1};
-  CHECK_OK(db, klevdb_trim_by_age(db, before, &d));
+  CHECK_CALL_OK(db, klevdb_trim_by_age(db, before, &d));
   CHECK_DEL(d, 10, 10 * sz);
-  CHECK_I(oldest(db), 10);
+  CHECK_EQ(oldest(db), 10);
   CHECK_SURVIVOR_RANGE(db, 10, 20);
   klevdb_stat st = stat_of(db);
-  CHECK_I(st.messages, 10);
-  CHECK_I(st.size, 10 * sz + 16);
+  CHECK_EQ(st.messages, 10);
+  CHECK_EQ(st.size, 10 * sz + 16);
   /* Again: nothing older is left. */
-  CHECK_OK(db, klevdb_trim_by_age(db, before, &d));
+  CHECK_CALL_OK(db, klevdb_trim_by_age(db, before, &d));
   CHECK_DEL(d, 0, 0);
   close_store(&s);
 }
@@ -532,30 +508,30 @@ static void t73_trim_by_age_all(void) {
   int64_t before = T0 + 19 * SEC + MS;  /* last time + 1 ms */
   CHECK_FIND_RANGE(db, KLEVDB_FIND_AGE, before, 0, 20);  /* in order */
   klevdb_deleted d = {-1, -1};
-  CHECK_OK(db, klevdb_trim_by_age(db, before, &d));
+  CHECK_CALL_OK(db, klevdb_trim_by_age(db, before, &d));
   CHECK_DEL(d, 20, 20 * sz);
   klevdb_batch b = KLEVDB_BATCH_INIT;
-  CHECK_OK(db, klevdb_consume(db, KLEVDB_OFFSET_OLDEST, 32, &b));
-  CHECK_I(b.next_offset, 20);
-  CHECK_I(b.len, 0);
+  CHECK_CALL_OK(db, klevdb_consume(db, KLEVDB_OFFSET_OLDEST, 32, &b));
+  CHECK_EQ(b.next_offset, 20);
+  CHECK_EQ(b.len, 0);
   klevdb_batch_free(&b);
   klevdb_stat st = stat_of(db);
-  CHECK_I(st.segments, 1);
-  CHECK_I(st.messages, 0);
-  CHECK_I(st.size, 16);
+  CHECK_EQ(st.segments, 1);
+  CHECK_EQ(st.messages, 0);
+  CHECK_EQ(st.size, 16);
   int64_t next = -1;
-  CHECK_OK(db, klevdb_next_offset(db, &next));
-  CHECK_I(next, 20);
+  CHECK_CALL_OK(db, klevdb_next_offset(db, &next));
+  CHECK_EQ(next, 20);
   /* No record at all: nothing to trim (Go fails here with "no time items"). */
-  CHECK_OK(db, klevdb_trim_by_age(db, before, &d));
-  CHECK_I(d.count, 0);
+  CHECK_CALL_OK(db, klevdb_trim_by_age(db, before, &d));
+  CHECK_EQ(d.count, 0);
   /* And publishing after a full trim continues at 20. */
-  CHECK_I(pub_gen(db, 20), 20);
+  CHECK_EQ(pub_gen(db, 20), 20);
   CHECK_SURVIVOR_RANGE(db, 20, 21);
   close_store(&s);
 }
 
-/* B2 (fixed in C): after the newest record is deleted the head is empty;
+/* differences D2 (fixed in C): after the newest record is deleted the head is empty;
 ** Go's OffsetByTime then fails and so does TrimByAge. Here it works. */
 static void tb2_trim_by_age_empty_head(void) {
   tstore s;
@@ -564,21 +540,21 @@ static void tb2_trim_by_age_empty_head(void) {
   pub_gen_range(db, 0, 20);
   int64_t last = 19;
   klevdb_deleted d = {-1, -1};
-  CHECK_OK(db, klevdb_delete(db, &last, 1, &d, NULL));
+  CHECK_CALL_OK(db, klevdb_delete(db, &last, 1, &d, NULL));
   CHECK_DEL(d, 1, sz);
-  CHECK_I(stat_of(db).segments, 2);  /* 0..18 and an empty head at 20 */
+  CHECK_EQ(stat_of(db).segments, 2);  /* 0..18 and an empty head at 20 */
   int64_t before = T0 + 5 * SEC - 1;
   CHECK_FIND_RANGE(db, KLEVDB_FIND_AGE, before, 0, 5);
-  CHECK_OK(db, klevdb_trim_by_age(db, before, &d));
+  CHECK_CALL_OK(db, klevdb_trim_by_age(db, before, &d));
   CHECK_DEL(d, 5, 5 * sz);
   CHECK_SURVIVOR_RANGE(db, 5, 19);
   /* Past every record: OffsetByTime says not found, the bound is next. */
-  CHECK_OK(db, klevdb_trim_by_age(db, FAR_FUTURE, &d));
+  CHECK_CALL_OK(db, klevdb_trim_by_age(db, FAR_FUTURE, &d));
   CHECK_DEL(d, 14, 14 * sz);
   klevdb_stat st = stat_of(db);
-  CHECK_I(st.segments, 1);
-  CHECK_I(st.messages, 0);
-  CHECK_I(st.size, 16);
+  CHECK_EQ(st.segments, 1);
+  CHECK_EQ(st.messages, 0);
+  CHECK_EQ(st.size, 16);
   close_store(&s);
 }
 
@@ -590,22 +566,22 @@ static void t74_trim_by_count(void) {
   int64_t sz = size_of(db, KLEN, VLEN);
   pub_gen_range(db, 0, 20);
   klevdb_deleted d = {-1, -1};
-  CHECK_RC(db, klevdb_trim_by_count(db, -1, &d), KLEVDB_EINVAL);
-  CHECK_OK(db, klevdb_trim_by_count(db, 21, &d));
+  CHECK_CALL(db, klevdb_trim_by_count(db, -1, &d), KLEVDB_EINVAL);
+  CHECK_CALL_OK(db, klevdb_trim_by_count(db, 21, &d));
   CHECK_DEL(d, 0, 0);
-  CHECK_OK(db, klevdb_trim_by_count(db, 20, &d));
+  CHECK_CALL_OK(db, klevdb_trim_by_count(db, 20, &d));
   CHECK_DEL(d, 0, 0);
   CHECK_FIND_RANGE(db, KLEVDB_FIND_COUNT, 10, 0, 10);
-  CHECK_OK(db, klevdb_trim_by_count(db, 10, &d));
+  CHECK_CALL_OK(db, klevdb_trim_by_count(db, 10, &d));
   CHECK_DEL(d, 10, 10 * sz);
   klevdb_stat st = stat_of(db);
-  CHECK_I(st.messages, 10);
-  CHECK_I(st.size, 10 * sz + 16);
-  CHECK_I(oldest(db), 10);
+  CHECK_EQ(st.messages, 10);
+  CHECK_EQ(st.size, 10 * sz + 16);
+  CHECK_EQ(oldest(db), 10);
   CHECK_SURVIVOR_RANGE(db, 10, 20);
-  CHECK_OK(db, klevdb_trim_by_count(db, 0, &d));
+  CHECK_CALL_OK(db, klevdb_trim_by_count(db, 0, &d));
   CHECK_DEL(d, 10, 10 * sz);
-  CHECK_I(stat_of(db).messages, 0);
+  CHECK_EQ(stat_of(db).messages, 0);
   close_store(&s);
 }
 
@@ -615,22 +591,22 @@ static void t75_trim_by_offset(void) {
   int64_t sz = size_of(db, KLEN, VLEN);
   pub_gen_range(db, 0, 20);
   klevdb_deleted d = {-1, -1};
-  CHECK_OK(db, klevdb_trim_by_offset(db, 0, &d));
+  CHECK_CALL_OK(db, klevdb_trim_by_offset(db, 0, &d));
   CHECK_DEL(d, 0, 0);
   CHECK_FIND_RANGE(db, KLEVDB_FIND_OFFSET, 10, 0, 10);
-  CHECK_OK(db, klevdb_trim_by_offset(db, 10, &d));
+  CHECK_CALL_OK(db, klevdb_trim_by_offset(db, 10, &d));
   CHECK_DEL(d, 10, 10 * sz);
-  CHECK_I(oldest(db), 10);
+  CHECK_EQ(oldest(db), 10);
   CHECK_SURVIVOR_RANGE(db, 10, 20);
-  CHECK_OK(db, klevdb_trim_by_offset(db, 10, &d));
+  CHECK_CALL_OK(db, klevdb_trim_by_offset(db, 10, &d));
   CHECK_DEL(d, 0, 0);
-  CHECK_OK(db, klevdb_trim_by_offset(db, 100, &d));
+  CHECK_CALL_OK(db, klevdb_trim_by_offset(db, 100, &d));
   CHECK_DEL(d, 10, 10 * sz);
   klevdb_stat st = stat_of(db);
-  CHECK_I(st.messages, 0);
-  CHECK_I(st.size, 16);
+  CHECK_EQ(st.messages, 0);
+  CHECK_EQ(st.size, 16);
   klevdb_batch b = KLEVDB_BATCH_INIT;
-  CHECK_RC(db, klevdb_get(db, KLEVDB_OFFSET_OLDEST, &b), KLEVDB_EINVALID_OFFSET);
+  CHECK_CALL(db, klevdb_get(db, KLEVDB_OFFSET_OLDEST, &b), KLEVDB_EINVALID_OFFSET);
   klevdb_batch_free(&b);
   close_store(&s);
 }
@@ -641,22 +617,22 @@ static void t76_trim_by_offset_special(void) {
   int64_t sz = size_of(db, KLEN, VLEN);
   pub_gen_range(db, 0, 20);
   klevdb_deleted d = {-1, -1};
-  CHECK_OK(db, klevdb_trim_by_offset(db, KLEVDB_OFFSET_OLDEST, &d));
+  CHECK_CALL_OK(db, klevdb_trim_by_offset(db, KLEVDB_OFFSET_OLDEST, &d));
   CHECK_DEL(d, 0, 0);
   /* Other negative offsets (not Newest) bound the scan below 0. */
-  CHECK_OK(db, klevdb_trim_by_offset(db, KLEVDB_OFFSET_INVALID, &d));
+  CHECK_CALL_OK(db, klevdb_trim_by_offset(db, KLEVDB_OFFSET_INVALID, &d));
   CHECK_DEL(d, 0, 0);
-  CHECK_OK(db, klevdb_trim_by_offset(db, -100, &d));
+  CHECK_CALL_OK(db, klevdb_trim_by_offset(db, -100, &d));
   CHECK_DEL(d, 0, 0);
   CHECK_FIND_RANGE(db, KLEVDB_FIND_OFFSET, KLEVDB_OFFSET_NEWEST, 0, 20);
-  CHECK_OK(db, klevdb_trim_by_offset(db, KLEVDB_OFFSET_NEWEST, &d));
+  CHECK_CALL_OK(db, klevdb_trim_by_offset(db, KLEVDB_OFFSET_NEWEST, &d));
   CHECK_DEL(d, 20, 20 * sz);
   klevdb_batch b = KLEVDB_BATCH_INIT;
-  CHECK_RC(db, klevdb_get(db, KLEVDB_OFFSET_OLDEST, &b), KLEVDB_EINVALID_OFFSET);
+  CHECK_CALL(db, klevdb_get(db, KLEVDB_OFFSET_OLDEST, &b), KLEVDB_EINVALID_OFFSET);
   klevdb_batch_free(&b);
   int64_t next = -1;
-  CHECK_OK(db, klevdb_next_offset(db, &next));
-  CHECK_I(next, 20);
+  CHECK_CALL_OK(db, klevdb_next_offset(db, &next));
+  CHECK_EQ(next, 20);
   close_store(&s);
 }
 
@@ -665,23 +641,23 @@ static void t77_trim_by_size(void) {
   klevdb *db = open_store(&s, 1, 1, 0);
   int64_t sz = size_of(db, KLEN, VLEN);
   pub_gen_range(db, 0, 20);
-  CHECK_I(stat_of(db).size, 20 * sz + 16);
+  CHECK_EQ(stat_of(db).size, 20 * sz + 16);
   klevdb_deleted d = {-1, -1};
-  CHECK_RC(db, klevdb_trim_by_size(db, -1, &d), KLEVDB_EINVAL);
-  CHECK_OK(db, klevdb_trim_by_size(db, 21 * sz, &d));
+  CHECK_CALL(db, klevdb_trim_by_size(db, -1, &d), KLEVDB_EINVAL);
+  CHECK_CALL_OK(db, klevdb_trim_by_size(db, 21 * sz, &d));
   CHECK_DEL(d, 0, 0);
   CHECK_FIND_RANGE(db, KLEVDB_FIND_SIZE, 11 * sz, 0, 10);
-  CHECK_OK(db, klevdb_trim_by_size(db, 11 * sz, &d));
+  CHECK_CALL_OK(db, klevdb_trim_by_size(db, 11 * sz, &d));
   CHECK_DEL(d, 10, 10 * sz);
-  CHECK_I(stat_of(db).size, 10 * sz + 16);
-  CHECK_I(oldest(db), 10);
+  CHECK_EQ(stat_of(db).size, 10 * sz + 16);
+  CHECK_EQ(oldest(db), 10);
   CHECK_SURVIVOR_RANGE(db, 10, 20);
   /* Size == max exactly: at least one record goes (removes until below). */
-  CHECK_OK(db, klevdb_trim_by_size(db, 10 * sz + 16, &d));
+  CHECK_CALL_OK(db, klevdb_trim_by_size(db, 10 * sz + 16, &d));
   CHECK_DEL(d, 1, sz);
   CHECK_SURVIVOR_RANGE(db, 11, 20);
   /* One byte above the size: nothing. */
-  CHECK_OK(db, klevdb_trim_by_size(db, 9 * sz + 17, &d));
+  CHECK_CALL_OK(db, klevdb_trim_by_size(db, 9 * sz + 17, &d));
   CHECK_DEL(d, 0, 0);
   close_store(&s);
 }
@@ -689,7 +665,7 @@ static void t77_trim_by_size(void) {
 /* ---- several segments ---- */
 
 /* V2 rollover at 5 records: after 5 the log is 8 + 5*174 > 870 bytes, so
-** the 6th publish starts a new segment (spec 4.2). */
+** the 6th publish starts a new segment (docs/files.md, rollover). */
 #define REC (36 + KLEN + VLEN)
 #define ROLL5 (5 * REC)
 
@@ -699,23 +675,23 @@ static void tms_trim_by_count(void) {
   int64_t sz = size_of(db, KLEN, VLEN);
   pub_gen_range(db, 0, 50);
   klevdb_stat st = stat_of(db);
-  CHECK_I(st.segments, 10);
-  CHECK_I(st.messages, 50);
-  CHECK_I(st.size, 50 * sz + 10 * 16);
+  CHECK_EQ(st.segments, 10);
+  CHECK_EQ(st.messages, 50);
+  CHECK_EQ(st.size, 50 * sz + 10 * 16);
   CHECK_FIND_RANGE(db, KLEVDB_FIND_COUNT, 17, 0, 33);
   klevdb_deleted d = {-1, -1};
-  CHECK_OK(db, klevdb_trim_by_count(db, 17, &d));
+  CHECK_CALL_OK(db, klevdb_trim_by_count(db, 17, &d));
   CHECK_DEL(d, 33, 33 * sz);
   CHECK_SURVIVOR_RANGE(db, 33, 50);
   st = stat_of(db);
   /* Segments 0..25 gone, 30..34 rewritten to base 33, 35, 40, 45 kept. */
-  CHECK_I(st.segments, 4);
-  CHECK_I(st.messages, 17);
-  CHECK_I(st.size, 17 * sz + 4 * 16);
-  CHECK_I(oldest(db), 33);
+  CHECK_EQ(st.segments, 4);
+  CHECK_EQ(st.messages, 17);
+  CHECK_EQ(st.size, 17 * sz + 4 * 16);
+  CHECK_EQ(oldest(db), 33);
   klevdb_batch b = KLEVDB_BATCH_INIT;
-  CHECK_RC(db, klevdb_get(db, 32, &b), KLEVDB_ENOTFOUND);
-  CHECK_OK(db, klevdb_get(db, 33, &b));
+  CHECK_CALL(db, klevdb_get(db, 32, &b), KLEVDB_ENOTFOUND);
+  CHECK_CALL_OK(db, klevdb_get(db, 33, &b));
   klevdb_batch_free(&b);
   close_store(&s);
 }
@@ -727,38 +703,38 @@ static void tms_trim_by_age(void) {
   pub_gen_range(db, 0, 50);
   int64_t before = T0 + 23 * SEC - MS;
   int64_t off = -100;
-  CHECK_OK(db, klevdb_offset_by_time(db, before, &off, NULL));
-  CHECK_I(off, 23);
+  CHECK_CALL_OK(db, klevdb_offset_by_time(db, before, &off, NULL));
+  CHECK_EQ(off, 23);
   CHECK_FIND_RANGE(db, KLEVDB_FIND_AGE, before, 0, 23);
   klevdb_deleted d = {-1, -1};
-  CHECK_OK(db, klevdb_trim_by_age(db, before, &d));
+  CHECK_CALL_OK(db, klevdb_trim_by_age(db, before, &d));
   CHECK_DEL(d, 23, 23 * sz);
   CHECK_SURVIVOR_RANGE(db, 23, 50);
   klevdb_stat st = stat_of(db);
-  CHECK_I(st.segments, 6);
-  CHECK_I(st.messages, 27);
-  CHECK_I(st.size, 27 * sz + 6 * 16);
+  CHECK_EQ(st.segments, 6);
+  CHECK_EQ(st.messages, 27);
+  CHECK_EQ(st.size, 27 * sz + 6 * 16);
   /* A bound on a segment boundary (msg 30 starts a segment). */
   before = T0 + 30 * SEC - 1;
   CHECK_FIND_RANGE(db, KLEVDB_FIND_AGE, before, 23, 30);
-  CHECK_OK(db, klevdb_trim_by_age(db, before, &d));
+  CHECK_CALL_OK(db, klevdb_trim_by_age(db, before, &d));
   CHECK_DEL(d, 7, 7 * sz);
   CHECK_SURVIVOR_RANGE(db, 30, 50);
-  CHECK_I(stat_of(db).segments, 4);
+  CHECK_EQ(stat_of(db).segments, 4);
   /* Everything, including the head: one empty head at the old next. */
-  CHECK_OK(db, klevdb_trim_by_age(db, FAR_FUTURE, &d));
+  CHECK_CALL_OK(db, klevdb_trim_by_age(db, FAR_FUTURE, &d));
   CHECK_DEL(d, 20, 20 * sz);
   st = stat_of(db);
-  CHECK_I(st.segments, 1);
-  CHECK_I(st.messages, 0);
-  CHECK_I(st.size, 16);
+  CHECK_EQ(st.segments, 1);
+  CHECK_EQ(st.messages, 0);
+  CHECK_EQ(st.size, 16);
   int64_t next = -1;
-  CHECK_OK(db, klevdb_next_offset(db, &next));
-  CHECK_I(next, 50);
+  CHECK_CALL_OK(db, klevdb_next_offset(db, &next));
+  CHECK_EQ(next, 50);
   close_store(&s);
 }
 
-/* B28: FindBySize subtracts Size() per record but Stat counts 16 header
+/* differences D22: FindBySize subtracts Size() per record but Stat counts 16 header
 ** bytes per segment; with 10 segments that is 160 extra bytes. */
 static void tms_trim_by_size(void) {
   tstore s;
@@ -766,15 +742,15 @@ static void tms_trim_by_size(void) {
   int64_t sz = size_of(db, KLEN, VLEN);
   pub_gen_range(db, 0, 50);
   /* Remove k while (50-k)*sz + 160 >= 20*sz: k = 31 for sz = 206. */
-  CHECK_I(sz, 206);
+  CHECK_EQ(sz, 206);
   CHECK_FIND_RANGE(db, KLEVDB_FIND_SIZE, 20 * sz, 0, 31);
   klevdb_deleted d = {-1, -1};
-  CHECK_OK(db, klevdb_trim_by_size(db, 20 * sz, &d));
+  CHECK_CALL_OK(db, klevdb_trim_by_size(db, 20 * sz, &d));
   CHECK_DEL(d, 31, 31 * sz);
   CHECK_SURVIVOR_RANGE(db, 31, 50);
   klevdb_stat st = stat_of(db);
-  CHECK_I(st.segments, 4);
-  CHECK_I(st.size, 19 * sz + 4 * 16);
+  CHECK_EQ(st.segments, 4);
+  CHECK_EQ(st.size, 19 * sz + 4 * 16);
   close_store(&s);
 }
 
@@ -796,7 +772,7 @@ static void tms_compact_updates_gaps(void) {
   CHECK_FIND(db, KLEVDB_FIND_UPDATES, FAR_FUTURE, exp);
   iv_free(&exp);
   klevdb_deleted d = {-1, -1};
-  CHECK_OK(db, klevdb_compact_updates(db, FAR_FUTURE, &d));
+  CHECK_CALL_OK(db, klevdb_compact_updates(db, FAR_FUTURE, &d));
   CHECK_DEL(d, 14, 14 * sz);
   for (int i = 1; i < 30; i += 2) {
     iv_push(&exp, i);
@@ -805,18 +781,18 @@ static void tms_compact_updates_gaps(void) {
   CHECK_SURVIVORS(db, exp);
   iv_free(&exp);
   klevdb_stat st = stat_of(db);
-  CHECK_I(st.segments, 6);
-  CHECK_I(st.messages, 16);
-  CHECK_I(st.size, 16 * sz + 6 * 16);
+  CHECK_EQ(st.segments, 6);
+  CHECK_EQ(st.messages, 16);
+  CHECK_EQ(st.size, 16 * sz + 6 * 16);
   /* Now a trim over the gaps: the 5 oldest survivors 1,3,5,7,9. */
-  CHECK_OK(db, klevdb_trim_by_count(db, 11, &d));
+  CHECK_CALL_OK(db, klevdb_trim_by_count(db, 11, &d));
   CHECK_DEL(d, 5, 5 * sz);
-  CHECK_I(oldest(db), 11);
-  CHECK_I(stat_of(db).messages, 11);
+  CHECK_EQ(oldest(db), 11);
+  CHECK_EQ(stat_of(db).messages, 11);
   close_store(&s);
 }
 
-/* ---- FindByAge ties and batch boundaries (spec 8.2) ---- */
+/* ---- FindByAge ties and batch boundaries (as Go's finders) ---- */
 
 static void tie_single_segment(void) {
   char key[KLEN + 1];
@@ -832,11 +808,11 @@ static void tie_single_segment(void) {
       pub(db, key, i, VLEN, T0 + (i < 10 ? i : 10) * SEC);
     }
     int64_t before = T0 + 10 * SEC, off = -100;
-    CHECK_OK(db, klevdb_offset_by_time(db, before, &off, NULL));
-    CHECK_I(off, 10);
+    CHECK_CALL_OK(db, klevdb_offset_by_time(db, before, &off, NULL));
+    CHECK_EQ(off, 10);
     CHECK_FIND_RANGE(db, KLEVDB_FIND_AGE, before, 0, 32);
     klevdb_deleted d = {-1, -1};
-    CHECK_OK(db, klevdb_trim_by_age(db, before, &d));
+    CHECK_CALL_OK(db, klevdb_trim_by_age(db, before, &d));
     CHECK_DEL(d, 32, 32 * sz);
     CHECK_SURVIVOR_RANGE(db, 32, 100);
     /* Now the bound is 32 (the first record, rewritten index): one batch,
@@ -894,18 +870,18 @@ static void tie_multi_segment(void) {
     gen_key(key, i);
     pub(db, key, i, VLEN, T0);
   }
-  CHECK_I(stat_of(db).segments, 4);
+  CHECK_EQ(stat_of(db).segments, 4);
   int64_t off = -100;
-  CHECK_OK(db, klevdb_offset_by_time(db, T0, &off, NULL));
+  CHECK_CALL_OK(db, klevdb_offset_by_time(db, T0, &off, NULL));
   /* Go walks segments newest first and stops at the first one whose first
-  ** timestamp equals the target: offset 15, not 0 (spec 5.8 step 2). */
-  CHECK_I(off, 15);
+  ** timestamp equals the target: offset 15, not 0 (as Go's GetByTime). */
+  CHECK_EQ(off, 15);
   /* Scan until the cursor reaches the bound, whole segments at a time. */
   int64_t end = off <= 0 ? 5 : (off + 4) / 5 * 5;
   CHECK_FIND_RANGE(db, KLEVDB_FIND_AGE, T0, 0, end);
   klevdb_deleted d = {-1, -1};
-  CHECK_OK(db, klevdb_trim_by_age(db, T0, &d));
-  CHECK_I(d.count, end);
+  CHECK_CALL_OK(db, klevdb_trim_by_age(db, T0, &d));
+  CHECK_EQ(d.count, end);
   CHECK_SURVIVOR_RANGE(db, end, 20);
   close_store(&s);
 }
@@ -937,14 +913,14 @@ static void t_many_keys(void) {
   CHECK_FIND(db, KLEVDB_FIND_DELETES, FAR_FUTURE, exp);
   iv_free(&exp);
   klevdb_deleted d = {-1, -1};
-  CHECK_OK(db, klevdb_compact_updates(db, FAR_FUTURE, &d));
+  CHECK_CALL_OK(db, klevdb_compact_updates(db, FAR_FUTURE, &d));
   CHECK_DEL(d, 500, want);
-  CHECK_I(stat_of(db).messages, 1000);
+  CHECK_EQ(stat_of(db).messages, 1000);
   for (int i = 0; i < 1000; i++) {
     int64_t off = -100;
-    CHECK_OK(db, klevdb_offset_by_key(db, keys[i], strlen(keys[i]), &off));
+    CHECK_CALL_OK(db, klevdb_offset_by_key(db, keys[i], strlen(keys[i]), &off));
     if (off != (i % 2 ? 1000 + i / 2 : i)) {
-      CHECK_I(off, i % 2 ? 1000 + i / 2 : i);
+      CHECK_EQ(off, i % 2 ? 1000 + i / 2 : i);
       break;
     }
   }
@@ -961,23 +937,23 @@ static void t_readonly(void) {
   tstore s;
   klevdb *db = open_store(&s, 1, 1, 0);
   pub_gen_range(db, 0, 10);
-  CHECK_OK(db, klevdb_close(db));
+  CHECK_CALL_OK(db, klevdb_close(db));
   klevdb_options o = {0};
   o.key_index = 1;
   o.time_index = 1;
   o.readonly = 1;
   klevdb_error e;
   db = NULL;
-  CHECK_OK(NULL, klevdb_open(s.dir, &o, &db, &e));
+  CHECK_CALL_OK(NULL, klevdb_open(s.dir, &o, &db, &e));
   s.db = db;
   if (!db) return;
   CHECK_FIND_RANGE(db, KLEVDB_FIND_COUNT, 5, 0, 5);
   klevdb_deleted d = {-1, -1};
-  CHECK_OK(db, klevdb_trim_by_count(db, 10, &d));
+  CHECK_CALL_OK(db, klevdb_trim_by_count(db, 10, &d));
   CHECK_DEL(d, 0, 0);
-  CHECK_RC(db, klevdb_trim_by_count(db, 5, &d), KLEVDB_EREADONLY);
+  CHECK_CALL(db, klevdb_trim_by_count(db, 5, &d), KLEVDB_EREADONLY);
   CHECK_DEL(d, 0, 0);
-  CHECK_I(stat_of(db).messages, 10);
+  CHECK_EQ(stat_of(db).messages, 10);
   close_store(&s);
 }
 
@@ -989,13 +965,13 @@ static void t_args(void) {
   pub_gen_range(db, 0, 3);
   int64_t *o = NULL;
   size_t n = 0;
-  CHECK_RC(db, klevdb_find_offsets(db, (klevdb_find)99, 0, &o, &n), KLEVDB_EINVAL);
-  CHECK_RC(db, klevdb_find_offsets(db, KLEVDB_FIND_COUNT, -1, &o, &n), KLEVDB_EINVAL);
-  CHECK_RC(db, klevdb_find_offsets(db, KLEVDB_FIND_SIZE, -5, &o, &n), KLEVDB_EINVAL);
-  CHECK_RC(db, klevdb_find_offsets(db, KLEVDB_FIND_AGE, 0, NULL, &n), KLEVDB_EINVAL);
+  CHECK_CALL(db, klevdb_find_offsets(db, (klevdb_find)99, 0, &o, &n), KLEVDB_EINVAL);
+  CHECK_CALL(db, klevdb_find_offsets(db, KLEVDB_FIND_COUNT, -1, &o, &n), KLEVDB_EINVAL);
+  CHECK_CALL(db, klevdb_find_offsets(db, KLEVDB_FIND_SIZE, -5, &o, &n), KLEVDB_EINVAL);
+  CHECK_CALL(db, klevdb_find_offsets(db, KLEVDB_FIND_AGE, 0, NULL, &n), KLEVDB_EINVAL);
   CHECK(o == NULL);
   /* A NULL result pointer is allowed for the trims. */
-  CHECK_OK(db, klevdb_trim_by_count(db, 1, NULL));
+  CHECK_CALL_OK(db, klevdb_trim_by_count(db, 1, NULL));
   CHECK_SURVIVOR_RANGE(db, 2, 3);
   close_store(&s);
 }
@@ -1026,6 +1002,6 @@ int main(void) {
   t_many_keys();
   t_readonly();
   t_args();
-  printf("retention: %d checks, %d failed\n", n_checks, n_failed);
-  return n_failed ? 1 : 0;
+  chk_name = "retention";
+  return check_done();
 }

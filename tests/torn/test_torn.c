@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "klevdb.h"
+#include "../check.h"
 
 #define NMSG 30
 #define MAXSEG 16
@@ -682,7 +683,6 @@ static const char *step_name[S_N] = {"read-only", "check", "read-write", "recove
 
 static int counts[2][C_N][S_N][R_N];
 static int cases[2][C_N];
-static long nchecks, nfailed;
 static int verbose, timeout_s = 20;
 static char *workdir;
 
@@ -822,7 +822,7 @@ static void run_case(int iv, const image_t *img, const damage_t *d) {
     int st;
     while (waitpid(pid, &st, 0) < 0)
       if (errno != EINTR) die("waitpid");
-    nchecks++;
+    chk_total++;
     int res = -1;
     char what[WHY_CAP + 64] = "";
     if (WIFSIGNALED(st)) {
@@ -841,10 +841,10 @@ static void run_case(int iv, const image_t *img, const damage_t *d) {
       if (errline) note_error(errline);
       continue;
     }
-    nfailed++;
+    chk_failed++;
     char dd[512];
     describe(dd, sizeof(dd), img, d);
-    if (verbose || nfailed <= 40) printf("FAIL [%s] %s\n     -> %s\n", step_name[step], dd, what);
+    if (verbose || chk_failed <= 40) printf("FAIL [%s] %s\n     -> %s\n", step_name[step], dd, what);
     note_failure(step_name[step], img, d->cat, what, dd);
   }
 }
@@ -1004,7 +1004,8 @@ int main(int argc, char **argv) {
       printf("  %4d  %s\n        e.g. %s\n", fails[i].n, fails[i].text, fails[i].example);
   }
   printf("(%.1f s)\n", secs);
-  printf("test_torn: %ld checks, %ld failed\n", nchecks, nfailed);
+  chk_name = "test_torn";
+  int status = check_done();
 
   for (int iv = 0; iv < 2; iv++)
     for (int i = 0; i < imgs[iv].nfiles; i++) free(imgs[iv].files[i].data);
@@ -1016,5 +1017,5 @@ int main(int argc, char **argv) {
   snprintf(p, sizeof(p), "%s/pristine-v1", root);
   rm_dir(p);
   rmdir(root);
-  return nfailed ? 1 : 0;
+  return status;
 }

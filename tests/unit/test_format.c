@@ -1,11 +1,11 @@
 /*
 ** test_format.c - unit tests of the on-disk formats: CRC-32C, log records
 ** and version detection (message.c), index headers, items and the item
-** searches (index.c), against spec sections 2, 3, 5.0 and Appendix A.
+** searches (index.c), against docs/format.md and its worked example.
 */
 #include <stdlib.h>
 
-#include "check.h"
+#include "../check.h"
 #include "kdb.h"
 
 uint32_t crc32c_sw(uint32_t, const void *, size_t);
@@ -34,7 +34,7 @@ static uint64_t rnd(void) {
   return rng_state = x;
 }
 
-/* Appendix A. */
+/* docs/format.md, a worked example. */
 #define A_TIME INT64_C(1672531200000000)
 static const char A_V2_LOG[] =
     "ff 6b 6c 65 76 73 01 00"
@@ -61,7 +61,7 @@ static void test_crc(void) {
   CHECK_EQ_HEX(crc32c(0, s, 9), 0xE3069283);
   CHECK_EQ_HEX(crc32c_sw(0, s, 9), 0xE3069283);
   CHECK_EQ_HEX(crc32c(0, s, 0), 0);
-  CHECK_EQ_HEX(crc32c(0, "k1v1", 4), 0x803bb193); /* Appendix A V1 */
+  CHECK_EQ_HEX(crc32c(0, "k1v1", 4), 0x803bb193); /* docs/format.md, worked example, V1 */
 
   /* Chaining at every split point. */
   int bad = 0;
@@ -133,9 +133,9 @@ static void test_rec_decode(void) {
   uint8_t b[256];
   klevdb_msg m;
   int64_t len = 0;
-  klevdb_error e = {0, ""};
+  klevdb_error e = {0};
 
-  /* V2, Appendix A. */
+  /* V2, docs/format.md worked example. */
   size_t n = unhex(A_V2_LOG, b);
   memset(&m, 0, sizeof m);
   CHECK_EQ_INT(rec_decode(FMT_V2, b + 8, (int64_t)n - 8, true, &m, &len, &e), 1);
@@ -146,7 +146,7 @@ static void test_rec_decode(void) {
   CHECK_MEM(m.value, m.value_len, "v1", 2);
   CHECK(m.key == b + 8 + 28);
 
-  /* V1, Appendix A. */
+  /* V1, docs/format.md worked example. */
   n = unhex(A_V1_LOG, b);
   memset(&m, 0, sizeof m);
   CHECK_EQ_INT(rec_decode(FMT_V1, b, (int64_t)n, true, &m, &len, &e), 1);
@@ -199,7 +199,7 @@ static void test_rec_decode(void) {
   do {                                                                      \
     klevdb_msg m_;                                                          \
     int64_t l_ = -7;                                                        \
-    klevdb_error e_ = {0, ""};                                              \
+    klevdb_error e_ = {0};                                              \
     CHECK_EQ_INT(rec_decode(ver, p, avail, verify, &m_, &l_, &e_), -1);     \
     CHECK_EQ_INT(e_.code, KLEVDB_ECORRUPT_LOG);                             \
     CHECK_STR_HAS(e_.msg, text);                                            \
@@ -287,7 +287,7 @@ static void test_rec_errors(void) {
 
 #define LOG_DETECT_ERR(hdr, size, base, text)                               \
   do {                                                                      \
-    klevdb_error e_ = {0, ""};                                              \
+    klevdb_error e_ = {0};                                              \
     int v_ = -1;                                                            \
     CHECK_EQ_INT(log_detect((const uint8_t *)(hdr), size, base, &v_, &e_),  \
                  KLEVDB_ECORRUPT_LOG);                                      \
@@ -298,7 +298,7 @@ static void test_rec_errors(void) {
 static void test_log_detect(void) {
   uint8_t h[8] = {0};
   int ver = -1;
-  klevdb_error e = {0, ""};
+  klevdb_error e = {0};
 
   CHECK_EQ_INT(log_detect(h, 0, 0, &ver, &e), KLEVDB_OK);
   CHECK_EQ_INT(ver, FMT_V1);
@@ -348,7 +348,7 @@ static void test_log_detect(void) {
 
 #define INDEX_DETECT_ERR(hdr, size, base, params, text)                     \
   do {                                                                      \
-    klevdb_error e_ = {0, ""};                                              \
+    klevdb_error e_ = {0};                                              \
     int v_ = -1;                                                            \
     int64_t ds_ = -1;                                                       \
     CHECK_EQ_INT(index_detect((const uint8_t *)(hdr), size, base, params,   \
@@ -363,7 +363,7 @@ static void test_index_detect(void) {
   uint8_t want[64], h[8];
   int ver = -1;
   int64_t ds = -1;
-  klevdb_error e = {0, ""};
+  klevdb_error e = {0};
   size_t n = unhex(A_V2_INDEX, want);
   CHECK_EQ_INT(n, 40);
 
@@ -645,5 +645,6 @@ int main(void) {
   test_items_seek();
   test_items_find();
   test_items_time();
-  return check_done("test_format");
+  chk_name = "test_format";
+  return check_done();
 }
