@@ -12,16 +12,18 @@
 enum {
   ARG_DIR, ARG_KEY_INDEX, ARG_TIME_INDEX, ARG_ROLLOVER, ARG_AUTO_SYNC,
   ARG_READONLY, ARG_CREATE_DIRS, ARG_CHECK, ARG_RECOVER, ARG_FORMAT,
-  ARG_KEY, ARG_VALUE, ARG_TRIGGERS, ARG_PREALLOCATE, ARG_COUNT
+  ARG_KEY, ARG_VALUE, ARG_TRIGGERS, ARG_PREALLOCATE, ARG_MAX_AGE, ARG_MAX_BYTES,
+  ARG_MAX_COUNT, ARG_KEEP_UNCONSUMED, ARG_COUNT
 };
 static const char *const arg_names[ARG_COUNT] = {
   "dir", "key_index", "time_index", "rollover", "auto_sync", "readonly",
   "create_dirs", "check", "recover", "format", "key", "value", "triggers",
-  "preallocate"
+  "preallocate", "max_age", "max_bytes", "max_count", "keep_unconsumed"
 };
 #define ARG_LIST "dir, key_index, time_index, rollover, auto_sync, " \
                  "readonly, create_dirs, check, recover, format, key, value, " \
-                 "triggers, preallocate"
+                 "triggers, preallocate, max_age, max_bytes, max_count, " \
+                 "keep_unconsumed"
 
 static const char *const codec_names[] = {
   "blob", "text", "integer", "json", "string", "stringopt"
@@ -50,6 +52,31 @@ static int parse_bool(const char *s) {
   for (int i = 0; i < 4; i++) {
     if (sqlite3_stricmp(s, yes[i]) == 0) return 1;
     if (sqlite3_stricmp(s, no[i]) == 0) return 0;
+  }
+  return -1;
+}
+
+/* A duration: a whole number with a unit (d, h, m, s, ms, us), or bare
+** microseconds as the table's times are. Returns 0 and sets *out (> 0),
+** or -1. */
+static int parse_duration(const char *s, int64_t *out) {
+  static const struct { const char *suffix; int64_t us; } units[] = {
+    {"", 1}, {"us", 1}, {"ms", 1000}, {"s", 1000000}, {"m", 60000000},
+    {"h", 3600000000LL}, {"d", 86400000000LL},
+  };
+  uint64_t n = 0;
+  const char *p = s;
+  if (*p < '0' || *p > '9') return -1;
+  for (; *p >= '0' && *p <= '9'; p++) {
+    if (n > ((uint64_t)INT64_MAX - 9) / 10) return -1;
+    n = n * 10 + (uint64_t)(*p - '0');
+  }
+  while (is_space(*p)) p++;
+  for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+    if (sqlite3_stricmp(p, units[i].suffix) != 0) continue;
+    if (n == 0 || n > (uint64_t)INT64_MAX / (uint64_t)units[i].us) return -1;
+    *out = (int64_t)n * units[i].us;
+    return 0;
   }
   return -1;
 }
@@ -131,6 +158,31 @@ static int apply_arg(int which, const char *v, kvt_args *out, char **dir,
     out->opts.rollover = (int64_t)n;
     return SQLITE_OK;
   }
+  case ARG_MAX_AGE:
+    if (parse_duration(v, &out->max_age) != 0)
+      return fail(msg, sqlite3_mprintf("klevdb: argument max_age: bad duration '%s' (a whole "
+                                       "number > 0 with d, h, m, s or ms, as in '7d', or "
+                                       "microseconds)", v));
+    return SQLITE_OK;
+  case ARG_MAX_BYTES: {
+    int64_t n;
+    if (klevdb_parse_size(v, strlen(v), &n) != 0 || n == 0)
+      return fail(msg, sqlite3_mprintf("klevdb: argument max_bytes: bad size '%s' (bytes > 0, "
+                                       "or a number with KB, MB or GB)", v));
+    out->max_bytes = n;
+    return SQLITE_OK;
+  }
+  case ARG_MAX_COUNT: {
+    uint64_t n = 0;
+    const char *p = v;
+    for (; *p >= '0' && *p <= '9' && n <= (uint64_t)INT64_MAX / 10; p++)
+      n = n * 10 + (uint64_t)(*p - '0');
+    if (*p || p == v || n == 0 || n > (uint64_t)INT64_MAX)
+      return fail(msg, sqlite3_mprintf("klevdb: argument max_count: '%s' is not a whole "
+                                       "number of messages > 0", v));
+    out->max_count = (int64_t)n;
+    return SQLITE_OK;
+  }
   case ARG_FORMAT:
     if (sqlite3_stricmp(v, "v1") == 0) out->opts.new_segments_version = KLEVDB_V1;
     else if (sqlite3_stricmp(v, "v2") == 0) out->opts.new_segments_version = KLEVDB_V2;
@@ -169,6 +221,7 @@ static int apply_arg(int which, const char *v, kvt_args *out, char **dir,
   case ARG_RECOVER: out->opts.recover = b; break;
   case ARG_TRIGGERS: out->triggers = b; break;
   case ARG_PREALLOCATE: out->opts.preallocate = b; break;
+  case ARG_KEEP_UNCONSUMED: out->keep_unconsumed = b; break;
   default: break;
   }
   return SQLITE_OK;

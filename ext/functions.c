@@ -132,35 +132,44 @@ static char *find_schema(sqlite3 *db, const char *name, int *rc) {
   return found;
 }
 
-/* The table named by argument v ("name" or "schema.name", quoted as SQL
-** quotes identifiers, or not), or NULL with the error set. */
-static kvt_vtab *table_arg(sqlite3_context *ctx, const char *fn, sqlite3_value *v) {
-  if (sqlite3_value_type(v) != SQLITE_TEXT) {
-    fn_error(ctx, SQLITE_MISMATCH, "klevdb: %s: table must be a TEXT table name", fn);
-    return NULL;
-  }
+/* Sets *err ("klevdb: ...") and *rc; returns NULL. */
+static kvt_vtab *named_fail(int *rc, char **err, int code, char *msg) {
+  *rc = msg ? code : SQLITE_NOMEM;
+  *err = msg;
+  return NULL;
+}
+
+kvt_vtab *kvt_table_named(sqlite3 *db, kvt_conn *c, const char *fn, sqlite3_value *v, int *rc,
+                          char **err) {
+  *rc = SQLITE_OK;
+  *err = NULL;
+  if (sqlite3_value_type(v) != SQLITE_TEXT)
+    return named_fail(rc, err, SQLITE_MISMATCH,
+                      sqlite3_mprintf("klevdb: %s: table must be a TEXT table name", fn));
   const char *arg = (const char *)sqlite3_value_text(v);
-  sqlite3 *db = sqlite3_context_db_handle(ctx);
-  kvt_conn *c = sqlite3_user_data(ctx);
   kvt_vtab *vt = NULL;
   char *a = NULL, *b = NULL, *schema = NULL, *name = NULL;
-  int rc = SQLITE_OK;
+  int r = SQLITE_OK;
   const char *p = arg ? ident(arg, &a) : NULL;
   bool dotted = p && *p == '.';
   if (dotted) p = ident(p + 1, &b);
   if (!p || *p || !a || (dotted && !b)) {
-    fn_error(ctx, SQLITE_ERROR, "klevdb: %s: '%s' is not a table name (name or schema.name; "
-             "quote a name with a '.' in it: '\"a.b\"')", fn, arg ? arg : "");
+    named_fail(rc, err, SQLITE_ERROR,
+               sqlite3_mprintf("klevdb: %s: '%s' is not a table name (name or schema.name; "
+                               "quote a name with a '.' in it: '\"a.b\"')", fn, arg ? arg : ""));
     goto out;
   }
   if (dotted) schema = a;
   name = dotted ? b : a;
   if (!schema) {
-    schema = find_schema(db, name, &rc);
+    schema = find_schema(db, name, &r);
     if (!schema) {
-      if (rc == SQLITE_NOMEM) sqlite3_result_error_nomem(ctx);
-      else if (rc != SQLITE_OK) fn_error(ctx, rc, "klevdb: %s: %s", fn, sqlite3_errmsg(db));
-      else fn_error(ctx, SQLITE_ERROR, "klevdb: %s: no table named '%s'", fn, name);
+      if (r == SQLITE_NOMEM) named_fail(rc, err, SQLITE_NOMEM, NULL);
+      else if (r != SQLITE_OK)
+        named_fail(rc, err, r, sqlite3_mprintf("klevdb: %s: %s", fn, sqlite3_errmsg(db)));
+      else
+        named_fail(rc, err, SQLITE_ERROR,
+                   sqlite3_mprintf("klevdb: %s: no table named '%s'", fn, name));
       goto out;
     }
   }
@@ -171,30 +180,48 @@ static kvt_vtab *table_arg(sqlite3_context *ctx, const char *fn, sqlite3_value *
     char *sql = sqlite3_mprintf("SELECT 1 FROM \"%w\".\"%w\" LIMIT 0", schema, name);
     sqlite3_stmt *st = NULL;
     if (!sql) {
-      sqlite3_result_error_nomem(ctx);
+      named_fail(rc, err, SQLITE_NOMEM, NULL);
       goto out;
     }
-    rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+    r = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
     sqlite3_free(sql);
-    if (rc == SQLITE_OK) {
+    if (r == SQLITE_OK) {
       vt = kvt_find(c, schema, name);
       if (!vt)
-        fn_error(ctx, SQLITE_ERROR, "klevdb: %s: %s.%s is not a klevdb table", fn, schema, name);
+        named_fail(rc, err, SQLITE_ERROR, sqlite3_mprintf("klevdb: %s: %s.%s is not a klevdb "
+                                                          "table", fn, schema, name));
     } else {
       const char *m = sqlite3_errmsg(db);
-      fn_error(ctx, rc, "klevdb: %s: %s", fn, strncmp(m, "klevdb: ", 8) == 0 ? m + 8 : m);
+      named_fail(rc, err, r, sqlite3_mprintf("klevdb: %s: %s", fn,
+                                             strncmp(m, "klevdb: ", 8) == 0 ? m + 8 : m));
     }
     sqlite3_finalize(st);
     if (!vt) goto out;
   }
   if (!vt->kdb) {
-    fn_error(ctx, SQLITE_ERROR, "klevdb: %s: table %s is not open", fn, vt->name);
+    named_fail(rc, err, SQLITE_ERROR,
+               sqlite3_mprintf("klevdb: %s: table %s is not open", fn, vt->name));
     vt = NULL;
   }
 out:
   if (schema != a && schema != b) sqlite3_free(schema);
   sqlite3_free(a);
   sqlite3_free(b);
+  return vt;
+}
+
+/* The table named by argument v ("name" or "schema.name", quoted as SQL
+** quotes identifiers, or not), or NULL with the error set. */
+static kvt_vtab *table_arg(sqlite3_context *ctx, const char *fn, sqlite3_value *v) {
+  int rc;
+  char *err;
+  kvt_vtab *vt = kvt_table_named(sqlite3_context_db_handle(ctx), sqlite3_user_data(ctx), fn, v,
+                                 &rc, &err);
+  if (!vt) {
+    if (rc == SQLITE_NOMEM || !err) sqlite3_result_error_nomem(ctx);
+    else fn_error(ctx, rc, "%s", err);
+    sqlite3_free(err);
+  }
   return vt;
 }
 
@@ -313,11 +340,19 @@ static void fn_stat(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     if (iso_time(b.oldest_time, t, sizeof(t))) snprintf(ot, sizeof(ot), "\"%s\"", t);
     if (iso_time(b.newest_time, t, sizeof(t))) snprintf(nt, sizeof(nt), "\"%s\"", t);
   }
+  int xrc;
+  char *extra = kvt_stat_extra(vt, &xrc);   /* consumers, retention */
+  if (xrc != SQLITE_OK) {
+    const char *m = vt->base.zErrMsg ? bare(vt->base.zErrMsg) : sqlite3_errstr(xrc);
+    fn_error(ctx, xrc, "klevdb: klevdb_stat: %s", m);
+    return;
+  }
   char *json = sqlite3_mprintf(
       "{\"segments\":%lld,\"messages\":%lld,\"bytes\":%lld,\"next_offset\":%lld,"
-      "\"oldest_offset\":%s,\"newest_offset\":%s,\"oldest_time\":%s,\"newest_time\":%s}",
+      "\"oldest_offset\":%s,\"newest_offset\":%s,\"oldest_time\":%s,\"newest_time\":%s%s}",
       (long long)st.segments, (long long)st.messages, (long long)st.size,
-      (long long)b.next_offset, oo, no, ot, nt);
+      (long long)b.next_offset, oo, no, ot, nt, extra ? extra : "");
+  sqlite3_free(extra);
   if (!json) {
     sqlite3_result_error_nomem(ctx);
     return;
@@ -450,7 +485,7 @@ typedef klevdb_err (*deleter)(klevdb *, int64_t, klevdb_deleted *);
 ** are reserved for the call, so that another handle's transaction on the
 ** same store fails it with "locked" rather than waiting forever. */
 static void run_delete(sqlite3_context *ctx, const char *fn, kvt_vtab *vt, deleter f,
-                       int64_t arg) {
+                       klevdb_find what, int64_t arg) {
   klevdb_err rc = KLEVDB_OK;
   bool locked = false;
   if (vt->follower && kvt_become_writer(vt) != SQLITE_OK) {
@@ -462,7 +497,18 @@ static void run_delete(sqlite3_context *ctx, const char *fn, kvt_vtab *vt, delet
     locked = rc == KLEVDB_OK;
   }
   klevdb_deleted d = {0, 0};
-  if (!rc) rc = f(vt->kdb, arg, &d);
+  bool kept = false;
+  if (!rc && vt->args.keep_unconsumed) {
+    /* keep_unconsumed=1: only below the consumers' smallest position. */
+    int krc = kvt_keep_delete(vt, what, arg, &d, &kept);
+    if (krc != SQLITE_OK) {
+      fn_error(ctx, krc, "klevdb: %s: %s", fn,
+               vt->base.zErrMsg ? bare(vt->base.zErrMsg) : sqlite3_errstr(krc));
+      if (locked) klevdb_writer_unlock(vt->kdb);
+      return;
+    }
+  }
+  if (!rc && !kept) rc = f(vt->kdb, arg, &d);
   if (rc) core_error(ctx, fn, rc, klevdb_errmsg(vt->kdb));
   else sqlite3_result_int64(ctx, d.count);
   if (locked) klevdb_writer_unlock(vt->kdb);
@@ -477,7 +523,9 @@ static void fn_trim(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   if (sqlite3_value_type(argv[1]) != SQLITE_TEXT || !kind) kind = "";
   int64_t v;
   deleter f;
+  klevdb_find what;
   if (sqlite3_stricmp(kind, "count") == 0) {
+    what = KLEVDB_FIND_COUNT;
     if (!int_arg(ctx, fn, "count", argv[2], &v)) return;
     if (v < 0) {
       fn_error(ctx, SQLITE_ERROR, "klevdb: %s: count must be >= 0", fn);
@@ -485,6 +533,7 @@ static void fn_trim(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     }
     f = klevdb_trim_by_count;
   } else if (sqlite3_stricmp(kind, "size") == 0) {
+    what = KLEVDB_FIND_SIZE;
     if (!int_arg(ctx, fn, "size", argv[2], &v)) return;
     if (v < 0) {
       fn_error(ctx, SQLITE_ERROR, "klevdb: %s: size must be >= 0", fn);
@@ -492,9 +541,11 @@ static void fn_trim(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     }
     f = klevdb_trim_by_size;
   } else if (sqlite3_stricmp(kind, "age") == 0) {
+    what = KLEVDB_FIND_AGE;
     if (!time_arg(ctx, fn, "age", argv[2], &v)) return;
     f = klevdb_trim_by_age;
   } else if (sqlite3_stricmp(kind, "offset") == 0) {
+    what = KLEVDB_FIND_OFFSET;
     if (!int_arg(ctx, fn, "offset", argv[2], &v)) return;
     f = klevdb_trim_by_offset;
   } else {
@@ -503,7 +554,7 @@ static void fn_trim(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
     return;
   }
   if (refuse_pending(ctx, fn, vt)) return;
-  run_delete(ctx, fn, vt, f, v);
+  run_delete(ctx, fn, vt, f, what, v);
 }
 
 static void fn_compact(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
@@ -514,8 +565,14 @@ static void fn_compact(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   const char *kind = (const char *)sqlite3_value_text(argv[1]);
   if (sqlite3_value_type(argv[1]) != SQLITE_TEXT || !kind) kind = "";
   deleter f;
-  if (sqlite3_stricmp(kind, "updates") == 0) f = klevdb_compact_updates;
-  else if (sqlite3_stricmp(kind, "deletes") == 0) f = klevdb_compact_deletes;
+  klevdb_find what;
+  if (sqlite3_stricmp(kind, "updates") == 0) {
+    f = klevdb_compact_updates;
+    what = KLEVDB_FIND_UPDATES;
+  } else if (sqlite3_stricmp(kind, "deletes") == 0) {
+    f = klevdb_compact_deletes;
+    what = KLEVDB_FIND_DELETES;
+  }
   else {
     fn_error(ctx, SQLITE_ERROR, "klevdb: %s: kind must be 'updates' or 'deletes'", fn);
     return;
@@ -523,7 +580,7 @@ static void fn_compact(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   int64_t before;
   if (!time_arg(ctx, fn, "before_time", argv[2], &before)) return;
   if (refuse_pending(ctx, fn, vt)) return;
-  run_delete(ctx, fn, vt, f, before);
+  run_delete(ctx, fn, vt, f, what, before);
 }
 
 /* ---- klevdb_check, klevdb_recover, klevdb_migrate ---- */

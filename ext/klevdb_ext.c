@@ -67,6 +67,7 @@ int sqlite3_klevdb_init(sqlite3 *db, char **err, const sqlite3_api_routines *api
   int rc = sqlite3_create_module_v2(db, "klevdb", &kvt_module, c, kvt_conn_free);
   if (rc == SQLITE_OK) rc = kvt_register_functions(db, c);
   if (rc == SQLITE_OK) rc = kvt_register_scan(db);
+  if (rc == SQLITE_OK) rc = kvt_register_consumers(db, c);
   if (rc != SQLITE_OK && err) *err = sqlite3_mprintf("klevdb: cannot register: %s", sqlite3_errstr(rc));
   return rc;
 }

@@ -22,7 +22,8 @@ SQLITE_EXTENSION_INIT3
 /* Columns of a klevdb table, in declaration order. */
 enum { KVT_OFFSET = 0, KVT_TIME = 1, KVT_KEY = 2, KVT_VALUE = 3,
        KVT_WAIT = 4,   /* hidden: "wait = ms" makes a scan block for news */
-       KVT_NCOL = 5 };
+       KVT_CONSUMER = 5, /* hidden: "consumer = 'name'" reads from its position */
+       KVT_NCOL = 6 };
 
 /* How a key or value column maps between SQL values and stored bytes. */
 typedef enum kvt_codec {
@@ -45,6 +46,12 @@ typedef struct kvt_args {
   /* triggers=1: the schema asks that triggers and views may use the table;
   ** granted only for a store the connection allowed (kvt_conn). */
   bool triggers;
+  /* Retention declared on the table (0: no limit), applied by each commit
+  ** that writes it (retention.c); keep_unconsumed=1 spares what the
+  ** table's consumers have not read. */
+  int64_t max_age;          /* microseconds */
+  int64_t max_bytes, max_count;
+  bool keep_unconsumed;
 } kvt_args;
 
 /* Parses argv[3..argc) of xCreate/xConnect. On error returns SQLITE_ERROR
@@ -167,6 +174,7 @@ struct kvt_vtab {
   bool follower;
   bool trusted;             /* triggers and views may use it (triggers=1, allowed) */
   bool resolved;            /* looked for a batch left in doubt (kvt_resolve) */
+  sqlite3_stmt *pos_stmt;   /* a consumer's position (consumers.c), kept */
   kvt_vtab *next;
 };
 
@@ -228,9 +236,47 @@ int kvt_shadow_create(kvt_vtab *vt);
 ** another connection holds the store (the batch may be its own). */
 int kvt_resolve(kvt_vtab *vt);
 
+/* ---- consumers.c: named consumers and their positions ---- */
+
+/* The shadow table <table>_consumers(name, position, committed_at), made
+** by xCreate and by the first write of a consumer of an older table. */
+int kvt_consumers_create(kvt_vtab *vt);
+/* The position of consumer name (0, the start, if it never committed).
+** Errors are the table's (kvt_error). */
+int kvt_consumer_position(kvt_vtab *vt, const char *name, int64_t *pos);
+/* The smallest position of the table's consumers; *any false if none. */
+int kvt_consumers_min(kvt_vtab *vt, int64_t *min, bool *any);
+/* ,"consumers":[...] and ,"retention":{...} for klevdb_stat (NULL: out
+** of memory, or *rc an error). */
+char *kvt_stat_extra(kvt_vtab *vt, int *rc);
+/* retention.c's part of it: ,"retention":{...} when the table declares any. */
+char *kvt_retention_json(kvt_vtab *vt, int *rc);
+/* Finalizes what the table keeps (disconnect). */
+void kvt_consumers_close(kvt_vtab *vt);
+
+/* ---- retention.c: retention declared on the table ---- */
+
+/* At xSync of a transaction that writes the table: the whole sealed
+** segments past the table's limits, as ranges to delete with the batch
+** (sqlite3_free *out), recorded in the shadow table in the transaction. */
+int kvt_retention(kvt_vtab *vt, klevdb_range **out, size_t *n);
+/* Maintenance under keep_unconsumed: deletes what finder `what` finds
+** below the consumers' smallest position. *handled false when there is
+** nothing to keep (no consumers, or keep_unconsumed=0). */
+int kvt_keep_delete(kvt_vtab *vt, klevdb_find what, int64_t arg, klevdb_deleted *d,
+                    bool *handled);
+
+/* ---- functions.c ---- */
+
+/* The klevdb table named by v ("name" or "schema.name"), or NULL with
+** *err ("klevdb: <fn>: ...", sqlite3_malloc'ed) and *rc set. */
+kvt_vtab *kvt_table_named(sqlite3 *db, kvt_conn *c, const char *fn, sqlite3_value *v, int *rc,
+                          char **err);
+
 /* ---- registration ---- */
 
 int kvt_register_functions(sqlite3 *db, kvt_conn *c);  /* functions.c */
 int kvt_register_scan(sqlite3 *db);                    /* scan.c */
+int kvt_register_consumers(sqlite3 *db, kvt_conn *c);  /* consumers.c */
 
 #endif

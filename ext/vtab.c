@@ -35,6 +35,7 @@ static void estimate_rows(kvt_vtab *vt) {
 }
 
 static void vt_free(kvt_vtab *vt) {
+  kvt_consumers_close(vt);
   klevdb_close(vt->kdb);
   kvt_args_free(&vt->args);
   sqlite3_free(vt->schema);
@@ -87,6 +88,13 @@ static int connect_table(sqlite3 *db, void *aux, int argc, const char *const *ar
     if (!(vt->args.indexes_given & 1)) vt->args.opts.key_index = k;
     if (!(vt->args.indexes_given & 2)) vt->args.opts.time_index = t;
   }
+  /* max_age finds its segments through the time index. */
+  if (vt->args.max_age && !vt->args.opts.time_index) {
+    *err = sqlite3_mprintf("klevdb: table %s: argument max_age needs the time index (the store "
+                           "in %s has none)", vt->name, vt->args.dir);
+    vt_free(vt);
+    return SQLITE_ERROR;
+  }
   /* recover= rewrites the last segment: a table that may write runs it
   ** when it opens the store for writing, not here, where a damaged tail
   ** must not stop it from connecting. (A readonly=1 table checks.) */
@@ -124,7 +132,7 @@ static int connect_table(sqlite3 *db, void *aux, int argc, const char *const *ar
     ** that SQLite converts what it compares with them as it would for a
     ** plain table (key = '5' with an integer key is key = 5). */
     char *decl = sqlite3_mprintf("CREATE TABLE x(\"offset\" INTEGER, time INTEGER, key %s, value %s, "
-                                 "wait HIDDEN INTEGER)", kvt_codec_type(vt->args.key),
+                                 "wait HIDDEN INTEGER, consumer HIDDEN TEXT)", kvt_codec_type(vt->args.key),
                                  kvt_codec_type(vt->args.value));
     rc = decl ? sqlite3_declare_vtab(db, decl) : SQLITE_NOMEM;
     sqlite3_free(decl);
@@ -135,7 +143,8 @@ static int connect_table(sqlite3 *db, void *aux, int argc, const char *const *ar
   }
   /* The shadow table records which transaction's batch is prepared (see
   ** vtab_write.c); a table that cannot write needs none. */
-  if (create && !vt->args.opts.readonly && (rc = kvt_shadow_create(vt)) != SQLITE_OK) {
+  if (create && !vt->args.opts.readonly &&
+      ((rc = kvt_shadow_create(vt)) != SQLITE_OK || (rc = kvt_consumers_create(vt)) != SQLITE_OK)) {
     *err = sqlite3_mprintf("%s", vt->base.zErrMsg ? vt->base.zErrMsg : sqlite3_errstr(rc));
     vt_free(vt);
     return rc;
@@ -199,23 +208,27 @@ int kvt_destroy(sqlite3_vtab *vtab) {
     ** as when a statement still reads the table. */
     return kvt_error(vt, SQLITE_LOCKED, "DROP TABLE %s: the open transaction has writes to it "
                      "(COMMIT or ROLLBACK first)", vt->name);
-  char *sql = sqlite3_mprintf("DROP TABLE IF EXISTS \"%w\".\"%w_klevdb\"", vt->schema, vt->name);
+  kvt_consumers_close(vt);
+  char *sql = sqlite3_mprintf("DROP TABLE IF EXISTS \"%w\".\"%w_klevdb\"; DROP TABLE IF EXISTS "
+                              "\"%w\".\"%w_consumers\"", vt->schema, vt->name, vt->schema, vt->name);
   int rc = sql ? sqlite3_exec(vt->conn->db, sql, NULL, NULL, NULL) : SQLITE_NOMEM;
   sqlite3_free(sql);
   if (rc != SQLITE_OK) return rc;
   return kvt_disconnect(vtab);
 }
 
-/* <table>_klevdb is the table's own (ordinary SQL may not write it when
-** the connection is defensive). */
-__attribute__((unused)) static int kvt_shadow_name(const char *suffix) { return sqlite3_stricmp(suffix, "klevdb") == 0; }
+/* <table>_klevdb and <table>_consumers are the table's own (ordinary SQL
+** may not write them when the connection is defensive). */
+__attribute__((unused)) static int kvt_shadow_name(const char *suffix) {
+  return sqlite3_stricmp(suffix, "klevdb") == 0 || sqlite3_stricmp(suffix, "consumers") == 0;
+}
 
 /* ---- planning ---- */
 
 /* A plan is a set of these bits in idxNum. Constraint values arrive in
 ** argv in this order, each only if its bit is set:
 **   offset = (or IN), offset lower bound, offset upper bound, key = (or IN),
-**   time lower bound, wait. */
+**   time lower bound, wait, consumer =. */
 enum {
   P_EQ = 1 << 0,       /* offset = ? */
   P_EQ_IN = 1 << 1,    /* ... as offset IN (...) */
@@ -228,13 +241,14 @@ enum {
   P_TIME = 1 << 8,     /* time >= ? (start there; SQLite still checks) */
   P_TIME_GT = 1 << 9,  /* ... > */
   P_DESC = 1 << 10,    /* ORDER BY offset DESC */
+  P_CONSUMER = 1 << 11, /* consumer = ? (start at its position) */
   P_NOLOG = 1 << 13,   /* only offsets are needed: the log is not read */
   P_WAIT = 1 << 14     /* wait = ? (ms to block for a first row) */
 };
 /* idxNum bits from P_READ_SHIFT on: how many messages the first read
 ** takes (a literal LIMIT + OFFSET, at most 256; 0: the default). */
 enum { P_READ_SHIFT = 16, P_READ_MAX = 256 };
-enum { NSLOT = 6 };
+enum { NSLOT = 7 };
 
 /* A key that SQLite compares as TEXT. Whether key = 5 means the text '5'
 ** (5 is a literal or a parameter) or any text that reads as the number 5
@@ -250,7 +264,7 @@ int kvt_best_index(sqlite3_vtab *vtab, sqlite3_index_info *ix) {
   int slot[NSLOT];     /* constraint index for each argv position */
   for (int i = 0; i < NSLOT; i++) slot[i] = -1;
   int plan = 0;
-  bool wait_unusable = false;
+  bool wait_unusable = false, consumer_unusable = false;
   klevdb_options o;
   klevdb_get_options(vt->kdb, &o);
 
@@ -265,11 +279,23 @@ int kvt_best_index(sqlite3_vtab *vtab, sqlite3_index_info *ix) {
       vtab->zErrMsg = sqlite3_mprintf("klevdb: %s: wait takes only \"wait = milliseconds\"", vt->name);
       return SQLITE_ERROR;
     }
+    /* consumer is a name to read as, not a value to compare. */
+    if (col == KVT_CONSUMER && (c->op != SQLITE_INDEX_CONSTRAINT_EQ || sqlite3_vtab_in(ix, i, -1))) {
+      sqlite3_free(vtab->zErrMsg);
+      vtab->zErrMsg = sqlite3_mprintf("klevdb: %s: consumer takes only \"consumer = 'name'\"", vt->name);
+      return SQLITE_ERROR;
+    }
     if (!c->usable) {
       if (col == KVT_WAIT) wait_unusable = true;
+      if (col == KVT_CONSUMER) consumer_unusable = true;
       continue;
     }
-    if (col == KVT_WAIT) {
+    if (col == KVT_CONSUMER) {
+      if (slot[6] < 0) {
+        slot[6] = i;
+        plan |= P_CONSUMER;
+      }
+    } else if (col == KVT_WAIT) {
       if (slot[5] < 0) {
         slot[5] = i;
         plan |= P_WAIT;
@@ -338,7 +364,9 @@ int kvt_best_index(sqlite3_vtab *vtab, sqlite3_index_info *ix) {
   }
   if (first_read > P_READ_MAX) first_read = P_READ_MAX;
   /* Columns beyond offset are read from the log; none asked, none read. */
-  if ((ix->colUsed & ~((sqlite3_uint64)1 | (sqlite3_uint64)1 << KVT_WAIT)) == 0) plan |= P_NOLOG;
+  if ((ix->colUsed & ~((sqlite3_uint64)1 | (sqlite3_uint64)1 << KVT_WAIT |
+                        (sqlite3_uint64)1 << KVT_CONSUMER)) == 0)
+    plan |= P_NOLOG;
 
   int argc = 0;
   for (int k = 0; k < NSLOT; k++) {
@@ -365,12 +393,12 @@ int kvt_best_index(sqlite3_vtab *vtab, sqlite3_index_info *ix) {
   ix->estimatedCost = (plan & (P_EQ | P_KEY)) ? rows * 2 : rows + 10;
   /* wait = ? can only be honoured as an argument: steer SQLite off plans
   ** that would leave it to be compared with the column. */
-  if (wait_unusable) ix->estimatedCost *= 1e6;
+  if (wait_unusable || consumer_unusable) ix->estimatedCost *= 1e6;
   ix->idxNum = plan | (int)(first_read << P_READ_SHIFT);
 
   char reads[32] = "";
   if (first_read) snprintf(reads, sizeof(reads), " first read %d", (int)first_read);
-  char *s = sqlite3_mprintf("%s%s%s%s%s%s%s%s%s",
+  char *s = sqlite3_mprintf("%s%s%s%s%s%s%s%s%s%s",
       (plan & P_EQ) ? ((plan & P_EQ_IN) ? " offset IN (...)" : " offset=?") : "",
       (plan & P_LO) ? ((plan & P_LO_GT) ? " offset>?" : " offset>=?") : "",
       (plan & P_HI) ? ((plan & P_HI_LT) ? " offset<?" : " offset<=?") : "",
@@ -378,7 +406,7 @@ int kvt_best_index(sqlite3_vtab *vtab, sqlite3_index_info *ix) {
       (plan & P_TIME) ? ((plan & P_TIME_GT) ? " time>? (start)" : " time>=? (start)") : "",
       (plan & P_DESC) ? " desc" : "",
       (plan & P_NOLOG) ? " offsets-only" : "",
-      (plan & P_WAIT) ? " wait=?" : "", reads);
+      (plan & P_WAIT) ? " wait=?" : "", (plan & P_CONSUMER) ? " consumer=?" : "", reads);
   if (s && !*s) {
     sqlite3_free(s);
     s = sqlite3_mprintf("scan");
@@ -428,6 +456,7 @@ typedef struct kvt_cursor {
   int64_t returned;
   int64_t wait_ms;          /* wait = ? (-1: not given) */
   int64_t deadline;         /* CLOCK_MONOTONIC ms when the wait runs out */
+  sqlite3_value *consumer;  /* consumer = ? as given (reads back as itself) */
 } kvt_cursor;
 
 int kvt_open(sqlite3_vtab *vtab, sqlite3_vtab_cursor **out) {
@@ -440,6 +469,8 @@ int kvt_open(sqlite3_vtab *vtab, sqlite3_vtab_cursor **out) {
 }
 
 static void cursor_reset(kvt_cursor *c) {
+  sqlite3_value_free(c->consumer);
+  c->consumer = NULL;
   klevdb_batch_free(&c->b);
   klevdb_batch_free(&c->one);
   kvt_buf_free(&c->key);
@@ -784,6 +815,23 @@ static bool lookup_key(const kvt_vtab *vt, sqlite3_value *v, kvt_buf *out) {
   return out->len > 0 || (vt->args.key == KVT_STRING && sqlite3_value_type(v) != SQLITE_NULL);
 }
 
+/* consumer = v: where its position says to start (*none: v is NULL, which
+** equals nothing). */
+static int consumer_start(kvt_cursor *c, sqlite3_value *v, int64_t *pos, bool *none) {
+  kvt_vtab *vt = c->vt;
+  *pos = 0;
+  *none = sqlite3_value_type(v) == SQLITE_NULL;
+  if (*none) return SQLITE_OK;
+  const char *name = (const char *)sqlite3_value_text(v);
+  if (sqlite3_value_type(v) != SQLITE_TEXT || !name || !*name)
+    return kvt_error(vt, SQLITE_MISMATCH, "%s: consumer must be a non-empty TEXT name", vt->name);
+  if (vt->args.opts.readonly)
+    return kvt_error(vt, SQLITE_READONLY, "%s: table is read-only (readonly=1): it has no "
+                     "consumers", vt->name);
+  if (!(c->consumer = sqlite3_value_dup(v))) return SQLITE_NOMEM;
+  return kvt_consumer_position(vt, name, pos);
+}
+
 int kvt_filter(sqlite3_vtab_cursor *cur, int plan, const char *idx, int argc,
                       sqlite3_value **argv) {
   (void)idx;
@@ -873,6 +921,17 @@ int kvt_filter(sqlite3_vtab_cursor *cur, int plan, const char *idx, int argc,
       c->wait_ms = ms;
       c->deadline = now_ms() + ms;
     }
+  }
+
+  if (plan & P_CONSUMER) {
+    int64_t pos;
+    bool none;
+    if ((rc = consumer_start(c, argv[a++], &pos, &none)) != SQLITE_OK) return rc;
+    if (none) {
+      c->eof = true;   /* consumer = NULL */
+      return SQLITE_OK;
+    }
+    if (pos > c->lo) c->lo = pos;   /* the later start wins */
   }
 
   if (keyv && !key_lookup_exact(vt, keyv)) {
@@ -1005,6 +1064,10 @@ int kvt_column(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int col) {
     if (c->wait_ms >= 0) sqlite3_result_int64(ctx, c->wait_ms);
     else sqlite3_result_null(ctx);
     break;
+  case KVT_CONSUMER:
+    if (c->consumer) sqlite3_result_value(ctx, c->consumer);
+    else sqlite3_result_null(ctx);
+    break;
   }
   return SQLITE_OK;
 }
@@ -1031,6 +1094,23 @@ int kvt_rename(sqlite3_vtab *vtab, const char *name) {
                           vt->name, name);
     rc = sql ? sqlite3_exec(vt->conn->db, sql, NULL, NULL, NULL) : SQLITE_NOMEM;
     sqlite3_free(sql);
+  }
+  /* The consumers' positions follow too; the kept lookup named the old one. */
+  kvt_consumers_close(vt);
+  if (rc == SQLITE_OK) {
+    sql = sqlite3_mprintf("SELECT 1 FROM \"%w\".sqlite_master WHERE type = 'table' AND "
+                          "name = '%q_consumers'", vt->schema, vt->name);
+    st = NULL;
+    rc = sql ? sqlite3_prepare_v2(vt->conn->db, sql, -1, &st, NULL) : SQLITE_NOMEM;
+    sqlite3_free(sql);
+    has = rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW;
+    sqlite3_finalize(st);
+    if (rc == SQLITE_OK && has) {
+      sql = sqlite3_mprintf("ALTER TABLE \"%w\".\"%w_consumers\" RENAME TO \"%w_consumers\"",
+                            vt->schema, vt->name, name);
+      rc = sql ? sqlite3_exec(vt->conn->db, sql, NULL, NULL, NULL) : SQLITE_NOMEM;
+      sqlite3_free(sql);
+    }
   }
   if (rc != SQLITE_OK) {
     sqlite3_free(n);

@@ -357,6 +357,9 @@ static int insert(kvt_vtab *vt, sqlite3_value **argv, sqlite3_int64 *rowid) {
     return kvt_error(vt, SQLITE_CONSTRAINT, "offsets are assigned by the log (leave offset out of the INSERT)");
   if (sqlite3_value_type(argv[2 + KVT_WAIT]) != SQLITE_NULL)
     return kvt_error(vt, SQLITE_CONSTRAINT, "wait is for reading (SELECT ... WHERE wait = ms), not stored");
+  if (sqlite3_value_type(argv[2 + KVT_CONSUMER]) != SQLITE_NULL)
+    return kvt_error(vt, SQLITE_CONSTRAINT, "consumer is for reading (SELECT ... WHERE consumer = "
+                     "'name'; klevdb_commit moves it), not stored");
   int64_t t;
   sqlite3_value *tv = argv[2 + KVT_TIME];
   if (sqlite3_value_type(tv) == SQLITE_NULL) {
@@ -467,7 +470,7 @@ static klevdb_msg *pending_msgs(const kvt_pending *tx) {
 }
 
 /* Publishes a batch alone in its database transaction, as it comes. */
-static int publish_now(kvt_vtab *vt) {
+static int publish_now(kvt_vtab *vt, const klevdb_range *dels, size_t ndels) {
   kvt_pending *tx = vt->tx;
   klevdb *w = tx->owner;
   klevdb_err e = KLEVDB_OK;
@@ -486,9 +489,9 @@ static int publish_now(kvt_vtab *vt) {
   if (e == KLEVDB_OK && next != tx->base + (int64_t)tx->n)
     return kvt_error(vt, SQLITE_INTERNAL, "published at another offset than handed out (%lld)",
                      (long long)(next - (int64_t)tx->n));
-  if (e == KLEVDB_OK && tx->ndels) {
+  if (e == KLEVDB_OK && ndels) {
     klevdb_deleted d;
-    e = klevdb_delete_ranges(w, tx->dels, tx->ndels, &d);
+    e = klevdb_delete_ranges(w, dels, ndels, &d);
   }
   if (e == KLEVDB_OK && vt->args.opts.auto_sync) e = klevdb_sync(w, NULL);
   if (e != KLEVDB_OK) return kvt_error(vt, kvt_rc(e), "%s", klevdb_errmsg(w));
@@ -499,15 +502,44 @@ static int publish_now(kvt_vtab *vt) {
 ** top of the file). A failure fails the COMMIT and leaves the store as it
 ** was. SQLite calls it again when a COMMIT that failed with BUSY is
 ** retried: what is ready stays ready. */
+static int sync_batch(kvt_vtab *vt, bool alone, const klevdb_range *dels, size_t ndels);
+
 int kvt_sync(sqlite3_vtab *vtab) {
   kvt_vtab *vt = (kvt_vtab *)vtab;
   kvt_pending *tx = vt->tx;
   if (tx->published || !tx->locked || (!tx->n && !tx->ndels)) return SQLITE_OK;
-  klevdb *w = tx->owner;
   bool alone = tx->autocommit && !others_write(vt) &&
                sqlite3_total_changes64(vt->conn->db) == tx->changes0;
+  /* Retention goes with the batch: the segments it drops are deleted
+  ** when, and only when, the batch is committed. */
+  klevdb_range *dels = tx->dels;
+  size_t ndels = tx->ndels;
+  klevdb_range *ret = NULL;
+  size_t nret = 0;
+  int rc = kvt_retention(vt, &ret, &nret);
+  if (rc != SQLITE_OK) return rc;
+  if (nret) {
+    dels = malloc((tx->ndels + nret) * sizeof(*dels));
+    if (!dels) {
+      sqlite3_free(ret);
+      return SQLITE_NOMEM;
+    }
+    memcpy(dels, ret, nret * sizeof(*dels));
+    if (tx->ndels) memcpy(dels + nret, tx->dels, tx->ndels * sizeof(*dels));
+    ndels += nret;
+    sqlite3_free(ret);
+  }
+  rc = sync_batch(vt, alone, dels, ndels);
+  if (dels != tx->dels) free(dels);
+  return rc;
+}
+
+/* kvt_sync with the ranges to delete (the transaction's and retention's). */
+static int sync_batch(kvt_vtab *vt, bool alone, const klevdb_range *dels, size_t ndels) {
+  kvt_pending *tx = vt->tx;
+  klevdb *w = tx->owner;
   if (alone) {
-    int rc = publish_now(vt);
+    int rc = publish_now(vt, dels, ndels);
     if (rc == SQLITE_OK) tx->published = true;
     return rc;
   }
@@ -520,7 +552,7 @@ int kvt_sync(sqlite3_vtab *vtab) {
     stage_feed(vt);
   }
   if (tx->stage) {
-    e = klevdb_stage_prepare(tx->stage, tx->dels, tx->ndels, txid, &tx->prep);
+    e = klevdb_stage_prepare(tx->stage, dels, ndels, txid, &tx->prep);
     tx->stage = NULL;
     tx->no_stage = true;
   } else {
@@ -529,7 +561,7 @@ int kvt_sync(sqlite3_vtab *vtab) {
       sqlite3_free(txid);
       return SQLITE_NOMEM;
     }
-    e = klevdb_prepare(w, msgs, tx->n, tx->dels, tx->ndels, txid, &tx->prep);
+    e = klevdb_prepare(w, msgs, tx->n, dels, ndels, txid, &tx->prep);
     free(msgs);
   }
   if (e != KLEVDB_OK) {

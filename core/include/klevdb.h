@@ -264,6 +264,17 @@ typedef struct klevdb_bounds {
 } klevdb_bounds;
 KLEVDB_API klevdb_err klevdb_bounds_get(klevdb *db, klevdb_bounds *out);
 
+/* One segment of the store (klevdb_segments_get): its offsets are at or
+** after base and before the next segment's base. */
+typedef struct klevdb_segment_info {
+  int64_t base;
+  int64_t messages;
+  int64_t bytes;           /* log and index, as klevdb_stat counts them */
+} klevdb_segment_info;
+/* The segments, oldest first, the head last; free() *out. */
+KLEVDB_API klevdb_err klevdb_segments_get(klevdb *db, klevdb_segment_info **out,
+                                          size_t *n);
+
 /* ------------------------------------------------------------------ */
 /* Deleting and maintenance                                            */
 

@@ -2062,6 +2062,49 @@ klevdb_err klevdb_stat_get(klevdb *db, klevdb_stat *out) {
   RO_RETRY(db, stat_once(db, out));
 }
 
+/* As stat_once, one entry per segment: what retention and consumer lag
+** need to reason in whole segments without reading them. */
+static klevdb_err segments_once(klevdb *db, klevdb_segment_info **out, size_t *n) {
+  BEGIN(db);
+  store *st = db->st;
+  if (!out || !n) return kerr(&db->err, KLEVDB_EINVAL, "segments: no place for the result");
+  *out = NULL;
+  *n = 0;
+  klevdb_err rc = st->ro ? follow(st, true, &db->err) : KLEVDB_OK;
+  if (rc) return rc;
+  pthread_rwlock_rdlock(&st->lk);
+  klevdb_segment_info *l = malloc((st->nsegs ? st->nsegs : 1) * sizeof(*l));
+  if (!l) rc = kerr(&db->err, KLEVDB_ENOMEM, "segments: out of memory");
+  size_t k = 0;
+  for (size_t si = 0; si < st->nsegs && !rc; si++) {
+    seg *s = st->segs[si];
+    int64_t msgs, bytes;
+    if (si + 1 == st->nsegs) {
+      if ((rc = seg_stat(st, s, &msgs, &bytes, &db->err))) break;
+      if (st->ro && st->nsegs == 1 && s->log->len == 0) break;  /* no files */
+    } else {
+      if ((rc = summary(st, s, &db->err))) break;
+      msgs = s->sum_n;
+      bytes = s->sum_bytes;
+    }
+    l[k++] = (klevdb_segment_info){s->base, msgs, bytes};
+  }
+  pthread_rwlock_unlock(&st->lk);
+  maybe_sweep(st);
+  if (rc) {
+    free(l);
+    kerr_wrap(&db->err, "segments");
+    return rc;
+  }
+  *out = l;
+  *n = k;
+  return KLEVDB_OK;
+}
+
+klevdb_err klevdb_segments_get(klevdb *db, klevdb_segment_info **out, size_t *n) {
+  RO_RETRY(db, segments_once(db, out, n));
+}
+
 static klevdb_err bounds_once(klevdb *db, klevdb_bounds *out) {
   BEGIN(db);
   store *st = db->st;

@@ -155,10 +155,54 @@ static void test_args(void) {
   CHECK_WHY(rollover("-1") == -1, "negative");
   CHECK_WHY(rollover("12XB") == -1, "suffix");
 
+  /* Retention arguments. */
+  {
+    static const struct { const char *arg; int64_t age, bytes, count; } ok[] = {
+      {"max_age=7d", 7 * 86400000000LL, 0, 0},
+      {"max_age=12h", 12 * 3600000000LL, 0, 0},
+      {"max_age='30 m'", 30 * 60000000LL, 0, 0},
+      {"max_age=90s", 90000000, 0, 0},
+      {"max_age=250ms", 250000, 0, 0},
+      {"max_age=1500", 1500, 0, 0},
+      {"max_bytes=64KB", 0, 65536, 0},
+      {"max_bytes=1000", 0, 1000, 0},
+      {"max_count=3", 0, 0, 3},
+    };
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+      kvt_args a;
+      char *e = NULL;
+      int rc = parse(mem, &a, &e, "dir=/x", ok[i].arg, (const char *)NULL);
+      CHECK_WHY(rc == SQLITE_OK && a.max_age == ok[i].age && a.max_bytes == ok[i].bytes &&
+                a.max_count == ok[i].count && !a.keep_unconsumed, "%s: %s", ok[i].arg,
+                e ? e : "");
+      if (rc == SQLITE_OK) kvt_args_free(&a);
+      sqlite3_free(e);
+    }
+    kvt_args a;
+    char *e = NULL;
+    int rc = parse(mem, &a, &e, "dir=/x", "keep_unconsumed=1", (const char *)NULL);
+    CHECK(rc == SQLITE_OK && a.keep_unconsumed && !a.max_count);
+    if (rc == SQLITE_OK) kvt_args_free(&a);
+  }
+  PARSE_ERR("klevdb: argument max_age: bad duration '7 weeks'", "dir=/x", "max_age=7 weeks");
+  PARSE_ERR("klevdb: argument max_age: bad duration '0s'", "dir=/x", "max_age=0s");
+  PARSE_ERR("klevdb: argument max_age: bad duration '-1d'", "dir=/x", "max_age=-1d");
+  PARSE_ERR("klevdb: argument max_age: bad duration '99999999999d'", "dir=/x",
+            "max_age=99999999999d");
+  PARSE_ERR("klevdb: argument max_bytes: bad size '1.5MB'", "dir=/x", "max_bytes=1.5MB");
+  PARSE_ERR("klevdb: argument max_bytes: bad size '0'", "dir=/x", "max_bytes=0");
+  PARSE_ERR("klevdb: argument max_count: '0' is not", "dir=/x", "max_count=0");
+  PARSE_ERR("klevdb: argument max_count: '10k' is not", "dir=/x", "max_count=10k");
+  PARSE_ERR("klevdb: argument max_count: '99999999999999999999' is not", "dir=/x",
+            "max_count=99999999999999999999");
+  PARSE_ERR("klevdb: argument keep_unconsumed: bad boolean 'maybe'", "dir=/x",
+            "keep_unconsumed=maybe");
+
   /* Errors and their messages. */
   PARSE_ERR("klevdb: unknown argument 'rolover' (arguments: dir, key_index, "
             "time_index, rollover, auto_sync, readonly, create_dirs, check, "
-            "recover, format, key, value, triggers, preallocate)", "dir=/x", "rolover=1MB");
+            "recover, format, key, value, triggers, preallocate, max_age, "
+            "max_bytes, max_count, keep_unconsumed)", "dir=/x", "rolover=1MB");
   PARSE_ERR("argument 'readonly' has no '='", "dir=/x", "readonly");
   PARSE_ERR("argument key has an empty value", "dir=/x", "key=");
   PARSE_ERR("argument dir has an empty value", "dir=''");
