@@ -36,7 +36,7 @@ static sqlite3_module kvt_module = {
   .xSavepoint = kvt_savepoint,
   .xRelease = kvt_release,
   .xRollbackTo = kvt_rollback_to,
-  //.xShadowName = kvt_shadow_name,
+  .xShadowName = kvt_shadow_name,
 };
 
 void kvt_conn_free(void *p) {

@@ -200,6 +200,7 @@ int kvt_connect(sqlite3 *db, void *aux, int argc, const char *const *argv, sqlit
                 char **err);
 int kvt_disconnect(sqlite3_vtab *vtab);
 int kvt_destroy(sqlite3_vtab *vtab);
+int kvt_shadow_name(const char *suffix);
 int kvt_best_index(sqlite3_vtab *vtab, sqlite3_index_info *ix);
 int kvt_open(sqlite3_vtab *vtab, sqlite3_vtab_cursor **out);
 int kvt_close(sqlite3_vtab_cursor *cur);

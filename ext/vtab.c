@@ -219,7 +219,7 @@ int kvt_destroy(sqlite3_vtab *vtab) {
 
 /* <table>_klevdb and <table>_consumers are the table's own (ordinary SQL
 ** may not write them when the connection is defensive). */
-__attribute__((unused)) static int kvt_shadow_name(const char *suffix) {
+int kvt_shadow_name(const char *suffix) {
   return sqlite3_stricmp(suffix, "klevdb") == 0 || sqlite3_stricmp(suffix, "consumers") == 0;
 }
 

@@ -172,3 +172,12 @@ SELECT klevdb_commit('other.events', 'billing', 1);
 SELECT 'main', position FROM main.events_consumers WHERE name = 'billing';
 SELECT 'other', position FROM other.events_consumers WHERE name = 'billing';
 SELECT "offset" FROM other.events WHERE consumer = 'billing' LIMIT 1;
+
+.print ======== the shadow tables are the table's own: a defensive connection may not write them
+.dbconfig defensive on
+UPDATE events_consumers SET position = 0 WHERE name = 'billing';
+DELETE FROM events_klevdb;
+INSERT INTO events_consumers VALUES ('sneaky', 0, 0);
+SELECT klevdb_commit('events', 'billing', (SELECT position FROM events_consumers WHERE name = 'billing'));
+SELECT name, position FROM events_consumers ORDER BY name;
+.dbconfig defensive off

@@ -323,7 +323,7 @@ static void resolve_backslashes(char *z) {
   if (j < i) z[j] = 0;
 }
 
-static int dot_command(char *line) {
+static int dot_command(sqlite3 *db, char *line) {
   char *argv[52];
   int argc = 0, h = 1;
   while (line[h] && argc < 51) {
@@ -365,6 +365,12 @@ static int dot_command(char *line) {
       show_headers = 0;
       return 0;
     }
+  }
+  if (strcmp(cmd, "dbconfig") == 0 && argc == 3 && strcmp(argv[1], "defensive") == 0) {
+    int on = strcmp(argv[2], "on") == 0, now = -1;
+    sqlite3_db_config(db, SQLITE_DBCONFIG_DEFENSIVE, on, &now);
+    printf("%19s %s\n", "defensive", now ? "on" : "off");
+    return 0;
   }
   if (strcmp(cmd, "nullvalue") == 0 && argc == 2) {
     snprintf(null_value, sizeof null_value, "%s", argv[1]);
@@ -456,7 +462,7 @@ int main(int argc, char **argv) {
       continue;
     }
     if ((line[0] == '.' || line[0] == '#') && nsql == 0) {
-      if (line[0] == '.') errors += dot_command(line);
+      if (line[0] == '.') errors += dot_command(db, line);
       qss = QSS_Start;
       continue;
     }
