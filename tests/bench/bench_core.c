@@ -694,6 +694,27 @@ static uint64_t hist_upper(unsigned b) {
   return (((uint64_t)HSUB + sub + 1) << (k - 4)) - 1;
 }
 
+/* Every value falls in the one bucket whose range holds it (checked at
+** start-up over each power of two's edges and random values). */
+static void hist_selfcheck(void) {
+  uint64_t r = 0x243F6A8885A308D3ull;
+  for (int i = 0; i < 4096; i++) {
+    uint64_t v;
+    if (i < 64 * 3) {
+      v = (UINT64_C(1) << (i / 3)) + (uint64_t)(i % 3) - 1;
+    } else {
+      r ^= r << 13;
+      r ^= r >> 7;
+      r ^= r << 17;
+      v = r >> (r % 64);
+    }
+    unsigned b = hist_bucket(v);
+    if (b >= HBUCKETS || hist_upper(b) < v || (b > 0 && hist_upper(b - 1) >= v))
+      die("histogram: %" PRIu64 " in bucket %u of [%" PRIu64 ", %" PRIu64 "]", v, b,
+          b > 0 ? hist_upper(b - 1) + 1 : 0, hist_upper(b));
+  }
+}
+
 static void hist_add(hist *h, uint64_t v) {
   h->count[hist_bucket(v)]++;
   h->n++;
@@ -1135,6 +1156,7 @@ int main(int argc, char **argv) {
   if (!g_keep) rm_rf(cdir);
 
   /* tail latencies; the trim's comes last, on the big store */
+  hist_selfcheck();
   uint64_t alone_p99 = bench_lat_publish(npub);
   bench_lat_follow(g_quick ? 100 : 2000);
 
