@@ -37,6 +37,7 @@
 #include <string.h>
 #include <pthread.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -669,6 +670,42 @@ static void bench_memory(const char *dir, int64_t rows, int64_t rollover,
 }
 
 /* ------------------------------------------------------------------ */
+/* The machine                                                         */
+
+/* The machine's busy CPU seconds so far, all processes, from /proc/stat
+** (-1 if it cannot be read). */
+static double machine_busy(void) {
+  double busy = -1;
+  FILE *f = fopen("/proc/stat", "r");
+  if (!f) return busy;
+  unsigned long long us, ni, sy, id, io, irq, sirq, st;
+  if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &us, &ni, &sy, &id, &io, &irq, &sirq,
+             &st) == 8)
+    busy = (double)(us + ni + sy + irq + sirq + st) / (double)sysconf(_SC_CLK_TCK);
+  fclose(f);
+  return busy;
+}
+
+/* CPU seconds of this process and its waited-for children. */
+static double own_cpu(void) {
+  double t = 0;
+  int who[2] = {RUSAGE_SELF, RUSAGE_CHILDREN};
+  for (int i = 0; i < 2; i++) {
+    struct rusage ru;
+    if (getrusage(who[i], &ru) != 0) die("getrusage: %s", strerror(errno));
+    t += (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6 +
+         (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6;
+  }
+  return t;
+}
+
+static void load_avg(char *out, size_t cap) {
+  double la[3];
+  if (getloadavg(la, 3) == 3) snprintf(out, cap, "%.2f %.2f %.2f", la[0], la[1], la[2]);
+  else snprintf(out, cap, "?");
+}
+
+/* ------------------------------------------------------------------ */
 /* Tail latencies                                                      */
 
 /* A log-linear histogram of nanoseconds: values under 16 have a bucket
@@ -677,7 +714,7 @@ static void bench_memory(const char *dir, int64_t rows, int64_t rollover,
 #define HSUB 16
 #define HBUCKETS (61 * HSUB)
 typedef struct hist {
-  uint64_t n, max;
+  uint64_t n, max, sum;
   uint64_t count[HBUCKETS];
 } hist;
 
@@ -718,6 +755,7 @@ static void hist_selfcheck(void) {
 static void hist_add(hist *h, uint64_t v) {
   h->count[hist_bucket(v)]++;
   h->n++;
+  h->sum += v;
   if (v > h->max) h->max = v;
 }
 
@@ -744,6 +782,7 @@ static uint64_t mono_ns(void) {
 typedef struct lat_row {
   char name[64];
   uint64_t n, p50, p99, p999, max;
+  double mean;
   char goal[80];
   char note[64];
 } lat_row;
@@ -761,6 +800,7 @@ static lat_row *lat_add(const char *name, const hist *h) {
   r->p99 = hist_quantile(h, 0.99);
   r->p999 = hist_quantile(h, 0.999);
   r->max = h->max;
+  r->mean = h->n ? (double)h->sum / (double)h->n : 0;
   progress("%-48s n %" PRIu64 " p50 %.2f us p99 %.2f us p99.9 %.2f us max %.2f us", name,
            r->n, r->p50 / 1e3, r->p99 / 1e3, r->p999 / 1e3, r->max / 1e3);
   return r;
@@ -776,13 +816,14 @@ static void lat_goal(lat_row *r, const char *what, uint64_t measured, double lim
 }
 
 static void print_lat_table(void) {
-  printf("\n%-48s %8s %9s %9s %9s %9s  %s\n", "latency (us)", "n", "p50", "p99", "p99.9",
-         "max", "goal");
-  for (int i = 0; i < 48 + 9 + 4 * 10 + 2 + 40; i++) putchar('-');
+  printf("\n%-48s %8s %9s %9s %9s %9s %9s  %s\n", "latency (us)", "n", "mean", "p50", "p99",
+         "p99.9", "max", "goal");
+  for (int i = 0; i < 48 + 9 + 5 * 10 + 2 + 40; i++) putchar('-');
   putchar('\n');
   for (int i = 0; i < g_nlat; i++) {
     lat_row *r = &g_lat[i];
-    printf("%-48s %8" PRIu64 " %9.2f %9.2f %9.2f %9.2f  %s\n", r->name, r->n, r->p50 / 1e3,
+    printf("%-48s %8" PRIu64 " %9.2f %9.2f %9.2f %9.2f %9.2f  %s\n", r->name, r->n, r->mean / 1e3,
+           r->p50 / 1e3,
            r->p99 / 1e3, r->p999 / 1e3, r->max / 1e3, r->goal);
     if (r->note[0]) printf("%-48s %s\n", "", r->note);
   }
@@ -1114,6 +1155,9 @@ int main(int argc, char **argv) {
   }
 
   for (int i = 0; i < VALUE_LEN; i++) g_value[i] = (uint8_t)(xorshift64() >> 56);
+  char load0[64], load1[64];
+  load_avg(load0, sizeof load0);
+  double wall0 = now_sec(), busy0 = machine_busy(), cpu0 = own_cpu();
 
   int64_t npub = g_rows < 200000 ? g_rows : 200000;
   progress("dir %s, publish/consume %" PRId64 " msgs, get store %" PRId64
@@ -1174,8 +1218,14 @@ int main(int argc, char **argv) {
   bench_memory(bdir, g_rows, rollover, KEY_MOD, "keys repeat");
   bench_lat_trim(bdir, g_rows, rollover, alone_p99);
 
+  double wall = now_sec() - wall0, busy = machine_busy() - busy0, cpu = own_cpu() - cpu0;
+  load_avg(load1, sizeof load1);
   print_table();
   print_lat_table();
+  long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+  printf("\nmachine: %ld CPUs online; load average %s at the start, %s at the end; of the\n"
+         "%.1f CPU-seconds it had in the %.1f s run, this benchmark used %.1f and other processes %.1f\n",
+         ncpu, load0, load1, (double)ncpu * wall, wall, cpu, busy0 >= 0 ? busy - cpu : -1.0);
   printf("\n%d goal(s) missed\n", g_misses);
   cleanup_root();
   return 0;

@@ -752,7 +752,25 @@ static void setup(side *plain, side *ours) {
 ** (SQL generating and inserting the rows). */
 typedef struct bulk_stat {
   double rate, wall, cpu, cpu_sql;
+  double busy, idle; /* CPU seconds of the whole machine (all processes) */
 } bulk_stat;
+
+/* The machine's busy and idle CPU seconds so far, from /proc/stat (both
+** -1 if it cannot be read): what other processes take from the two
+** tables shows as busy time that is not this process's. */
+static void machine_cpu(double *busy, double *idle) {
+  *busy = *idle = -1;
+  FILE *f = fopen("/proc/stat", "r");
+  if (!f) return;
+  unsigned long long us, ni, sy, id, io, irq, sirq, st;
+  if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &us, &ni, &sy, &id, &io, &irq, &sirq,
+             &st) == 8) {
+    double hz = (double)sysconf(_SC_CLK_TCK);
+    *busy = (double)(us + ni + sy + irq + sirq + st) / hz;
+    *idle = (double)(id + io) / hz;
+  }
+  fclose(f);
+}
 
 static double cpu_sec(int who) {
   struct rusage ru;
@@ -771,7 +789,8 @@ static double bench_bulk(side *s, bulk_stat *bs) {
   sqlite3_stmt *st = prep(s, s->ours ? SQL_BULK_OURS : SQL_BULK_PLAIN);
   sqlite3_stmt *begin = prep(s, "BEGIN"), *commit = prep(s, "COMMIT");
   int64_t chunk = g_bulk_chunk > 0 ? g_bulk_chunk : g_rows;
-  double c0 = cpu_sec(RUSAGE_SELF), c0sql = cpu_sec(RUSAGE_THREAD);
+  double c0 = cpu_sec(RUSAGE_SELF), c0sql = cpu_sec(RUSAGE_THREAD), m0busy, m0idle;
+  machine_cpu(&m0busy, &m0idle);
   double t0 = now_sec();
   for (int64_t start = 0; start < g_rows; start += chunk) {
     int64_t n = g_rows - start < chunk ? g_rows - start : chunk;
@@ -789,6 +808,10 @@ static double bench_bulk(side *s, bulk_stat *bs) {
     reset(s, commit);
   }
   double t1 = now_sec();
+  double m1busy, m1idle;
+  machine_cpu(&m1busy, &m1idle);
+  bs->busy = m0busy >= 0 && m1busy >= 0 ? m1busy - m0busy : -1;
+  bs->idle = m0idle >= 0 && m1idle >= 0 ? m1idle - m0idle : -1;
   bs->cpu = cpu_sec(RUSAGE_SELF) - c0;
   bs->cpu_sql = cpu_sec(RUSAGE_THREAD) - c0sql;
   bs->wall = t1 - t0;
@@ -1078,8 +1101,8 @@ int main(int argc, char **argv) {
            g_rows, g_inserts, sqlite3_libversion());
 
   char load0[64] = "?";
-  double la[3];
-  if (getloadavg(la, 3) == 3) snprintf(load0, sizeof load0, "%.2f %.2f %.2f at the start", la[0], la[1], la[2]);
+  double la0[3];
+  if (getloadavg(la0, 3) == 3) snprintf(load0, sizeof load0, "%.2f %.2f %.2f", la0[0], la0[1], la0[2]);
 
   if (sqlite3_auto_extension((void (*)(void))sqlite3_klevdb_init) != SQLITE_OK)
     die("sqlite3_auto_extension failed");
@@ -1255,16 +1278,21 @@ int main(int argc, char **argv) {
   peak_rss(&rss, &hwm);
   print_table();
   print_floor_table();
-  printf("\nbulk insert, each run (CPU/wall > 1: a second CPU was used; the stage writer's share\n"
-         "is the process's CPU time less the SQL thread's; %ld CPUs online, load average %s):\n",
-         sysconf(_SC_NPROCESSORS_ONLN), load0);
+  double la[3];
+  char load1[64] = "?";
+  if (getloadavg(la, 3) == 3) snprintf(load1, sizeof load1, "%.2f %.2f %.2f", la[0], la[1], la[2]);
+  printf("\nbulk insert, each run: CPU seconds of this process (CPU/wall > 1: a second CPU was used),\n"
+         "of its SQL thread and of its other threads (the stage writer), and of other processes\n"
+         "(the machine's busy time less ours, /proc/stat); %ld CPUs online, load average %s at\n"
+         "the start, %s at the end:\n",
+         sysconf(_SC_NPROCESSORS_ONLN), load0, load1);
   for (int r = 0; r < BULK_RUNS; r++)
     for (int k = 0; k < 2; k++) {
       const bulk_stat *b = &runs[r][k];
-      printf("  run %d %-5s %8.0f rows/s  wall %6.3f s  CPU %6.3f s (%.2f of wall): SQL thread %6.3f s, "
-             "other threads %6.3f s\n",
+      printf("  run %d %-5s %7.0f rows/s  wall %6.3f s  CPU %6.3f s (%.2f of wall): SQL thread %6.3f, "
+             "other threads %6.3f; other processes %6.2f, idle %6.2f\n",
              r + 1, k ? "ours" : "plain", b->rate, b->wall, b->cpu, b->cpu / b->wall, b->cpu_sql,
-             b->cpu - b->cpu_sql);
+             b->cpu - b->cpu_sql, b->busy >= 0 ? b->busy - b->cpu : -1.0, b->idle);
     }
   printf("\nrow generation alone (the bulk INSERT's CTE as a SELECT): %.0f rows/s\n", gen);
   printf("ours, segments (log files) in t.d: after the bulk insert %" PRId64 " (largest %.1f MiB), "
