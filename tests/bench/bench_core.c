@@ -1224,7 +1224,8 @@ int main(int argc, char **argv) {
   print_lat_table();
   long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
   printf("\nmachine: %ld CPUs online; load average %s at the start, %s at the end; of the\n"
-         "%.1f CPU-seconds it had in the %.1f s run, this benchmark used %.1f and other processes %.1f\n",
+         "%.1f CPU-seconds it had in the %.1f s run, this benchmark used %.1f and everything else\n"
+         "(other processes, the kernel's writeback) %.1f\n",
          ncpu, load0, load1, (double)ncpu * wall, wall, cpu, busy0 >= 0 ? busy - cpu : -1.0);
   printf("\n%d goal(s) missed\n", g_misses);
   cleanup_root();

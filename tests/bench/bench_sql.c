@@ -1282,15 +1282,15 @@ int main(int argc, char **argv) {
   char load1[64] = "?";
   if (getloadavg(la, 3) == 3) snprintf(load1, sizeof load1, "%.2f %.2f %.2f", la[0], la[1], la[2]);
   printf("\nbulk insert, each run: CPU seconds of this process (CPU/wall > 1: a second CPU was used),\n"
-         "of its SQL thread and of its other threads (the stage writer), and of other processes\n"
-         "(the machine's busy time less ours, /proc/stat); %ld CPUs online, load average %s at\n"
-         "the start, %s at the end:\n",
+         "of its SQL thread and of its other threads (the stage writer), and of everything else on\n"
+         "the machine (its busy time in /proc/stat less ours: other processes and the kernel's own\n"
+         "threads, writeback among them); %ld CPUs online, load average %s at the start, %s at the end:\n",
          sysconf(_SC_NPROCESSORS_ONLN), load0, load1);
   for (int r = 0; r < BULK_RUNS; r++)
     for (int k = 0; k < 2; k++) {
       const bulk_stat *b = &runs[r][k];
       printf("  run %d %-5s %7.0f rows/s  wall %6.3f s  CPU %6.3f s (%.2f of wall): SQL thread %6.3f, "
-             "other threads %6.3f; other processes %6.2f, idle %6.2f\n",
+             "other threads %6.3f; else %6.2f, idle %6.2f\n",
              r + 1, k ? "ours" : "plain", b->rate, b->wall, b->cpu, b->cpu / b->wall, b->cpu_sql,
              b->cpu - b->cpu_sql, b->busy >= 0 ? b->busy - b->cpu : -1.0, b->idle);
     }
