@@ -779,6 +779,10 @@ static double cpu_sec(int who) {
          (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6;
 }
 
+/* A difference of two clock readings that should not be negative (the
+** clocks' ticks differ). */
+static double nonneg(double x) { return x > 0 ? x : 0; }
+
 static int cmp_double(const void *a, const void *b) {
   double x = *(const double *)a, y = *(const double *)b;
   return (x > y) - (x < y);
@@ -1146,6 +1150,20 @@ int main(int argc, char **argv) {
   add_result("  slowest of the 5 runs (info)", "rows/s", R_RATE, rates[0][0], rates[1][0], G_NONE, 0);
   add_result("  fastest of the 5 runs (info)", "rows/s", R_RATE, rates[0][BULK_RUNS - 1],
              rates[1][BULK_RUNS - 1], G_NONE, 0);
+  /* CPU time does not depend on who else has the machine: with a second
+  ** CPU free, ours takes about its SQL thread's time (the stage writer
+  ** runs beside it), so that ratio is the bulk insert's ceiling here. */
+  double cpu[3][BULK_RUNS];
+  for (int r = 0; r < BULK_RUNS; r++) {
+    cpu[0][r] = runs[r][0].cpu;
+    cpu[1][r] = runs[r][1].cpu;
+    cpu[2][r] = runs[r][1].cpu_sql;
+  }
+  for (int k = 0; k < 3; k++) qsort(cpu[k], BULK_RUNS, sizeof(double), cmp_double);
+  add_result("  median CPU time of the process (info)", "s", R_TIME, cpu[0][BULK_RUNS / 2],
+             cpu[1][BULK_RUNS / 2], G_NONE, 0);
+  add_result("  ... ours' SQL thread only (info)", "s", R_TIME, cpu[0][BULK_RUNS / 2],
+             cpu[2][BULK_RUNS / 2], G_NONE, 0);
   double gen = bench_generate(&plain);
   /* Net of the row generation both pay: what the tables themselves cost. */
   double netp = 1.0 / bp - 1.0 / gen, neto = 1.0 / bo - 1.0 / gen;
@@ -1292,7 +1310,7 @@ int main(int argc, char **argv) {
       printf("  run %d %-5s %7.0f rows/s  wall %6.3f s  CPU %6.3f s (%.2f of wall): SQL thread %6.3f, "
              "other threads %6.3f; else %6.2f, idle %6.2f\n",
              r + 1, k ? "ours" : "plain", b->rate, b->wall, b->cpu, b->cpu / b->wall, b->cpu_sql,
-             b->cpu - b->cpu_sql, b->busy >= 0 ? b->busy - b->cpu : -1.0, b->idle);
+             nonneg(b->cpu - b->cpu_sql), b->busy >= 0 ? nonneg(b->busy - b->cpu) : -1.0, b->idle);
     }
   printf("\nrow generation alone (the bulk INSERT's CTE as a SELECT): %.0f rows/s\n", gen);
   printf("ours, segments (log files) in t.d: after the bulk insert %" PRId64 " (largest %.1f MiB), "
