@@ -1226,7 +1226,8 @@ int main(int argc, char **argv) {
   printf("\nmachine: %ld CPUs online; load average %s at the start, %s at the end; of the\n"
          "%.1f CPU-seconds it had in the %.1f s run, this benchmark used %.1f and everything else\n"
          "(other processes, the kernel's writeback) %.1f\n",
-         ncpu, load0, load1, (double)ncpu * wall, wall, cpu, busy0 >= 0 ? busy - cpu : -1.0);
+         ncpu, load0, load1, (double)ncpu * wall, wall, cpu,
+         busy0 < 0 ? -1.0 : busy > cpu ? busy - cpu : 0.0);
   printf("\n%d goal(s) missed\n", g_misses);
   cleanup_root();
   return 0;
