@@ -26,6 +26,11 @@
 **   ORDER BY time, "offset" rewrite), reopen + first query, bytes on disk,
 **   DELETE of the oldest half, klevdb_trim of the oldest half (on a
 **   klevdb_backup copy of ours taken just before the DELETE), peak RSS.
+** The bulk insert runs 5 times (fresh tables each time, the side going
+** first alternating) and reports the median, with each run's wall and CPU
+** time. Full scan and consume 100 also run on a "null" virtual table (the
+** same rows from memory, see null_best_index): the floor of any virtual
+** table, which ours is reported against.
 **
 ** Usage: bench_sql [--rows N] [--inserts A] [--bulk-chunk K] [--min-time SECS]
 **                  [--dir PATH] [--keep]
@@ -148,6 +153,15 @@ static void path_of(char *out, size_t cap, const char *name) {
   if (n < 0 || (size_t)n >= cap) die("path too long: %s/%s", g_root, name);
 }
 
+/* Removes every file the benchmark makes in g_root. */
+static void remove_created(void) {
+  char p[4200];
+  for (size_t i = 0; i < sizeof g_created / sizeof g_created[0]; i++) {
+    path_of(p, sizeof p, g_created[i]);
+    rm_rf(p);
+  }
+}
+
 static void cleanup(void) {
   if (g_cleaned || !g_root[0] || g_keep) return;
   g_cleaned = 1;
@@ -155,11 +169,7 @@ static void cleanup(void) {
     rm_rf(g_root);
     return;
   }
-  char p[4200];
-  for (size_t i = 0; i < sizeof g_created / sizeof g_created[0]; i++) {
-    path_of(p, sizeof p, g_created[i]);
-    rm_rf(p);
-  }
+  remove_created();
 }
 
 /* Bytes of a file or a folder tree: allocated (st_blocks) and apparent. */
@@ -383,6 +393,53 @@ static result *add_result(const char *name, const char *unit, int kind, double p
   return r;
 }
 
+static void fmt_num(char *out, size_t cap, double v);
+
+/* Reads against the null table's floor: ours as a fraction of it and
+** against the plain table. */
+typedef struct floor_row {
+  char name[48];
+  double null, plain, ours; /* rows/s or q/s */
+  bool pass_floor, pass_plain;
+} floor_row;
+
+static floor_row g_floor[4];
+static int g_nfloor = 0;
+
+#define FLOOR_GOAL 0.8
+
+static void add_floor(const char *name, double null, double plain, double ours) {
+  if (g_nfloor >= (int)(sizeof g_floor / sizeof g_floor[0])) die("too many floor rows");
+  floor_row *f = &g_floor[g_nfloor++];
+  snprintf(f->name, sizeof f->name, "%s", name);
+  f->null = null;
+  f->plain = plain;
+  f->ours = ours;
+  f->pass_floor = ours >= FLOOR_GOAL * null;
+  f->pass_plain = ours >= plain;
+  g_misses += !f->pass_floor + !f->pass_plain;
+  progress("%-40s null %12.4g  plain %12.4g  ours %12.4g", name, null, plain, ours);
+}
+
+static void print_floor_table(void) {
+  printf("\nreads against a null virtual table (the same rows from memory, the klevdb table's "
+         "planning: SQLite's own cost per row of a virtual table)\n\n");
+  printf("%-40s | %12s | %12s | %12s | %9s | %9s | %s\n", "workload", "null", "plain", "ours",
+         "ours/null", "ours/plain", "goal");
+  for (int i = 0; i < 40 + 3 * 4 + 12 * 3 + 9 * 2 + 3 + 34; i++) putchar('-');
+  putchar('\n');
+  for (int i = 0; i < g_nfloor; i++) {
+    floor_row *f = &g_floor[i];
+    char n[32], p[32], o[32];
+    fmt_num(n, sizeof n, f->null);
+    fmt_num(p, sizeof p, f->plain);
+    fmt_num(o, sizeof o, f->ours);
+    printf("%-40s | %12s | %12s | %12s | %9.2f | %9.2fx | >= %.1f of null %s, >= 1x plain %s\n",
+           f->name, n, p, o, f->ours / f->null, f->ours / f->plain, FLOOR_GOAL,
+           f->pass_floor ? "PASS" : "MISS", f->pass_plain ? "PASS" : "MISS");
+  }
+}
+
 static void set_bool_goal(result *r, const char *text, bool pass) {
   r->goal_kind = G_BOOL;
   snprintf(r->goal_text, sizeof r->goal_text, "%s", text);
@@ -444,6 +501,212 @@ static int64_t latest_of_key(int64_t k) {
 }
 
 /* ------------------------------------------------------------------ */
+/* The null table: the floor of a virtual table                        */
+
+/* A virtual table, compiled into this benchmark only, that returns the
+** messages of the other two (offset, time, 10-byte key, 128-byte value)
+** from one array in memory, with the klevdb table's planning for offset
+** constraints and ORDER BY offset (ext/vtab.c kvt_best_index). It reads
+** no log and checks no CRC, so what it costs is SQLite's own work per
+** row of a virtual table: the floor ours is measured against. Key and
+** value are handed over with SQLITE_TRANSIENT, as ours must (a message's
+** memory lasts until its batch's next read). */
+#define NULL_ROW (KEY_LEN + VALUE_LEN)
+
+typedef struct null_vtab {
+  sqlite3_vtab base;
+  const uint8_t *rows; /* g_total rows of NULL_ROW bytes: key, value */
+  int64_t n;
+} null_vtab;
+
+typedef struct null_cursor {
+  sqlite3_vtab_cursor base;
+  const null_vtab *vt;
+  int64_t at, lo, hi; /* the next row is at; rows [lo, hi] */
+  bool desc;
+} null_cursor;
+
+/* idxNum bits, as the klevdb table's for these constraints. */
+enum { NP_EQ = 1 << 0, NP_LO = 1 << 2, NP_LO_GT = 1 << 3, NP_HI = 1 << 4, NP_HI_LT = 1 << 5,
+       NP_DESC = 1 << 10 };
+
+static int null_connect(sqlite3 *db, void *aux, int argc, const char *const *argv,
+                        sqlite3_vtab **out, char **err) {
+  (void)argc;
+  (void)argv;
+  (void)err;
+  int rc = sqlite3_declare_vtab(db, "CREATE TABLE x(\"offset\" INTEGER, time INTEGER, key BLOB, value BLOB)");
+  if (rc != SQLITE_OK) return rc;
+  null_vtab *vt = sqlite3_malloc(sizeof *vt);
+  if (!vt) return SQLITE_NOMEM;
+  memset(vt, 0, sizeof *vt);
+  vt->rows = aux;
+  vt->n = g_total;
+  *out = &vt->base;
+  return SQLITE_OK;
+}
+
+static int null_disconnect(sqlite3_vtab *vtab) {
+  sqlite3_free(vtab);
+  return SQLITE_OK;
+}
+
+static int null_best_index(sqlite3_vtab *vtab, sqlite3_index_info *ix) {
+  const null_vtab *vt = (const null_vtab *)vtab;
+  int slot[3] = {-1, -1, -1}; /* offset =, lower bound, upper bound */
+  int plan = 0;
+  for (int i = 0; i < ix->nConstraint; i++) {
+    const struct sqlite3_index_constraint *c = &ix->aConstraint[i];
+    if (!c->usable || (c->iColumn != -1 && c->iColumn != 0)) continue;
+    if (c->op == SQLITE_INDEX_CONSTRAINT_EQ && slot[0] < 0) {
+      slot[0] = i;
+      plan |= NP_EQ;
+    } else if ((c->op == SQLITE_INDEX_CONSTRAINT_GE || c->op == SQLITE_INDEX_CONSTRAINT_GT) && slot[1] < 0) {
+      slot[1] = i;
+      plan |= NP_LO | (c->op == SQLITE_INDEX_CONSTRAINT_GT ? NP_LO_GT : 0);
+    } else if ((c->op == SQLITE_INDEX_CONSTRAINT_LE || c->op == SQLITE_INDEX_CONSTRAINT_LT) && slot[2] < 0) {
+      slot[2] = i;
+      plan |= NP_HI | (c->op == SQLITE_INDEX_CONSTRAINT_LT ? NP_HI_LT : 0);
+    }
+  }
+  if (ix->nOrderBy > 0 && (ix->aOrderBy[0].iColumn == -1 || ix->aOrderBy[0].iColumn == 0)) {
+    if (ix->aOrderBy[0].desc) plan |= NP_DESC;
+    ix->orderByConsumed = 1;
+  }
+  int argc = 0;
+  for (int k = 0; k < 3; k++) {
+    if (slot[k] < 0) continue;
+    ix->aConstraintUsage[slot[k]].argvIndex = ++argc;
+    ix->aConstraintUsage[slot[k]].omit = 1;
+  }
+  double n = vt->n > 1 ? (double)vt->n : 1, rows;
+  if (plan & NP_EQ) {
+    rows = 1;
+    ix->idxFlags |= SQLITE_INDEX_SCAN_UNIQUE;
+  } else if ((plan & NP_LO) && (plan & NP_HI)) {
+    rows = n / 20;
+  } else if (plan & (NP_LO | NP_HI)) {
+    rows = n / 4;
+  } else {
+    rows = n;
+  }
+  if (rows < 1) rows = 1;
+  ix->estimatedRows = (sqlite3_int64)rows;
+  ix->estimatedCost = (plan & NP_EQ) ? rows * 2 : rows + 10;
+  ix->idxNum = plan;
+  return SQLITE_OK;
+}
+
+static int null_open(sqlite3_vtab *vtab, sqlite3_vtab_cursor **out) {
+  null_cursor *c = sqlite3_malloc(sizeof *c);
+  if (!c) return SQLITE_NOMEM;
+  memset(c, 0, sizeof *c);
+  c->vt = (const null_vtab *)vtab;
+  *out = &c->base;
+  return SQLITE_OK;
+}
+
+static int null_close(sqlite3_vtab_cursor *cur) {
+  sqlite3_free(cur);
+  return SQLITE_OK;
+}
+
+static int null_filter(sqlite3_vtab_cursor *cur, int plan, const char *idxStr, int argc,
+                       sqlite3_value **argv) {
+  (void)idxStr;
+  (void)argc;
+  null_cursor *c = (null_cursor *)cur;
+  int64_t lo = 0, hi = c->vt->n - 1;
+  int a = 0;
+  if (plan & NP_EQ) {
+    int64_t v = sqlite3_value_int64(argv[a++]);
+    if (v > lo) lo = v;
+    if (v < hi) hi = v;
+  }
+  if (plan & NP_LO) {
+    int64_t v = sqlite3_value_int64(argv[a++]) + ((plan & NP_LO_GT) ? 1 : 0);
+    if (v > lo) lo = v;
+  }
+  if (plan & NP_HI) {
+    int64_t v = sqlite3_value_int64(argv[a++]) - ((plan & NP_HI_LT) ? 1 : 0);
+    if (v < hi) hi = v;
+  }
+  c->lo = lo;
+  c->hi = hi;
+  c->desc = (plan & NP_DESC) != 0;
+  c->at = c->desc ? hi : lo;
+  return SQLITE_OK;
+}
+
+static int null_next(sqlite3_vtab_cursor *cur) {
+  null_cursor *c = (null_cursor *)cur;
+  c->at += c->desc ? -1 : 1;
+  return SQLITE_OK;
+}
+
+static int null_eof(sqlite3_vtab_cursor *cur) {
+  const null_cursor *c = (const null_cursor *)cur;
+  return c->at < c->lo || c->at > c->hi;
+}
+
+static int null_column(sqlite3_vtab_cursor *cur, sqlite3_context *ctx, int col) {
+  const null_cursor *c = (const null_cursor *)cur;
+  const uint8_t *row = c->vt->rows + c->at * NULL_ROW;
+  switch (col) {
+  case 0: sqlite3_result_int64(ctx, c->at); break;
+  case 1: sqlite3_result_int64(ctx, TIME_BASE_US + c->at * TIME_STEP_US); break;
+  case 2: sqlite3_result_blob64(ctx, row, KEY_LEN, SQLITE_TRANSIENT); break;
+  case 3: sqlite3_result_blob64(ctx, row + KEY_LEN, VALUE_LEN, SQLITE_TRANSIENT); break;
+  }
+  return SQLITE_OK;
+}
+
+static int null_rowid(sqlite3_vtab_cursor *cur, sqlite3_int64 *rowid) {
+  *rowid = ((const null_cursor *)cur)->at;
+  return SQLITE_OK;
+}
+
+static const sqlite3_module null_module = {
+    .iVersion = 1,
+    .xCreate = null_connect,
+    .xConnect = null_connect,
+    .xBestIndex = null_best_index,
+    .xDisconnect = null_disconnect,
+    .xDestroy = null_disconnect,
+    .xOpen = null_open,
+    .xClose = null_close,
+    .xFilter = null_filter,
+    .xNext = null_next,
+    .xEof = null_eof,
+    .xColumn = null_column,
+    .xRowid = null_rowid,
+};
+
+/* The rows of the null table: message i's key and value, as the bulk
+** insert and the autocommit inserts write them. */
+static uint8_t *null_rows(void) {
+  uint8_t *rows = malloc((size_t)g_total * NULL_ROW);
+  if (!rows) die("out of memory for the null table's %" PRId64 " rows", g_total);
+  char k[KEY_LEN + 1], v[VALUE_LEN + 1];
+  for (int64_t i = 0; i < g_total; i++) {
+    fmt_key(k, i);
+    fmt_value(v, i);
+    memcpy(rows + i * NULL_ROW, k, KEY_LEN);
+    memcpy(rows + i * NULL_ROW + KEY_LEN, v, VALUE_LEN);
+  }
+  return rows;
+}
+
+/* A connection to an in-memory database holding the null table t. */
+static void open_null(side *s, uint8_t *rows) {
+  s->db = NULL;
+  if (sqlite3_open_v2(":memory:", &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK)
+    die("[null] open: %s", s->db ? sqlite3_errmsg(s->db) : "?");
+  CK(s, sqlite3_create_module(s->db, "nullkv", &null_module, rows));
+  exec(s, "CREATE VIRTUAL TABLE t USING nullkv");
+}
+
+/* ------------------------------------------------------------------ */
 /* Workloads                                                           */
 
 static const char *const SQL_BULK_PLAIN =
@@ -484,11 +747,54 @@ static void setup(side *plain, side *ours) {
              "key='blob', value='blob')");
 }
 
+/* One bulk insert's rate, wall time and CPU time: of the whole process
+** (every thread, the core's stage writer among them) and of this thread
+** (SQL generating and inserting the rows). */
+typedef struct bulk_stat {
+  double rate, wall, cpu, cpu_sql;
+  double busy, idle; /* CPU seconds of the whole machine (all processes) */
+} bulk_stat;
+
+/* The machine's busy and idle CPU seconds so far, from /proc/stat (both
+** -1 if it cannot be read): what other processes take from the two
+** tables shows as busy time that is not this process's. */
+static void machine_cpu(double *busy, double *idle) {
+  *busy = *idle = -1;
+  FILE *f = fopen("/proc/stat", "r");
+  if (!f) return;
+  unsigned long long us, ni, sy, id, io, irq, sirq, st;
+  if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &us, &ni, &sy, &id, &io, &irq, &sirq,
+             &st) == 8) {
+    double hz = (double)sysconf(_SC_CLK_TCK);
+    *busy = (double)(us + ni + sy + irq + sirq + st) / hz;
+    *idle = (double)(id + io) / hz;
+  }
+  fclose(f);
+}
+
+static double cpu_sec(int who) {
+  struct rusage ru;
+  if (getrusage(who, &ru) != 0) die("getrusage: %s", strerror(errno));
+  return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6 +
+         (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6;
+}
+
+/* A difference of two clock readings that should not be negative (the
+** clocks' ticks differ). */
+static double nonneg(double x) { return x > 0 ? x : 0; }
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
 /* Bulk insert: rows/s. */
-static double bench_bulk(side *s) {
+static double bench_bulk(side *s, bulk_stat *bs) {
   sqlite3_stmt *st = prep(s, s->ours ? SQL_BULK_OURS : SQL_BULK_PLAIN);
   sqlite3_stmt *begin = prep(s, "BEGIN"), *commit = prep(s, "COMMIT");
   int64_t chunk = g_bulk_chunk > 0 ? g_bulk_chunk : g_rows;
+  double c0 = cpu_sec(RUSAGE_SELF), c0sql = cpu_sec(RUSAGE_THREAD), m0busy, m0idle;
+  machine_cpu(&m0busy, &m0idle);
   double t0 = now_sec();
   for (int64_t start = 0; start < g_rows; start += chunk) {
     int64_t n = g_rows - start < chunk ? g_rows - start : chunk;
@@ -506,6 +812,14 @@ static double bench_bulk(side *s) {
     reset(s, commit);
   }
   double t1 = now_sec();
+  double m1busy, m1idle;
+  machine_cpu(&m1busy, &m1idle);
+  bs->busy = m0busy >= 0 && m1busy >= 0 ? m1busy - m0busy : -1;
+  bs->idle = m0idle >= 0 && m1idle >= 0 ? m1idle - m0idle : -1;
+  bs->cpu = cpu_sec(RUSAGE_SELF) - c0;
+  bs->cpu_sql = cpu_sec(RUSAGE_THREAD) - c0sql;
+  bs->wall = t1 - t0;
+  bs->rate = (double)g_rows / (t1 - t0);
   mark("bulk", s->name, t0, t1);
   finalize(s, &st);
   finalize(s, &begin);
@@ -790,22 +1104,70 @@ int main(int argc, char **argv) {
   progress("folder %s; %" PRId64 " bulk rows + %" PRId64 " autocommit rows; SQLite %s", g_root,
            g_rows, g_inserts, sqlite3_libversion());
 
+  char load0[64] = "?";
+  double la0[3];
+  if (getloadavg(la0, 3) == 3) snprintf(load0, sizeof load0, "%.2f %.2f %.2f", la0[0], la0[1], la0[2]);
+
   if (sqlite3_auto_extension((void (*)(void))sqlite3_klevdb_init) != SQLITE_OK)
     die("sqlite3_auto_extension failed");
 
   side plain = {.name = "plain", .file = "plain.db", .ours = false};
   side ours = {.name = "ours", .file = "ours.db", .ours = true};
-  setup(&plain, &ours);
 
-  /* Inserts. */
-  double bp = bench_bulk(&plain), bo = bench_bulk(&ours);
-  add_result(g_bulk_chunk > 0 ? "bulk insert, --bulk-chunk transactions (INSERT ... SELECT)"
-                              : "bulk insert, one transaction (INSERT ... SELECT)",
+  /* The bulk insert BULK_RUNS times, into fresh tables each time, the side
+  ** that goes first alternating; the rest works on the last run's tables.
+  ** One run moves by a third on this kind of machine (the core's stage
+  ** writer thread needs a second CPU that others may be using): the
+  ** median is the figure. */
+  enum { BULK_RUNS = 5 };
+  bulk_stat runs[BULK_RUNS][2]; /* [run][0: plain, 1: ours] */
+  double rates[2][BULK_RUNS];
+  for (int r = 0; r < BULK_RUNS; r++) {
+    if (r > 0) {
+      close_side(&plain);
+      close_side(&ours);
+      remove_created();
+    }
+    setup(&plain, &ours);
+    if (r % 2 == 0) {
+      bench_bulk(&plain, &runs[r][0]);
+      bench_bulk(&ours, &runs[r][1]);
+    } else {
+      bench_bulk(&ours, &runs[r][1]);
+      bench_bulk(&plain, &runs[r][0]);
+    }
+    rates[0][r] = runs[r][0].rate;
+    rates[1][r] = runs[r][1].rate;
+    progress("bulk run %d: plain %.0f rows/s, ours %.0f rows/s (%.2fx)", r + 1, rates[0][r],
+             rates[1][r], rates[1][r] / rates[0][r]);
+  }
+  qsort(rates[0], BULK_RUNS, sizeof(double), cmp_double);
+  qsort(rates[1], BULK_RUNS, sizeof(double), cmp_double);
+  double bp = rates[0][BULK_RUNS / 2], bo = rates[1][BULK_RUNS / 2];
+  add_result(g_bulk_chunk > 0 ? "bulk insert, --bulk-chunk transactions, median of 5"
+                              : "bulk insert, one transaction, median of 5 runs",
              "rows/s", R_RATE, bp, bo, G_RATIO_GE, 3);
+  add_result("  slowest of the 5 runs (info)", "rows/s", R_RATE, rates[0][0], rates[1][0], G_NONE, 0);
+  add_result("  fastest of the 5 runs (info)", "rows/s", R_RATE, rates[0][BULK_RUNS - 1],
+             rates[1][BULK_RUNS - 1], G_NONE, 0);
+  /* CPU time does not depend on who else has the machine: with a second
+  ** CPU free, ours takes about its SQL thread's time (the stage writer
+  ** runs beside it), so that ratio is the bulk insert's ceiling here. */
+  double cpu[3][BULK_RUNS];
+  for (int r = 0; r < BULK_RUNS; r++) {
+    cpu[0][r] = runs[r][0].cpu;
+    cpu[1][r] = runs[r][1].cpu;
+    cpu[2][r] = runs[r][1].cpu_sql;
+  }
+  for (int k = 0; k < 3; k++) qsort(cpu[k], BULK_RUNS, sizeof(double), cmp_double);
+  add_result("  median CPU time of the process (info)", "s", R_TIME, cpu[0][BULK_RUNS / 2],
+             cpu[1][BULK_RUNS / 2], G_NONE, 0);
+  add_result("  ... ours' SQL thread only (info)", "s", R_TIME, cpu[0][BULK_RUNS / 2],
+             cpu[2][BULK_RUNS / 2], G_NONE, 0);
   double gen = bench_generate(&plain);
   /* Net of the row generation both pay: what the tables themselves cost. */
   double netp = 1.0 / bp - 1.0 / gen, neto = 1.0 / bo - 1.0 / gen;
-  add_result("  same, net of generating the rows (info)", "us/row", R_TIME,
+  add_result("  median, net of generating the rows (info)", "us/row", R_TIME,
              netp > 0 ? netp * 1e6 : -1, neto > 0 ? neto * 1e6 : -1, G_NONE, 0);
   int64_t nsegs, maxlog;
   segments_of("t.d", &nsegs, &maxlog);
@@ -817,12 +1179,18 @@ int main(int argc, char **argv) {
   add_result(name, "rows/s", R_RATE, ap, ao, G_RATIO_GE, 3);
 
   /* Reads. */
-  int64_t sp = 0, so = 0;
+  int64_t sp = 0, so = 0, sn = 0;
+  uint8_t *null_data = null_rows();
+  side nul = {.name = "null", .file = ":memory:", .ours = false};
+  open_null(&nul, null_data);
   print_plan(&plain, SQL_SCAN);
   print_plan(&ours, SQL_SCAN);
-  double scp = bench_scan(&plain, &sp), sco = bench_scan(&ours, &so);
-  if (sp != so) die("full scan sums differ: plain %" PRId64 ", ours %" PRId64, sp, so);
+  print_plan(&nul, SQL_SCAN);
+  double scp = bench_scan(&plain, &sp), sco = bench_scan(&ours, &so), scn = bench_scan(&nul, &sn);
+  if (sp != so || sn != so)
+    die("full scan sums differ: plain %" PRId64 ", ours %" PRId64 ", null %" PRId64, sp, so, sn);
   add_result("full scan: count(*), sum(length(value))", "rows/s", R_RATE, scp, sco, G_RATIO_GE, 1);
+  add_floor("full scan: count(*), sum(length(value))", scn, scp, sco);
 
   double gp = bench_query(&plain, "get", SQL_GET, Q_GET, 1000000, 1, 1, NULL, NULL);
   double go = bench_query(&ours, "get", SQL_GET, Q_GET, 1000000, 1, 1, NULL, NULL);
@@ -832,6 +1200,10 @@ int main(int argc, char **argv) {
   double co = bench_query(&ours, "consume", SQL_CONSUME, Q_CONSUME, 1000000, 1, 2, NULL, NULL);
   add_result("consume 100 (\"offset\" >= ? ORDER BY \"offset\" LIMIT 100)", "q/s", R_RATE, cp, co,
              G_RATIO_GE, 1.5);
+  double cn = bench_query(&nul, "consume", SQL_CONSUME, Q_CONSUME, 1000000, 1, 2, NULL, NULL);
+  add_floor("consume 100 from an offset", cn, cp, co);
+  close_side(&nul);
+  free(null_data);
 
   double kfp = 0, kfo = 0;
   double kp = bench_query(&plain, "bykey", SQL_BY_KEY, Q_BY_KEY, 1000000, 1, 3, NULL, &kfp);
@@ -923,12 +1295,31 @@ int main(int argc, char **argv) {
   int64_t rss, hwm;
   peak_rss(&rss, &hwm);
   print_table();
+  print_floor_table();
+  double la[3];
+  char load1[64] = "?";
+  if (getloadavg(la, 3) == 3) snprintf(load1, sizeof load1, "%.2f %.2f %.2f", la[0], la[1], la[2]);
+  printf("\nbulk insert, each run: CPU seconds of this process (CPU/wall > 1: a second CPU was used),\n"
+         "of its SQL thread and of its other threads (the stage writer), and of everything else on\n"
+         "the machine (its busy time in /proc/stat less ours: other processes and the kernel's own\n"
+         "threads, writeback among them); %ld CPUs online, load average %s at the start, %s at the end:\n",
+         sysconf(_SC_NPROCESSORS_ONLN), load0, load1);
+  for (int r = 0; r < BULK_RUNS; r++)
+    for (int k = 0; k < 2; k++) {
+      const bulk_stat *b = &runs[r][k];
+      printf("  run %d %-5s %7.0f rows/s  wall %6.3f s  CPU %6.3f s (%.2f of wall): SQL thread %6.3f, "
+             "other threads %6.3f; else %6.2f, idle %6.2f\n",
+             r + 1, k ? "ours" : "plain", b->rate, b->wall, b->cpu, b->cpu / b->wall, b->cpu_sql,
+             nonneg(b->cpu - b->cpu_sql), b->busy >= 0 ? nonneg(b->busy - b->cpu) : -1.0, b->idle);
+    }
   printf("\nrow generation alone (the bulk INSERT's CTE as a SELECT): %.0f rows/s\n", gen);
   printf("ours, segments (log files) in t.d: after the bulk insert %" PRId64 " (largest %.1f MiB), "
          "before the delete %" PRId64 " (largest %.1f MiB)\n",
          nsegs, (double)maxlog / 1048576.0, nsegs2, (double)maxlog2 / 1048576.0);
-  printf("\npeak RSS of the process (both tables): ru_maxrss %.1f MiB, VmHWM %.1f MiB\n",
-         (double)rss / 1024.0, hwm >= 0 ? (double)hwm / 1024.0 : -1.0);
+  printf("\npeak RSS of the process (both tables): ru_maxrss %.1f MiB, VmHWM %.1f MiB (the null table's\n"
+         "rows, %.1f MiB, were part of it while it was read)\n",
+         (double)rss / 1024.0, hwm >= 0 ? (double)hwm / 1024.0 : -1.0,
+         (double)g_total * NULL_ROW / 1048576.0);
   printf("%d goal(s) missed\n", g_misses);
   cleanup();
   return 0;
