@@ -247,13 +247,18 @@ static klevdb_err drop(const char *dir, bool sync, klevdb_error *e) {
   return err ? kerr_sys(e, err, "prepared batch: clear %s", path) : KLEVDB_OK;
 }
 
-static void prepared_free(klevdb_prepared *p) {
-  if (!p) return;
+/* Frees what p holds (not p), as a batch read from the file has it. */
+static void prepared_clear(klevdb_prepared *p) {
   free(p->txid);
   free(p->ranges);
   free(p->segs);
   free(p->msgs);
   free(p->data);
+}
+
+static void prepared_free(klevdb_prepared *p) {
+  if (!p) return;
+  prepared_clear(p);
   free(p);
 }
 
@@ -411,11 +416,7 @@ void prepared_clean(const char *dir) {
     unlink(path);
   }
   if (d) closedir(d);
-  free(p.txid);
-  free(p.ranges);
-  free(p.segs);
-  free(p.msgs);
-  free(p.data);
+  prepared_clear(&p);
 }
 
 klevdb_err klevdb_prepared_find(klevdb *db, klevdb_prepared **out) {
@@ -549,18 +550,10 @@ static klevdb_err unstage(klevdb_prepared *p, const char *dir, bool sync) {
   /* p now reads the new image, as a batch found in the file would. */
   klevdb_prepared n = {.db = p->db};
   if ((rc = decode(&n, b.p, b.len, FILE_NAME, e))) {
-    free(n.txid);
-    free(n.ranges);
-    free(n.segs);
-    free(n.msgs);
-    free(n.data);
+    prepared_clear(&n);
     return rc;
   }
-  free(p->txid);
-  free(p->ranges);
-  free(p->segs);
-  free(p->msgs);
-  free(p->data);
+  prepared_clear(p);
   *p = n;
   return KLEVDB_OK;
 }
