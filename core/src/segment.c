@@ -1,8 +1,8 @@
 /*
 ** segment.c - one segment of an open store: a .log and its .index. Lazy
-** loading of sealed segments (both files mmapped), the head that the
-** writer appends to, following a tail another process appends to, and the
-** rewrite without some offsets that Delete is built on.
+** loading of sealed segments (both files mmapped), the items of a live
+** segment (the head, or a tail another process appends to, followed as it
+** grows), and the rewrite without some offsets that Delete is built on.
 */
 #include <errno.h>
 #include <fcntl.h>
@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "store.h"
+#include "segment.h"
 
 #define PATH_CAP 4096
 
@@ -45,22 +45,23 @@ void seg_free(seg *s) {
 
 /* Room to map for a log that grows: appends land in the mapping without a
 ** remap until the file passes it. */
-size_t log_reserve(const store *st, int64_t size) {
-  int64_t r = st->opts.rollover * 2;
+size_t log_reserve(const segcfg *c, int64_t size) {
+  int64_t r = c->rollover * 2;
   if (r < size * 2) r = size * 2;
   if (r < (1 << 20)) r = 1 << 20;
   return ((size_t)r + 4095) & ~(size_t)4095;
 }
 
 /* Maps the log of s; live logs keep their fd and get room to grow. */
-static klevdb_err log_map(store *st, seg *s, klevdb_error *e) {
+static klevdb_err log_map(const segcfg *c, seg *s, int64_t upper, klevdb_error *e) {
   char path[PATH_CAP];
-  seg_path(path, sizeof(path), st->dir, s->base, ".log");
+  seg_path(path, sizeof(path), c->dir, s->base, ".log");
   int fd;
   klevdb_err orc = file_open(path, O_RDONLY, KLEVDB_ECORRUPT_LOG, &fd, e);
   if (orc) {
-    if (errno == ENOENT && st->ro && st->nsegs == 1 && s->base == 0) {
-      /* The virtual empty segment of a read-only store with no files. */
+    if (errno == ENOENT && c->ro && upper == INT64_MAX && s->base == 0) {
+      /* The virtual empty segment of a read-only store with no files: the
+      ** last segment of the list, at 0, is its only one. */
       if (e) e->code = KLEVDB_OK;
       s->ver = FMT_V2;
       s->log_end = 0;
@@ -75,7 +76,7 @@ static klevdb_err log_map(store *st, seg *s, klevdb_error *e) {
     return kerr_sys(e, err, "stat %s", path);
   }
   int64_t size = sb.st_size;
-  size_t reserve = s->live ? log_reserve(st, size) : (size_t)size;
+  size_t reserve = s->live ? log_reserve(c, size) : (size_t)size;
   kmap *m;
   klevdb_err rc = kmap_open(fd, reserve, false, &m, e);
   if (rc) {
@@ -103,27 +104,14 @@ static klevdb_err log_map(store *st, seg *s, klevdb_error *e) {
   return KLEVDB_OK;
 }
 
-/* The base of the segment after s in the store's list: s holds offsets
-** below it. INT64_MAX for the last one (or one not in the list yet: a new
-** head). Caller holds lk or wmu (the list does not change). */
-static int64_t seg_upper(const store *st, const seg *s) {
-  size_t lo = 0, hi = st->nsegs;
-  while (lo < hi) {
-    size_t mid = lo + (hi - lo) / 2;
-    if (st->bases[mid] < s->base) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo + 1 < st->nsegs && st->bases[lo] == s->base ? st->bases[lo + 1] : INT64_MAX;
-}
-
 /* Records read from the log of s (items climb) must be its own: offsets
 ** from its name up to the next segment's. A log of another segment in its
 ** place (copied or renamed over it) would otherwise be served under these
 ** offsets, or send a reader back to offsets it has passed. */
-static klevdb_err log_owned(const store *st, const seg *s, const uint8_t *items, size_t n,
+static klevdb_err log_owned(const segcfg *c, const seg *s, const uint8_t *items, size_t n,
                             int64_t upper, klevdb_error *e) {
   if (n == 0) return KLEVDB_OK;
-  int64_t first = item_off(items), last = item_off(items + (n - 1) * st->isz);
+  int64_t first = item_off(items), last = item_off(items + (n - 1) * c->isz);
   if (first >= s->base && last < upper) return KLEVDB_OK;
   if (upper == INT64_MAX)
     return kerr(e, KLEVDB_ECORRUPT_LOG,
@@ -139,10 +127,10 @@ static klevdb_err log_owned(const store *st, const seg *s, const uint8_t *items,
 /* The first and last items of a mapped index name the records the log has
 ** there. Only a record that parses and carries another offset fails (a
 ** damaged record is reported when it is read, as before). */
-static klevdb_err ends_match(const store *st, const seg *s, const uint8_t *items, size_t n,
+static klevdb_err ends_match(const segcfg *c, const seg *s, const uint8_t *items, size_t n,
                              int64_t upper, klevdb_error *e) {
   for (size_t k = 0; k < 2 && n; k++) {
-    const uint8_t *it = items + (k ? n - 1 : 0) * st->isz;
+    const uint8_t *it = items + (k ? n - 1 : 0) * c->isz;
     int64_t pos = item_pos(it), len;
     klevdb_msg m;
     if (rec_decode(s->ver, s->log->data + pos, s->log_end - pos, false, &m, &len, NULL) != 1 ||
@@ -180,9 +168,9 @@ static size_t items_sane(const uint8_t *items, size_t n, size_t isz, int64_t log
 
 /* Items of a sealed segment: the mapped .index, or a rebuilt one when it
 ** is missing or holds no items (docs/files.md, segments). */
-static klevdb_err index_map(store *st, seg *s, int64_t upper, klevdb_error *e) {
+static klevdb_err index_map(const segcfg *c, seg *s, int64_t upper, klevdb_error *e) {
   char path[PATH_CAP];
-  seg_path(path, sizeof(path), st->dir, s->base, ".index");
+  seg_path(path, sizeof(path), c->dir, s->base, ".index");
   int fd;
   klevdb_err orc = file_open(path, O_RDONLY, KLEVDB_ECORRUPT_INDEX, &fd, e);
   if (orc && errno != ENOENT) return orc;
@@ -198,7 +186,7 @@ static klevdb_err index_map(store *st, seg *s, int64_t upper, klevdb_error *e) {
     int64_t last_ts = 0, end;
     kbuf items = {0};
     klevdb_err rc = log_scan(s->log->data, s->log_end, s->ver, log_start(s->ver),
-                             st->params, &last_ts, &items, &end, e);
+                             c->params, &last_ts, &items, &end, e);
     /* A head sealed by a crash before its allocated room was cut off (a
     ** delete or rollover that a kill interrupted): the zeros were never
     ** records. */
@@ -206,21 +194,21 @@ static klevdb_err index_map(store *st, seg *s, int64_t upper, klevdb_error *e) {
       rc = KLEVDB_OK;
       s->log_end = end;
     }
-    if (!rc) rc = log_owned(st, s, items.p, items.len / st->isz, upper, e);
+    if (!rc) rc = log_owned(c, s, items.p, items.len / c->isz, upper, e);
     if (rc) {
       kbuf_free(&items);
       kerr_wrap(e, "segment %lld: rebuild index", (long long)s->base);
       return rc;
     }
-    s->iver = st->newver;
+    s->iver = c->newver;
     /* Go writes the rebuilt index too; a read-only store never writes. The
     ** items are in memory: a failure to keep them (a full disk) fails no
     ** read, the next open rebuilds them again. */
     int64_t isize = fd < 0 ? 0 : sb.st_size;   /* what the file holds, for stat */
-    if (!st->ro && !index_write(path, s->iver, st->params, items.p, items.len, true, NULL))
+    if (!c->ro && !index_write(path, s->iver, c->params, items.p, items.len, true, NULL))
       isize = (s->iver == FMT_V2 ? FILE_HDR : 0) + (int64_t)items.len;
     s->ibuf = items;
-    s->n = items.len / st->isz;
+    s->n = items.len / c->isz;
     s->isize = isize;
     return KLEVDB_OK;
   }
@@ -233,14 +221,14 @@ static klevdb_err index_map(store *st, seg *s, int64_t upper, klevdb_error *e) {
   }
   int iver;
   int64_t ioff;
-  rc = index_detect(m->data, sb.st_size, s->base, st->params, &iver, &ioff, e);
+  rc = index_detect(m->data, sb.st_size, s->base, c->params, &iver, &ioff, e);
   if (rc) {
     kmap_unref(m);
     kerr_wrap(e, "segment %lld", (long long)s->base);
     return rc;
   }
-  size_t n = (size_t)(sb.st_size - ioff) / st->isz;
-  size_t ok = items_sane(m->data + ioff, n, st->isz, s->log_end, log_start(s->ver), s->base,
+  size_t n = (size_t)(sb.st_size - ioff) / c->isz;
+  size_t ok = items_sane(m->data + ioff, n, c->isz, s->log_end, log_start(s->ver), s->base,
                          upper);
   if (ok < n) {
     kmap_unref(m);
@@ -248,7 +236,7 @@ static klevdb_err index_map(store *st, seg *s, int64_t upper, klevdb_error *e) {
                 "segment %lld: index corrupted: item %zu does not follow the one before it, "
                 "points past the log or past the segment's offsets", (long long)s->base, ok);
   }
-  if ((rc = ends_match(st, s, m->data + ioff, n, upper, e))) {
+  if ((rc = ends_match(c, s, m->data + ioff, n, upper, e))) {
     kmap_unref(m);
     return rc;
   }
@@ -261,10 +249,10 @@ static klevdb_err index_map(store *st, seg *s, int64_t upper, klevdb_error *e) {
 }
 
 /* True when item i names a record that the log really holds there. */
-static bool item_ok(const store *st, const seg *s, const uint8_t *items, size_t i) {
+static bool item_ok(const segcfg *c, const seg *s, const uint8_t *items, size_t i) {
   klevdb_msg m;
   int64_t len;
-  const uint8_t *it = items + i * st->isz;
+  const uint8_t *it = items + i * c->isz;
   int64_t pos = item_pos(it);
   if (pos < log_start(s->ver) || pos >= s->log_end) return false;
   if (rec_decode(s->ver, s->log->data + pos, s->log_end - pos, true, &m, &len, NULL) != 1)
@@ -272,33 +260,32 @@ static bool item_ok(const store *st, const seg *s, const uint8_t *items, size_t 
   return m.offset == item_off(it);
 }
 
-/* Items of a live segment: the .index file's items, checked against the
-** log, then every record past the last indexed one. The index may lag the
-** log (the writer buffers items) or, after a crash, run ahead of it. */
-static klevdb_err live_items(store *st, seg *s, bool writer, bool *rewrite,
-                             klevdb_error *e) {
+/* The index may lag the log (the writer buffers items) or, after a crash,
+** run ahead of it. */
+klevdb_err live_items(const segcfg *c, seg *s, bool writer, bool *rewrite,
+                      klevdb_error *e) {
   /* The head, or the last segment another process writes: none after it. */
   const int64_t upper = INT64_MAX;
   char path[PATH_CAP];
-  seg_path(path, sizeof(path), st->dir, s->base, ".index");
+  seg_path(path, sizeof(path), c->dir, s->base, ".index");
   uint8_t *data = NULL;
   size_t len = 0;
   klevdb_err rc = file_read(path, &data, &len, e);
   if (rc && rc != KLEVDB_ENOTFOUND) return rc;
   *rewrite = false;
-  s->iver = st->newver;
+  s->iver = c->newver;
   kbuf *b = &s->ibuf;
   b->len = 0;
   if (rc == KLEVDB_OK && len > FILE_HDR) {
     int64_t ioff;
-    rc = index_detect(data, (int64_t)len, s->base, st->params, &s->iver, &ioff, e);
+    rc = index_detect(data, (int64_t)len, s->base, c->params, &s->iver, &ioff, e);
     if (rc) {
       /* An item torn by a crash leaves the file unaligned: keep the whole
       ** items (the log has the rest) if the header itself is good. */
       size_t hdr = FILE_HDR;
-      size_t aligned = hdr + (len - hdr) / st->isz * st->isz;
+      size_t aligned = hdr + (len - hdr) / c->isz * c->isz;
       if (memcmp(data, "\xffklevi", 6) != 0 || aligned == len || aligned <= hdr ||
-          index_detect(data, (int64_t)aligned, s->base, st->params, &s->iver, &ioff, NULL)) {
+          index_detect(data, (int64_t)aligned, s->base, c->params, &s->iver, &ioff, NULL)) {
         free(data);
         kerr_wrap(e, "segment %lld", (long long)s->base);
         return rc;
@@ -318,25 +305,25 @@ static klevdb_err live_items(store *st, seg *s, bool writer, bool *rewrite,
   } else if (rc == KLEVDB_OK && len > 0) {
     /* A header alone (or a torn one): valid when it parses, else rebuilt. */
     int64_t ioff;
-    if (index_detect(data, (int64_t)len, s->base, st->params, &s->iver, &ioff, NULL)) {
+    if (index_detect(data, (int64_t)len, s->base, c->params, &s->iver, &ioff, NULL)) {
       if (len == FILE_HDR) {
-        rc = index_detect(data, (int64_t)len, s->base, st->params, &s->iver, &ioff, e);
+        rc = index_detect(data, (int64_t)len, s->base, c->params, &s->iver, &ioff, e);
         free(data);
         kerr_wrap(e, "segment %lld", (long long)s->base);
         return rc;
       }
-      s->iver = st->newver;
+      s->iver = c->newver;
       *rewrite = true;
     }
   } else if (rc == KLEVDB_ENOTFOUND) {
     *rewrite = writer;
   }
   free(data);
-  size_t n = b->len / st->isz;
+  size_t n = b->len / c->isz;
   /* Items that do not climb are rebuilt from the log (the source of truth);
   ** a V1 index might just be read with the wrong item size (it records no
   ** params), so it is refused instead, changing nothing. */
-  if (items_sane(b->p, n, st->isz, s->log_end, log_start(s->ver), s->base, upper) < n) {
+  if (items_sane(b->p, n, c->isz, s->log_end, log_start(s->ver), s->base, upper) < n) {
     if (s->iver == FMT_V1)
       return kerr(e, KLEVDB_ECORRUPT_INDEX,
                   "segment %lld: index corrupted: the V1 index does not match the log "
@@ -350,30 +337,30 @@ static klevdb_err live_items(store *st, seg *s, bool writer, bool *rewrite,
   ** ran ahead of its log (power loss) loses the items past the log's end.
   ** A V1 index records no params, so a mismatch there may just as well be
   ** a store opened with the wrong key/time options: refuse, change nothing. */
-  if (n && !item_ok(st, s, b->p, n - 1)) {
+  if (n && !item_ok(c, s, b->p, n - 1)) {
     if (s->iver == FMT_V1)
       return kerr(e, KLEVDB_ECORRUPT_INDEX,
                   "segment %lld: index corrupted: the V1 index does not match the log "
                   "(other key_index/time_index options than the store's?)",
                   (long long)s->base);
-    while (n && !item_ok(st, s, b->p, n - 1)) n--;
-    b->len = n * st->isz;
+    while (n && !item_ok(c, s, b->p, n - 1)) n--;
+    b->len = n * c->isz;
     *rewrite = true;
   }
   s->n = n;
   int64_t from = log_start(s->ver), last_ts = 0;
   if (n) {
-    const uint8_t *last = b->p + (n - 1) * st->isz;
+    const uint8_t *last = b->p + (n - 1) * c->isz;
     klevdb_msg m;
     int64_t rlen;
     rec_decode(s->ver, s->log->data + item_pos(last), s->log_end - item_pos(last),
                false, &m, &rlen, NULL);
     from = item_pos(last) + rlen;
-    last_ts = item_ts(last, st->params);
+    last_ts = item_ts(last, c->params);
   }
   int64_t end;
   klevdb_error scan_err;
-  rc = log_scan(s->log->data, s->log_end, s->ver, from, st->params, &last_ts, b,
+  rc = log_scan(s->log->data, s->log_end, s->ver, from, c->params, &last_ts, b,
                 &end, &scan_err);
   if (rc && rc != KLEVDB_ECORRUPT_LOG) {
     if (e) *e = scan_err;
@@ -382,8 +369,8 @@ static klevdb_err live_items(store *st, seg *s, bool writer, bool *rewrite,
   /* A record that does not parse at the tail is a write torn by a crash;
   ** the writer cuts it (and any partial header, differences D1), a reader stops. */
   s->log_end = end;
-  s->n = b->len / st->isz;
-  return log_owned(st, s, b->p, s->n, upper, e);
+  s->n = b->len / c->isz;
+  return log_owned(c, s, b->p, s->n, upper, e);
 }
 
 /* A reader of another process's store opens a log, then its index. A
@@ -392,43 +379,43 @@ static klevdb_err live_items(store *st, seg *s, bool writer, bool *rewrite,
 ** the log's name still holds the file opened, the index read belongs to
 ** it (or was rebuilt from it), and a failure to load is the files' own.
 ** Otherwise (replaced, or gone) a writer's rewrite raced the load. */
-static bool log_moved(store *st, seg *s) {
+static bool log_moved(const segcfg *c, seg *s) {
   char path[PATH_CAP];
   struct stat sb;
-  seg_path(path, sizeof(path), st->dir, s->base, ".log");
+  seg_path(path, sizeof(path), c->dir, s->base, ".log");
   if (stat(path, &sb) < 0) return true;
   return s->log && s->log->len && sb.st_ino != s->ino;
 }
 
-klevdb_err seg_load(store *st, seg *s, klevdb_error *e) {
+klevdb_err seg_load(const segcfg *c, seg *s, int64_t upper, klevdb_error *e) {
   if (__atomic_load_n(&s->loaded, __ATOMIC_ACQUIRE)) return KLEVDB_OK;
   pthread_mutex_lock(&s->load_mu);
   klevdb_err rc = KLEVDB_OK;
   if (!s->loaded) {
-    if (!s->log) rc = log_map(st, s, e);
+    if (!s->log) rc = log_map(c, s, upper, e);
     if (!rc && s->live) {
       bool rewrite;
       if (s->log->len == 0 || s->ver == 0) s->n = 0;
-      else rc = live_items(st, s, false, &rewrite, e);
+      else rc = live_items(c, s, false, &rewrite, e);
     } else if (!rc) {
-      rc = index_map(st, s, seg_upper(st, s), e);
+      rc = index_map(c, s, upper, e);
       if (!rc && !s->summed) {
         const uint8_t *items = seg_items(s);
         s->sum_n = (int64_t)s->n;
         s->sum_bytes = s->log_end + s->isize;
-        s->sum_ts_lo = s->n ? item_ts(items, st->params) : INT64_MAX;
-        s->sum_ts_hi = s->n ? item_ts(items + (s->n - 1) * st->isz, st->params) : INT64_MIN;
+        s->sum_ts_lo = s->n ? item_ts(items, c->params) : INT64_MAX;
+        s->sum_ts_hi = s->n ? item_ts(items + (s->n - 1) * c->isz, c->params) : INT64_MIN;
         __atomic_store_n(&s->summed, true, __ATOMIC_RELEASE);
       }
-      if (!rc) __atomic_add_fetch(&st->loads, 1, __ATOMIC_RELAXED);
+      if (!rc) __atomic_add_fetch(c->loads, 1, __ATOMIC_RELAXED);
     }
-    if (st->ro && (rc || s->log->len) && log_moved(st, s)) {
-      __atomic_add_fetch(&st->moves, 1, __ATOMIC_SEQ_CST);
+    if (c->ro && (rc || s->log->len) && log_moved(c, s)) {
+      __atomic_add_fetch(c->moves, 1, __ATOMIC_SEQ_CST);
       if (!rc)
         rc = kerr(e, KLEVDB_EIO, "segment %lld: log replaced while it was read",
                   (long long)s->base);
     }
-    if (rc && st->ro) {
+    if (rc && c->ro) {
       /* Load again from the files on the next try. */
       seg_unload(s);
       if (s->fd >= 0) close(s->fd);
@@ -440,7 +427,7 @@ klevdb_err seg_load(store *st, seg *s, klevdb_error *e) {
   return rc;
 }
 
-klevdb_err seg_follow(store *st, seg *s, klevdb_error *e) {
+klevdb_err seg_follow(const segcfg *c, seg *s, klevdb_error *e) {
   if (!s->live || s->fd < 0 || !s->loaded) return KLEVDB_OK;
   struct stat sb;
   if (fstat(s->fd, &sb) < 0) return kerr_sys(e, errno, "stat segment %lld", (long long)s->base);
@@ -449,12 +436,12 @@ klevdb_err seg_follow(store *st, seg *s, klevdb_error *e) {
     close(s->fd);
     s->fd = -1;
     seg_unload(s);
-    return seg_load(st, s, e);
+    return seg_load(c, s, INT64_MAX, e);
   }
   if (sb.st_size == s->log_end) return KLEVDB_OK;
   if ((size_t)sb.st_size > s->log->len) {
     kmap *m;
-    klevdb_err rc = kmap_open(s->fd, log_reserve(st, sb.st_size), false, &m, e);
+    klevdb_err rc = kmap_open(s->fd, log_reserve(c, sb.st_size), false, &m, e);
     if (rc) return rc;
     kmap_unref(s->log);
     s->log = m;
@@ -466,10 +453,10 @@ klevdb_err seg_follow(store *st, seg *s, klevdb_error *e) {
     if (rc) return rc;
     s->log_end = log_start(s->ver);
   }
-  int64_t last_ts = s->n ? item_ts(s->ibuf.p + (s->n - 1) * st->isz, st->params) : 0;
+  int64_t last_ts = s->n ? item_ts(s->ibuf.p + (s->n - 1) * c->isz, c->params) : 0;
   int64_t end;
   klevdb_error scan_err;
-  klevdb_err rc = log_scan(s->log->data, sb.st_size, s->ver, s->log_end, st->params,
+  klevdb_err rc = log_scan(s->log->data, sb.st_size, s->ver, s->log_end, c->params,
                            &last_ts, &s->ibuf, &end, &scan_err);
   if (rc && rc != KLEVDB_ECORRUPT_LOG) {
     if (e) *e = scan_err;
@@ -477,13 +464,13 @@ klevdb_err seg_follow(store *st, seg *s, klevdb_error *e) {
   }
   /* A record still being written ends the scan; the next follow reads it. */
   s->log_end = end;
-  s->n = s->ibuf.len / st->isz;
-  return log_owned(st, s, s->ibuf.p, s->n, INT64_MAX, e);
+  s->n = s->ibuf.len / c->isz;
+  return log_owned(c, s, s->ibuf.p, s->n, INT64_MAX, e);
 }
 
-klevdb_err seg_read(const store *st, const seg *s, size_t i, klevdb_msg *m,
+klevdb_err seg_read(const segcfg *c, const seg *s, size_t i, klevdb_msg *m,
                     klevdb_error *e) {
-  const uint8_t *it = seg_items(s) + i * st->isz;
+  const uint8_t *it = seg_items(s) + i * c->isz;
   int64_t pos = item_pos(it), len;
   if (pos < log_start(s->ver) || pos >= s->log_end)
     return kerr(e, KLEVDB_ECORRUPT_INDEX,
@@ -504,9 +491,9 @@ klevdb_err seg_read(const store *st, const seg *s, size_t i, klevdb_msg *m,
   return KLEVDB_OK;
 }
 
-int64_t seg_rec_len(const store *st, const seg *s, size_t i) {
-  const uint8_t *it = seg_items(s) + i * st->isz;
-  if (i + 1 < s->n) return item_pos(it + st->isz) - item_pos(it);
+int64_t seg_rec_len(const segcfg *c, const seg *s, size_t i) {
+  const uint8_t *it = seg_items(s) + i * c->isz;
+  if (i + 1 < s->n) return item_pos(it + c->isz) - item_pos(it);
   /* The last record: its own header says how long it is. */
   klevdb_msg m;
   int64_t len, pos = item_pos(it);
@@ -516,165 +503,16 @@ int64_t seg_rec_len(const store *st, const seg *s, size_t i) {
   return s->log_end - pos;
 }
 
-klevdb_err seg_stat(store *st, seg *s, int64_t *msgs, int64_t *bytes,
+klevdb_err seg_stat(const segcfg *c, seg *s, int64_t *msgs, int64_t *bytes,
                     klevdb_error *e) {
-  klevdb_err rc = seg_load(st, s, e);
+  klevdb_err rc = seg_load(c, s, INT64_MAX, e);
   if (rc) return rc;
-  int64_t isize = s->live ? (s->iver == FMT_V2 ? FILE_HDR : 0) + (int64_t)(s->n * st->isz)
+  int64_t isize = s->live ? (s->iver == FMT_V2 ? FILE_HDR : 0) + (int64_t)(s->n * c->isz)
                           : s->isize;
-  if (st->ro && st->nsegs == 1 && s->log->len == 0) isize = 0;
+  if (c->ro && s->base == 0 && s->log->len == 0) isize = 0;   /* virtual */
   *msgs = (int64_t)s->n;
   *bytes = s->log_end + isize;
   return KLEVDB_OK;
-}
-
-/* ---- the head of a read-write store ---- */
-
-/* Leaves the head's .index at its header alone (see head_open). A file
-** with a good header is cut in one ftruncate; anything else starts again
-** (an empty file also means "rebuild" to both libraries). */
-static klevdb_err head_index_reset(store *st, seg *s, const char *path, klevdb_error *e) {
-  int fd;
-  klevdb_err rc = file_open(path, O_RDWR | O_CREAT, KLEVDB_ECORRUPT_INDEX, &fd, e);
-  if (rc) return rc;
-  int64_t hdr = s->iver == FMT_V2 ? FILE_HDR : 0;
-  uint8_t want[FILE_HDR], have[FILE_HDR];
-  index_header(want, st->params);
-  struct stat sb;
-  int err = fstat(fd, &sb) < 0 ? errno : 0;
-  bool good = !err && sb.st_size >= hdr &&
-              (hdr == 0 || (pread(fd, have, FILE_HDR, 0) == FILE_HDR && !memcmp(have, want, FILE_HDR)));
-  if (!err && !good) {
-    if (ftruncate(fd, 0) < 0) err = errno;
-    else if (hdr) err = pwrite_full(fd, want, FILE_HDR, 0);
-  } else if (!err && sb.st_size > hdr && ftruncate(fd, hdr) < 0) {
-    err = errno;
-  }
-  if (!err && st->opts.auto_sync && fdatasync(fd) < 0) err = errno;
-  close(fd);
-  return err ? kerr_sys(e, err, "reset %s", path) : KLEVDB_OK;
-}
-
-klevdb_err head_open(store *st, seg *s, bool create, klevdb_error *e) {
-  char lpath[PATH_CAP], ipath[PATH_CAP];
-  seg_path(lpath, sizeof(lpath), st->dir, s->base, ".log");
-  seg_path(ipath, sizeof(ipath), st->dir, s->base, ".index");
-  /* No O_APPEND: every write says where (the first record of a batch goes
-  ** last, see publish). */
-  int fd;
-  klevdb_err orc = file_open(lpath, O_RDWR | O_CREAT, KLEVDB_ECORRUPT_LOG, &fd, e);
-  if (orc) return orc;
-  struct stat sb;
-  if (fstat(fd, &sb) < 0) {
-    int err = errno;
-    close(fd);
-    return kerr_sys(e, err, "stat %s", lpath);
-  }
-  if (sb.st_size == 0 && st->newver == FMT_V2) {
-    uint8_t h[FILE_HDR];
-    log_header(h);
-    int err = write_full(fd, h, FILE_HDR);
-    if (err) {
-      close(fd);
-      return kerr_sys(e, err, "write %s", lpath);
-    }
-    sb.st_size = FILE_HDR;
-  }
-  s->live = true;
-  s->fd = fd;
-  klevdb_err rc = kmap_open(fd, log_reserve(st, sb.st_size), true, &s->log, e);
-  if (rc) goto fail;
-  s->ino = sb.st_ino;
-  s->log_end = sb.st_size;
-  if (sb.st_size == 0) s->ver = FMT_V1;
-  else if ((rc = log_detect(s->log->data, sb.st_size, s->base, &s->ver, e))) {
-    kerr_wrap(e, "segment %lld", (long long)s->base);
-    goto fail;
-  }
-
-  bool rewrite;
-  rc = live_items(st, s, true, &rewrite, e);
-  if (rc) goto fail;
-  /* While a writer appends, the head's .index holds its header alone: both
-  ** libraries rebuild such an index from the log at open, so whatever
-  ** moment the writer dies at, the index cannot lag the log (Go trusts an
-  ** index with items and would reuse the offsets it lacks). The items are
-  ** written whole when the head is sealed (head_seal). First, so that an
-  ** index that ran ahead of the log never meets the log cut below. */
-  if ((rc = head_index_reset(st, s, ipath, e))) goto fail;
-  if (s->log_end < sb.st_size) {
-    /* Cut a torn tail so the next record follows the last good one. */
-    if (ftruncate(fd, s->log_end) < 0 || fdatasync(fd) < 0) {
-      rc = kerr_sys(e, errno, "truncate %s", lpath);
-      goto fail;
-    }
-  }
-  st->alloc = s->log_end;
-  s->loaded = true;
-  if (s->n) st->last_ts = item_ts(s->ibuf.p + (s->n - 1) * st->isz, st->params);
-  else if (!create) st->last_ts = 0;
-  return KLEVDB_OK;
-
-fail:
-  kmap_unref(s->log);
-  s->log = NULL;
-  close(fd);
-  s->fd = -1;
-  s->live = false;
-  kbuf_free(&s->ibuf);
-  s->n = 0;
-  return rc;
-}
-
-klevdb_err seg_create_empty(store *st, int64_t base, klevdb_error *e) {
-  char lp[PATH_CAP], ip[PATH_CAP];
-  seg_path(lp, sizeof(lp), st->dir, base, ".log");
-  seg_path(ip, sizeof(ip), st->dir, base, ".index");
-  if (access(lp, F_OK) == 0 || spare_take(st, base)) return KLEVDB_OK;
-  uint8_t lh[FILE_HDR], ih[FILE_HDR];
-  log_header(lh);
-  index_header(ih, st->params);
-  size_t hl = st->newver == FMT_V2 ? FILE_HDR : 0;
-  const char *paths[2] = {lp, ip};
-  const uint8_t *hdrs[2] = {lh, ih};
-  for (int k = 0; k < 2; k++) {
-    int fd;
-    klevdb_err rc = file_open(paths[k], O_WRONLY | O_CREAT | O_TRUNC,
-                              k ? KLEVDB_ECORRUPT_INDEX : KLEVDB_ECORRUPT_LOG, &fd, e);
-    if (rc) return rc;
-    int err = hl ? write_full(fd, hdrs[k], hl) : 0;
-    if (close(fd) < 0 && !err) err = errno;
-    if (err) {
-      unlink(paths[0]);
-      unlink(paths[1]);
-      return kerr_sys(e, err, "write %s", paths[k]);
-    }
-  }
-  return KLEVDB_OK;
-}
-
-klevdb_err head_seal(store *st, seg *h, bool sync, klevdb_error *e) {
-  char path[PATH_CAP];
-  seg_path(path, sizeof(path), st->dir, h->base, ".index");
-  /* A temporary file renamed over the header-only one: the index goes
-  ** from "rebuild me" to complete in one step, never half written. */
-  return index_write(path, h->iver, st->params, h->ibuf.p, h->n * st->isz, sync, e);
-}
-
-void head_trim(store *st, seg *s) {
-  if (st->alloc > s->log_end && s->fd >= 0 && ftruncate(s->fd, s->log_end) == 0)
-    st->alloc = s->log_end;
-}
-
-void head_close(store *st, seg *s, bool sync) {
-  head_trim(st, s);
-  if (s->fd >= 0) {
-    if (sync) fdatasync(s->fd);
-    close(s->fd);
-    s->fd = -1;
-  }
-  s->isize = (s->iver == FMT_V2 ? FILE_HDR : 0) + (int64_t)(s->n * st->isz);
-  s->live = false;
 }
 
 /* ---- rewrite without some offsets (Delete) ---- */
@@ -693,28 +531,28 @@ static void rewrite_suffix(char out[9]) {
   out[8] = 0;
 }
 
-klevdb_err seg_rewrite(store *st, seg *s, drop_fn drop, void *ctx,
+klevdb_err seg_rewrite(const segcfg *c, seg *s, int64_t upper, drop_fn drop, void *ctx,
                        char *tmp_log, char *tmp_idx, size_t cap,
                        size_t *kept, int64_t *first, klevdb_error *e) {
-  klevdb_err rc = seg_load(st, s, e);
+  klevdb_err rc = seg_load(c, s, upper, e);
   if (rc) return rc;
   const uint8_t *items = seg_items(s);
   size_t dropped = 0;
   *first = -1;
   for (size_t i = 0; i < s->n; i++) {
-    int64_t off = item_off(items + i * st->isz);
+    int64_t off = item_off(items + i * c->isz);
     if (drop(ctx, off)) dropped++;
     else if (*first < 0) *first = off;
   }
   *kept = s->n - dropped;
   if (dropped == 0 || *kept == 0) return KLEVDB_OK;
 
-  int ver = st->opts.keep_rewrite_version ? s->ver : st->newver;
+  int ver = c->keep_rewrite_version ? s->ver : c->newver;
   char sfx[9], path[PATH_CAP];
   rewrite_suffix(sfx);
-  seg_path(path, sizeof(path), st->dir, s->base, ".log");
+  seg_path(path, sizeof(path), c->dir, s->base, ".log");
   snprintf(tmp_log, cap, "%s.rewrite.%s", path, sfx);
-  seg_path(path, sizeof(path), st->dir, s->base, ".index");
+  seg_path(path, sizeof(path), c->dir, s->base, ".index");
   snprintf(tmp_idx, cap, "%s.rewrite.%s", path, sfx);
 
   int fd = open(tmp_log, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -729,18 +567,18 @@ klevdb_err seg_rewrite(store *st, seg *s, drop_fn drop, void *ctx,
     }
   }
   for (size_t i = 0; !rc && i < s->n; i++) {
-    int64_t off = item_off(items + i * st->isz);
+    int64_t off = item_off(items + i * c->isz);
     if (drop(ctx, off)) continue;
     klevdb_msg m;
-    if ((rc = seg_read(st, s, i, &m, e))) break;
+    if ((rc = seg_read(c, s, i, &m, e))) break;
     size_t len = (size_t)rec_size(ver, m.key_len, m.value_len);
-    if ((rc = kbuf_reserve(&out, len, e)) || (rc = kbuf_reserve(&nitems, st->isz, e))) break;
+    if ((rc = kbuf_reserve(&out, len, e)) || (rc = kbuf_reserve(&nitems, c->isz, e))) break;
     rec_encode(ver, out.p + out.len, m.offset, m.time, m.key, m.key_len, m.value, m.value_len);
     out.len += len;
     if (m.time > last_ts) last_ts = m.time;
-    item_encode(nitems.p + nitems.len, st->params, m.offset, pos, last_ts,
-                (st->params & IDX_KEYS) ? klevdb_key_hash(m.key, m.key_len) : 0);
-    nitems.len += st->isz;
+    item_encode(nitems.p + nitems.len, c->params, m.offset, pos, last_ts,
+                (c->params & IDX_KEYS) ? klevdb_key_hash(m.key, m.key_len) : 0);
+    nitems.len += c->isz;
     pos += (int64_t)len;
     if (out.len >= (1 << 20)) {
       int err = write_full(fd, out.p, out.len);
@@ -754,7 +592,7 @@ klevdb_err seg_rewrite(store *st, seg *s, drop_fn drop, void *ctx,
   }
   if (!rc && fdatasync(fd) < 0) rc = kerr_sys(e, errno, "sync %s", tmp_log);
   if (close(fd) < 0 && !rc) rc = kerr_sys(e, errno, "close %s", tmp_log);
-  if (!rc) rc = index_write(tmp_idx, ver, st->params, nitems.p, nitems.len, true, e);
+  if (!rc) rc = index_write(tmp_idx, ver, c->params, nitems.p, nitems.len, true, e);
   kbuf_free(&out);
   kbuf_free(&nitems);
   if (rc) {

@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <unistd.h>
 
-#include "store.h"
+#include "segment.h"
 
 /* Names that discovery ignores (they do not end in ".log"). */
 #define SPARE_LOG ".spare-log.tmp"
@@ -16,19 +16,19 @@
 
 enum { SPARE_NONE, SPARE_WANTED, SPARE_READY, SPARE_STOP };
 
-static void spare_path(char *out, size_t cap, const store *st, const char *name) {
-  snprintf(out, cap, "%s/%s", st->dir, name);
+static void spare_path(char *out, size_t cap, const spare *sp, const char *name) {
+  snprintf(out, cap, "%s/%s", sp->cfg->dir, name);
 }
 
 /* Creates both files with their headers; false if anything failed. */
-static bool spare_make(store *st) {
+static bool spare_make(spare *sp) {
   char lp[4096], ip[4096];
-  spare_path(lp, sizeof(lp), st, SPARE_LOG);
-  spare_path(ip, sizeof(ip), st, SPARE_INDEX);
+  spare_path(lp, sizeof(lp), sp, SPARE_LOG);
+  spare_path(ip, sizeof(ip), sp, SPARE_INDEX);
   uint8_t lh[FILE_HDR], ih[FILE_HDR];
   log_header(lh);
-  index_header(ih, st->params);
-  size_t hl = st->newver == FMT_V2 ? FILE_HDR : 0;
+  index_header(ih, sp->cfg->params);
+  size_t hl = sp->cfg->newver == FMT_V2 ? FILE_HDR : 0;
   bool ok = true;
   const char *paths[2] = {lp, ip};
   const uint8_t *hdrs[2] = {lh, ih};
@@ -49,78 +49,89 @@ static bool spare_make(store *st) {
 }
 
 static void *spare_main(void *arg) {
-  store *st = arg;
-  pthread_mutex_lock(&st->spare_mu);
-  while (st->spare_state != SPARE_STOP) {
-    if (st->spare_state != SPARE_WANTED) {
-      pthread_cond_wait(&st->spare_cv, &st->spare_mu);
+  spare *sp = arg;
+  pthread_mutex_lock(&sp->mu);
+  while (sp->state != SPARE_STOP) {
+    if (sp->state != SPARE_WANTED) {
+      pthread_cond_wait(&sp->cv, &sp->mu);
       continue;
     }
-    pthread_mutex_unlock(&st->spare_mu);
-    bool ok = spare_make(st);
-    pthread_mutex_lock(&st->spare_mu);
-    if (st->spare_state == SPARE_WANTED) st->spare_state = ok ? SPARE_READY : SPARE_NONE;
+    pthread_mutex_unlock(&sp->mu);
+    bool ok = spare_make(sp);
+    pthread_mutex_lock(&sp->mu);
+    if (sp->state == SPARE_WANTED) sp->state = ok ? SPARE_READY : SPARE_NONE;
   }
-  pthread_mutex_unlock(&st->spare_mu);
+  pthread_mutex_unlock(&sp->mu);
   return NULL;
 }
 
-void spare_clean(store *st) {
+void spare_init(spare *sp, const segcfg *cfg) {
+  sp->cfg = cfg;
+  pthread_mutex_init(&sp->mu, NULL);
+  pthread_cond_init(&sp->cv, NULL);
+}
+
+void spare_destroy(spare *sp) {
+  pthread_mutex_destroy(&sp->mu);
+  pthread_cond_destroy(&sp->cv);
+}
+
+void spare_clean(spare *sp) {
   char p[4096];
-  spare_path(p, sizeof(p), st, SPARE_LOG);
+  spare_path(p, sizeof(p), sp, SPARE_LOG);
   unlink(p);
-  spare_path(p, sizeof(p), st, SPARE_INDEX);
+  spare_path(p, sizeof(p), sp, SPARE_INDEX);
   unlink(p);
 }
 
-void spare_want(store *st) {
-  pthread_mutex_lock(&st->spare_mu);
-  if (!st->spare_running && st->spare_state != SPARE_STOP &&
-      pthread_create(&st->spare_tid, NULL, spare_main, st) == 0)
-    st->spare_running = true;
-  if (st->spare_running && st->spare_state == SPARE_NONE) {
-    st->spare_state = SPARE_WANTED;
-    pthread_cond_signal(&st->spare_cv);
+void spare_want(spare *sp) {
+  pthread_mutex_lock(&sp->mu);
+  if (!sp->running && sp->state != SPARE_STOP &&
+      pthread_create(&sp->tid, NULL, spare_main, sp) == 0)
+    sp->running = true;
+  if (sp->running && sp->state == SPARE_NONE) {
+    sp->state = SPARE_WANTED;
+    pthread_cond_signal(&sp->cv);
   }
-  pthread_mutex_unlock(&st->spare_mu);
+  pthread_mutex_unlock(&sp->mu);
 }
 
-bool spare_take(store *st, int64_t base) {
+bool spare_take(spare *sp, int64_t base) {
   bool taken = false;
-  pthread_mutex_lock(&st->spare_mu);
-  if (st->spare_state == SPARE_READY) {
+  pthread_mutex_lock(&sp->mu);
+  if (sp->state == SPARE_READY) {
     char from[4096], to[4096];
-    spare_path(from, sizeof(from), st, SPARE_INDEX);
-    seg_path(to, sizeof(to), st->dir, base, ".index");
+    spare_path(from, sizeof(from), sp, SPARE_INDEX);
+    seg_path(to, sizeof(to), sp->cfg->dir, base, ".index");
     /* Never over an existing segment: then the head is made in place. */
     if (access(to, F_OK) < 0 && errno == ENOENT && rename(from, to) == 0) {
-      spare_path(from, sizeof(from), st, SPARE_LOG);
-      seg_path(to, sizeof(to), st->dir, base, ".log");
+      spare_path(from, sizeof(from), sp, SPARE_LOG);
+      seg_path(to, sizeof(to), sp->cfg->dir, base, ".log");
       taken = rename(from, to) == 0;
     }
-    st->spare_state = SPARE_NONE;
+    sp->state = SPARE_NONE;
   }
-  pthread_mutex_unlock(&st->spare_mu);
-  spare_want(st);
+  pthread_mutex_unlock(&sp->mu);
+  spare_want(sp);
   return taken;
 }
 
-void spare_drop(store *st) {
-  pthread_mutex_lock(&st->spare_mu);
-  if (st->spare_state == SPARE_READY) {
-    spare_clean(st);
-    st->spare_state = SPARE_NONE;
+void spare_drop(spare *sp) {
+  pthread_mutex_lock(&sp->mu);
+  if (sp->state == SPARE_READY) {
+    spare_clean(sp);
+    sp->state = SPARE_NONE;
   }
-  pthread_mutex_unlock(&st->spare_mu);
+  pthread_mutex_unlock(&sp->mu);
 }
 
-void spare_stop(store *st) {
-  pthread_mutex_lock(&st->spare_mu);
-  bool running = st->spare_running;
-  st->spare_state = SPARE_STOP;
-  pthread_cond_signal(&st->spare_cv);
-  pthread_mutex_unlock(&st->spare_mu);
-  if (running) pthread_join(st->spare_tid, NULL);
-  st->spare_running = false;
-  spare_clean(st);
+void spare_stop(spare *sp) {
+  pthread_mutex_lock(&sp->mu);
+  bool running = sp->running;
+  sp->state = SPARE_STOP;
+  pthread_cond_signal(&sp->cv);
+  pthread_mutex_unlock(&sp->mu);
+  if (running) pthread_join(sp->tid, NULL);
+  sp->running = false;
+  spare_clean(sp);
 }

@@ -1,55 +1,74 @@
 /*
-** store.h - the in-memory shape of an open store, shared by segment.c
-** (one log + index pair) and store.c (the segment list and the API).
+** store.h - the store layer: the in-memory shape of an open store, and
+** what the files of the store layer (store.c, registry.c, follow.c, txn.c,
+** publish.c, read.c, lookup.c, delete.c) share. It calls down into the
+** segment layer (segment.h), which never calls back up.
+**
+** Locks. Each guards:
+**   registry_mu (registry.c)  the registry, each store's refs; peers is set
+**                             under it.
+**   st->wmu                   the writer: publish, rollover, delete, sync,
+**                             backup, gc, close; the head writer (st->hd and
+**                             the head's files), txn_owner (with txn_cv),
+**                             doubt. A delete reads the segment it
+**                             rewrites under wmu alone, so unmapping (gc,
+**                             sweep) takes wmu too.
+**   st->lk (rwlock)           the segment list (segs, bases, nsegs), the
+**                             items and log mapping of the head (the writer
+**                             appends under wmu and publishes them under lk
+**                             for writing), the key table (kt, kt_state,
+**                             kt_lo); read-only stores: the whole view
+**                             (follow and relist hold it for writing).
+**   st->tsmu                  serializes rebuilders of tsmin/tsmax (which
+**                             run under lk for reading).
+**   seg->load_mu              one segment's lazy load and its summary.
+**   st->cvmu (with cv)        blocking consumers' sleep; closing.
+**   st->hd.spare.mu (.cv)     the spare files' state (spare.c).
+** Lock order (take left before right, never the reverse):
+**   wmu -> registry_mu;  wmu -> lk -> tsmu -> seg->load_mu;
+**   wmu -> hd.spare.mu;  wmu -> cvmu.
+** registry_mu is held across store_open, which takes only the new store's
+** own locks, which no other thread can see yet.
+**
+** Atomic fields (read anywhere without a lock):
+**   st->next      written by the writer (under wmu and lk) or by follow
+**                 (under lk); read by anyone.
+**   st->tsmin_n   0 when the time table is stale (segment list changes,
+**                 under lk); set by tsmin_build (under tsmu), release.
+**   st->pubseq    bumped by publish (wake_waiters) and follow.
+**   st->waiters   blocking consumers (under cvmu, read outside it).
+**   st->loads, st->swept    seg_load counts its mappings of sealed
+**                 segments; the sweep (under wmu) records where it was.
+**   st->moves, st->stale, st->refreshed, st->peers   see struct store.
+**   seg->loaded, seg->summed  release once the load (or summary) is whole.
+**   seg->atime    relaxed: a hint for the sweep and gc.
+**   db->interrupted, kmap->refs.
 */
 #ifndef STORE_H
 #define STORE_H
 
+#include <errno.h>
 #include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
 #include <sys/types.h>
 
-#include "kdb.h"
 #include "keytable.h"
-
-/* One segment. A sealed segment maps its .log and .index lazily and reads
-** items straight from the index mapping. The head (and the last segment of
-** a read-only store, which another process may still append to) keeps its
-** items in a heap buffer that grows as records arrive, and maps its log
-** with room to grow. */
-typedef struct seg {
-  int64_t base;
-  ino_t ino;                /* of the .log when loaded (read-only refresh) */
-  int ver;                  /* log format, 0 until the log is opened */
-  bool live;                /* items in ibuf, log may grow (head / tail) */
-
-  int fd;                   /* log fd kept open for live segments, else -1 */
-  kmap *log;                /* NULL until first read */
-  int64_t log_end;          /* bytes of complete records */
-
-  bool loaded;              /* items valid (atomic) */
-  kmap *imap;               /* mapped .index (sealed) */
-  int64_t ioff;             /* items start in imap (0 V1, 8 V2) */
-  int iver;                 /* index format */
-  kbuf ibuf;                /* items of live or rebuilt segments */
-  size_t n;                 /* number of items */
-  int64_t isize;            /* .index file size (sealed, for stat) */
-
-  int64_t atime;            /* last use, coarse µs (gc, unmapping) */
-  pthread_mutex_t load_mu;
-
-  /* What stays known of a sealed segment once it is unmapped, for walks
-  ** over every segment (time table, stat): set by seg_load under load_mu,
-  ** then summed (atomic, release). */
-  bool summed;
-  int64_t sum_n, sum_bytes;
-  int64_t sum_ts_lo, sum_ts_hi;  /* first and last indexed times */
-} seg;
-
-static inline const uint8_t *seg_items(const seg *s) {
-  return s->imap ? s->imap->data + s->ioff : s->ibuf.p;
-}
+#include "segment.h"
 
 typedef struct store store;
+
+/* The head writer's own state (read-write stores), under wmu. publish.c
+** owns it: it opens, fills, trims, seals and closes the head's files.
+** The head's seg itself stays the last of the segment list, where readers
+** find its items. */
+struct head {
+  int64_t last_ts;          /* time clamp carried across segments */
+  int64_t alloc;            /* head log bytes allocated (preallocate) */
+  bool no_fallocate;        /* the file system cannot: append with write() */
+  kbuf wbuf;                /* a batch's records on their way to pwrite */
+  spare spare;              /* the next head's files, made ahead */
+};
 
 struct store {
   char *dir;
@@ -72,23 +91,13 @@ struct store {
   size_t nsegs, capsegs;
   int64_t next;             /* next offset (atomic reads) */
 
-  /* head writer state (read-write stores), under wmu */
-  int64_t last_ts;          /* time clamp carried across segments */
-  int64_t alloc;            /* head log bytes allocated (preallocate) */
-  bool no_fallocate;        /* the file system cannot: append with write() */
-  kbuf wbuf;
+  segcfg cfg;               /* what the segment layer sees (copies) */
+  struct head hd;           /* the head writer (read-write stores) */
 
   /* a handle holding the writes (klevdb_writer_lock), under wmu */
   struct klevdb *txn_owner;
   pthread_cond_t txn_cv;
   bool doubt;               /* a prepared batch is in the store, under wmu */
-
-  /* the next head's files, made ahead (spare.c) */
-  pthread_mutex_t spare_mu;
-  pthread_cond_t spare_cv;
-  pthread_t spare_tid;
-  bool spare_running;
-  int spare_state;
 
   /* time lookups: the suffix minimum of each segment's first indexed
   ** time (empty segments count as +inf), rebuilt when segments change */
@@ -128,64 +137,7 @@ struct store {
                             ** under the registry's mutex) */
 };
 
-/* ---- segment.c ---- */
-seg *seg_new(int64_t base);
-void seg_free(seg *s);
-/* Makes items and the log mapping usable (lazy load, may rebuild the
-** index; writes the rebuilt index only in read-write stores). */
-klevdb_err seg_load(store *st, seg *s, klevdb_error *e);
-/* Reads new records of a live segment appended by another process. */
-klevdb_err seg_follow(store *st, seg *s, klevdb_error *e);
-/* Forgets items and mappings (gc); they reload on next use. */
-void seg_unload(seg *s);
-/* Decodes the record of item i. */
-klevdb_err seg_read(const store *st, const seg *s, size_t i, klevdb_msg *m,
-                    klevdb_error *e);
-/* Byte size of the record of item i (from positions, without reading it). */
-int64_t seg_rec_len(const store *st, const seg *s, size_t i);
-/* Stat of one segment: messages and bytes of both files. */
-klevdb_err seg_stat(store *st, seg *s, int64_t *msgs, int64_t *bytes,
-                    klevdb_error *e);
-static inline int64_t seg_next(const seg *s, size_t isz) {
-  return s->n ? item_off(seg_items(s) + (s->n - 1) * isz) + 1 : s->base;
-}
-
-/* Head of a read-write store: open (creating files) or create new. */
-klevdb_err head_open(store *st, seg *s, bool create, klevdb_error *e);
-/* Creates an empty segment's files at base (if there are none). */
-klevdb_err seg_create_empty(store *st, int64_t base, klevdb_error *e);
-/* Writes the head's whole .index (which holds only its header while the
-** head is written): the head is being sealed or closed. */
-klevdb_err head_seal(store *st, seg *h, bool sync, klevdb_error *e);
-/* Closes the head's log (fsyncs it first if sync); head_seal first. */
-void head_close(store *st, seg *s, bool sync);
-/* Cuts the head log back to its records: appends copy into the mapping of
-** space allocated ahead, which must not outlive the writer. */
-void head_trim(store *st, seg *s);
-size_t log_reserve(const store *st, int64_t size);
-
-/* ---- spare.c ---- */
-/* Asks the background thread for a spare pair of files (starting it). */
-void spare_want(store *st);
-/* Renames a ready spare pair to segment base's names; false if none. */
-bool spare_take(store *st, int64_t base);
-/* Removes a ready spare pair, giving its space back (a full disk); the
-** next rollover makes the head's files itself. */
-void spare_drop(store *st);
-/* Stops the thread and removes the spare files (close). */
-void spare_stop(store *st);
-/* Removes spare files a crashed writer left (open). */
-void spare_clean(store *st);
-
-/* Rewrites segment s without the items for which drop(offset) is true, to
-** temp files. *kept and *dropped count items; *first is the first survivor.
-** tmp_log/tmp_idx get the temp paths (left unset when nothing dropped). */
-typedef bool (*drop_fn)(void *ctx, int64_t offset);
-klevdb_err seg_rewrite(store *st, seg *s, drop_fn drop, void *ctx,
-                       char *tmp_log, char *tmp_idx, size_t cap,
-                       size_t *kept, int64_t *first, klevdb_error *e);
-
-/* ---- store.c, for stage.c ---- */
+/* ---- txn.c, for stage.c ---- */
 
 /* What a staged batch is built with, read when it begins. */
 typedef struct stage_params {
@@ -203,7 +155,7 @@ klevdb_err store_stage_commit(klevdb *db, int64_t base, const int64_t *bases, si
                               int64_t *next_out);
 klevdb_error *store_handle_err(klevdb *db);
 
-/* ---- prepared.c, and store.c for it ---- */
+/* ---- prepared.c, and txn.c for it ---- */
 
 /* True when dir holds a prepared batch (removes one half written). */
 bool prepared_present(const char *dir);
@@ -231,5 +183,262 @@ void store_set_doubt(klevdb *db, bool doubt);
 /* klevdb_publish for the prepared batch itself, which the mark lets by. */
 klevdb_err store_publish_prepared(klevdb *db, const klevdb_msg *msgs, size_t n,
                                   int64_t *next_out);
+
+/* ---- the store layer's shared pieces ---- */
+
+#define PATH_CAP 4096
+
+/* A handle: many may share one store (registry.c). */
+struct klevdb {
+  store *st;
+  bool ro;
+  bool resolving;           /* publishing a prepared batch (prepared.c) */
+  int interrupted;          /* atomic */
+  klevdb_error err;
+};
+
+/* Every API call starts here: resets the handle's error. */
+#define BEGIN(db)                                       \
+  do {                                                  \
+    if (!(db)) return KLEVDB_EINVAL;                    \
+    (db)->err.code = KLEVDB_OK;                         \
+  } while (0)
+
+/* A read of a read-only store can meet a writer of another process
+** rewriting or removing a segment between the listing and the reading of
+** its files (a vanished file, a log and index that do not match). Such a
+** read lists the segments again and starts over, a few times, if files
+** under its view moved meanwhile (st->moves) or a writer holds the lock
+** (it may be between a rewrite's renames and removals): a failure on files
+** that stayed where they were with no writer is damage, reported at once. */
+#define RO_TRIES 8
+
+static inline bool ro_transient(klevdb_err rc) {
+  return rc == KLEVDB_EIO || rc == KLEVDB_ECORRUPT_LOG || rc == KLEVDB_ECORRUPT_INDEX;
+}
+
+/* A read API call: call, tried again while ro_again says so. */
+#define RO_RETRY(db, call)                                      \
+  do {                                                          \
+    BEGIN(db);                                                  \
+    klevdb_err rc_;                                             \
+    int tries_ = 0;                                             \
+    uint64_t moves_ = ro_moves(db);                             \
+    while ((rc_ = (call)) && ro_again((db), &rc_, &tries_, &moves_)) { \
+    }                                                           \
+    return rc_;                                                 \
+  } while (0)
+
+static inline seg *head(store *st) { return st->segs[st->nsegs - 1]; }
+
+/* Time lookups rebuild their table of first times on next use. */
+static inline void tsmin_stale(store *st) { __atomic_store_n(&st->tsmin_n, 0, __ATOMIC_RELEASE); }
+
+/* ---- on every read's path: inline ---- */
+
+/* A sweep looks for segments to unmap once every SWEEP_EVERY mappings. */
+#define SWEEP_EVERY 128
+
+/* Coarse monotonic microseconds (segment use times, follow's pacing). */
+static inline int64_t coarse_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Index of the segment with the greatest base <= offset (0 if none). */
+static inline size_t seg_find(const store *st, int64_t offset) {
+  const int64_t *b = st->bases;
+  size_t lo = 0, hi = st->nsegs;
+  while (hi - lo > 1) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (b[mid] <= offset) lo = mid;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/* The base of the segment after s in the list (INT64_MAX for the last one,
+** or one not in the list yet: a new head). Caller holds lk or wmu. */
+int64_t seg_upper(const store *st, const seg *s);
+
+/* seg_load for a segment of the list (or a private copy of one). */
+static inline klevdb_err seg_load_in(store *st, seg *s, klevdb_error *e) {
+  /* Loaded: no need for upper (a search of the list). */
+  if (__atomic_load_n(&s->loaded, __ATOMIC_ACQUIRE)) return KLEVDB_OK;
+  return seg_load(&st->cfg, s, seg_upper(st, s), e);
+}
+
+/* seg_load_in, noting the segment's use (sweep, gc). */
+static inline klevdb_err load(store *st, seg *s, klevdb_error *e) {
+  int64_t t = coarse_us();
+  if (__atomic_load_n(&s->atime, __ATOMIC_RELAXED) != t)
+    __atomic_store_n(&s->atime, t, __ATOMIC_RELAXED);
+  return seg_load_in(st, s, e);
+}
+
+/* After a call that may have mapped segments (no lock held). The writer
+** lock too, as for gc: a delete reads its segment without holding lk. */
+static inline bool sweep_due(store *st) {
+  return __atomic_load_n(&st->loads, __ATOMIC_RELAXED) - __atomic_load_n(&st->swept, __ATOMIC_RELAXED) >=
+         SWEEP_EVERY;
+}
+
+/* The sweep of a caller that holds wmu already (a delete through many
+** segments maps each one). */
+void sweep_wmu(store *st);
+
+static inline void maybe_sweep(store *st) {
+  if (!sweep_due(st)) return;
+  pthread_mutex_lock(&st->wmu);
+  sweep_wmu(st);
+  pthread_mutex_unlock(&st->wmu);
+}
+
+static inline uint64_t ro_moves(const klevdb *db) {
+  return db->st->ro ? __atomic_load_n(&db->st->moves, __ATOMIC_SEQ_CST) : 0;
+}
+
+/* ---- store.c: the segment list, open and close ---- */
+
+bool segs_changed(store *st);
+klevdb_err segs_push(store *st, seg *s, klevdb_error *e);
+klevdb_err peek(store *st, seg *s, seg **view, klevdb_error *e);
+void unpeek(seg *s, seg *view);
+klevdb_err summary(store *st, seg *s, klevdb_error *e);
+bool kt_same(void *ctx, int64_t offset, uint64_t hash);
+/* Opens the store in dir (not registered yet). *raced: a read-only open
+** that failed saw files move under it (worth another try). */
+klevdb_err store_open(const char *dir, const klevdb_options *o, store **out, bool *raced,
+                      klevdb_error *e);
+/* The last handle went: seals the head, waits out blocked readers, frees. */
+void store_close(store *st);
+
+/* ---- registry.c ---- */
+
+/* Tells this process's read-only stores of the directory that the writer
+** committed (their next read looks at the files). Caller holds wmu. */
+void peers_stale(store *st);
+
+/* ---- follow.c: read-only stores ---- */
+
+/* Brings a read-only store up to date with the files. force: the caller's
+** answer depends on the end of the log. */
+klevdb_err follow(store *st, bool force, klevdb_error *e);
+/* After a failed try of a read (RO_RETRY): whether to try again. */
+bool ro_again(klevdb *db, klevdb_err *rc, int *tries, uint64_t *moves);
+
+/* ---- txn.c ---- */
+
+/* Waits while another handle holds the writes. Caller holds wmu. */
+static inline void txn_wait(store *st, klevdb *db) {
+  while (st->txn_owner && st->txn_owner != db) pthread_cond_wait(&st->txn_cv, &st->wmu);
+}
+
+/* The error of a write refused while a prepared batch is in doubt. */
+klevdb_err in_doubt(store *st, klevdb_error *e, const char *what);
+
+/* ---- publish.c ---- */
+
+/* Head of a read-write store: open (creating files) or create new. */
+klevdb_err head_open(store *st, seg *s, bool create, klevdb_error *e);
+/* Creates an empty segment's files at base (if there are none). */
+klevdb_err seg_create_empty(store *st, int64_t base, klevdb_error *e);
+/* Writes the head's whole .index (which holds only its header while the
+** head is written): the head is being sealed or closed. */
+klevdb_err head_seal(store *st, seg *h, bool sync, klevdb_error *e);
+/* Closes the head's log (fsyncs it first if sync); head_seal first. */
+void head_close(store *st, seg *s, bool sync);
+/* Cuts the head log back to its records: appends copy into the mapping of
+** space allocated ahead, which must not outlive the writer. */
+void head_trim(store *st, seg *s);
+
+/* Wakes blocking consumers and this process's readers after a commit. */
+void wake_waiters(store *st);
+/* Puts batch segments (written under temporary names tmp) in place after
+** the head, and into the segment list. Caller holds wmu. */
+klevdb_err install_batch(store *st, const int64_t *bases, size_t nb, const char *tmp,
+                         klevdb_error *e);
+
+/* ---- read.c's batches, shared with lookup.c: inline, on every read's path ---- */
+
+/* Empties b and makes room for want messages. */
+static inline klevdb_err batch_reset(klevdb_batch *b, size_t want, klevdb_error *e) {
+  b->len = 0;
+  if (b->cap < want) {
+    size_t cap = b->cap ? b->cap : 8;
+    while (cap < want) cap *= 2;
+    klevdb_msg *m = realloc(b->msgs, cap * sizeof(klevdb_msg));
+    if (!m) return kerr_sys(e, ENOMEM, "read");
+    b->msgs = m;
+    b->cap = cap;
+  }
+  return KLEVDB_OK;
+}
+
+static inline void batch_pin(klevdb_batch *b, kmap *m) {
+  if (b->pin == m) return;
+  kmap_unref(b->pin);
+  b->pin = kmap_ref(m);
+}
+
+static inline klevdb_err batch_add(klevdb_batch *b, const klevdb_msg *m, klevdb_error *e) {
+  if (b->len == b->cap) {
+    size_t cap = b->cap ? b->cap * 2 : 8;
+    klevdb_msg *n = realloc(b->msgs, cap * sizeof(klevdb_msg));
+    if (!n) return kerr_sys(e, ENOMEM, "read");
+    b->msgs = n;
+    b->cap = cap;
+  }
+  b->msgs[b->len++] = *m;
+  return KLEVDB_OK;
+}
+
+/* Makes m (read from segment s) the batch's one message. */
+static inline klevdb_err batch_one(klevdb_batch *b, const klevdb_msg *m, seg *s, klevdb_error *e) {
+  klevdb_err rc = batch_reset(b, 1, e);
+  if (rc) return rc;
+  b->msgs[0] = *m;
+  b->len = 1;
+  b->next_offset = m->offset + 1;
+  batch_pin(b, s->log);
+  return KLEVDB_OK;
+}
+
+/* A read that fails leaves an empty batch that points nowhere. */
+static inline void batch_fail(klevdb_batch *b) {
+  if (!b) return;
+  b->len = 0;
+  b->next_offset = KLEVDB_OFFSET_INVALID;
+}
+
+/* A read's prologue: argument checks, following other processes. */
+static inline klevdb_err read_begin(klevdb *db, klevdb_batch *b, bool at_end) {
+  if (!b) return kerr(&db->err, KLEVDB_EINVAL, "read: no batch given");
+  b->len = 0;
+  if (db->st->ro) return follow(db->st, at_end, &db->err);
+  return KLEVDB_OK;
+}
+
+/* Segment for a consume (the one Go's Consume picks). */
+static inline size_t pick_consume(const store *st, int64_t offset) {
+  if (offset == KLEVDB_OFFSET_OLDEST) return 0;
+  if (offset == KLEVDB_OFFSET_NEWEST) return st->nsegs - 1;
+  return seg_find(st, offset);
+}
+
+/* Reads item i of segment s into a one-message batch. */
+static inline klevdb_err get_item(store *st, seg *s, size_t i, klevdb_batch *b, klevdb_error *e) {
+  klevdb_msg m;
+  klevdb_err rc = seg_read(&st->cfg, s, i, &m, e);
+  return rc ? rc : batch_one(b, &m, s, e);
+}
+
+/* ---- delete.c ---- */
+
+/* Finishes a delete of several segments that a crash (at open) or an
+** error after it began (at the next delete) interrupted. Caller holds wmu
+** (or is open). */
+klevdb_err delete_finish(store *st, klevdb_error *e);
 
 #endif

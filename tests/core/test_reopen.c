@@ -1,5 +1,5 @@
 /*
-** test_reopen.c - the cases of Go's reopen tests (reopen, read-only, stat, backup,
+** test_reopen.c - spec checklist 31-39 (reopen, read-only, stat, backup,
 ** rebuilt indexes, corrupt head index) plus locking between processes,
 ** shared in-process opens and a read-only follower in another process.
 **
@@ -127,7 +127,7 @@ static int child_follow(const char *dir) {
   fflush(stdout);
   if (!fgets(line, sizeof(line), stdin)) return 21;
   /* The store re-reads the directory at most every 10 ms for reads that do
-  ** not depend on the log's end (store.c FOLLOW_US): give it that time. */
+  ** not depend on the log's end (follow.c FOLLOW_US): give it that time. */
   usleep(30000);
   if (klevdb_consume(db, KLEVDB_OFFSET_OLDEST, 10, &b) != KLEVDB_OK || b.len != 1 ||
       !CHECK_MSG(&b.msgs[0], 3, 3) || b.next_offset != 4) {
@@ -294,7 +294,7 @@ static void test_readonly_empty(void) {
   next = -99;
   CHECK_DBOK(db, klevdb_sync(db, &next));
   CHECK_EQ(next, 0);
-  /* differences D13: gc on the read-only empty store keeps it usable */
+  /* B8: gc on the read-only empty store keeps it usable */
   CHECK_DBOK(db, klevdb_gc(db, 0));
   CONSUME_EXPECT(db, KLEVDB_OFFSET_OLDEST, 10, 0, 0, 0, 0);
   CHECK_EQ(count_ext(dir, ".log"), 0);

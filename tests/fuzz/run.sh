@@ -55,7 +55,8 @@ FUZZ_TMPDIR=$(mktemp -d "$shm/klevdb-fuzz-tmp.XXXXXX") || exit 1
 export FUZZ_TMPDIR
 trap 'rm -rf "$FUZZ_TMPDIR"' EXIT
 
-core=(crc32c error message index segfile segment batch spare store prepared keytable
+core=(crc32c error message index segfile segment batch stage spare store registry follow txn
+      publish read lookup delete prepared keytable
       retention repair dirops dirlock parse codec)
 core_src=()
 for f in "${core[@]}"; do core_src+=("$src/core/src/$f.c"); done
