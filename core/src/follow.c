@@ -38,6 +38,18 @@ static klevdb_err list_stable(store *st, int64_t **bases, size_t *n, klevdb_erro
   return rc;
 }
 
+/* Adds the items of s at or past offset from to the key table, which
+** covers every segment from its lowest one to the end of the view. */
+static void kt_add(store *st, seg *s, int64_t from) {
+  if (st->kt_state != 1) return;
+  const uint8_t *items = seg_items(s);
+  for (size_t i = 0; i < s->n; i++) {
+    const uint8_t *it = items + i * st->isz;
+    if (item_off(it) < from) continue;
+    if (!kt_put(&st->kt, item_hash(it, st->params), item_off(it), kt_same, st)) st->kt_state = -1;
+  }
+}
+
 static klevdb_err relist(store *st, klevdb_error *e) {
   int64_t *bases;
   size_t n;
@@ -66,6 +78,8 @@ static klevdb_err relist(store *st, klevdb_error *e) {
     return kerr_sys(e, ENOMEM, "refresh");
   }
   bool changed = false, moved = false;
+  seg *sealed = NULL;   /* the head of the old view, sealed since */
+  int64_t sealed_from = 0;
   for (size_t i = 0; i < n; i++) {
     char path[PATH_CAP];
     struct stat sb;
@@ -102,6 +116,15 @@ static klevdb_err relist(store *st, klevdb_error *e) {
   for (size_t i = 0; i + 1 < n; i++) {
     seg *s = ns[i];
     if (!s->live) continue;
+    if (st->kt_state == 1) {
+      /* What the writer appended to it before the rollover, unread yet,
+      ** goes into the key table (once the new list is in place), which
+      ** the new head then extends. One never read cannot be in it. */
+      sealed = s;
+      sealed_from = seg_next(s, st->isz);
+      if (!s->loaded || seg_follow(&st->cfg, s, NULL) != KLEVDB_OK) changed = true;
+      else continue;   /* unloaded below, after its items are added */
+    }
     if (s->fd >= 0) close(s->fd);
     s->fd = -1;
     s->live = false;
@@ -122,26 +145,32 @@ static klevdb_err relist(store *st, klevdb_error *e) {
     kt_free(&st->kt);
     st->kt_state = 0;
   }
+  if (sealed && sealed->live) {
+    kt_add(st, sealed, sealed_from);
+    if (sealed->fd >= 0) close(sealed->fd);
+    sealed->fd = -1;
+    sealed->live = false;
+    seg_unload(sealed);
+  }
   return KLEVDB_OK;
 }
 
 /* Reads what the writer appended to the last segment (loading it if it
 ** is new in the view), extending the key table with it. */
 static klevdb_err head_catch_up(store *st, seg *h, klevdb_error *e) {
-  if (!h->loaded) return seg_load_in(st, h, e);
+  if (!h->loaded) {
+    klevdb_err rc = seg_load_in(st, h, e);
+    if (!rc) kt_add(st, h, 0);
+    return rc;
+  }
   int64_t before = seg_next(h, st->isz);
   if (h->n == 0) tsmin_stale(st);
   klevdb_err rc = seg_follow(&st->cfg, h, e);
-  if (!rc && seg_next(h, st->isz) != before && st->kt_state == 1) {
-    /* Extend the key table with what arrived. */
-    const uint8_t *items = seg_items(h);
-    for (size_t i = 0; i < h->n; i++) {
-      const uint8_t *it = items + i * st->isz;
-      if (item_off(it) < before) continue;
-      if (!kt_put(&st->kt, item_hash(it, st->params), item_off(it), kt_same, st)) st->kt_state = -1;
-    }
+  if (!rc && seg_next(h, st->isz) != before) kt_add(st, h, before);
+  if (!rc && !h->loaded) {
+    rc = seg_load_in(st, h, e);
+    if (!rc) kt_add(st, h, 0);
   }
-  if (!rc && !h->loaded) rc = seg_load_in(st, h, e);
   return rc;
 }
 
