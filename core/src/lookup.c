@@ -157,8 +157,13 @@ static klevdb_err get_by_key_once(klevdb *db, const void *key, size_t key_len, k
   klevdb_error *e = &db->err;
   if (!(st->params & IDX_KEYS)) return kerr(e, KLEVDB_ENOINDEX, "get by key: no index by key");
   if (key_len && !key) return kerr(e, KLEVDB_EINVAL, "get by key: no key bytes given");
-  klevdb_err rc = read_begin(db, b, true);
+  /* A read-only handle looks for another process's publishes at most
+  ** every 10 ms (FOLLOW_US) here, not at each lookup (two system calls and the
+  ** list lock each time); a key it cannot find makes it look at once. */
+  bool fresh = false;
+  klevdb_err rc = read_begin(db, b, false);
   if (rc) return rc;
+again:;
   uint64_t h = klevdb_key_hash(key, key_len);
   pthread_rwlock_rdlock(&st->lk);
   /* Until the table answers (it has the key, or covers every segment),
@@ -178,6 +183,11 @@ static klevdb_err get_by_key_once(klevdb *db, const void *key, size_t key_len, k
   rc = get_by_key_locked(st, key, key_len, h, b, e);
   pthread_rwlock_unlock(&st->lk);
   maybe_sweep(st);
+  if (rc == KLEVDB_ENOTFOUND && st->ro && !fresh) {
+    fresh = true;
+    if ((rc = follow(st, true, e))) return rc;
+    goto again;
+  }
   return rc;
 }
 
@@ -287,12 +297,17 @@ static klevdb_err get_by_time_once(klevdb *db, int64_t time_us, klevdb_batch *b)
   batch_fail(b);
   store *st = db->st;
   if (!(st->params & IDX_TIMES)) return kerr(&db->err, KLEVDB_ENOINDEX, "get by time: no index by time");
-  klevdb_err rc = read_begin(db, b, true);
-  if (rc) return rc;
-  pthread_rwlock_rdlock(&st->lk);
-  rc = get_by_time_locked(st, time_us, b, &db->err);
-  pthread_rwlock_unlock(&st->lk);
-  maybe_sweep(st);
+  /* Paced as a get by key is: a time past what the handle knows makes
+  ** it look at once. */
+  klevdb_err rc = read_begin(db, b, false);
+  for (bool fresh = false; !rc; fresh = true) {
+    pthread_rwlock_rdlock(&st->lk);
+    rc = get_by_time_locked(st, time_us, b, &db->err);
+    pthread_rwlock_unlock(&st->lk);
+    maybe_sweep(st);
+    if (rc != KLEVDB_ENOTFOUND || !st->ro || fresh) break;
+    if ((rc = follow(st, true, &db->err))) break;
+  }
   return rc;
 }
 
