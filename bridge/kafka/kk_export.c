@@ -290,8 +290,7 @@ klevdb_kafka_err klevdb_kafka_export(klevdb *db, const char *dir,
   x.o = o;
   x.db = db;
   x.max_bytes = o->max_message_bytes > 0 ? o->max_message_bytes : 1000000;
-  klevdb_kafka_err out = klevdb_kafka_store_id(dir, x.id, err);
-  if (out) return out;
+  klevdb_kafka_err out;
 
   char maxb[24];
   snprintf(maxb, sizeof(maxb), "%" PRId64, x.max_bytes);
@@ -312,6 +311,8 @@ klevdb_kafka_err klevdb_kafka_export(klevdb *db, const char *dir,
   klevdb_bounds bounds;
   klevdb_err krc;
   out = kk_check_partition(x.rk, o, err);
+  /* The id file is made only once the partition is known to exist. */
+  if (!out) out = klevdb_kafka_store_id(dir, x.id, err);
   if (!out) out = find_resume(&x, &resume, err);
   if (!out && (krc = klevdb_bounds_get(db, &bounds)))
     out = kk_store_fail(err, krc, "kafka export", klevdb_errmsg(db));
