@@ -247,7 +247,11 @@ klevdb_kafka_err klevdb_kafka_import(const char *dir, const klevdb_kafka_options
 
   rd_kafka_conf_t *conf = kk_conf(o, err, "enable.partition.eof", "true",
                                   "enable.auto.commit", "false", "auto.offset.reset", "error",
-                                  "group.id", "klevdb-import", NULL);
+                                  "group.id", "klevdb-import",
+                                  /* A broker holds a fetch that has less than
+                                  ** fetch.min.bytes up to this long: at the
+                                  ** partition's end, every time. */
+                                  "fetch.wait.max.ms", "50", NULL);
   if (!conf) return err->code;
   rd_kafka_conf_set_opaque(conf, &im);
   rd_kafka_conf_set_error_cb(conf, on_error);
