@@ -371,6 +371,8 @@ static void test_round_trip(void) {
     off = x.next_offset;
   }
   CHECK_EQ(same, 2500);
+  klevdb_batch_free(&x);
+  klevdb_batch_free(&y);
   int64_t next;
   CHECK_OK(klevdb_next_offset(db2, &next));
   CHECK_EQ(next, 2500);
