@@ -210,5 +210,8 @@ void cli_kv_doubt(cli_kv *k, klevdb *db);
 int cli_cmd_trim(cli_ctx *c, int argc, char **argv);
 int cli_cmd_compact(cli_ctx *c, int argc, char **argv);
 int cli_cmd_sql(cli_ctx *c, int argc, char **argv);
+/* cmd_kafka.c, built with the Kafka bridge (KLEVDB_KAFKA). */
+int cli_cmd_kafka(cli_ctx *c, int argc, char **argv);
+extern const char cli_kafka_help[];
 
 #endif

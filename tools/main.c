@@ -43,6 +43,7 @@ static const char HELP[] =
     "  trim      remove the oldest messages (--count, --size, --age, --before-offset)\n"
     "  compact   remove superseded messages (--updates) or tombstones (--deletes)\n"
     "  sql       open the sqlite3 shell with the store as a table\n"
+    "  kafka     export the store to a Kafka partition, or import one (if built)\n"
     "\n"
     "options of every command (before or after it):\n"
     "  --json        JSON output: one object per line (publish: JSON lines input too)\n"
@@ -261,6 +262,9 @@ static const cli_command COMMANDS[] = {
     {"trim", cli_cmd_trim, HELP_TRIM},
     {"compact", cli_cmd_compact, HELP_COMPACT},
     {"sql", cli_cmd_sql, HELP_SQL},
+#ifdef KLEVDB_KAFKA
+    {"kafka", cli_cmd_kafka, cli_kafka_help},
+#endif
 };
 
 /* ---- messages ---- */
