@@ -662,7 +662,7 @@ static void fn_migrate(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   static const char fn[] = "klevdb_migrate";
   const char *v = (const char *)sqlite3_value_text(argv[1]);
   if (sqlite3_value_type(argv[1]) != SQLITE_TEXT || !v) v = "";
-  klevdb_version to;
+  klevdb_format to;
   if (sqlite3_stricmp(v, "v1") == 0) to = KLEVDB_V1;
   else if (sqlite3_stricmp(v, "v2") == 0) to = KLEVDB_V2;
   else {

@@ -80,11 +80,11 @@ KLEVDB_API const char *klevdb_errname(klevdb_err code);
 /* ------------------------------------------------------------------ */
 /* Options                                                             */
 
-typedef enum klevdb_version {
+typedef enum klevdb_format {
   KLEVDB_VERSION_DEFAULT = 0,  /* V2 */
   KLEVDB_V1 = 1,
   KLEVDB_V2 = 2
-} klevdb_version;
+} klevdb_format;
 
 typedef struct klevdb_options {
   int create_dirs;       /* mkdir -p the directory (0700) */
@@ -96,7 +96,7 @@ typedef struct klevdb_options {
   int64_t rollover;      /* start a new segment past this many log bytes; <= 0: 1 MiB */
   int check;             /* check the last segment at open */
   int recover;           /* recover the last segment at open (read-write only) */
-  klevdb_version new_segments_version; /* format of new segments (default V2) */
+  klevdb_format new_segments_version; /* format of new segments (default V2) */
   int keep_rewrite_version;            /* deletes keep a segment's own format */
   int eager_migrate;                   /* migrate every segment at open */
   /* Publish copies records into log space allocated ahead, through a
@@ -461,7 +461,7 @@ KLEVDB_API klevdb_err klevdb_dir_backup(const char *src, const char *dst,
                                         klevdb_error *err);
 KLEVDB_API klevdb_err klevdb_dir_migrate(const char *dir,
                                          const klevdb_options *opts,
-                                         klevdb_version to, klevdb_error *err);
+                                         klevdb_format to, klevdb_error *err);
 
 /* The store's lock, flock(2) on dir/.lock as Go klevdb takes it, for work
 ** on a store's files without opening it (recover, migrate). Takes it as a
