@@ -31,6 +31,19 @@ extern "C" {
 #endif
 #endif
 
+/* The version of this header (core/meson.build checks it against the
+** project's). KLEVDB_VERSION_NUMBER is MAJOR * 1000000 + MINOR * 1000 +
+** PATCH, as SQLITE_VERSION_NUMBER. klevdb_version() and
+** klevdb_version_number() give the library's own, which differs when a
+** program runs with another libklevdb than the one it was built with. */
+#define KLEVDB_VERSION_MAJOR 0
+#define KLEVDB_VERSION_MINOR 1
+#define KLEVDB_VERSION_PATCH 0
+#define KLEVDB_VERSION_STRING "0.1.0"
+#define KLEVDB_VERSION_NUMBER 1000
+KLEVDB_API const char *klevdb_version(void);
+KLEVDB_API int klevdb_version_number(void);
+
 /* Special offsets (as in Go klevdb). */
 #define KLEVDB_OFFSET_OLDEST  (-2)
 #define KLEVDB_OFFSET_NEWEST  (-1)
