@@ -662,7 +662,7 @@ static void fn_migrate(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   static const char fn[] = "klevdb_migrate";
   const char *v = (const char *)sqlite3_value_text(argv[1]);
   if (sqlite3_value_type(argv[1]) != SQLITE_TEXT || !v) v = "";
-  klevdb_version to;
+  klevdb_format to;
   if (sqlite3_stricmp(v, "v1") == 0) to = KLEVDB_V1;
   else if (sqlite3_stricmp(v, "v2") == 0) to = KLEVDB_V2;
   else {
@@ -748,6 +748,14 @@ static void fn_time(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   sqlite3_result_int64(ctx, t);
 }
 
+/* klevdb_version(): the version of the libklevdb the module carries, as
+** sqlite_version() gives SQLite's. */
+static void fn_version(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  (void)argc;
+  (void)argv;
+  sqlite3_result_text(ctx, klevdb_version(), -1, SQLITE_STATIC);
+}
+
 int kvt_register_functions(sqlite3 *db, kvt_conn *c) {
   static const struct {
     const char *name;
@@ -771,6 +779,7 @@ int kvt_register_functions(sqlite3 *db, kvt_conn *c) {
       {"klevdb_varint", 1, true, fn_varint},
       {"klevdb_unvarint", 1, true, fn_unvarint},
       {"klevdb_time", 1, true, fn_time},
+      {"klevdb_version", 0, true, fn_version},
   };
   for (size_t i = 0; i < sizeof(fns) / sizeof(fns[0]); i++) {
     int flags = SQLITE_UTF8 | (fns[i].pure ? SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS

@@ -326,3 +326,5 @@ INSERT INTO sz(value) WITH RECURSIVE c(i) AS (SELECT 0 UNION ALL SELECT i + 1 FR
 INSERT INTO sz(value) VALUES ('past 64 KB: the next insert starts a segment');
 SELECT json_extract(klevdb_stat('sz'), '$.segments'), json_extract(klevdb_stat('sz'), '$.messages');
 DROP TABLE sz;
+.print == the version of the libklevdb in the module
+SELECT klevdb_version();

@@ -166,7 +166,7 @@ int cli_cmd_backup(cli_ctx *c, int argc, char **argv) {
 
 /* ---- migrate ---- */
 
-static int migrate_locked(cli_ctx *c, const char *dir, klevdb_version to) {
+static int migrate_locked(cli_ctx *c, const char *dir, klevdb_format to) {
   int64_t *bases, before[3];
   size_t n;
   if (cli_seg_list(dir, &bases, &n) < 0)
@@ -204,7 +204,7 @@ int cli_cmd_migrate(cli_ctx *c, int argc, char **argv) {
     to = optarg;
   }
   if ((rc = cli_operand_dir(c, argc, argv, &dir, NULL))) return rc;
-  klevdb_version ver;
+  klevdb_format ver;
   if (!to) return cli_usage(c, "--to v1|v2 is needed");
   if (!strcmp(to, "v1") || !strcmp(to, "1")) ver = KLEVDB_V1;
   else if (!strcmp(to, "v2") || !strcmp(to, "2")) ver = KLEVDB_V2;

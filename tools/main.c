@@ -472,7 +472,7 @@ int main(int argc, char **argv) {
       fputs(HELP, stdout);
       return fflush(stdout) == 0 ? CLI_OK : CLI_FAIL;
     } else if (!strcmp(a, "--version")) {
-      printf("klevdb %s\n", CLI_VERSION);
+      printf("klevdb %s\n", klevdb_version());
       return fflush(stdout) == 0 ? CLI_OK : CLI_FAIL;
     } else {
       return cli_usage(NULL, "unknown option %s", a);

@@ -6,9 +6,69 @@
 ** Conventions: every call returns a klevdb_err (KLEVDB_OK = 0); results go
 ** through out-parameters. Calls on a handle leave a message readable with
 ** klevdb_errmsg(); directory-level calls take a klevdb_error* (may be NULL).
-** A handle is used by one thread at a time; open one handle per thread
-** (klevdb_open on a directory already open in the process shares the store,
-** so a second handle is cheap and needs no second lock).
+**
+** Errors. Each call's comment lists the codes it returns and when. Calls
+** on a handle return KLEVDB_EINVAL for a NULL handle. "File errors"
+** below means KLEVDB_EIO (a system call failed), KLEVDB_ECORRUPT_LOG and
+** KLEVDB_ECORRUPT_INDEX (a file does not parse, or a log and its index
+** disagree) and KLEVDB_ENOMEM. A read-only handle tries a read again, a
+** few times, when its file errors came from another process's writer
+** moving files under it; what is left is reported.
+**
+** Caveats.
+**
+** Threads. A handle is used by one thread at a time; klevdb_interrupt is
+** the one call for another thread (klevdb_close is not: interrupt a
+** blocked reader and let it return before closing its handle). Open one
+** handle per thread: opens of a
+** directory in one process share one store (its segment list, mappings,
+** key table, lock and head writer), so a second handle is cheap and takes
+** no second lock. A read-only open shares the read-write store of the
+** directory when there is one. Each handle has its own error message,
+** interrupt and writer reservation (klevdb_writer_lock). Writes of all the
+** handles of a store run one at a time; while a handle holds the writer
+** reservation, publish and delete on the others wait, without a timeout.
+** From its first rollover a read-write store runs a thread of its own
+** (it makes the next head's files ahead), and a stage another while it
+** lives; progress callbacks run on the calling thread. At most 64 stores
+** are open in a process.
+**
+** fork(2). The child gets a copy of each open store without its threads,
+** maybe with a mutex held, and shares the parent's open lock file: it must
+** neither use nor close a handle opened before the fork. A klevdb_open in
+** the child of a directory the parent has open returns that copy, and two
+** processes then write one store with no lock between them. Open stores
+** after the fork, in the process that uses them. While the child lives,
+** the store stays locked, even once the parent closed it, unless the child
+** execs (every descriptor is close-on-exec).
+**
+** Mapped results. A read's messages point into a mapping of the segment's
+** log, which the batch pins: key and value stay valid until the next read
+** into that batch or klevdb_batch_free(), whatever happens meanwhile: a
+** delete, trim or compaction rewriting or removing the segment (by any
+** handle, or by a writer of another process), klevdb_gc, or klevdb_close
+** of the handle and the store. libklevdb never changes a file in place
+** under records it served (rewrites are new files renamed into place; only
+** room past the head's last record is cut), so a pinned mapping keeps the
+** old bytes, and a removed file's disk space until it is unpinned. A
+** program that truncates a store's file in place would make such a read
+** fault (SIGBUS).
+**
+** Signals and blocking. klevdb_consume_blocking sleeps on a condition
+** variable: a signal does not end the wait (no EINTR); a publish, the
+** timeout or klevdb_interrupt do. klevdb_interrupt takes a
+** mutex, so a signal handler must not call it: set a flag there and use a
+** finite timeout, or interrupt from another thread. A read-only handle
+** learns of another process's publishes by looking at the files, every
+** 5 ms while it waits. The library installs no signal handler and retries
+** reads and writes that a signal cut short.
+**
+** File descriptors. A read-write store holds two (dir/.lock and the head's
+** log), a read-only store one (the log it follows); sealed segments are
+** mapped and their descriptors closed. Calls open a few more while they
+** run. Every segment read is two mappings (log and index): a store keeps
+** about 1024 sealed segments mapped, unmapping the least recently used
+** past that (klevdb_gc unmaps idle ones sooner), plus what batches pin.
 */
 #ifndef KLEVDB_H
 #define KLEVDB_H
@@ -31,6 +91,19 @@ extern "C" {
 #endif
 #endif
 
+/* The version of this header (core/meson.build checks it against the
+** project's). KLEVDB_VERSION_NUMBER is MAJOR * 1000000 + MINOR * 1000 +
+** PATCH, as SQLITE_VERSION_NUMBER. klevdb_version() and
+** klevdb_version_number() give the library's own, which differs when a
+** program runs with another libklevdb than the one it was built with. */
+#define KLEVDB_VERSION_MAJOR 0
+#define KLEVDB_VERSION_MINOR 1
+#define KLEVDB_VERSION_PATCH 0
+#define KLEVDB_VERSION_STRING "0.1.0"
+#define KLEVDB_VERSION_NUMBER 1000
+KLEVDB_API const char *klevdb_version(void);
+KLEVDB_API int klevdb_version_number(void);
+
 /* Special offsets (as in Go klevdb). */
 #define KLEVDB_OFFSET_OLDEST  (-2)
 #define KLEVDB_OFFSET_NEWEST  (-1)
@@ -50,13 +123,17 @@ typedef enum klevdb_err {
   KLEVDB_EREADONLY,        /* write on a read-only store */
   KLEVDB_ECORRUPT_LOG,     /* a .log file does not parse */
   KLEVDB_ECORRUPT_INDEX,   /* an .index file does not parse or disagrees */
-  KLEVDB_ELOCKED,          /* another process writes this store */
+  KLEVDB_ELOCKED,          /* another process writes this store, or the
+                           ** writes are held (klevdb_writer_lock, a
+                           ** prepared batch in doubt) */
   KLEVDB_ETOOBIG,          /* key + value over KLEVDB_MAX_PAYLOAD */
   KLEVDB_EIO,              /* a system call failed */
   KLEVDB_EINVAL,           /* bad argument */
   KLEVDB_ENOMEM,           /* out of memory */
-  KLEVDB_ECLOSED,          /* the store was closed (wakes blocked readers) */
-  KLEVDB_ETIMEOUT          /* a blocking read ran out of time */
+  KLEVDB_ECLOSED,          /* a blocking read interrupted; a store left
+                           ** without its head by an earlier failure */
+  KLEVDB_ETIMEOUT          /* not returned by libklevdb (a blocking read's
+                           ** timeout is an empty batch); kept for the ABI */
 } klevdb_err;
 
 /* What an error is about beyond its class, for the few errors a caller
@@ -74,17 +151,18 @@ typedef struct klevdb_error {
   klevdb_reason reason;
 } klevdb_error;
 
-/* Name of an error class: "not_found", "invalid_offset", ... */
+/* Name of an error class: "not_found", "invalid_offset", ...; "unknown"
+** for a value that is none. */
 KLEVDB_API const char *klevdb_errname(klevdb_err code);
 
 /* ------------------------------------------------------------------ */
 /* Options                                                             */
 
-typedef enum klevdb_version {
+typedef enum klevdb_format {
   KLEVDB_VERSION_DEFAULT = 0,  /* V2 */
   KLEVDB_V1 = 1,
   KLEVDB_V2 = 2
-} klevdb_version;
+} klevdb_format;
 
 typedef struct klevdb_options {
   int create_dirs;       /* mkdir -p the directory (0700) */
@@ -96,7 +174,7 @@ typedef struct klevdb_options {
   int64_t rollover;      /* start a new segment past this many log bytes; <= 0: 1 MiB */
   int check;             /* check the last segment at open */
   int recover;           /* recover the last segment at open (read-write only) */
-  klevdb_version new_segments_version; /* format of new segments (default V2) */
+  klevdb_format new_segments_version; /* format of new segments (default V2) */
   int keep_rewrite_version;            /* deletes keep a segment's own format */
   int eager_migrate;                   /* migrate every segment at open */
   /* Publish copies records into log space allocated ahead, through a
@@ -136,8 +214,9 @@ typedef struct klevdb_msg {
 
 /* The result of a read. Reads fill a caller-owned batch; the messages'
 ** key and value stay valid until the batch's next use or
-** klevdb_batch_free(), even if the segment is deleted or gc'ed meanwhile.
-** Initialise with KLEVDB_BATCH_INIT. */
+** klevdb_batch_free() (see "Mapped results" above). A failed read leaves
+** it empty, next_offset KLEVDB_OFFSET_INVALID. Initialise with
+** KLEVDB_BATCH_INIT; klevdb_batch_free(NULL) is a no-op. */
 typedef struct klevdb_batch {
   klevdb_msg *msgs;
   size_t len;
@@ -154,40 +233,72 @@ KLEVDB_API void klevdb_batch_free(klevdb_batch *b);
 
 typedef struct klevdb klevdb;
 
-/* Opens the store in dir. A read-write open takes an exclusive flock(2) on
-** dir/.lock (KLEVDB_ELOCKED if another process, Go or C, holds it). Several
-** opens of one directory in a process share the store. */
+/* Opens the store in dir (opts NULL: all zero). A read-write open takes an
+** exclusive flock(2) on dir/.lock; several opens of one directory in a
+** process share the store. Read-write, it finishes what a crash
+** interrupted (a batch, a delete) and cuts a torn tail off the head's log.
+**   KLEVDB_EINVAL   out or dir NULL, dir empty or too long, an unknown
+**                   new_segments_version; the store is open in this process
+**                   with the other key_index or time_index; 64 stores open
+**                   already; a *.log file whose name is not a segment's.
+**   KLEVDB_ELOCKED  read-write: another process (Go or C) or klevdb_dir_lock
+**                   holds the lock.
+**   KLEVDB_EIO      dir missing (create_dirs off) or not a directory.
+**   file errors     of the head, and of the last segment with check or
+**                   recover (every segment with eager_migrate); for an index
+**                   written with the other key_index or time_index,
+**                   err->reason says which. */
 KLEVDB_API klevdb_err klevdb_open(const char *dir, const klevdb_options *opts,
                                   klevdb **out, klevdb_error *err);
 
-/* Syncs (read-write) and closes the handle; the store closes with its last
-** handle. Wakes blocked readers of this handle. NULL is a no-op. */
+/* Closes the handle, giving up its writer reservation; the store closes
+** with its last handle, sealing and fsyncing the head. No other thread may
+** be in a call on the handle (see Threads). NULL is a no-op. Always
+** KLEVDB_OK: what the close writes is not checked (klevdb_sync first to
+** learn of a failure). */
 KLEVDB_API klevdb_err klevdb_close(klevdb *db);
 
-/* The message of the last failed call on this handle. */
+/* The message and code of the last failed call on this handle ("not an
+** error" and KLEVDB_OK after a success). NULL: "klevdb: no handle" and
+** KLEVDB_EINVAL. */
 KLEVDB_API const char *klevdb_errmsg(const klevdb *db);
 KLEVDB_API klevdb_err klevdb_errcode(const klevdb *db);
 
-/* The options the store runs with (defaults applied). */
+/* The options the store runs with (defaults applied). db not NULL. */
 KLEVDB_API void klevdb_get_options(const klevdb *db, klevdb_options *out);
 
 /* ------------------------------------------------------------------ */
 /* Writing                                                             */
 
 /* Appends msgs[0..n) as one batch; their offsets are next_offset + i.
-** *next_out (may be NULL) receives the new next offset. All or nothing:
-** on any error nothing of the batch stays on disk. */
+** *next_out (may be NULL) receives the new next offset (on failure
+** KLEVDB_OFFSET_INVALID). All or nothing: on any error nothing of the
+** batch stays on disk. Waits while another handle holds klevdb_writer_lock.
+**   KLEVDB_EINVAL    msgs NULL with n > 0; a length without bytes.
+**   KLEVDB_ETOOBIG   a key + value over KLEVDB_MAX_PAYLOAD.
+**   KLEVDB_EREADONLY a read-only handle or store.
+**   KLEVDB_ELOCKED   a prepared batch is in doubt (klevdb_prepare).
+**   KLEVDB_ECLOSED   an earlier failure left the store without a head:
+**                    reopen it.
+**   KLEVDB_EIO       a write, allocation or fsync failed (a full disk); the
+**                    store's files were removed while it was open.
+**   file errors      of the new head at a rollover. */
 KLEVDB_API klevdb_err klevdb_publish(klevdb *db, const klevdb_msg *msgs,
                                      size_t n, int64_t *next_out);
 
-/* The offset the next published message gets. */
+/* The offset the next published message gets. KLEVDB_EINVAL: out NULL;
+** read-only (which looks at the files first): file errors. */
 KLEVDB_API klevdb_err klevdb_next_offset(klevdb *db, int64_t *out);
 
 /* ------------------------------------------------------------------ */
 /* Reading                                                             */
 
 /* Up to max_count messages from offset on (or KLEVDB_OFFSET_OLDEST/NEWEST),
-** from one segment, as Go's Consume. b->next_offset is where to go on. */
+** from one segment, as Go's Consume. b->next_offset is where to go on; an
+** empty batch at the next offset.
+**   KLEVDB_EINVAL           b NULL, max_count 0.
+**   KLEVDB_EINVALID_OFFSET  offset after the next offset.
+**   file errors. */
 KLEVDB_API klevdb_err klevdb_consume(klevdb *db, int64_t offset,
                                      size_t max_count, klevdb_batch *b);
 
@@ -197,7 +308,10 @@ KLEVDB_API klevdb_err klevdb_consume(klevdb *db, int64_t offset,
 **                         from one segment; b->next_offset is the offset to
 **                         go on from (an empty batch: nothing older);
 **   KLEVDB_READ_OFFSETS   offsets only, from the indexes: the log is not
-**                         read (time KLEVDB_TIME_UNSET, no key or value). */
+**                         read (time KLEVDB_TIME_UNSET, no key or value).
+** Errors as klevdb_consume's, and KLEVDB_EINVAL for an unknown flag; a
+** backward read is never KLEVDB_EINVALID_OFFSET (before the oldest or a
+** negative offset other than NEWEST: an empty batch). */
 #define KLEVDB_READ_BACKWARD 1
 #define KLEVDB_READ_OFFSETS 2
 KLEVDB_API klevdb_err klevdb_read(klevdb *db, int64_t offset, size_t max_count,
@@ -205,46 +319,70 @@ KLEVDB_API klevdb_err klevdb_read(klevdb *db, int64_t offset, size_t max_count,
 
 /* The smallest offset such that every message before it is older than
 ** time_us (the next offset if all are). Exact even when stored times go
-** backwards, so a scan for "time >= time_us" may start there. */
+** backwards, so a scan for "time >= time_us" may start there.
+** KLEVDB_EINVAL: offset_out NULL; KLEVDB_ENOINDEX: no time_index; file
+** errors. */
 KLEVDB_API klevdb_err klevdb_time_floor(klevdb *db, int64_t time_us,
                                         int64_t *offset_out);
 
-/* Up to max_count messages with this key at or after offset. */
+/* Up to max_count messages with this key at or after offset, from the
+** first segment that has any (an empty batch past the end).
+** KLEVDB_ENOINDEX: no key_index; KLEVDB_EINVAL: b NULL, key NULL with
+** key_len > 0, max_count 0; file errors. */
 KLEVDB_API klevdb_err klevdb_consume_by_key(klevdb *db, const void *key,
                                             size_t key_len, int64_t offset,
                                             size_t max_count, klevdb_batch *b);
 
 /* As klevdb_consume, but when there is nothing at or after offset yet,
 ** waits up to timeout_ms (< 0: forever) for a publish. Returns KLEVDB_OK
-** with an empty batch on timeout; KLEVDB_ECLOSED when the store closes. */
+** with an empty batch on timeout; KLEVDB_ECLOSED when interrupted
+** (klevdb_interrupt); else klevdb_consume's errors. */
 KLEVDB_API klevdb_err klevdb_consume_blocking(klevdb *db, int64_t offset,
                                               size_t max_count,
                                               int64_t timeout_ms,
                                               klevdb_batch *b);
 
-/* Wakes every klevdb_consume_blocking of this handle (from another thread);
-** they return KLEVDB_ECLOSED. */
+/* Wakes the klevdb_consume_blocking of this handle (from another thread);
+** it returns KLEVDB_ECLOSED. With none waiting, the next one to find
+** nothing returns KLEVDB_ECLOSED at once. Not for signal handlers. */
 KLEVDB_API void klevdb_interrupt(klevdb *db);
 
-/* One message by offset; b->msgs[0] on success. */
+/* One message by offset; b->msgs[0] on success.
+**   KLEVDB_EINVALID_OFFSET  offset at or after the next offset; OLDEST or
+**                           NEWEST of an empty store; a negative offset
+**                           while the store starts at 0.
+**   KLEVDB_ENOTFOUND        no message there (deleted, or before the oldest
+**                           segment).
+**   KLEVDB_EINVAL           b NULL.
+**   file errors. */
 KLEVDB_API klevdb_err klevdb_get(klevdb *db, int64_t offset, klevdb_batch *b);
 
-/* The newest message with this key (an empty key is a valid key). */
+/* The newest message with this key (an empty key is a valid key).
+** KLEVDB_ENOTFOUND: none; KLEVDB_ENOINDEX: no key_index; KLEVDB_EINVAL: b
+** NULL, key NULL with key_len > 0; file errors. */
 KLEVDB_API klevdb_err klevdb_get_by_key(klevdb *db, const void *key,
                                         size_t key_len, klevdb_batch *b);
-/* offset_out must not be NULL (KLEVDB_EINVAL). */
+/* Its offset: klevdb_get_by_key's errors, and KLEVDB_EINVAL when
+** offset_out is NULL (which gets KLEVDB_OFFSET_INVALID on failure). */
 KLEVDB_API klevdb_err klevdb_offset_by_key(klevdb *db, const void *key,
                                            size_t key_len, int64_t *offset_out);
 
-/* The first message whose indexed time is at or after time_us. */
+/* The first message whose indexed time is at or after time_us.
+**   KLEVDB_ENOTFOUND        every message is older.
+**   KLEVDB_EINVALID_OFFSET  no message at all.
+**   KLEVDB_ENOINDEX         no time_index.
+**   KLEVDB_EINVAL           b NULL.
+**   file errors. */
 KLEVDB_API klevdb_err klevdb_get_by_time(klevdb *db, int64_t time_us,
                                          klevdb_batch *b);
-/* offset_out must not be NULL (KLEVDB_EINVAL); time_out may be. */
+/* Its offset and time: klevdb_get_by_time's errors, and KLEVDB_EINVAL
+** when offset_out is NULL; time_out may be. */
 KLEVDB_API klevdb_err klevdb_offset_by_time(klevdb *db, int64_t time_us,
                                             int64_t *offset_out,
                                             int64_t *time_out);
 
-/* Bytes one message costs on disk in the current format (record + item). */
+/* Bytes one message costs on disk in the current format (record + item);
+** 0 if db or m is NULL. */
 KLEVDB_API int64_t klevdb_size(const klevdb *db, const klevdb_msg *m);
 
 typedef struct klevdb_stat {
@@ -254,9 +392,11 @@ typedef struct klevdb_stat {
                            ** index counted as written when it is sealed) */
 } klevdb_stat;
 
+/* KLEVDB_EINVAL: out NULL; file errors. */
 KLEVDB_API klevdb_err klevdb_stat_get(klevdb *db, klevdb_stat *out);
 
-/* First and last message of the store (0 messages: both -1). */
+/* First and last message of the store (0 messages: both -1).
+** klevdb_bounds_get: KLEVDB_EINVAL (out NULL); file errors. */
 typedef struct klevdb_bounds {
   int64_t oldest_offset, newest_offset;
   int64_t oldest_time, newest_time;
@@ -271,7 +411,8 @@ typedef struct klevdb_segment_info {
   int64_t messages;
   int64_t bytes;           /* log and index, as klevdb_stat counts them */
 } klevdb_segment_info;
-/* The segments, oldest first, the head last; free() *out. */
+/* The segments, oldest first, the head last; free() *out. KLEVDB_EINVAL:
+** out or n NULL; file errors. */
 KLEVDB_API klevdb_err klevdb_segments_get(klevdb *db, klevdb_segment_info **out,
                                           size_t *n);
 
@@ -284,8 +425,16 @@ typedef struct klevdb_deleted {
 } klevdb_deleted;
 
 /* Go's Delete: removes the given offsets that live in the segment holding
-** the smallest of them (one segment per call). If deleted_offsets is not
-** NULL it receives the removed offsets in log order (free() it). */
+** the smallest of them (one segment per call); offsets with no message are
+** passed over. If deleted_offsets is not NULL it receives the removed
+** offsets in log order (free() it). Waits while another handle holds
+** klevdb_writer_lock; a batch in doubt does not stop it.
+**   KLEVDB_EREADONLY        a read-only handle or store.
+**   KLEVDB_EINVAL           offsets NULL with n > 0.
+**   KLEVDB_EINVALID_OFFSET  a negative offset.
+**   KLEVDB_ENOTFOUND        the smallest offset is before the oldest segment.
+**   KLEVDB_ECLOSED          as for klevdb_publish.
+**   file errors             of the segment read and rewritten. */
 KLEVDB_API klevdb_err klevdb_delete(klevdb *db, const int64_t *offsets,
                                     size_t n, klevdb_deleted *out,
                                     int64_t **deleted_offsets);
@@ -299,7 +448,11 @@ typedef struct klevdb_range {
 ** lose every message are unlinked without being read. All or nothing
 ** across a crash: the ranges are written to the store's folder before the
 ** first segment changes, and the next read-write open finishes a delete
-** that a crash (or an I/O error after it began) interrupted. */
+** that a crash (or an I/O error after it began) interrupted; so does the
+** next delete, whose error may then be that one's ("finish an interrupted
+** delete"). Ranges are cut to [0, next offset). Waits as klevdb_delete.
+** KLEVDB_EREADONLY, KLEVDB_ECLOSED as klevdb_delete; KLEVDB_EINVAL: ranges
+** NULL with n > 0; file errors. */
 KLEVDB_API klevdb_err klevdb_delete_ranges(klevdb *db,
                                            const klevdb_range *ranges, size_t n,
                                            klevdb_deleted *out);
@@ -307,7 +460,9 @@ KLEVDB_API klevdb_err klevdb_delete_ranges(klevdb *db,
 /* Reserves the store's writes for this handle (a SQL transaction that
 ** hands out offsets before it publishes): publish and delete on other
 ** handles of the store wait until klevdb_writer_unlock. Waits up to
-** timeout_ms for another holder; KLEVDB_ELOCKED when it is still held. */
+** timeout_ms (<= 0: not at all) for another holder; KLEVDB_ELOCKED when it
+** is still held. Held already by this handle: KLEVDB_OK. KLEVDB_EREADONLY:
+** a read-only handle or store. Unlock without holding it is a no-op. */
 KLEVDB_API klevdb_err klevdb_writer_lock(klevdb *db, int64_t timeout_ms);
 KLEVDB_API void klevdb_writer_unlock(klevdb *db);
 
@@ -320,17 +475,31 @@ KLEVDB_API void klevdb_writer_unlock(klevdb *db);
 ** too) and klevdb_stage_abort drops it. The handle must hold
 ** klevdb_writer_lock from klevdb_stage_begin until the stage ends, so the
 ** offsets (next offset + i) cannot change. Worth it from a few segments'
-** worth of messages; a stage ends with commit or abort, which free it. */
+** worth of messages; a stage ends with commit or abort, which free it.
+** Errors are the store handle's (klevdb_errmsg); a NULL stage is
+** KLEVDB_EINVAL.
+** klevdb_stage_begin: KLEVDB_EINVAL (out NULL, no klevdb_writer_lock held),
+** KLEVDB_EREADONLY, KLEVDB_ELOCKED (a batch in doubt), KLEVDB_ECLOSED (as
+** for klevdb_publish), KLEVDB_ENOMEM.
+** klevdb_stage_add: klevdb_publish's KLEVDB_EINVAL and KLEVDB_ETOOBIG,
+** KLEVDB_ENOMEM, and KLEVDB_EIO when the thread failed to write a segment
+** (reported by a later add, or the commit; abort the stage). */
 typedef struct klevdb_stage klevdb_stage;
 KLEVDB_API klevdb_err klevdb_stage_begin(klevdb *db, klevdb_stage **out);
 KLEVDB_API klevdb_err klevdb_stage_add(klevdb_stage *sg, const klevdb_msg *msgs,
                                        size_t n);
 /* Messages added so far. */
 KLEVDB_API size_t klevdb_stage_count(const klevdb_stage *sg);
-/* Forgets every message after the first n (a rollback to a savepoint). */
+/* Forgets every message after the first n (a rollback to a savepoint).
+** KLEVDB_EIO, KLEVDB_ENOMEM, KLEVDB_ECORRUPT_LOG (a segment the thread
+** wrote does not read back). */
 KLEVDB_API klevdb_err klevdb_stage_truncate(klevdb_stage *sg, size_t n);
 /* *next_out (may be NULL) receives the new next offset. On failure
-** nothing of the batch is in the store; the error is the handle's. */
+** nothing of the batch is in the store; the error is the handle's:
+** KLEVDB_EIO and KLEVDB_ENOMEM (writing the last segments), KLEVDB_ECLOSED
+** (as for klevdb_publish), KLEVDB_EINVAL (the store moved on since
+** klevdb_stage_begin: the writer lock was let go meanwhile), file errors
+** of the new head. */
 KLEVDB_API klevdb_err klevdb_stage_commit(klevdb_stage *sg, int64_t *next_out);
 KLEVDB_API void klevdb_stage_abort(klevdb_stage *sg);
 
@@ -366,7 +535,18 @@ KLEVDB_API void klevdb_stage_abort(klevdb_stage *sg);
 ** (KLEVDB_EREADONLY). The file stays from one batch to the next, written
 ** in place, and holds none once resolved. Commit and
 ** abort free the handle whatever they return; klevdb_prepared_close frees
-** it leaving the batch in doubt. Errors are the store handle's. */
+** it leaving the batch in doubt. Errors are the store handle's; a NULL
+** argument is KLEVDB_EINVAL.
+** klevdb_prepare: KLEVDB_EINVAL (no klevdb_writer_lock held; txid NULL or
+** too long; ranges NULL with nranges > 0; messages as klevdb_publish),
+** KLEVDB_ETOOBIG, KLEVDB_EREADONLY, KLEVDB_ELOCKED (a batch in doubt
+** already), KLEVDB_ECLOSED (as for klevdb_publish), KLEVDB_EIO,
+** KLEVDB_ENOMEM.
+** klevdb_prepared_find: KLEVDB_ENOTFOUND, KLEVDB_EIO, KLEVDB_ENOMEM.
+** klevdb_prepared_commit: KLEVDB_EREADONLY, KLEVDB_ECORRUPT_LOG (a staged
+** segment is damaged), and the errors of klevdb_publish and
+** klevdb_delete_ranges (the batch stays in doubt).
+** klevdb_prepared_abort: KLEVDB_EREADONLY, KLEVDB_EIO. */
 typedef struct klevdb_prepared klevdb_prepared;
 typedef struct klevdb_prepared_info {
   const char *txid;        /* valid while the prepared handle is */
@@ -381,7 +561,8 @@ KLEVDB_API klevdb_err klevdb_prepare(klevdb *db, const klevdb_msg *msgs,
 /* Prepares what a stage collected (and frees the stage, as commit and
 ** abort do), instead of klevdb_stage_commit: the same promise as
 ** klevdb_prepare, but the messages stay in the segment files the stage
-** wrote and the commit only renames them into place. */
+** wrote and the commit only renames them into place. The errors of
+** klevdb_stage_commit's writing and of klevdb_prepare. */
 KLEVDB_API klevdb_err klevdb_stage_prepare(klevdb_stage *sg,
                                            const klevdb_range *ranges,
                                            size_t nranges, const char *txid,
@@ -395,22 +576,37 @@ KLEVDB_API klevdb_err klevdb_prepared_commit(klevdb_prepared *p,
 KLEVDB_API klevdb_err klevdb_prepared_abort(klevdb_prepared *p);
 KLEVDB_API void klevdb_prepared_close(klevdb_prepared *p);
 
-/* fsyncs the head; *next_out (may be NULL) gets the next offset. */
+/* fsyncs the head, cutting the room allocated ahead off its log; *next_out
+** (may be NULL) gets the next offset. KLEVDB_EIO: the fsync failed, or the
+** store's files were removed while it was open. Read-only: looks at the
+** files (file errors). */
 KLEVDB_API klevdb_err klevdb_sync(klevdb *db, int64_t *next_out);
 
-/* Releases memory of segments not read for unused_for_us microseconds. */
+/* Unmaps sealed segments not read for unused_for_us microseconds (pinned
+** batches keep theirs). Never fails. */
 KLEVDB_API klevdb_err klevdb_gc(klevdb *db, int64_t unused_for_us);
 
 /* Copies every segment into dir, which must be missing or empty (a .lock
 ** alone is fine) and not inside the store; dir is locked as a writer locks
 ** a store while the copy is made (KLEVDB_ELOCKED if a writer has it). From
 ** a read-only handle, the copy's last segment is cut back to its complete
-** records. Refusals leave dir as it was. */
+** records. Refusals leave dir as it was.
+**   KLEVDB_EINVAL   dir NULL, empty, too long, the store itself or inside
+**                   it, or not empty.
+**   KLEVDB_ELOCKED  a writer holds dir.
+**   KLEVDB_EIO      dir is not a directory; a copy failed.
+**   file errors     (read-only) of the copy's last segment. */
 KLEVDB_API klevdb_err klevdb_backup(klevdb *db, const char *dir);
 
 /* ------------------------------------------------------------------ */
 /* Retention (Go's finders, trims and compactions). Each deletes what it  */
 /* finds across all segments (Go's ...Multi variants).                    */
+
+/* Errors: KLEVDB_EINVAL (trim_by_count and trim_by_size: a negative
+** argument), file errors of the scan, and klevdb_delete_ranges' errors
+** when something is found: KLEVDB_EREADONLY only then. *out (may be
+** NULL) gets what was deleted, on a failure too. None needs key_index or
+** time_index. */
 
 KLEVDB_API klevdb_err klevdb_trim_by_offset(klevdb *db, int64_t before,
                                             klevdb_deleted *out);
@@ -429,7 +625,8 @@ KLEVDB_API klevdb_err klevdb_compact_deletes(klevdb *db, int64_t before_us,
                                              klevdb_deleted *out);
 
 /* Go's finders: the offsets the matching trim/compact would remove, in
-** order (free() *offsets). */
+** order (free() *offsets). KLEVDB_EINVAL: offsets or n NULL, an unknown
+** what, a negative count or size; file errors. */
 typedef enum klevdb_find {
   KLEVDB_FIND_OFFSET, KLEVDB_FIND_COUNT, KLEVDB_FIND_SIZE, KLEVDB_FIND_AGE,
   KLEVDB_FIND_UPDATES, KLEVDB_FIND_DELETES
@@ -443,10 +640,26 @@ KLEVDB_API klevdb_err klevdb_find_offsets(klevdb *db, klevdb_find what,
 /* another process writes, except stat and check).                       */
 
 /* Which indexes the store in dir was written with, from its newest V2
-** index header; 1 and 1 when no file says (a new store, or V1 files). */
+** index header; 1 and 1 when no file says (a new store, or V1 files, or
+** dir cannot be read). */
 KLEVDB_API void klevdb_dir_indexes(const char *dir, int *key_index,
                                    int *time_index);
 
+/* Check, Recover, Stat and Migrate as Go's, for the segments in dir: check
+** and recover look at the last segment only. A missing or empty dir is
+** KLEVDB_OK. All: KLEVDB_EINVAL for dir NULL or too long, or a *.log name
+** that is not a segment's; KLEVDB_EIO when dir cannot be listed or a log
+** is missing; KLEVDB_ENOMEM.
+** klevdb_dir_check: KLEVDB_ECORRUPT_LOG, KLEVDB_ECORRUPT_INDEX (err->reason
+** for an index of the other key_index or time_index).
+** klevdb_dir_recover: cuts the log after its last good record and rewrites
+** or removes a wrong index; KLEVDB_ECORRUPT_LOG for a bad log header,
+** beyond repair.
+** klevdb_dir_stat: KLEVDB_EINVAL (out NULL), KLEVDB_EIO (an index is
+** missing), KLEVDB_ECORRUPT_INDEX (an index header).
+** klevdb_dir_migrate: KLEVDB_EINVAL (to neither KLEVDB_V1 nor KLEVDB_V2),
+** KLEVDB_ECORRUPT_LOG (a record that does not parse: that segment is left
+** as it was). */
 KLEVDB_API klevdb_err klevdb_dir_check(const char *dir,
                                        const klevdb_options *opts,
                                        klevdb_error *err);
@@ -456,12 +669,13 @@ KLEVDB_API klevdb_err klevdb_dir_recover(const char *dir,
 KLEVDB_API klevdb_err klevdb_dir_stat(const char *dir,
                                       const klevdb_options *opts,
                                       klevdb_stat *out, klevdb_error *err);
-/* As klevdb_backup, for a store no one writes (the copy is taken as it is). */
+/* As klevdb_backup, for a store no one writes (the copy is taken as it is),
+** with its errors. A missing src copies nothing: KLEVDB_OK. */
 KLEVDB_API klevdb_err klevdb_dir_backup(const char *src, const char *dst,
                                         klevdb_error *err);
 KLEVDB_API klevdb_err klevdb_dir_migrate(const char *dir,
                                          const klevdb_options *opts,
-                                         klevdb_version to, klevdb_error *err);
+                                         klevdb_format to, klevdb_error *err);
 
 /* The store's lock, flock(2) on dir/.lock as Go klevdb takes it, for work
 ** on a store's files without opening it (recover, migrate). Takes it as a
@@ -469,18 +683,20 @@ KLEVDB_API klevdb_err klevdb_dir_migrate(const char *dir,
 ** in *fd until klevdb_dir_unlock. A missing .lock is created with
 ** KLEVDB_LOCK_CREATE; without it, *fd is -1 (no writer ever opened the
 ** store: nothing to hold). KLEVDB_ELOCKED while another open file holds
-** it, in this process too (a store open for writing). */
+** it, in this process too (a store open for writing). KLEVDB_EINVAL: fd
+** NULL, dir NULL or empty; KLEVDB_EIO: .lock cannot be opened. */
 #define KLEVDB_LOCK_CREATE 1
 KLEVDB_API klevdb_err klevdb_dir_lock(const char *dir, int flags, int *fd, klevdb_error *err);
 KLEVDB_API void klevdb_dir_unlock(int fd);
 /* *active = 1 while a writer (Go or C, any process) holds the lock: its
-** files may be changing. Takes nothing. */
+** files may be changing. Takes nothing. KLEVDB_EINVAL: an argument NULL. */
 KLEVDB_API klevdb_err klevdb_dir_writer_active(const char *dir, int *active);
 
 /* The bases of the segments in dir, ascending (free() *bases): the files
 ** named "<20 digits>.log". Unlike an open, which fails on any other *.log
 ** name, other names are passed over. KLEVDB_EIO (errno kept) when dir
-** cannot be listed. */
+** cannot be listed or is NULL; KLEVDB_EINVAL: bases or n NULL;
+** KLEVDB_ENOMEM. */
 KLEVDB_API klevdb_err klevdb_dir_segments(const char *dir, int64_t **bases,
                                           size_t *n, klevdb_error *err);
 /* The format of segment base's log, from its first bytes: KLEVDB_V2 for a

@@ -385,7 +385,7 @@ klevdb_err klevdb_dir_backup(const char *src, const char *dst, klevdb_error *err
 }
 
 klevdb_err klevdb_dir_migrate(const char *dir, const klevdb_options *opts,
-                              klevdb_version to, klevdb_error *err) {
+                              klevdb_format to, klevdb_error *err) {
   LOCAL_ERR(err);
   NEED_DIR(dir);
   if (to != KLEVDB_V1 && to != KLEVDB_V2)

@@ -152,7 +152,7 @@ static void test_open_args(void) {
   /* bad version */
   {
     klevdb_options bo = opts_default();
-    bo.new_segments_version = (klevdb_version)7;
+    bo.new_segments_version = (klevdb_format)7;
     char d2[600];
     snprintf(d2, sizeof(d2), "%s/badver", dir);
     bo.create_dirs = 1;

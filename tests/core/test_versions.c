@@ -4,7 +4,7 @@
 */
 #include "check.h"
 
-static klevdb_options vopts(klevdb_version v, int64_t rollover) {
+static klevdb_options vopts(klevdb_format v, int64_t rollover) {
   klevdb_options o = opts_tk();
   o.new_segments_version = v;
   o.rollover = rollover;

@@ -263,7 +263,7 @@ static int64_t publish_until(klevdb *db, int64_t first, int64_t count, int batch
 
 typedef struct scen {
   const char *name;
-  klevdb_version ver;
+  klevdb_format ver;
   int empty;          /* empty messages (28/36-byte records, 32-byte items) */
   int batch;          /* messages per publish */
   int64_t rollover;
@@ -705,7 +705,7 @@ static void test_tmpfs(void) {
   }
   static const struct {
     const char *name;
-    klevdb_version ver;
+    klevdb_format ver;
     int empty, batch;
     int64_t rollover;
   } ts[] = {
@@ -806,7 +806,7 @@ static void test_tiny_rollover(void) {
       tmp_dir(dir, sizeof(dir));
       klevdb_options o = opts_tk();
       o.rollover = r;
-      o.new_segments_version = (klevdb_version)ver;
+      o.new_segments_version = (klevdb_format)ver;
       klevdb *db = OPEN(dir, &o);
       if (!db) {
         rm_rf(dir);

@@ -277,7 +277,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   }
 
   if (f0 & 128) {
-    klevdb_version to = (f1 & 32) ? KLEVDB_V1 : KLEVDB_V2;
+    klevdb_format to = (f1 & 32) ? KLEVDB_V1 : KLEVDB_V2;
     if ((rc = klevdb_dir_migrate(dir, &o, to, &e))) check_err(rc, e.msg);
   }
   rm_rf(dir);

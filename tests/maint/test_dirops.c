@@ -395,7 +395,7 @@ static void test_migrate(void) {
 
   CHECK_RC(klevdb_dir_migrate(dir, &OPTS_TK, KLEVDB_VERSION_DEFAULT, &err), KLEVDB_EINVAL, err);
   CHECK_CONTAINS(err.msg, "klevdb: migrate: version must be specified");
-  CHECK_RC(klevdb_dir_migrate(dir, &OPTS_TK, (klevdb_version)3, &err), KLEVDB_EINVAL, err);
+  CHECK_RC(klevdb_dir_migrate(dir, &OPTS_TK, (klevdb_format)3, &err), KLEVDB_EINVAL, err);
   CHECK_RC(klevdb_dir_migrate(dir, &OPTS_TK, KLEVDB_VERSION_DEFAULT, NULL), KLEVDB_EINVAL, err);
   CHECK_RC(klevdb_dir_migrate(pj(dir, "missing"), &OPTS_TK, KLEVDB_V2, &err), KLEVDB_OK, err);
   rm_rf(dir);

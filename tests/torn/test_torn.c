@@ -177,7 +177,7 @@ static int cmp_i64(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
-static void build_image(image_t *img, const char *root, klevdb_version ver) {
+static void build_image(image_t *img, const char *root, klevdb_format ver) {
   char dir[4096];
   snprintf(dir, sizeof(dir), "%s/pristine-%s", root, img->name);
   klevdb_options o = {0};
