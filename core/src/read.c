@@ -304,7 +304,7 @@ klevdb_err klevdb_consume_blocking(klevdb *db, int64_t offset, size_t max_count,
 }
 
 void klevdb_interrupt(klevdb *db) {
-  if (!db) return;
+  if (!db || db->st->forked) return;
   store *st = db->st;
   __atomic_store_n(&db->interrupted, 1, __ATOMIC_SEQ_CST);
   pthread_mutex_lock(&st->cvmu);

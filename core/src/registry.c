@@ -19,6 +19,33 @@ static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
 static store *registry[64];
 static size_t registry_n;
 
+/* fork(2) copies the registry into the child, but not the parent's other
+** threads, and the parent's writer goes on writing: the child's opens must
+** not find the parent's stores, whose handles it can only close (freeing
+** the handle, leaving the store as it is). The parent's stores stay
+** reachable from here, for leak checkers. */
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+static store *forked[64];
+static size_t forked_n;
+
+static void atfork_prepare(void) { pthread_mutex_lock(&registry_mu); }
+static void atfork_parent(void) { pthread_mutex_unlock(&registry_mu); }
+static void atfork_child(void) {
+  for (size_t i = 0; i < registry_n; i++) {
+    registry[i]->forked = true;
+    if (forked_n < sizeof(forked) / sizeof(forked[0])) forked[forked_n++] = registry[i];
+  }
+  registry_n = 0;
+  pthread_mutex_unlock(&registry_mu);
+}
+
+static void atfork_register(void) { pthread_atfork(atfork_prepare, atfork_parent, atfork_child); }
+
+klevdb_err forked_err(klevdb_error *e) {
+  return kerr(e, KLEVDB_ECLOSED, "this handle was opened before fork(); open the store again in this "
+              "process (the parent's writer and threads are not here)");
+}
+
 static store *registry_find(dev_t dev, ino_t ino, bool want_rw) {
   store *ro_match = NULL;
   for (size_t i = 0; i < registry_n; i++) {
@@ -106,6 +133,7 @@ klevdb_err klevdb_open(const char *dir, const klevdb_options *opts, klevdb **out
   klevdb *db = calloc(1, sizeof(*db));
   if (!db) return kerr_sys(e, ENOMEM, "open");
   db->ro = o.readonly;
+  pthread_once(&atfork_once, atfork_register);
 
   pthread_mutex_lock(&registry_mu);
   store *st = registry_find(sb.st_dev, sb.st_ino, !o.readonly);
@@ -150,6 +178,10 @@ klevdb_err klevdb_open(const char *dir, const klevdb_options *opts, klevdb **out
 
 klevdb_err klevdb_close(klevdb *db) {
   if (!db) return KLEVDB_OK;
+  if (db->st->forked) {
+    free(db);
+    return KLEVDB_OK;
+  }
   klevdb_interrupt(db);
   klevdb_writer_unlock(db);
   store *st = db->st;

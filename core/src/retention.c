@@ -363,6 +363,14 @@ static klevdb_err run_finder(klevdb *db, klevdb_find what, int64_t arg,
   return KLEVDB_OK;
 }
 
+/* The finders' own allocations fail with the bare code; the handle's
+** message says it too. */
+static klevdb_err nomem_said(klevdb *db, klevdb_err rc) {
+  if (rc == KLEVDB_ENOMEM && klevdb_errcode(db) != KLEVDB_ENOMEM)
+    return kdb_fail(db, rc, "retention: out of memory");
+  return rc;
+}
+
 klevdb_err klevdb_find_offsets(klevdb *db, klevdb_find what, int64_t arg,
                                int64_t **offsets, size_t *n) {
   if (!db) return KLEVDB_EINVAL;
@@ -377,7 +385,7 @@ klevdb_err klevdb_find_offsets(klevdb *db, klevdb_find what, int64_t arg,
   klevdb_err rc = run_finder(db, what, arg, &o, &p);
   if (rc) {
     free(o.v);
-    return rc;
+    return nomem_said(db, rc);
   }
   prog_at(&p, p.total);
   *offsets = o.v;
@@ -421,7 +429,7 @@ done:
   /* On a failed delete, whatever it reports as done is passed on, as Go's
   ** DeleteMulti returns what it deleted with the error. */
   if (out) *out = del;
-  return rc;
+  return nomem_said(db, rc);
 }
 
 klevdb_err klevdb_trim_by_offset(klevdb *db, int64_t before, klevdb_deleted *out) {

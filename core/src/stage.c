@@ -181,8 +181,12 @@ klevdb_err klevdb_stage_begin(klevdb *db, klevdb_stage **out) {
   return KLEVDB_OK;
 }
 
+/* A stage carried into a child by fork(2) has no writer thread there. */
+#define STAGE_FORKED(sg) ((sg)->st->forked)
+
 klevdb_err klevdb_stage_add(klevdb_stage *sg, const klevdb_msg *msgs, size_t n) {
   if (!sg) return KLEVDB_EINVAL;
+  if (STAGE_FORKED(sg)) return forked_err(store_handle_err(sg->db));
   klevdb_error *e = store_handle_err(sg->db);
   klevdb_err bad = msgs_check(msgs, n, NULL, e);
   if (bad) return bad;
@@ -220,6 +224,7 @@ static klevdb_err clamp_after(const segbuild *b, size_t k, int64_t ts0, int64_t 
 
 klevdb_err klevdb_stage_truncate(klevdb_stage *sg, size_t keep) {
   if (!sg) return KLEVDB_EINVAL;
+  if (STAGE_FORKED(sg)) return forked_err(store_handle_err(sg->db));
   if (keep >= sg->n) return KLEVDB_OK;
   klevdb_error *e = store_handle_err(sg->db);
   klevdb_err rc = drain(sg);
@@ -273,6 +278,7 @@ static int64_t *stage_bases(klevdb_stage *sg) {
 
 klevdb_err klevdb_stage_commit(klevdb_stage *sg, int64_t *next_out) {
   if (!sg) return KLEVDB_EINVAL;
+  if (STAGE_FORKED(sg)) return forked_err(store_handle_err(sg->db));
   klevdb *db = sg->db;
   if (sg->n == 0) {
     stage_free(sg);
@@ -294,6 +300,7 @@ klevdb_err klevdb_stage_prepare(klevdb_stage *sg, const klevdb_range *ranges, si
     klevdb_stage_abort(sg);
     return KLEVDB_EINVAL;
   }
+  if (STAGE_FORKED(sg)) return forked_err(store_handle_err(sg->db));
   *out = NULL;
   klevdb *db = sg->db;
   int64_t *bases = NULL;
@@ -309,7 +316,7 @@ klevdb_err klevdb_stage_prepare(klevdb_stage *sg, const klevdb_range *ranges, si
 }
 
 void klevdb_stage_abort(klevdb_stage *sg) {
-  if (!sg) return;
+  if (!sg || STAGE_FORKED(sg)) return;   /* the parent's: left as it is */
   stop_writer(sg);
   discard_from(sg, 0);
   stage_free(sg);

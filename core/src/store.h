@@ -119,6 +119,9 @@ struct store {
   int waiters;              /* atomic */
   uint64_t pubseq;          /* atomic, bumped by publish and refresh */
   bool closing;
+  /* Set in a child process by fork(2) (registry.c): the store is the
+  ** parent's (its writer, threads and locks), so every call refuses it. */
+  bool forked;
 
   /* mapped sealed segments: loads counts seg_load's mappings of sealed
   ** segments (atomic), swept the value at the last sweep (store.c) */
@@ -202,7 +205,11 @@ struct klevdb {
   do {                                                  \
     if (!(db)) return KLEVDB_EINVAL;                    \
     (db)->err.code = KLEVDB_OK;                         \
+    if ((db)->st->forked) return forked_err(&(db)->err); \
   } while (0)
+
+/* The error of a handle used in a child process after fork(2). */
+klevdb_err forked_err(klevdb_error *e);
 
 /* A read of a read-only store can meet a writer of another process
 ** rewriting or removing a segment between the listing and the reading of

@@ -37,7 +37,7 @@ klevdb_err klevdb_writer_lock(klevdb *db, int64_t timeout_ms) {
 }
 
 void klevdb_writer_unlock(klevdb *db) {
-  if (!db) return;
+  if (!db || db->st->forked) return;
   store *st = db->st;
   pthread_mutex_lock(&st->wmu);
   if (st->txn_owner == db) {
