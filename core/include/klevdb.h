@@ -33,14 +33,14 @@
 ** lives; progress callbacks run on the calling thread. At most 64 stores
 ** are open in a process.
 **
-** fork(2). The child gets a copy of each open store without its threads,
-** maybe with a mutex held, and shares the parent's open lock file: it must
-** neither use nor close a handle opened before the fork. A klevdb_open in
-** the child of a directory the parent has open returns that copy, and two
-** processes then write one store with no lock between them. Open stores
-** after the fork, in the process that uses them. While the child lives,
-** the store stays locked, even once the parent closed it, unless the child
-** execs (every descriptor is close-on-exec).
+** fork(2). In the child, a handle opened before the fork is the parent's
+** (its writer, threads and locks): every call on it fails with
+** KLEVDB_ECLOSED, and klevdb_close frees the handle alone, leaving the
+** store to the parent. A klevdb_open in the child opens the store anew
+** (a read-write open meets the parent's lock: KLEVDB_ELOCKED). The child
+** shares the parent's open lock file: while it lives, the store stays
+** locked, even once the parent closed it, unless the child execs (every
+** descriptor is close-on-exec).
 **
 ** Mapped results. A read's messages point into a mapping of the segment's
 ** log, which the batch pins: key and value stay valid until the next read
