@@ -278,8 +278,10 @@ static kvt_vtab *args(sqlite3_context *ctx, const char *fn, sqlite3_value **argv
     fn_fail(ctx, rc, err);
     return NULL;
   }
-  *name = (const char *)sqlite3_value_text(argv[1]);
-  if (sqlite3_value_type(argv[1]) != SQLITE_TEXT || !*name || !**name) {
+  /* The type first: sqlite3_value_text() would make a BLOB read as TEXT. */
+  *name = sqlite3_value_type(argv[1]) == SQLITE_TEXT ? (const char *)sqlite3_value_text(argv[1])
+                                                      : NULL;
+  if (!*name || !**name) {
     fn_fail(ctx, SQLITE_MISMATCH,
             sqlite3_mprintf("klevdb: %s: consumer must be a non-empty TEXT name", fn));
     return NULL;

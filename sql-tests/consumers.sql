@@ -135,6 +135,11 @@ SELECT * FROM events WHERE consumer IN ('a', 'b');
 SELECT * FROM events WHERE consumer LIKE 'b%';
 SELECT * FROM events WHERE consumer = 5;
 SELECT * FROM events WHERE consumer = '';
+-- 'billing' as a BLOB is no name (it must not reach billing's position)
+SELECT klevdb_commit('events', x'62696c6c696e67', 6);
+SELECT klevdb_reset('events', x'62696c6c696e67', 0);
+SELECT klevdb_consumer_drop('events', x'62696c6c696e67');
+SELECT "offset" FROM events WHERE consumer = x'62696c6c696e67';
 INSERT INTO events(value, consumer) VALUES ('x', 'billing');
 .print == still where it was: billing 6, nothing else
 SELECT name, position FROM events_consumers;
