@@ -34,6 +34,13 @@
 
 #include "kvt.h"
 
+/* v's text if it is TEXT, else NULL. The type is asked first: asking
+** sqlite3_value_text() first turns a BLOB into TEXT, so that x'7631'
+** would pass for 'v1'. */
+static const char *text_arg(sqlite3_value *v) {
+  return sqlite3_value_type(v) == SQLITE_TEXT ? (const char *)sqlite3_value_text(v) : NULL;
+}
+
 /* scan.c: the indexes a store directory has (from its newest V2 index
 ** header; both when there is none). */
 
@@ -398,8 +405,8 @@ static void fn_backup(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   (void)argc;
   kvt_vtab *vt = table_arg(ctx, "klevdb_backup", argv[0]);
   if (!vt) return;
-  const char *d = (const char *)sqlite3_value_text(argv[1]);
-  if (sqlite3_value_type(argv[1]) != SQLITE_TEXT || !d || !*d) {
+  const char *d = text_arg(argv[1]);
+  if (!d || !*d) {
     fn_error(ctx, SQLITE_MISMATCH, "klevdb: klevdb_backup: dir must be a non-empty TEXT path");
     return;
   }
@@ -441,8 +448,8 @@ bool kvt_triggers_allowed(const kvt_conn *c, const char *dir) {
 static void fn_allow_triggers(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   (void)argc;
   static const char fn[] = "klevdb_allow_triggers";
-  const char *d = (const char *)sqlite3_value_text(argv[0]);
-  if (sqlite3_value_type(argv[0]) != SQLITE_TEXT || !d || !*d) {
+  const char *d = text_arg(argv[0]);
+  if (!d || !*d) {
     fn_error(ctx, SQLITE_MISMATCH, "klevdb: %s: dir must be a non-empty TEXT path", fn);
     return;
   }
@@ -519,8 +526,8 @@ static void fn_trim(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   static const char fn[] = "klevdb_trim";
   kvt_vtab *vt = table_arg(ctx, fn, argv[0]);
   if (!vt) return;
-  const char *kind = (const char *)sqlite3_value_text(argv[1]);
-  if (sqlite3_value_type(argv[1]) != SQLITE_TEXT || !kind) kind = "";
+  const char *kind = text_arg(argv[1]);
+  if (!kind) kind = "";
   int64_t v;
   deleter f;
   klevdb_find what;
@@ -562,8 +569,8 @@ static void fn_compact(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   static const char fn[] = "klevdb_compact";
   kvt_vtab *vt = table_arg(ctx, fn, argv[0]);
   if (!vt) return;
-  const char *kind = (const char *)sqlite3_value_text(argv[1]);
-  if (sqlite3_value_type(argv[1]) != SQLITE_TEXT || !kind) kind = "";
+  const char *kind = text_arg(argv[1]);
+  if (!kind) kind = "";
   deleter f;
   klevdb_find what;
   if (sqlite3_stricmp(kind, "updates") == 0) {
@@ -588,8 +595,8 @@ static void fn_compact(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
 /* The directory argument, resolved (sqlite3_free it), or NULL with the
 ** error set. */
 static char *dir_arg(sqlite3_context *ctx, const char *fn, sqlite3_value *v) {
-  const char *d = (const char *)sqlite3_value_text(v);
-  if (sqlite3_value_type(v) != SQLITE_TEXT || !d || !*d) {
+  const char *d = text_arg(v);
+  if (!d || !*d) {
     fn_error(ctx, SQLITE_MISMATCH, "klevdb: %s: dir must be a non-empty TEXT path", fn);
     return NULL;
   }
@@ -660,8 +667,8 @@ static void fn_recover(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
 
 static void fn_migrate(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   static const char fn[] = "klevdb_migrate";
-  const char *v = (const char *)sqlite3_value_text(argv[1]);
-  if (sqlite3_value_type(argv[1]) != SQLITE_TEXT || !v) v = "";
+  const char *v = text_arg(argv[1]);
+  if (!v) v = "";
   klevdb_version to;
   if (sqlite3_stricmp(v, "v1") == 0) to = KLEVDB_V1;
   else if (sqlite3_stricmp(v, "v2") == 0) to = KLEVDB_V2;

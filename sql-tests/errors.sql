@@ -398,6 +398,16 @@ CREATE VIRTUAL TABLE so USING klevdb(dir='fixtures/v2-basic/store', readonly=1, 
 SELECT "offset", value FROM so WHERE "offset" = 0;
 SELECT * FROM ev_state;
 
+.print -- E109 a BLOB spelling a kind, a version or a path is refused (count, updates, v2, new109.d)
+SELECT klevdb_trim('ev', x'636f756e74', 0);
+SELECT klevdb_compact('ev', x'75706461746573', '2030-01-01');
+SELECT klevdb_migrate('new109.d', x'7632');
+SELECT klevdb_backup('ev', x'6e65773130392e64');
+SELECT klevdb_allow_triggers(x'6e65773130392e64');
+SELECT klevdb_check(x'6e65773130392e64');
+SELECT klevdb_recover(x'6e65773130392e64');
+SELECT * FROM ev_state;
+
 .print == directories that are not stores (current behaviour: no error; see the report)
 .print -- klevdb_check, klevdb_recover and klevdb_migrate on a missing directory
 SELECT klevdb_check('new-missing.d');
