@@ -402,10 +402,11 @@ static void fn_reset(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   } else if (t == SQLITE_TEXT && s && sqlite3_stricmp(s, "end") == 0) {
     pos = end;
   } else {
+    /* ISO-8601 only: a number in TEXT ('5') is not read as microseconds,
+    ** as a time column would, since an INTEGER here is an offset. */
     int64_t when;
-    char *err = NULL;
-    if (t != SQLITE_TEXT || kvt_parse_time(argv[2], &when, &err) != SQLITE_OK) {
-      sqlite3_free(err);
+    if (t != SQLITE_TEXT || !s ||
+        klevdb_parse_time(s, (size_t)sqlite3_value_bytes(argv[2]), &when) != 0) {
       fn_fail(ctx, SQLITE_MISMATCH, sqlite3_mprintf("klevdb: %s: to must be an INTEGER offset, "
                                                     "'oldest', 'end' or an ISO-8601 time", fn));
       return;

@@ -127,6 +127,9 @@ SELECT klevdb_reset('events', 'billing', -1);
 SELECT klevdb_reset('events', 'billing', NULL);
 SELECT klevdb_reset('events', 'billing', 'newest');
 SELECT klevdb_reset('events', 'billing', 2.0);
+-- a number in TEXT is no offset, nor microseconds: only ISO-8601 times are TEXT
+SELECT klevdb_reset('events', 'billing', '0');
+SELECT klevdb_reset('events', 'billing', '2023-02-30');
 SELECT klevdb_consumer_drop('events', NULL);
 SELECT * FROM klevdb_consumers('nosuch');
 SELECT * FROM klevdb_consumers;
