@@ -350,16 +350,37 @@ static void fn_commit(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   sqlite3_result_int64(ctx, next);
 }
 
-/* The offset a reset to time t means: the first message at or after it,
-** the end if there is none. */
+/* The offset a reset to time t means: the first message at or after it
+** that the transaction sees, the end if there is none. klevdb_time_floor
+** says where to look, not what is there: the index clamps times before
+** 1970 to 0 (docs/format.md), so for t <= 0 older messages may follow it,
+** and this transaction may have deleted the one it finds. */
 static int reset_time(kvt_vtab *vt, int64_t t, int64_t *pos) {
   klevdb_err e = klevdb_time_floor(vt->kdb, t, pos);
+  klevdb_batch b = KLEVDB_BATCH_INIT;
+  bool found = false;
+  for (int64_t at = *pos; e == KLEVDB_OK && !found;) {
+    e = klevdb_consume(vt->kdb, at, 64, &b);
+    if (e == KLEVDB_EINVALID_OFFSET) {
+      e = KLEVDB_OK;   /* past the end */
+      break;
+    }
+    for (size_t i = 0; e == KLEVDB_OK && i < b.len && !found; i++) {
+      if (b.msgs[i].time < t || kvt_pending_deleted(vt, b.msgs[i].offset)) continue;
+      *pos = b.msgs[i].offset;
+      found = true;
+    }
+    if (e != KLEVDB_OK || found || b.next_offset <= at) break;
+    at = b.next_offset;
+  }
+  klevdb_batch_free(&b);
+  if (e == KLEVDB_OK && !found) e = klevdb_next_offset(vt->kdb, pos);
   if (e != KLEVDB_OK) return kvt_error(vt, kvt_rc(e), "%s", klevdb_errmsg(vt->kdb));
   const kvt_pending *tx = vt->tx;
   if (tx->locked && *pos >= tx->base) {
     /* None committed is that new: maybe one of this transaction's rows. */
     size_t i = 0;
-    while (i < tx->n && tx->rows[i].time < t) i++;
+    while (i < tx->n && (tx->rows[i].time < t || kvt_pending_deleted(vt, tx->base + (int64_t)i))) i++;
     *pos = tx->base + (int64_t)i;
   }
   return SQLITE_OK;

@@ -90,6 +90,22 @@ SELECT count(*) FROM events WHERE consumer = 'audit';
 INSERT INTO events(key, value, time) VALUES ('d', 'v5', 1672531205000000);
 SELECT "offset", value FROM events WHERE consumer = 'audit';
 
+.print == to a time before 1970, which the index clamps to 0: still the first message at or after it
+CREATE VIRTUAL TABLE t70 USING klevdb(dir='t70.d');
+INSERT INTO t70(value, time) VALUES ('a', -2000), ('b', -1000), ('c', 5);
+.print 2 (not 0), then 1
+SELECT klevdb_reset('t70', 'c', '1970-01-01');
+SELECT klevdb_reset('t70', 'c', '1969-12-31T23:59:59.999Z');
+.print == nor a message that this transaction deleted: the end (3), then 4 (3 was deleted too)
+BEGIN;
+DELETE FROM t70 WHERE "offset" = 2;
+SELECT klevdb_reset('t70', 'c', '1970-01-01');
+INSERT INTO t70(value, time) VALUES ('d', 1), ('e', 7);
+DELETE FROM t70 WHERE "offset" = 3;
+SELECT klevdb_reset('t70', 'c', '1970-01-01');
+ROLLBACK;
+DROP TABLE t70;
+
 .print ======== klevdb_consumers: lag, bytes, oldest unconsumed time
 SELECT klevdb_commit('events', 'billing', 4);
 SELECT name, position, lag, lag_bytes, oldest_unconsumed_time,
