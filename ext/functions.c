@@ -554,6 +554,12 @@ static void fn_trim(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   } else if (sqlite3_stricmp(kind, "offset") == 0) {
     what = KLEVDB_FIND_OFFSET;
     if (!int_arg(ctx, fn, "offset", argv[2], &v)) return;
+    /* The core reads -1 as Go's OffsetNewest (remove everything) and -2
+    ** as OffsetOldest: no SQL caller means those by a number. */
+    if (v < 0) {
+      fn_error(ctx, SQLITE_ERROR, "klevdb: %s: offset must be >= 0", fn);
+      return;
+    }
     f = klevdb_trim_by_offset;
   } else {
     fn_error(ctx, SQLITE_ERROR, "klevdb: %s: kind must be 'count', 'size', 'age' or 'offset'",

@@ -220,6 +220,10 @@ SELECT * FROM ev_state;
 .print -- E65 klevdb_trim: NULL offset
 SELECT klevdb_trim('ev', 'offset', NULL);
 SELECT * FROM ev_state;
+.print -- E110 klevdb_trim: negative offset (-1, the core's newest, removed every message)
+SELECT klevdb_trim('ev', 'offset', -1);
+SELECT klevdb_trim('ev', 'offset', -2);
+SELECT * FROM ev_state;
 .print -- E66 klevdb_compact: unknown kind
 SELECT klevdb_compact('ev', 'all', 0);
 SELECT * FROM ev_state;
