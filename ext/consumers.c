@@ -386,6 +386,42 @@ static int reset_time(kvt_vtab *vt, int64_t t, int64_t *pos) {
   return SQLITE_OK;
 }
 
+/* The oldest message the transaction sees, the end if none: with its
+** deletes, the committed oldest may be gone (then the offsets are read
+** past them, from the index only). */
+static int table_oldest(kvt_vtab *vt, int64_t *oldest) {
+  const kvt_pending *tx = vt->tx;
+  klevdb_bounds bd;
+  klevdb_err e = klevdb_bounds_get(vt->kdb, &bd);
+  if (e != KLEVDB_OK) return kvt_error(vt, kvt_rc(e), "%s", klevdb_errmsg(vt->kdb));
+  *oldest = bd.oldest_offset >= 0 ? bd.oldest_offset : bd.next_offset;
+  if (!tx->locked || tx->ndels == 0) return SQLITE_OK;
+  klevdb_batch b = KLEVDB_BATCH_INIT;
+  bool found = false;
+  for (int64_t at = *oldest; e == KLEVDB_OK && !found;) {
+    e = klevdb_read(vt->kdb, at, 256, KLEVDB_READ_OFFSETS, &b);
+    if (e == KLEVDB_EINVALID_OFFSET) {
+      e = KLEVDB_OK;   /* past the end */
+      break;
+    }
+    for (size_t i = 0; e == KLEVDB_OK && i < b.len && !found; i++) {
+      if (kvt_pending_deleted(vt, b.msgs[i].offset)) continue;
+      *oldest = b.msgs[i].offset;
+      found = true;
+    }
+    if (e != KLEVDB_OK || found || b.next_offset <= at) break;
+    at = b.next_offset;
+  }
+  klevdb_batch_free(&b);
+  if (e != KLEVDB_OK) return kvt_error(vt, kvt_rc(e), "%s", klevdb_errmsg(vt->kdb));
+  if (!found) {
+    size_t i = 0;
+    while (i < tx->n && kvt_pending_deleted(vt, tx->base + (int64_t)i)) i++;
+    *oldest = tx->base + (int64_t)i;
+  }
+  return SQLITE_OK;
+}
+
 /* klevdb_reset(table, consumer, to): to an offset (from the oldest
 ** message to the end), 'oldest', 'end' or the first message at or after
 ** an ISO-8601 time. Makes the consumer if it is new. */
@@ -395,18 +431,13 @@ static void fn_reset(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   const char *name;
   kvt_vtab *vt = args(ctx, fn, argv, &name);
   if (!vt) return;
-  int64_t end, oldest, pos;
-  klevdb_bounds b;
+  int64_t end = 0, oldest = 0, pos;
   int rc = table_end(vt, &end);
-  if (rc == SQLITE_OK) {
-    klevdb_err e = klevdb_bounds_get(vt->kdb, &b);
-    if (e != KLEVDB_OK) rc = kvt_error(vt, kvt_rc(e), "%s", klevdb_errmsg(vt->kdb));
-  }
+  if (rc == SQLITE_OK) rc = table_oldest(vt, &oldest);
   if (rc != SQLITE_OK) {
     vt_fail(ctx, fn, vt, rc);
     return;
   }
-  oldest = b.oldest_offset >= 0 ? b.oldest_offset : b.next_offset;
   int t = sqlite3_value_type(argv[2]);
   const char *s = (const char *)sqlite3_value_text(argv[2]);
   if (t == SQLITE_INTEGER) {

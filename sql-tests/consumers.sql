@@ -104,6 +104,15 @@ INSERT INTO t70(value, time) VALUES ('d', 1), ('e', 7);
 DELETE FROM t70 WHERE "offset" = 3;
 SELECT klevdb_reset('t70', 'c', '1970-01-01');
 ROLLBACK;
+.print == oldest, and the offsets a reset takes, start at the oldest message this transaction sees: 1 (0 refused), then 4 (1..3 deleted)
+BEGIN;
+DELETE FROM t70 WHERE "offset" = 0;
+SELECT klevdb_reset('t70', 'c', 'oldest');
+SELECT klevdb_reset('t70', 'c', 0);
+INSERT INTO t70(value, time) VALUES ('d', 1), ('e', 7);
+DELETE FROM t70 WHERE "offset" IN (1, 2, 3);
+SELECT klevdb_reset('t70', 'c', 'oldest');
+ROLLBACK;
 DROP TABLE t70;
 
 .print ======== klevdb_consumers: lag, bytes, oldest unconsumed time
