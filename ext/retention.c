@@ -33,6 +33,8 @@ static int record(kvt_vtab *vt, int64_t msgs, int64_t segs) {
   int rc = kvt_shadow_create(vt);
   char when[24];
   snprintf(when, sizeof(when), "%lld", (long long)now_us());
+  /* Our rows, not the caller's: last_insert_rowid() stays its last offset. */
+  sqlite3_int64 last = sqlite3_last_insert_rowid(vt->conn->db);
   const char *tail = sql;
   while (rc == SQLITE_OK && tail && *tail) {
     sqlite3_stmt *st = NULL;
@@ -45,6 +47,7 @@ static int record(kvt_vtab *vt, int64_t msgs, int64_t segs) {
     sqlite3_finalize(st);
   }
   sqlite3_free(sql);
+  sqlite3_set_last_insert_rowid(vt->conn->db, last);
   if (rc != SQLITE_OK)
     kvt_error(vt, rc, "table %s: cannot record retention: %s", vt->name,
               sqlite3_errmsg(vt->conn->db));

@@ -20,6 +20,8 @@ INSERT INTO c(key, value, time) VALUES ('k', 'v07', 1672531207000000);
 SELECT s->>'$.segments', s->>'$.messages', s->>'$.oldest_offset', s->>'$.retention.removed_messages' FROM (SELECT klevdb_stat('c') AS s);
 INSERT INTO c(key, value, time) VALUES ('k', 'v08', 1672531208000000);
 .print == the 9th commit drops segment 0 with it: 4..8 left, 4 removed in 1 segment
+.print == last_insert_rowid() is still the 9th message (8): retention's record is no insert of the caller
+SELECT last_insert_rowid();
 SELECT s->>'$.segments', s->>'$.messages', s->>'$.oldest_offset', s->>'$.retention.removed_messages', s->>'$.retention.removed_segments' FROM (SELECT klevdb_stat('c') AS s);
 SELECT min("offset"), max("offset"), count(*) FROM c;
 SELECT s->>'$.retention.last_removed_messages', s->>'$.retention.last_removed_segments', s->>'$.retention.last_removed_at' > 1672531200000000 FROM (SELECT klevdb_stat('c') AS s);
