@@ -354,9 +354,14 @@ static void fn_commit(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
 ** that the transaction sees, the end if there is none. klevdb_time_floor
 ** says where to look, not what is there: the index clamps times before
 ** 1970 to 0 (docs/format.md), so for t <= 0 older messages may follow it,
-** and this transaction may have deleted the one it finds. */
+** and this transaction may have deleted the one it finds. A table without
+** the time index reads from the oldest message, as "time >=" does. */
 static int reset_time(kvt_vtab *vt, int64_t t, int64_t *pos) {
   klevdb_err e = klevdb_time_floor(vt->kdb, t, pos);
+  if (e == KLEVDB_ENOINDEX) {
+    *pos = KLEVDB_OFFSET_OLDEST;
+    e = KLEVDB_OK;
+  }
   klevdb_batch b = KLEVDB_BATCH_INIT;
   bool found = false;
   for (int64_t at = *pos; e == KLEVDB_OK && !found;) {

@@ -114,6 +114,12 @@ DELETE FROM t70 WHERE "offset" IN (1, 2, 3);
 SELECT klevdb_reset('t70', 'c', 'oldest');
 ROLLBACK;
 DROP TABLE t70;
+.print == a table without the time index reads from the oldest message: 1, then the end (3)
+CREATE VIRTUAL TABLE nt USING klevdb(dir='nt.d', time_index=0);
+INSERT INTO nt(value, time) VALUES ('a', 1672531200000000), ('b', 1672531202000000), ('c', 1672531201000000);
+SELECT klevdb_reset('nt', 'c', '2023-01-01T00:00:01.5Z');
+SELECT klevdb_reset('nt', 'c', '2024-01-01');
+DROP TABLE nt;
 
 .print ======== klevdb_consumers: lag, bytes, oldest unconsumed time
 SELECT klevdb_commit('events', 'billing', 4);
