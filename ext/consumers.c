@@ -42,7 +42,8 @@ int kvt_consumers_create(kvt_vtab *vt) {
 
 void kvt_consumers_close(kvt_vtab *vt) {
   sqlite3_finalize(vt->pos_stmt);
-  vt->pos_stmt = NULL;
+  sqlite3_finalize(vt->put_stmt);
+  vt->pos_stmt = vt->put_stmt = NULL;
 }
 
 /* Prepares sql on the table's shadow table; *st NULL (and SQLITE_OK)
@@ -110,24 +111,31 @@ int kvt_consumers_min(kvt_vtab *vt, int64_t *min, bool *any) {
   return rc;
 }
 
-/* Sets name's position in the caller's transaction: one row written. */
+/* Sets name's position in the caller's transaction: one row written, with
+** a statement the table keeps (a commit is one statement of the caller). */
 static int write_position(kvt_vtab *vt, const char *name, int64_t pos) {
   static const char fmt[] = "INSERT OR REPLACE INTO \"%w\".\"%w_consumers\"(name, position, "
                             "committed_at) VALUES(?1, ?2, ?3)";
-  sqlite3_stmt *st;
-  int rc = prepare(vt, fmt, &st, 0);
-  if (rc == SQLITE_OK && !st && (rc = kvt_consumers_create(vt)) == SQLITE_OK) {
-    rc = prepare(vt, fmt, &st, 0);
-    if (rc == SQLITE_OK && !st) rc = kvt_error(vt, SQLITE_ERROR, "table %s: no consumers table", vt->name);
+  int rc = SQLITE_OK;
+  if (!vt->put_stmt) {
+    rc = prepare(vt, fmt, &vt->put_stmt, SQLITE_PREPARE_PERSISTENT);
+    if (rc == SQLITE_OK && !vt->put_stmt && (rc = kvt_consumers_create(vt)) == SQLITE_OK) {
+      rc = prepare(vt, fmt, &vt->put_stmt, SQLITE_PREPARE_PERSISTENT);
+      if (rc == SQLITE_OK && !vt->put_stmt)
+        rc = kvt_error(vt, SQLITE_ERROR, "table %s: no consumers table", vt->name);
+    }
+    if (rc != SQLITE_OK) return rc;
   }
-  if (rc != SQLITE_OK) return rc;
+  sqlite3_stmt *st = vt->put_stmt;
   sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
   sqlite3_bind_int64(st, 2, pos);
   sqlite3_bind_int64(st, 3, now_us());
   rc = sqlite3_step(st);
   rc = rc == SQLITE_DONE ? SQLITE_OK : kvt_error(vt, rc, "table %s: %s", vt->name,
                                                    sqlite3_errmsg(vt->conn->db));
-  sqlite3_finalize(st);
+  sqlite3_reset(st);
+  sqlite3_clear_bindings(st);
+  if (rc != SQLITE_OK) kvt_consumers_close(vt);   /* prepared anew next time */
   return rc;
 }
 

@@ -139,6 +139,31 @@ static char *find_schema(sqlite3 *db, const char *name, int *rc) {
   return found;
 }
 
+/* The usual case, resolved without preparing anything: a connected
+** klevdb table of that name in temp, or in main when temp holds no table
+** or view of that name (asked by a statement the table keeps). NULL:
+** resolve it as SQL does (find_schema). */
+static kvt_vtab *find_connected(sqlite3 *db, kvt_conn *c, const char *name) {
+  kvt_vtab *in_main = NULL;
+  for (kvt_vtab *v = c->tables; v; v = v->next) {
+    if (sqlite3_stricmp(v->name, name) != 0) continue;
+    if (sqlite3_stricmp(v->schema, "temp") == 0) return v;
+    if (!in_main && sqlite3_stricmp(v->schema, "main") == 0) in_main = v;
+  }
+  if (!in_main) return NULL;
+  if (!in_main->temp_stmt &&
+      sqlite3_prepare_v3(db, "SELECT 1 FROM temp.sqlite_master WHERE type IN ('table', 'view') "
+                             "AND name = ?1 COLLATE NOCASE", -1, SQLITE_PREPARE_PERSISTENT,
+                         &in_main->temp_stmt, NULL) != SQLITE_OK)
+    return NULL;
+  sqlite3_stmt *st = in_main->temp_stmt;
+  sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+  int rc = sqlite3_step(st);
+  sqlite3_reset(st);
+  sqlite3_clear_bindings(st);
+  return rc == SQLITE_DONE ? in_main : NULL;
+}
+
 /* Sets *err ("klevdb: ...") and *rc; returns NULL. */
 static kvt_vtab *named_fail(int *rc, char **err, int code, char *msg) {
   *rc = msg ? code : SQLITE_NOMEM;
@@ -168,6 +193,7 @@ kvt_vtab *kvt_table_named(sqlite3 *db, kvt_conn *c, const char *fn, sqlite3_valu
   }
   if (dotted) schema = a;
   name = dotted ? b : a;
+  if (!schema && (vt = find_connected(db, c, name)) != NULL) goto found;
   if (!schema) {
     schema = find_schema(db, name, &r);
     if (!schema) {
@@ -205,6 +231,7 @@ kvt_vtab *kvt_table_named(sqlite3 *db, kvt_conn *c, const char *fn, sqlite3_valu
     sqlite3_finalize(st);
     if (!vt) goto out;
   }
+found:
   if (!vt->kdb) {
     named_fail(rc, err, SQLITE_ERROR,
                sqlite3_mprintf("klevdb: %s: table %s is not open", fn, vt->name));

@@ -36,6 +36,7 @@ static void estimate_rows(kvt_vtab *vt) {
 
 static void vt_free(kvt_vtab *vt) {
   kvt_consumers_close(vt);
+  sqlite3_finalize(vt->temp_stmt);
   klevdb_close(vt->kdb);
   kvt_args_free(&vt->args);
   sqlite3_free(vt->schema);
