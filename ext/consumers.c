@@ -42,7 +42,8 @@ int kvt_consumers_create(kvt_vtab *vt) {
 
 void kvt_consumers_close(kvt_vtab *vt) {
   sqlite3_finalize(vt->pos_stmt);
-  vt->pos_stmt = NULL;
+  sqlite3_finalize(vt->put_stmt);
+  vt->pos_stmt = vt->put_stmt = NULL;
 }
 
 /* Prepares sql on the table's shadow table; *st NULL (and SQLITE_OK)
@@ -110,24 +111,31 @@ int kvt_consumers_min(kvt_vtab *vt, int64_t *min, bool *any) {
   return rc;
 }
 
-/* Sets name's position in the caller's transaction: one row written. */
+/* Sets name's position in the caller's transaction: one row written, with
+** a statement the table keeps (a commit is one statement of the caller). */
 static int write_position(kvt_vtab *vt, const char *name, int64_t pos) {
   static const char fmt[] = "INSERT OR REPLACE INTO \"%w\".\"%w_consumers\"(name, position, "
                             "committed_at) VALUES(?1, ?2, ?3)";
-  sqlite3_stmt *st;
-  int rc = prepare(vt, fmt, &st, 0);
-  if (rc == SQLITE_OK && !st && (rc = kvt_consumers_create(vt)) == SQLITE_OK) {
-    rc = prepare(vt, fmt, &st, 0);
-    if (rc == SQLITE_OK && !st) rc = kvt_error(vt, SQLITE_ERROR, "table %s: no consumers table", vt->name);
+  int rc = SQLITE_OK;
+  if (!vt->put_stmt) {
+    rc = prepare(vt, fmt, &vt->put_stmt, SQLITE_PREPARE_PERSISTENT);
+    if (rc == SQLITE_OK && !vt->put_stmt && (rc = kvt_consumers_create(vt)) == SQLITE_OK) {
+      rc = prepare(vt, fmt, &vt->put_stmt, SQLITE_PREPARE_PERSISTENT);
+      if (rc == SQLITE_OK && !vt->put_stmt)
+        rc = kvt_error(vt, SQLITE_ERROR, "table %s: no consumers table", vt->name);
+    }
+    if (rc != SQLITE_OK) return rc;
   }
-  if (rc != SQLITE_OK) return rc;
+  sqlite3_stmt *st = vt->put_stmt;
   sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
   sqlite3_bind_int64(st, 2, pos);
   sqlite3_bind_int64(st, 3, now_us());
   rc = sqlite3_step(st);
   rc = rc == SQLITE_DONE ? SQLITE_OK : kvt_error(vt, rc, "table %s: %s", vt->name,
                                                    sqlite3_errmsg(vt->conn->db));
-  sqlite3_finalize(st);
+  sqlite3_reset(st);
+  sqlite3_clear_bindings(st);
+  if (rc != SQLITE_OK) kvt_consumers_close(vt);   /* prepared anew next time */
   return rc;
 }
 
@@ -278,8 +286,10 @@ static kvt_vtab *args(sqlite3_context *ctx, const char *fn, sqlite3_value **argv
     fn_fail(ctx, rc, err);
     return NULL;
   }
-  *name = (const char *)sqlite3_value_text(argv[1]);
-  if (sqlite3_value_type(argv[1]) != SQLITE_TEXT || !*name || !**name) {
+  /* The type first: sqlite3_value_text() would make a BLOB read as TEXT. */
+  *name = sqlite3_value_type(argv[1]) == SQLITE_TEXT ? (const char *)sqlite3_value_text(argv[1])
+                                                      : NULL;
+  if (!*name || !**name) {
     fn_fail(ctx, SQLITE_MISMATCH,
             sqlite3_mprintf("klevdb: %s: consumer must be a non-empty TEXT name", fn));
     return NULL;
@@ -348,17 +358,79 @@ static void fn_commit(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   sqlite3_result_int64(ctx, next);
 }
 
-/* The offset a reset to time t means: the first message at or after it,
-** the end if there is none. */
+/* The offset a reset to time t means: the first message at or after it
+** that the transaction sees, the end if there is none. klevdb_time_floor
+** says where to look, not what is there: the index clamps times before
+** 1970 to 0 (docs/format.md), so for t <= 0 older messages may follow it,
+** and this transaction may have deleted the one it finds. A table without
+** the time index reads from the oldest message, as "time >=" does. */
 static int reset_time(kvt_vtab *vt, int64_t t, int64_t *pos) {
   klevdb_err e = klevdb_time_floor(vt->kdb, t, pos);
+  if (e == KLEVDB_ENOINDEX) {
+    *pos = KLEVDB_OFFSET_OLDEST;
+    e = KLEVDB_OK;
+  }
+  klevdb_batch b = KLEVDB_BATCH_INIT;
+  bool found = false;
+  for (int64_t at = *pos; e == KLEVDB_OK && !found;) {
+    e = klevdb_consume(vt->kdb, at, 64, &b);
+    if (e == KLEVDB_EINVALID_OFFSET) {
+      e = KLEVDB_OK;   /* past the end */
+      break;
+    }
+    for (size_t i = 0; e == KLEVDB_OK && i < b.len && !found; i++) {
+      if (b.msgs[i].time < t || kvt_pending_deleted(vt, b.msgs[i].offset)) continue;
+      *pos = b.msgs[i].offset;
+      found = true;
+    }
+    if (e != KLEVDB_OK || found || b.next_offset <= at) break;
+    at = b.next_offset;
+  }
+  klevdb_batch_free(&b);
+  if (e == KLEVDB_OK && !found) e = klevdb_next_offset(vt->kdb, pos);
   if (e != KLEVDB_OK) return kvt_error(vt, kvt_rc(e), "%s", klevdb_errmsg(vt->kdb));
   const kvt_pending *tx = vt->tx;
   if (tx->locked && *pos >= tx->base) {
     /* None committed is that new: maybe one of this transaction's rows. */
     size_t i = 0;
-    while (i < tx->n && tx->rows[i].time < t) i++;
+    while (i < tx->n && (tx->rows[i].time < t || kvt_pending_deleted(vt, tx->base + (int64_t)i))) i++;
     *pos = tx->base + (int64_t)i;
+  }
+  return SQLITE_OK;
+}
+
+/* The oldest message the transaction sees, the end if none: with its
+** deletes, the committed oldest may be gone (then the offsets are read
+** past them, from the index only). */
+static int table_oldest(kvt_vtab *vt, int64_t *oldest) {
+  const kvt_pending *tx = vt->tx;
+  klevdb_bounds bd;
+  klevdb_err e = klevdb_bounds_get(vt->kdb, &bd);
+  if (e != KLEVDB_OK) return kvt_error(vt, kvt_rc(e), "%s", klevdb_errmsg(vt->kdb));
+  *oldest = bd.oldest_offset >= 0 ? bd.oldest_offset : bd.next_offset;
+  if (!tx->locked || tx->ndels == 0) return SQLITE_OK;
+  klevdb_batch b = KLEVDB_BATCH_INIT;
+  bool found = false;
+  for (int64_t at = *oldest; e == KLEVDB_OK && !found;) {
+    e = klevdb_read(vt->kdb, at, 256, KLEVDB_READ_OFFSETS, &b);
+    if (e == KLEVDB_EINVALID_OFFSET) {
+      e = KLEVDB_OK;   /* past the end */
+      break;
+    }
+    for (size_t i = 0; e == KLEVDB_OK && i < b.len && !found; i++) {
+      if (kvt_pending_deleted(vt, b.msgs[i].offset)) continue;
+      *oldest = b.msgs[i].offset;
+      found = true;
+    }
+    if (e != KLEVDB_OK || found || b.next_offset <= at) break;
+    at = b.next_offset;
+  }
+  klevdb_batch_free(&b);
+  if (e != KLEVDB_OK) return kvt_error(vt, kvt_rc(e), "%s", klevdb_errmsg(vt->kdb));
+  if (!found) {
+    size_t i = 0;
+    while (i < tx->n && kvt_pending_deleted(vt, tx->base + (int64_t)i)) i++;
+    *oldest = tx->base + (int64_t)i;
   }
   return SQLITE_OK;
 }
@@ -372,18 +444,13 @@ static void fn_reset(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   const char *name;
   kvt_vtab *vt = args(ctx, fn, argv, &name);
   if (!vt) return;
-  int64_t end, oldest, pos;
-  klevdb_bounds b;
+  int64_t end = 0, oldest = 0, pos;
   int rc = table_end(vt, &end);
-  if (rc == SQLITE_OK) {
-    klevdb_err e = klevdb_bounds_get(vt->kdb, &b);
-    if (e != KLEVDB_OK) rc = kvt_error(vt, kvt_rc(e), "%s", klevdb_errmsg(vt->kdb));
-  }
+  if (rc == SQLITE_OK) rc = table_oldest(vt, &oldest);
   if (rc != SQLITE_OK) {
     vt_fail(ctx, fn, vt, rc);
     return;
   }
-  oldest = b.oldest_offset >= 0 ? b.oldest_offset : b.next_offset;
   int t = sqlite3_value_type(argv[2]);
   const char *s = (const char *)sqlite3_value_text(argv[2]);
   if (t == SQLITE_INTEGER) {
@@ -400,10 +467,11 @@ static void fn_reset(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   } else if (t == SQLITE_TEXT && s && sqlite3_stricmp(s, "end") == 0) {
     pos = end;
   } else {
+    /* ISO-8601 only: a number in TEXT ('5') is not read as microseconds,
+    ** as a time column would, since an INTEGER here is an offset. */
     int64_t when;
-    char *err = NULL;
-    if (t != SQLITE_TEXT || kvt_parse_time(argv[2], &when, &err) != SQLITE_OK) {
-      sqlite3_free(err);
+    if (t != SQLITE_TEXT || !s ||
+        klevdb_parse_time(s, (size_t)sqlite3_value_bytes(argv[2]), &when) != 0) {
       fn_fail(ctx, SQLITE_MISMATCH, sqlite3_mprintf("klevdb: %s: to must be an INTEGER offset, "
                                                     "'oldest', 'end' or an ISO-8601 time", fn));
       return;

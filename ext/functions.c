@@ -34,6 +34,13 @@
 
 #include "kvt.h"
 
+/* v's text if it is TEXT, else NULL. The type is asked first: asking
+** sqlite3_value_text() first turns a BLOB into TEXT, so that x'7631'
+** would pass for 'v1'. */
+static const char *text_arg(sqlite3_value *v) {
+  return sqlite3_value_type(v) == SQLITE_TEXT ? (const char *)sqlite3_value_text(v) : NULL;
+}
+
 /* scan.c: the indexes a store directory has (from its newest V2 index
 ** header; both when there is none). */
 
@@ -132,6 +139,31 @@ static char *find_schema(sqlite3 *db, const char *name, int *rc) {
   return found;
 }
 
+/* The usual case, resolved without preparing anything: a connected
+** klevdb table of that name in temp, or in main when temp holds no table
+** or view of that name (asked by a statement the table keeps). NULL:
+** resolve it as SQL does (find_schema). */
+static kvt_vtab *find_connected(sqlite3 *db, kvt_conn *c, const char *name) {
+  kvt_vtab *in_main = NULL;
+  for (kvt_vtab *v = c->tables; v; v = v->next) {
+    if (sqlite3_stricmp(v->name, name) != 0) continue;
+    if (sqlite3_stricmp(v->schema, "temp") == 0) return v;
+    if (!in_main && sqlite3_stricmp(v->schema, "main") == 0) in_main = v;
+  }
+  if (!in_main) return NULL;
+  if (!in_main->temp_stmt &&
+      sqlite3_prepare_v3(db, "SELECT 1 FROM temp.sqlite_master WHERE type IN ('table', 'view') "
+                             "AND name = ?1 COLLATE NOCASE", -1, SQLITE_PREPARE_PERSISTENT,
+                         &in_main->temp_stmt, NULL) != SQLITE_OK)
+    return NULL;
+  sqlite3_stmt *st = in_main->temp_stmt;
+  sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+  int rc = sqlite3_step(st);
+  sqlite3_reset(st);
+  sqlite3_clear_bindings(st);
+  return rc == SQLITE_DONE ? in_main : NULL;
+}
+
 /* Sets *err ("klevdb: ...") and *rc; returns NULL. */
 static kvt_vtab *named_fail(int *rc, char **err, int code, char *msg) {
   *rc = msg ? code : SQLITE_NOMEM;
@@ -161,6 +193,7 @@ kvt_vtab *kvt_table_named(sqlite3 *db, kvt_conn *c, const char *fn, sqlite3_valu
   }
   if (dotted) schema = a;
   name = dotted ? b : a;
+  if (!schema && (vt = find_connected(db, c, name)) != NULL) goto found;
   if (!schema) {
     schema = find_schema(db, name, &r);
     if (!schema) {
@@ -198,6 +231,7 @@ kvt_vtab *kvt_table_named(sqlite3 *db, kvt_conn *c, const char *fn, sqlite3_valu
     sqlite3_finalize(st);
     if (!vt) goto out;
   }
+found:
   if (!vt->kdb) {
     named_fail(rc, err, SQLITE_ERROR,
                sqlite3_mprintf("klevdb: %s: table %s is not open", fn, vt->name));
@@ -398,8 +432,8 @@ static void fn_backup(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   (void)argc;
   kvt_vtab *vt = table_arg(ctx, "klevdb_backup", argv[0]);
   if (!vt) return;
-  const char *d = (const char *)sqlite3_value_text(argv[1]);
-  if (sqlite3_value_type(argv[1]) != SQLITE_TEXT || !d || !*d) {
+  const char *d = text_arg(argv[1]);
+  if (!d || !*d) {
     fn_error(ctx, SQLITE_MISMATCH, "klevdb: klevdb_backup: dir must be a non-empty TEXT path");
     return;
   }
@@ -441,8 +475,8 @@ bool kvt_triggers_allowed(const kvt_conn *c, const char *dir) {
 static void fn_allow_triggers(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   (void)argc;
   static const char fn[] = "klevdb_allow_triggers";
-  const char *d = (const char *)sqlite3_value_text(argv[0]);
-  if (sqlite3_value_type(argv[0]) != SQLITE_TEXT || !d || !*d) {
+  const char *d = text_arg(argv[0]);
+  if (!d || !*d) {
     fn_error(ctx, SQLITE_MISMATCH, "klevdb: %s: dir must be a non-empty TEXT path", fn);
     return;
   }
@@ -519,8 +553,8 @@ static void fn_trim(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   static const char fn[] = "klevdb_trim";
   kvt_vtab *vt = table_arg(ctx, fn, argv[0]);
   if (!vt) return;
-  const char *kind = (const char *)sqlite3_value_text(argv[1]);
-  if (sqlite3_value_type(argv[1]) != SQLITE_TEXT || !kind) kind = "";
+  const char *kind = text_arg(argv[1]);
+  if (!kind) kind = "";
   int64_t v;
   deleter f;
   klevdb_find what;
@@ -547,6 +581,12 @@ static void fn_trim(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   } else if (sqlite3_stricmp(kind, "offset") == 0) {
     what = KLEVDB_FIND_OFFSET;
     if (!int_arg(ctx, fn, "offset", argv[2], &v)) return;
+    /* The core reads -1 as Go's OffsetNewest (remove everything) and -2
+    ** as OffsetOldest: no SQL caller means those by a number. */
+    if (v < 0) {
+      fn_error(ctx, SQLITE_ERROR, "klevdb: %s: offset must be >= 0", fn);
+      return;
+    }
     f = klevdb_trim_by_offset;
   } else {
     fn_error(ctx, SQLITE_ERROR, "klevdb: %s: kind must be 'count', 'size', 'age' or 'offset'",
@@ -562,8 +602,8 @@ static void fn_compact(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   static const char fn[] = "klevdb_compact";
   kvt_vtab *vt = table_arg(ctx, fn, argv[0]);
   if (!vt) return;
-  const char *kind = (const char *)sqlite3_value_text(argv[1]);
-  if (sqlite3_value_type(argv[1]) != SQLITE_TEXT || !kind) kind = "";
+  const char *kind = text_arg(argv[1]);
+  if (!kind) kind = "";
   deleter f;
   klevdb_find what;
   if (sqlite3_stricmp(kind, "updates") == 0) {
@@ -588,8 +628,8 @@ static void fn_compact(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
 /* The directory argument, resolved (sqlite3_free it), or NULL with the
 ** error set. */
 static char *dir_arg(sqlite3_context *ctx, const char *fn, sqlite3_value *v) {
-  const char *d = (const char *)sqlite3_value_text(v);
-  if (sqlite3_value_type(v) != SQLITE_TEXT || !d || !*d) {
+  const char *d = text_arg(v);
+  if (!d || !*d) {
     fn_error(ctx, SQLITE_MISMATCH, "klevdb: %s: dir must be a non-empty TEXT path", fn);
     return NULL;
   }
@@ -660,8 +700,8 @@ static void fn_recover(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
 
 static void fn_migrate(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   static const char fn[] = "klevdb_migrate";
-  const char *v = (const char *)sqlite3_value_text(argv[1]);
-  if (sqlite3_value_type(argv[1]) != SQLITE_TEXT || !v) v = "";
+  const char *v = text_arg(argv[1]);
+  if (!v) v = "";
   klevdb_format to;
   if (sqlite3_stricmp(v, "v1") == 0) to = KLEVDB_V1;
   else if (sqlite3_stricmp(v, "v2") == 0) to = KLEVDB_V2;

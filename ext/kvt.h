@@ -175,6 +175,8 @@ struct kvt_vtab {
   bool trusted;             /* triggers and views may use it (triggers=1, allowed) */
   bool resolved;            /* looked for a batch left in doubt (kvt_resolve) */
   sqlite3_stmt *pos_stmt;   /* a consumer's position (consumers.c), kept */
+  sqlite3_stmt *put_stmt;   /* ... and its write, kept */
+  sqlite3_stmt *temp_stmt;  /* does temp hold a table of a name (functions.c) */
   kvt_vtab *next;
 };
 

@@ -33,6 +33,8 @@ static int record(kvt_vtab *vt, int64_t msgs, int64_t segs) {
   int rc = kvt_shadow_create(vt);
   char when[24];
   snprintf(when, sizeof(when), "%lld", (long long)now_us());
+  /* Our rows, not the caller's: last_insert_rowid() stays its last offset. */
+  sqlite3_int64 last = sqlite3_last_insert_rowid(vt->conn->db);
   const char *tail = sql;
   while (rc == SQLITE_OK && tail && *tail) {
     sqlite3_stmt *st = NULL;
@@ -45,10 +47,51 @@ static int record(kvt_vtab *vt, int64_t msgs, int64_t segs) {
     sqlite3_finalize(st);
   }
   sqlite3_free(sql);
+  sqlite3_set_last_insert_rowid(vt->conn->db, last);
   if (rc != SQLITE_OK)
     kvt_error(vt, rc, "table %s: cannot record retention: %s", vt->name,
               sqlite3_errmsg(vt->conn->db));
   return rc;
+}
+
+/* The first message at or after cut by its own time, looked for below
+** limit (limit if none is). klevdb_time_floor is where to start: the
+** index's times are at least the messages' (docs/format.md, time
+** clamping), and may carry the time of a message since deleted or
+** dropped, which would keep old segments for good. Read from there, what
+** is read is old, and goes with this commit unless keep_unconsumed holds
+** it, so the reading is paid once per segment (limit stops it at the
+** consumers' smallest position). */
+static int age_floor(kvt_vtab *vt, klevdb *w, int64_t cut, int64_t limit, int64_t *floor) {
+  klevdb_err e = klevdb_time_floor(w, cut, floor);
+  if (e != KLEVDB_OK) return kvt_error(vt, kvt_rc(e), "%s", klevdb_errmsg(w));
+  if (vt->args.keep_unconsumed) {
+    int64_t min;
+    bool any;
+    int rc = kvt_consumers_min(vt, &min, &any);
+    if (rc != SQLITE_OK) return rc;
+    if (any && min < limit) limit = min;
+  }
+  klevdb_batch b = KLEVDB_BATCH_INIT;
+  int64_t at = *floor;
+  *floor = limit;
+  while (e == KLEVDB_OK && at < limit) {
+    e = klevdb_consume(w, at, 64, &b);
+    if (e == KLEVDB_EINVALID_OFFSET) {
+      e = KLEVDB_OK;   /* past the end */
+      break;
+    }
+    size_t i = 0;
+    while (e == KLEVDB_OK && i < b.len && b.msgs[i].offset < limit && b.msgs[i].time < cut) i++;
+    if (e != KLEVDB_OK || i < b.len || b.next_offset <= at) {
+      if (i < b.len && b.msgs[i].offset < limit) *floor = b.msgs[i].offset;
+      break;
+    }
+    at = b.next_offset;
+  }
+  klevdb_batch_free(&b);
+  if (e != KLEVDB_OK) return kvt_error(vt, kvt_rc(e), "%s", klevdb_errmsg(w));
+  return SQLITE_OK;
 }
 
 /* Segments [0, drop) of sg go: each is entirely past a limit, counting
@@ -68,8 +111,8 @@ static int plan(kvt_vtab *vt, klevdb *w, const klevdb_segment_info *sg, size_t n
   }
   int64_t floor = -1;
   if (a->max_age) {
-    klevdb_err e = klevdb_time_floor(w, now_us() - a->max_age, &floor);
-    if (e != KLEVDB_OK) return kvt_error(vt, kvt_rc(e), "%s", klevdb_errmsg(w));
+    int rc = age_floor(vt, w, now_us() - a->max_age, sg[nsg - 1].base, &floor);
+    if (rc != SQLITE_OK) return rc;
   }
   for (size_t i = 0; i + 1 < nsg; i++) {
     later_msgs -= sg[i].messages;

@@ -36,6 +36,7 @@ static void estimate_rows(kvt_vtab *vt) {
 
 static void vt_free(kvt_vtab *vt) {
   kvt_consumers_close(vt);
+  sqlite3_finalize(vt->temp_stmt);
   klevdb_close(vt->kdb);
   kvt_args_free(&vt->args);
   sqlite3_free(vt->schema);
@@ -822,8 +823,10 @@ static int consumer_start(kvt_cursor *c, sqlite3_value *v, int64_t *pos, bool *n
   *pos = 0;
   *none = sqlite3_value_type(v) == SQLITE_NULL;
   if (*none) return SQLITE_OK;
-  const char *name = (const char *)sqlite3_value_text(v);
-  if (sqlite3_value_type(v) != SQLITE_TEXT || !name || !*name)
+  /* The type first: sqlite3_value_text() would make a BLOB read as TEXT. */
+  const char *name = sqlite3_value_type(v) == SQLITE_TEXT ? (const char *)sqlite3_value_text(v)
+                                                          : NULL;
+  if (!name || !*name)
     return kvt_error(vt, SQLITE_MISMATCH, "%s: consumer must be a non-empty TEXT name", vt->name);
   if (vt->args.opts.readonly)
     return kvt_error(vt, SQLITE_READONLY, "%s: table is read-only (readonly=1): it has no "

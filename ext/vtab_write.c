@@ -135,10 +135,14 @@ static int shadow_write(kvt_vtab *vt, const char *txid, int64_t base, int64_t co
     rc = sqlite3_prepare_v2(vt->conn->db, sql, -1, &st, NULL);
   sqlite3_free(sql);
   if (rc == SQLITE_OK) {
+    /* The row is ours, not the caller's: last_insert_rowid() stays the
+    ** last offset the caller inserted. */
+    sqlite3_int64 last = sqlite3_last_insert_rowid(vt->conn->db);
     sqlite3_bind_text(st, 1, txid, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, base);
     sqlite3_bind_int64(st, 3, count);
     rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(vt->conn->db);
+    sqlite3_set_last_insert_rowid(vt->conn->db, last);
   }
   if (rc != SQLITE_OK)
     kvt_error(vt, rc, "table %s: cannot record the transaction: %s", vt->name,

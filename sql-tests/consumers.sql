@@ -90,6 +90,37 @@ SELECT count(*) FROM events WHERE consumer = 'audit';
 INSERT INTO events(key, value, time) VALUES ('d', 'v5', 1672531205000000);
 SELECT "offset", value FROM events WHERE consumer = 'audit';
 
+.print == to a time before 1970, which the index clamps to 0: still the first message at or after it
+CREATE VIRTUAL TABLE t70 USING klevdb(dir='t70.d');
+INSERT INTO t70(value, time) VALUES ('a', -2000), ('b', -1000), ('c', 5);
+.print 2 (not 0), then 1
+SELECT klevdb_reset('t70', 'c', '1970-01-01');
+SELECT klevdb_reset('t70', 'c', '1969-12-31T23:59:59.999Z');
+.print == nor a message that this transaction deleted: the end (3), then 4 (3 was deleted too)
+BEGIN;
+DELETE FROM t70 WHERE "offset" = 2;
+SELECT klevdb_reset('t70', 'c', '1970-01-01');
+INSERT INTO t70(value, time) VALUES ('d', 1), ('e', 7);
+DELETE FROM t70 WHERE "offset" = 3;
+SELECT klevdb_reset('t70', 'c', '1970-01-01');
+ROLLBACK;
+.print == oldest, and the offsets a reset takes, start at the oldest message this transaction sees: 1 (0 refused), then 4 (1..3 deleted)
+BEGIN;
+DELETE FROM t70 WHERE "offset" = 0;
+SELECT klevdb_reset('t70', 'c', 'oldest');
+SELECT klevdb_reset('t70', 'c', 0);
+INSERT INTO t70(value, time) VALUES ('d', 1), ('e', 7);
+DELETE FROM t70 WHERE "offset" IN (1, 2, 3);
+SELECT klevdb_reset('t70', 'c', 'oldest');
+ROLLBACK;
+DROP TABLE t70;
+.print == a table without the time index reads from the oldest message: 1, then the end (3)
+CREATE VIRTUAL TABLE nt USING klevdb(dir='nt.d', time_index=0);
+INSERT INTO nt(value, time) VALUES ('a', 1672531200000000), ('b', 1672531202000000), ('c', 1672531201000000);
+SELECT klevdb_reset('nt', 'c', '2023-01-01T00:00:01.5Z');
+SELECT klevdb_reset('nt', 'c', '2024-01-01');
+DROP TABLE nt;
+
 .print ======== klevdb_consumers: lag, bytes, oldest unconsumed time
 SELECT klevdb_commit('events', 'billing', 4);
 SELECT name, position, lag, lag_bytes, oldest_unconsumed_time,
@@ -127,6 +158,9 @@ SELECT klevdb_reset('events', 'billing', -1);
 SELECT klevdb_reset('events', 'billing', NULL);
 SELECT klevdb_reset('events', 'billing', 'newest');
 SELECT klevdb_reset('events', 'billing', 2.0);
+-- a number in TEXT is no offset, nor microseconds: only ISO-8601 times are TEXT
+SELECT klevdb_reset('events', 'billing', '0');
+SELECT klevdb_reset('events', 'billing', '2023-02-30');
 SELECT klevdb_consumer_drop('events', NULL);
 SELECT * FROM klevdb_consumers('nosuch');
 SELECT * FROM klevdb_consumers;
@@ -135,6 +169,11 @@ SELECT * FROM events WHERE consumer IN ('a', 'b');
 SELECT * FROM events WHERE consumer LIKE 'b%';
 SELECT * FROM events WHERE consumer = 5;
 SELECT * FROM events WHERE consumer = '';
+-- 'billing' as a BLOB is no name (it must not reach billing's position)
+SELECT klevdb_commit('events', x'62696c6c696e67', 6);
+SELECT klevdb_reset('events', x'62696c6c696e67', 0);
+SELECT klevdb_consumer_drop('events', x'62696c6c696e67');
+SELECT "offset" FROM events WHERE consumer = x'62696c6c696e67';
 INSERT INTO events(value, consumer) VALUES ('x', 'billing');
 .print == still where it was: billing 6, nothing else
 SELECT name, position FROM events_consumers;

@@ -220,6 +220,10 @@ SELECT * FROM ev_state;
 .print -- E65 klevdb_trim: NULL offset
 SELECT klevdb_trim('ev', 'offset', NULL);
 SELECT * FROM ev_state;
+.print -- E110 klevdb_trim: negative offset (-1, the core's newest, removed every message)
+SELECT klevdb_trim('ev', 'offset', -1);
+SELECT klevdb_trim('ev', 'offset', -2);
+SELECT * FROM ev_state;
 .print -- E66 klevdb_compact: unknown kind
 SELECT klevdb_compact('ev', 'all', 0);
 SELECT * FROM ev_state;
@@ -396,6 +400,16 @@ SELECT * FROM ro_state;
 .print -- E107 a stored value that the declared codec cannot read (stringopt over plain bytes)
 CREATE VIRTUAL TABLE so USING klevdb(dir='fixtures/v2-basic/store', readonly=1, value=stringopt);
 SELECT "offset", value FROM so WHERE "offset" = 0;
+SELECT * FROM ev_state;
+
+.print -- E109 a BLOB spelling a kind, a version or a path is refused (count, updates, v2, new109.d)
+SELECT klevdb_trim('ev', x'636f756e74', 0);
+SELECT klevdb_compact('ev', x'75706461746573', '2030-01-01');
+SELECT klevdb_migrate('new109.d', x'7632');
+SELECT klevdb_backup('ev', x'6e65773130392e64');
+SELECT klevdb_allow_triggers(x'6e65773130392e64');
+SELECT klevdb_check(x'6e65773130392e64');
+SELECT klevdb_recover(x'6e65773130392e64');
 SELECT * FROM ev_state;
 
 .print == directories that are not stores (current behaviour: no error; see the report)

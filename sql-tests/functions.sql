@@ -250,9 +250,16 @@ CREATE TABLE plain(x);
 SELECT klevdb_stat('plain');
 .print -- an ordinary temp table hides main's klevdb table of that name, as in SQL
 CREATE VIRTUAL TABLE shadowed USING klevdb(dir='nm-shadowed.d');
+SELECT json_extract(klevdb_stat('SHADOWED'), '$.messages');
 CREATE TEMP TABLE shadowed(x);
 SELECT klevdb_stat('shadowed');
 SELECT json_extract(klevdb_stat('main.shadowed'), '$.messages');
+.print -- ... and main's again once it is gone
+DROP TABLE temp.shadowed;
+SELECT json_extract(klevdb_stat('shadowed'), '$.messages');
+CREATE TEMP VIEW shadowed AS SELECT 1;
+SELECT klevdb_stat('Shadowed');
+DROP VIEW temp.shadowed;
 DETACH b;
 
 .print == triggers and views: only with triggers=1 and the store allowed

@@ -20,6 +20,8 @@ INSERT INTO c(key, value, time) VALUES ('k', 'v07', 1672531207000000);
 SELECT s->>'$.segments', s->>'$.messages', s->>'$.oldest_offset', s->>'$.retention.removed_messages' FROM (SELECT klevdb_stat('c') AS s);
 INSERT INTO c(key, value, time) VALUES ('k', 'v08', 1672531208000000);
 .print == the 9th commit drops segment 0 with it: 4..8 left, 4 removed in 1 segment
+.print == last_insert_rowid() is still the 9th message (8): retention's record is no insert of the caller
+SELECT last_insert_rowid();
 SELECT s->>'$.segments', s->>'$.messages', s->>'$.oldest_offset', s->>'$.retention.removed_messages', s->>'$.retention.removed_segments' FROM (SELECT klevdb_stat('c') AS s);
 SELECT min("offset"), max("offset"), count(*) FROM c;
 SELECT s->>'$.retention.last_removed_messages', s->>'$.retention.last_removed_segments', s->>'$.retention.last_removed_at' > 1672531200000000 FROM (SELECT klevdb_stat('c') AS s);
@@ -98,6 +100,28 @@ INSERT INTO a(key, value) VALUES ('k', 'n3');
 INSERT INTO a(key, value) VALUES ('k', 'n4');
 INSERT INTO a(key, value) VALUES ('k', 'n5');
 SELECT min("offset"), count(*) FROM a;
+
+.print ======== max_age after a young message went: the old segments still go
+-- The index clamps each time to the largest before it (docs/format.md),
+-- so the new head after the DELETE carries 2100 in its index: retention
+-- reads the messages' own times.
+CREATE VIRTUAL TABLE y USING klevdb(dir='y.d', rollover=150, max_age='1d');
+INSERT INTO y(key, value, time) VALUES ('k', 'v00', 4102444800000000);
+DELETE FROM y;
+INSERT INTO y(key, value, time) VALUES ('k', 'v01', 1672531201000000);
+INSERT INTO y(key, value, time) VALUES ('k', 'v02', 1672531202000000);
+INSERT INTO y(key, value, time) VALUES ('k', 'v03', 1672531203000000);
+INSERT INTO y(key, value, time) VALUES ('k', 'v04', 1672531204000000);
+INSERT INTO y(key, value, time) VALUES ('k', 'v05', 1672531205000000);
+INSERT INTO y(key, value, time) VALUES ('k', 'v06', 1672531206000000);
+.print == 1..4 went with the commit of 6 (2023, all old); 5, 6 left
+SELECT min("offset"), count(*) FROM y;
+.print == a young one (7) keeps its segment (5..8) and those after it: 5..10 left
+INSERT INTO y(key, value, time) VALUES ('k', 'v07', 4102444800000000);
+INSERT INTO y(key, value, time) VALUES ('k', 'v08', 1672531208000000);
+INSERT INTO y(key, value, time) VALUES ('k', 'v09', 1672531209000000);
+INSERT INTO y(key, value, time) VALUES ('k', 'v10', 1672531210000000);
+SELECT min("offset"), count(*) FROM y;
 
 .print ======== keep_unconsumed=1, max_count=2
 CREATE VIRTUAL TABLE k USING klevdb(dir='k.d', rollover=150, max_count=2, keep_unconsumed=1);

@@ -67,6 +67,8 @@ SELECT last_insert_rowid();
 INSERT INTO t(key, value, time) VALUES ('a', 'v5a', 1672531205000000), ('g', 'v6g', 1672531206000000);
 SELECT last_insert_rowid();
 COMMIT;
+.print == last_insert_rowid() is still 6 after COMMIT (the table's own record of it is no insert of the caller)
+SELECT last_insert_rowid();
 SELECT "offset", key, value, time FROM t WHERE "offset" >= 3;
 SELECT "offset", key, value FROM klevdb_scan('t.d', 3);
 SELECT "offset", value FROM t WHERE key = 'a' ORDER BY "offset" DESC LIMIT 1;

@@ -22,6 +22,12 @@
 ** offsets itself), statements prepared once, random parameters from the
 ** same fixed-seed xorshift sequence on both sides, every result checked:
 **   bulk insert, autocommit insert, full scan, get by offset, consume 100,
+**   consume 100 by a named consumer (ours: consumer = ?, plain: offset >=
+**   its row in a positions table; 1000 consumers at random offsets) and
+**   ours by offset against ours by consumer, committing a position in a
+**   transaction (ours: klevdb_commit, plain: an UPDATE of that table; rows
+**   and WAL pages written per commit counted); these two comparisons run
+**   in turns of 20 ms, so that other load on the machine weighs on both,
 **   latest by key, first at or after a time (and the plain table with the
 **   ORDER BY time, "offset" rewrite), reopen + first query, bytes on disk,
 **   DELETE of the oldest half, klevdb_trim of the oldest half (on a
@@ -71,6 +77,7 @@ int sqlite3_klevdb_init(sqlite3 *db, char **err, const sqlite3_api_routines *api
 #define TIME_BASE_US INT64_C(1672531200000000) /* 2023-01-01T00:00:00Z */
 #define TIME_STEP_US INT64_C(1000)             /* 1 ms apart */
 #define CONSUME_N 100
+#define CONSUMERS 1000   /* named consumers for "consume by consumer" */
 
 /* ------------------------------------------------------------------ */
 /* Configuration and helpers                                           */
@@ -79,6 +86,7 @@ static int64_t g_rows = 1000000;  /* bulk-inserted messages */
 static int64_t g_inserts = -1;    /* autocommit inserts (-1: default) */
 static int64_t g_bulk_chunk = 0;  /* rows per bulk transaction (0: all in one) */
 static int64_t g_total;           /* g_rows + g_inserts */
+static int64_t g_cpos[CONSUMERS]; /* consumer i's position (name "c%06d") */
 static double g_min_time = 0.5;   /* seconds per query workload and side */
 static int g_keep = 0;
 static char g_root[4096];
@@ -354,7 +362,7 @@ typedef struct result {
   bool pass;
 } result;
 
-static result g_res[40];
+static result g_res[48];
 static int g_nres = 0;
 static int g_misses = 0;
 
@@ -724,6 +732,13 @@ static const char *const SQL_SCAN = "SELECT count(*), sum(length(value)) FROM t"
 static const char *const SQL_GET = "SELECT * FROM t WHERE \"offset\" = ?1";
 static const char *const SQL_CONSUME =
     "SELECT * FROM t WHERE \"offset\" >= ?1 ORDER BY \"offset\" LIMIT 100";
+static const char *const SQL_CONSUMER_OURS =
+    "SELECT * FROM t WHERE consumer = ?1 ORDER BY \"offset\" LIMIT 100";
+static const char *const SQL_CONSUMER_PLAIN =
+    "SELECT * FROM t WHERE \"offset\" >= (SELECT next FROM positions WHERE name = ?1) "
+    "ORDER BY \"offset\" LIMIT 100";
+static const char *const SQL_COMMIT_OURS = "SELECT klevdb_commit('t', 'bench', ?1)";
+static const char *const SQL_COMMIT_PLAIN = "UPDATE positions SET next = ?1 WHERE name = 'bench'";
 static const char *const SQL_BY_KEY =
     "SELECT * FROM t WHERE key = ?1 ORDER BY \"offset\" DESC LIMIT 1";
 static const char *const SQL_BY_TIME =
@@ -899,7 +914,7 @@ static double bench_scan(side *s, int64_t *sum) {
   return (double)(runs * g_total) / (t1 - t0);
 }
 
-enum { Q_GET, Q_CONSUME, Q_BY_KEY, Q_BY_TIME };
+enum { Q_GET, Q_CONSUME, Q_CONSUMER, Q_BY_KEY, Q_BY_TIME };
 
 /* One query of kind q with random r; checks the result. */
 static void one_query(side *s, sqlite3_stmt *st, int q, uint64_t r) {
@@ -913,6 +928,14 @@ static void one_query(side *s, sqlite3_stmt *st, int q, uint64_t r) {
     int64_t span = g_total > CONSUME_N ? g_total - CONSUME_N + 1 : 1;
     want = (int64_t)(r % (uint64_t)span);
     CK(s, sqlite3_bind_int64(st, 1, want));
+    break;
+  }
+  case Q_CONSUMER: {
+    int64_t c = (int64_t)(r % CONSUMERS);
+    char name[16];
+    snprintf(name, sizeof name, "c%06d", (int)c);
+    CK(s, sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT));
+    want = g_cpos[c];
     break;
   }
   case Q_BY_KEY: {
@@ -929,7 +952,8 @@ static void one_query(side *s, sqlite3_stmt *st, int q, uint64_t r) {
     CK(s, sqlite3_bind_int64(st, 1, TIME_BASE_US + want * TIME_STEP_US));
     break;
   }
-  int64_t nrows = q == Q_CONSUME ? (g_total - want < CONSUME_N ? g_total - want : CONSUME_N) : 1;
+  int64_t nrows = q == Q_CONSUME || q == Q_CONSUMER
+                      ? (g_total - want < CONSUME_N ? g_total - want : CONSUME_N) : 1;
   for (int64_t j = 0; j < nrows; j++) {
     step(s, st, SQLITE_ROW);
     int64_t off = sqlite3_column_int64(st, 0);
@@ -973,6 +997,158 @@ static double bench_query(side *s, const char *what, const char *sql, int q, int
   finalize(s, &st);
   if (nout) *nout = n;
   return (double)n / (t1 - t0);
+}
+
+/* CONSUMERS named consumers at random offsets (as consume 100 draws
+** them), and 'bench' at 0: ours through klevdb_reset, plain in a table
+** positions(name, next) of its database. Untimed. */
+static void setup_consumers(side *plain, side *ours) {
+  int64_t span = g_total > CONSUME_N ? g_total - CONSUME_N + 1 : 1;
+  rng_seed(5);
+  for (int i = 0; i < CONSUMERS; i++) g_cpos[i] = (int64_t)(xorshift64() % (uint64_t)span);
+  exec(plain, "CREATE TABLE positions(name TEXT PRIMARY KEY, next INTEGER NOT NULL) WITHOUT ROWID");
+  sqlite3_stmt *sp = prep(plain, "INSERT INTO positions VALUES (?1, ?2)");
+  sqlite3_stmt *so = prep(ours, "SELECT klevdb_reset('t', ?1, ?2)");
+  exec(plain, "BEGIN");
+  exec(ours, "BEGIN");
+  for (int i = 0; i <= CONSUMERS; i++) {
+    char name[16];
+    if (i < CONSUMERS) snprintf(name, sizeof name, "c%06d", i);
+    else snprintf(name, sizeof name, "bench");
+    int64_t pos = i < CONSUMERS ? g_cpos[i] : 0;
+    CK(plain, sqlite3_bind_text(sp, 1, name, -1, SQLITE_TRANSIENT));
+    CK(plain, sqlite3_bind_int64(sp, 2, pos));
+    step(plain, sp, SQLITE_DONE);
+    reset(plain, sp);
+    CK(ours, sqlite3_bind_text(so, 1, name, -1, SQLITE_TRANSIENT));
+    CK(ours, sqlite3_bind_int64(so, 2, pos));
+    step(ours, so, SQLITE_ROW);
+    if (sqlite3_column_int64(so, 0) != pos)
+      die("[ours] klevdb_reset('t', '%s', %" PRId64 ") returned %lld", name, pos,
+          (long long)sqlite3_column_int64(so, 0));
+    step(ours, so, SQLITE_DONE);
+    reset(ours, so);
+  }
+  exec(plain, "COMMIT");
+  exec(ours, "COMMIT");
+  finalize(plain, &sp);
+  finalize(ours, &so);
+}
+
+/* WAL frames (pages) a connection's commits write, from its WAL hook;
+** the WAL is checkpointed and restarted past 1000 frames, as SQLite's
+** own hook would (which this one replaces while it counts). */
+typedef struct walcount {
+  int64_t pages;
+  int last;   /* frames in the WAL after the last commit */
+} walcount;
+
+static int wal_count(void *arg, sqlite3 *db, const char *schema, int nframe) {
+  walcount *w = arg;
+  w->pages += nframe >= w->last ? nframe - w->last : nframe;
+  w->last = nframe;
+  if (nframe > 1000 &&
+      sqlite3_wal_checkpoint_v2(db, schema, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL) == SQLITE_OK)
+    w->last = 0;
+  return SQLITE_OK;
+}
+
+/* Two workloads timed in turns of SLICE seconds for 2 * g_min_time in
+** all, so that whatever else the machine runs weighs on both alike: the
+** rates of two ways to do one thing, side by side. */
+#define SLICE 0.02
+
+typedef struct turn {
+  side *s;
+  sqlite3_stmt *st, *begin, *commit;   /* begin, commit: a commit workload */
+  int q;                               /* a query workload (Q_*) */
+  uint64_t rng;                        /* its own random sequence */
+  int64_t n;
+  double secs;
+  walcount wal;
+  int64_t changes0;
+} turn;
+
+static void turn_query(turn *t, side *s, const char *sql, int q, uint64_t seed) {
+  memset(t, 0, sizeof *t);
+  print_plan(s, sql);
+  t->s = s;
+  t->st = prep(s, sql);
+  t->q = q;
+  t->rng = seed;
+}
+
+/* Consumer 'bench''s position, moved one offset on in each transaction
+** (BEGIN, the statement, COMMIT); the rows and WAL pages each writes are
+** counted. */
+static void turn_commit(turn *t, side *s, const char *sql) {
+  memset(t, 0, sizeof *t);
+  print_plan(s, sql);
+  t->s = s;
+  t->st = prep(s, sql);
+  t->begin = prep(s, "BEGIN");
+  t->commit = prep(s, "COMMIT");
+  t->q = -1;
+  exec(s, "PRAGMA wal_checkpoint(TRUNCATE)");
+  sqlite3_wal_hook(s->db, wal_count, &t->wal);
+  t->changes0 = sqlite3_total_changes64(s->db);
+}
+
+static void turn_one(turn *t) {
+  side *s = t->s;
+  t->n++;
+  if (t->q >= 0) {
+    g_rng = t->rng;
+    one_query(s, t->st, t->q, xorshift64());
+    t->rng = g_rng;
+    return;
+  }
+  step(s, t->begin, SQLITE_DONE);
+  reset(s, t->begin);
+  CK(s, sqlite3_bind_int64(t->st, 1, t->n));
+  if (s->ours) {
+    step(s, t->st, SQLITE_ROW);
+    if (sqlite3_column_int64(t->st, 0) != t->n)
+      die("[ours] klevdb_commit returned %lld, want %" PRId64, (long long)sqlite3_column_int64(t->st, 0), t->n);
+  }
+  step(s, t->st, SQLITE_DONE);
+  reset(s, t->st);
+  step(s, t->commit, SQLITE_DONE);
+  reset(s, t->commit);
+}
+
+static void turns(const char *what, turn *a, turn *b) {
+  double t0 = now_sec(), end = t0 + 2 * g_min_time;
+  for (int k = 0; now_sec() < end; k ^= 1) {
+    turn *t = k ? b : a;
+    double s0 = now_sec(), s1;
+    do {
+      turn_one(t);
+      s1 = now_sec();
+    } while (s1 - s0 < SLICE && (t->q >= 0 || t->n < g_total));
+    t->secs += s1 - s0;
+    if (t->q < 0 && t->n >= g_total) break;   /* no further offset to commit */
+  }
+  mark(what, "both", t0, now_sec());
+}
+
+/* A turn's rate; for a commit workload also the rows and WAL pages per
+** commit, and a check that the position is where the commits put it. */
+static double turn_done(turn *t, double *rows, double *pages) {
+  side *s = t->s;
+  if (t->q < 0) {
+    *rows = (double)(sqlite3_total_changes64(s->db) - t->changes0) / (double)t->n;
+    *pages = (double)t->wal.pages / (double)t->n;
+    sqlite3_wal_autocheckpoint(s->db, 1000);   /* SQLite's own hook again */
+    finalize(s, &t->begin);
+    finalize(s, &t->commit);
+    int64_t pos = query_int(s, s->ours ? "SELECT position FROM klevdb_consumers('t') WHERE name = 'bench'"
+                                       : "SELECT next FROM positions WHERE name = 'bench'");
+    if (pos != t->n) die("[%s] 'bench' is at %" PRId64 " after %" PRId64 " commits", s->name, pos, t->n);
+  }
+  finalize(s, &t->st);
+  progress("%s: %" PRId64 " in %.3f s", s->name, t->n, t->secs);
+  return (double)t->n / t->secs;
 }
 
 /* The first latest-by-key query on a connection: ms. */
@@ -1202,6 +1378,29 @@ int main(int argc, char **argv) {
              G_RATIO_GE, 1.5);
   double cn = bench_query(&nul, "consume", SQL_CONSUME, Q_CONSUME, 1000000, 1, 2, NULL, NULL);
   add_floor("consume 100 from an offset", cn, cp, co);
+
+  /* Named consumers: reading from a position costs one lookup more than
+  ** reading from an offset; committing one is one row written. */
+  setup_consumers(&plain, &ours);
+  double ccp = bench_query(&plain, "consumer", SQL_CONSUMER_PLAIN, Q_CONSUMER, 1000000, 1, 2, NULL, NULL);
+  double cco = bench_query(&ours, "consumer", SQL_CONSUMER_OURS, Q_CONSUMER, 1000000, 1, 2, NULL, NULL);
+  add_result("consume by consumer 100 (plain: a positions table)", "q/s", R_RATE, ccp, cco,
+             G_RATIO_GE, 1.5);
+  turn wa, wb;
+  turn_query(&wa, &ours, SQL_CONSUME, Q_CONSUME, 2);
+  turn_query(&wb, &ours, SQL_CONSUMER_OURS, Q_CONSUMER, 2);
+  turns("offset-vs-consumer", &wa, &wb);
+  double x = 0, y = 0;
+  double oo = turn_done(&wa, &x, &y), oc = turn_done(&wb, &x, &y);
+  add_result("  ours by offset (left) vs by consumer, in turns", "q/s", R_RATE, oo, oc, G_RATIO_GE, 0.9);
+  double crp, cgp, cro, cgo;
+  turn_commit(&wa, &plain, SQL_COMMIT_PLAIN);
+  turn_commit(&wb, &ours, SQL_COMMIT_OURS);
+  turns("commit", &wa, &wb);
+  double mp = turn_done(&wa, &crp, &cgp), mo = turn_done(&wb, &cro, &cgo);
+  add_result("commit position (UPDATE vs klevdb_commit), in turns", "tx/s", R_RATE, mp, mo, G_RATIO_GE, 0.8);
+  add_result("  rows written per commit (total_changes)", "rows", R_BYTES, crp, cro, G_RATIO_LE, 1);
+  add_result("  WAL pages written per commit", "pages", R_BYTES, cgp, cgo, G_RATIO_LE, 1);
   close_side(&nul);
   free(null_data);
 
