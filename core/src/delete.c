@@ -42,6 +42,8 @@ static bool drop_ranges(void *ctx, int64_t off) {
   return lo > 0 && off < d->ranges[lo - 1].to;
 }
 
+static void seg_free_v(void *s) { seg_free(s); }
+
 /* Replaces segment si by what survives the drop set (Go's Delete). Caller
 ** holds wmu. Adds to *out and, if offs is set, appends dropped offsets. */
 static klevdb_err delete_in(store *st, size_t si, drop_fn drop, void *ctx, klevdb_deleted *out,
@@ -184,25 +186,34 @@ static klevdb_err delete_in(store *st, size_t si, drop_fn drop, void *ctx, klevd
     seg *z = seg_new(st->next);
     if (z) segs_push(st, z, NULL);
   }
+  uint64_t *kt_slots = NULL;
   if (kt_stale) {
-    kt_free(&st->kt);
+    kt_slots = st->kt.slots;
+    st->kt = (ktab){0};
     st->kt_state = 0;
   }
   tsmin_stale(st);
   pthread_rwlock_unlock(&st->lk);
-  seg_free(s);
+  /* The old files lost their names above while the mappings of s still
+  ** held them: the kernel frees them when those go, ~1 ms per MiB, which
+  ** the reaper's thread waits out instead of the writer. A reader that
+  ** pins a mapping of s keeps it until it lets go. */
+  reap(&st->rp, seg_free_v, s);
+  reap(&st->rp, free, kt_slots);
   out->count += (int64_t)dropped;
   out->size += size;
   return rc;
 }
 
 /* Gives back the space the writer holds ahead, for a delete on a full
-** disk: the head's room allocated ahead (only close gave it back, so a
-** trim failed until a reopen) and the spare files of the next head (a
+** disk: the segments earlier deletes dropped (the reaper may not have
+** freed them yet), the head's room allocated ahead (only close gave it
+** back, so a trim failed until a reopen) and the spare files of the next head (a
 ** marker needs a little space before a delete frees any). Not on every
 ** delete: cutting the head's file under a reader that scans its tail is
 ** what close and sync do, rarely. */
 static void room_back(store *st) {
+  reaper_flush(&st->rp);
   head_trim(st, head(st));
   spare_drop(&st->hd.spare);
 }

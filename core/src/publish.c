@@ -256,6 +256,11 @@ static klevdb_err head_room(store *st, seg *h, int64_t need, bool *mapped, klevd
     /* Nearly full: allocate just what this batch needs. */
     to = (need + 4095) & ~(int64_t)4095;
     r = fallocate(h->fd, 0, st->hd.alloc, to - st->hd.alloc);
+    if (r < 0 && errno == ENOSPC) {
+      /* A delete's dropped segments may still be on their way back. */
+      reaper_flush(&st->rp);
+      r = fallocate(h->fd, 0, st->hd.alloc, to - st->hd.alloc);
+    }
   }
   if (r < 0) {
     if (errno == EOPNOTSUPP || errno == ENOSYS) {

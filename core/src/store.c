@@ -177,6 +177,7 @@ static klevdb_err lock_dir(store *st, klevdb_error *e) {
 }
 
 static void store_free(store *st) {
+  reaper_destroy(&st->rp);
   for (size_t i = 0; i < st->nsegs; i++) seg_free(st->segs[i]);
   free(st->segs);
   free(st->bases);
@@ -231,6 +232,7 @@ klevdb_err store_open(const char *dir, const klevdb_options *o, store **out,
                      .keep_rewrite_version = st->opts.keep_rewrite_version,
                      .loads = &st->loads, .moves = &st->moves};
   spare_init(&st->hd.spare, &st->cfg);
+  reaper_init(&st->rp);
   klevdb_err rc = KLEVDB_OK;
   int64_t *bases = NULL;
   size_t n = 0;

@@ -24,9 +24,10 @@
 **   seg->load_mu              one segment's lazy load and its summary.
 **   st->cvmu (with cv)        blocking consumers' sleep; closing.
 **   st->hd.spare.mu (.cv)     the spare files' state (spare.c).
+**   st->rp.mu (.cv, .idle)    the reaper's queue (reaper.c).
 ** Lock order (take left before right, never the reverse):
 **   wmu -> registry_mu;  wmu -> lk -> tsmu -> seg->load_mu;
-**   wmu -> hd.spare.mu;  wmu -> cvmu.
+**   wmu -> hd.spare.mu;  wmu -> cvmu;  wmu -> rp.mu.
 ** registry_mu is held across store_open, which takes only the new store's
 ** own locks, which no other thread can see yet.
 **
@@ -57,6 +58,22 @@
 #include "segment.h"
 
 typedef struct store store;
+
+/* What a delete dropped, freed by a background thread (reaper.c). */
+typedef struct reap_item {
+  void (*fn)(void *);
+  void *p;
+} reap_item;
+typedef struct reaper {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;        /* the thread waits for work */
+  pthread_cond_t idle;      /* reaper_flush waits for the thread */
+  pthread_t tid;
+  bool running, stop;
+  bool busy;                /* work queued or being freed */
+  reap_item *v;
+  size_t n, cap;
+} reaper;
 
 /* The head writer's own state (read-write stores), under wmu. publish.c
 ** owns it: it opens, fills, trims, seals and closes the head's files.
@@ -93,6 +110,7 @@ struct store {
 
   segcfg cfg;               /* what the segment layer sees (copies) */
   struct head hd;           /* the head writer (read-write stores) */
+  reaper rp;                /* frees dropped segments off the locks */
 
   /* a handle holding the writes (klevdb_writer_lock), under wmu */
   struct klevdb *txn_owner;
@@ -433,6 +451,17 @@ static inline klevdb_err get_item(store *st, seg *s, size_t i, klevdb_batch *b, 
   klevdb_err rc = seg_read(&st->cfg, s, i, &m, e);
   return rc ? rc : batch_one(b, &m, s, e);
 }
+
+/* ---- reaper.c ---- */
+
+void reaper_init(reaper *rp);
+/* Has fn(p) run on the reaper's thread (started on first use), or at
+** once if it cannot be. */
+void reap(reaper *rp, void (*fn)(void *), void *p);
+/* Waits until everything queued is freed (a full disk wants the space). */
+void reaper_flush(reaper *rp);
+/* Frees what is queued, stops the thread (close). */
+void reaper_destroy(reaper *rp);
 
 /* ---- delete.c ---- */
 
