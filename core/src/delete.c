@@ -4,6 +4,7 @@
 ** a delete of several segments is finished at open after a crash.
 */
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -261,7 +262,7 @@ klevdb_err klevdb_delete(klevdb *db, const int64_t *offsets, size_t n, klevdb_de
   }
   kbuf offs = {0};
   pthread_mutex_lock(&st->wmu);
-  txn_wait(st, db);
+  writer_wait(st, db);
   if (head(st)->fd < 0) {
     rc = kerr(e, KLEVDB_ECLOSED, "delete: store is closed");
   } else if (sorted[0] < st->segs[0]->base) {
@@ -296,6 +297,18 @@ static bool seg_touched(const store *st, size_t si, const klevdb_range *r, size_
     else hi = mid;
   }
   return lo < k && r[lo].from < end;
+}
+
+/* Between two segments of a delete of several (st->deleting set): the
+** publishes waiting for wmu take it now, while st->deleting keeps every
+** other writer out, so that a trim of many segments stalls a publish for
+** one segment's work instead of for all of it. Caller holds wmu. */
+static void let_publishes_by(store *st) {
+  if (!st->deleting || !__atomic_load_n(&st->wmu_want, __ATOMIC_SEQ_CST)) return;
+  pthread_mutex_unlock(&st->wmu);
+  /* The mutex is not fair: this thread would take it back at once. */
+  for (int i = 0; i < 100 && __atomic_load_n(&st->wmu_want, __ATOMIC_SEQ_CST); i++) sched_yield();
+  pthread_mutex_lock(&st->wmu);
 }
 
 /* Deletes the ranges r[0..k) (sorted, merged, below the next offset),
@@ -333,6 +346,7 @@ static klevdb_err delete_ranges_locked(store *st, const klevdb_range *r, size_t 
     sweep_wmu(st);
     if (rc || last || seg_end >= r[k - 1].to) break;
     from = seg_end;
+    let_publishes_by(st);
   }
   /* A delete that failed before any segment changed never began; one that
   ** failed later is finished by the next open. */
@@ -380,7 +394,7 @@ klevdb_err klevdb_delete_ranges(klevdb *db, const klevdb_range *ranges, size_t n
   if (!r) return kerr_sys(e, ENOMEM, "delete");
   klevdb_err rc = KLEVDB_OK;
   pthread_mutex_lock(&st->wmu);
-  txn_wait(st, db);
+  writer_wait(st, db);
   /* Offsets from the next one on do not exist: a range is cut there, so
   ** that finishing it at open never touches later messages. */
   size_t m = 0;
@@ -399,9 +413,12 @@ klevdb_err klevdb_delete_ranges(klevdb *db, const klevdb_range *ranges, size_t n
       r[k++] = r[i];
     }
   }
+  st->deleting = true;
   if (head(st)->fd < 0) rc = kerr(e, KLEVDB_ECLOSED, "delete: store is closed");
   else if (!(rc = delete_finish(st, e))) rc = delete_ranges_locked(st, r, k, &res, e);
   peers_stale(st);
+  st->deleting = false;
+  pthread_cond_broadcast(&st->txn_cv);
   pthread_mutex_unlock(&st->wmu);
   free(r);
   if (out) *out = res;

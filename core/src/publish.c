@@ -359,7 +359,7 @@ klevdb_err klevdb_publish(klevdb *db, const klevdb_msg *msgs, size_t n, int64_t 
   size_t total;
   klevdb_err bad = msgs_check(msgs, n, &total, e);
   if (bad) return bad;
-  pthread_mutex_lock(&st->wmu);
+  wmu_lock_publish(st);
   txn_wait(st, db);
   klevdb_err rc = KLEVDB_OK;
   seg *h = head(st);

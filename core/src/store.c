@@ -403,6 +403,9 @@ klevdb_err klevdb_backup(klevdb *db, const char *dir) {
   ** log ends at its last record, and its index gets the items the writer
   ** holds in memory, as sealing would write them. */
   pthread_mutex_lock(&st->wmu);
+  /* Not halfway through a delete of several segments: the copy would
+  ** have part of it without the marker that finishes it. */
+  delete_wait(st);
   if (!st->ro) head_trim(st, head(st));
   pthread_rwlock_rdlock(&st->lk);
   /* Progress in segments: the list cannot change while lk is held. */

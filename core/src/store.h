@@ -9,8 +9,11 @@
 **                             under it.
 **   st->wmu                   the writer: publish, rollover, delete, sync,
 **                             backup, gc, close; the head writer (st->hd and
-**                             the head's files), txn_owner (with txn_cv),
-**                             doubt. A delete reads the segment it
+**                             the head's files), txn_owner and deleting
+**                             (with txn_cv), doubt. A delete of several
+**                             segments lets publishes take it between two
+**                             segments (st->deleting keeps other writers
+**                             but publish out meanwhile). A delete reads the segment it
 **                             rewrites under wmu alone, so unmapping (gc,
 **                             sweep) takes wmu too.
 **   st->lk (rwlock)           the segment list (segs, bases, nsegs), the
@@ -38,6 +41,7 @@
 **                 under lk); set by tsmin_build (under tsmu), release.
 **   st->pubseq    bumped by publish (wake_waiters) and follow.
 **   st->waiters   blocking consumers (under cvmu, read outside it).
+**   st->wmu_want  publishes waiting for wmu (a delete lets them by).
 **   st->loads, st->swept    seg_load counts its mappings of sealed
 **                 segments; the sweep (under wmu) records where it was.
 **   st->moves, st->stale, st->refreshed, st->peers   see struct store.
@@ -116,6 +120,11 @@ struct store {
   struct klevdb *txn_owner;
   pthread_cond_t txn_cv;
   bool doubt;               /* a prepared batch is in the store, under wmu */
+  /* a delete of several segments is under way, under wmu: it lets
+  ** publishes by between segments, and keeps every other writer out
+  ** (deletes, backup, klevdb_writer_lock) until it ends (txn_cv) */
+  bool deleting;
+  int wmu_want;             /* atomic: publishes waiting for wmu */
 
   /* time lookups: the suffix minimum of each segment's first indexed
   ** time (empty segments count as +inf), rebuilt when segments change */
@@ -351,6 +360,26 @@ bool ro_again(klevdb *db, klevdb_err *rc, int *tries, uint64_t *moves);
 /* Waits while another handle holds the writes. Caller holds wmu. */
 static inline void txn_wait(store *st, klevdb *db) {
   while (st->txn_owner && st->txn_owner != db) pthread_cond_wait(&st->txn_cv, &st->wmu);
+}
+
+/* txn_wait for writers other than publish: also while a delete of
+** several segments lets publishes by (it holds the store's state for a
+** moment without wmu). */
+static inline void writer_wait(store *st, klevdb *db) {
+  while ((st->txn_owner && st->txn_owner != db) || st->deleting)
+    pthread_cond_wait(&st->txn_cv, &st->wmu);
+}
+
+/* Waits out a delete of several segments (backup). Caller holds wmu. */
+static inline void delete_wait(store *st) {
+  while (st->deleting) pthread_cond_wait(&st->txn_cv, &st->wmu);
+}
+
+/* wmu for a publish: counted, so that a long delete lets it by. */
+static inline void wmu_lock_publish(store *st) {
+  __atomic_add_fetch(&st->wmu_want, 1, __ATOMIC_SEQ_CST);
+  pthread_mutex_lock(&st->wmu);
+  __atomic_sub_fetch(&st->wmu_want, 1, __ATOMIC_SEQ_CST);
 }
 
 /* The error of a write refused while a prepared batch is in doubt. */
