@@ -45,6 +45,20 @@ static bool drop_ranges(void *ctx, int64_t off) {
 
 static void seg_free_v(void *s) { seg_free(s); }
 
+/* Does one range of the drop set hold every item of s (loaded)? */
+static bool covered(drop_fn drop, void *ctx, const seg *s, size_t isz) {
+  if (drop != drop_ranges || s->n == 0) return false;
+  const dropset *d = ctx;
+  int64_t lo = item_off(seg_items(s)), hi = item_off(seg_items(s) + (s->n - 1) * isz);
+  size_t a = 0, b = d->nranges;
+  while (a < b) {   /* last range with from <= lo */
+    size_t mid = a + (b - a) / 2;
+    if (d->ranges[mid].from <= lo) a = mid + 1;
+    else b = mid;
+  }
+  return a > 0 && hi < d->ranges[a - 1].to;
+}
+
 /* Replaces segment si by what survives the drop set (Go's Delete). Caller
 ** holds wmu. Adds to *out and, if offs is set, appends dropped offsets. */
 static klevdb_err delete_in(store *st, size_t si, drop_fn drop, void *ctx, klevdb_deleted *out,
@@ -66,7 +80,17 @@ static klevdb_err delete_in(store *st, size_t si, drop_fn drop, void *ctx, klevd
   /* Checking each dropped item costs a probe; past a few thousand a
   ** rebuild on the next key query is cheaper. */
   if (st->kt_state == 1 && s->n > 4096) kt_stale = true;
-  for (size_t i = 0; i < s->n; i++) {
+  bool whole = !offs && (kt_stale || st->kt_state != 1) && covered(drop, ctx, s, st->isz);
+  if (whole) {
+    /* A trim's segment: every item goes, without a look at each. The
+    ** records' sizes add up to the span of their positions. */
+    const uint8_t *first_it = items, *last_it = items + (s->n - 1) * st->isz;
+    dropped = s->n;
+    size = item_pos(last_it) - item_pos(first_it) + seg_rec_len(&st->cfg, s, s->n - 1) +
+           (int64_t)(s->n * st->isz);
+    max_dropped = item_off(last_it);
+  }
+  for (size_t i = 0; i < s->n && !whole; i++) {
     const uint8_t *it = items + i * st->isz;
     int64_t off = item_off(it);
     if (!drop(ctx, off)) continue;
