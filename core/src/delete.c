@@ -4,6 +4,7 @@
 ** a delete of several segments is finished at open after a crash.
 */
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -42,6 +43,22 @@ static bool drop_ranges(void *ctx, int64_t off) {
   return lo > 0 && off < d->ranges[lo - 1].to;
 }
 
+static void seg_free_v(void *s) { seg_free(s); }
+
+/* Does one range of the drop set hold every item of s (loaded)? */
+static bool covered(drop_fn drop, void *ctx, const seg *s, size_t isz) {
+  if (drop != drop_ranges || s->n == 0) return false;
+  const dropset *d = ctx;
+  int64_t lo = item_off(seg_items(s)), hi = item_off(seg_items(s) + (s->n - 1) * isz);
+  size_t a = 0, b = d->nranges;
+  while (a < b) {   /* last range with from <= lo */
+    size_t mid = a + (b - a) / 2;
+    if (d->ranges[mid].from <= lo) a = mid + 1;
+    else b = mid;
+  }
+  return a > 0 && hi < d->ranges[a - 1].to;
+}
+
 /* Replaces segment si by what survives the drop set (Go's Delete). Caller
 ** holds wmu. Adds to *out and, if offs is set, appends dropped offsets. */
 static klevdb_err delete_in(store *st, size_t si, drop_fn drop, void *ctx, klevdb_deleted *out,
@@ -63,7 +80,17 @@ static klevdb_err delete_in(store *st, size_t si, drop_fn drop, void *ctx, klevd
   /* Checking each dropped item costs a probe; past a few thousand a
   ** rebuild on the next key query is cheaper. */
   if (st->kt_state == 1 && s->n > 4096) kt_stale = true;
-  for (size_t i = 0; i < s->n; i++) {
+  bool whole = !offs && (kt_stale || st->kt_state != 1) && covered(drop, ctx, s, st->isz);
+  if (whole) {
+    /* A trim's segment: every item goes, without a look at each. The
+    ** records' sizes add up to the span of their positions. */
+    const uint8_t *first_it = items, *last_it = items + (s->n - 1) * st->isz;
+    dropped = s->n;
+    size = item_pos(last_it) - item_pos(first_it) + seg_rec_len(&st->cfg, s, s->n - 1) +
+           (int64_t)(s->n * st->isz);
+    max_dropped = item_off(last_it);
+  }
+  for (size_t i = 0; i < s->n && !whole; i++) {
     const uint8_t *it = items + i * st->isz;
     int64_t off = item_off(it);
     if (!drop(ctx, off)) continue;
@@ -184,25 +211,34 @@ static klevdb_err delete_in(store *st, size_t si, drop_fn drop, void *ctx, klevd
     seg *z = seg_new(st->next);
     if (z) segs_push(st, z, NULL);
   }
+  uint64_t *kt_slots = NULL;
   if (kt_stale) {
-    kt_free(&st->kt);
+    kt_slots = st->kt.slots;
+    st->kt = (ktab){0};
     st->kt_state = 0;
   }
   tsmin_stale(st);
   pthread_rwlock_unlock(&st->lk);
-  seg_free(s);
+  /* The old files lost their names above while the mappings of s still
+  ** held them: the kernel frees them when those go, ~1 ms per MiB, which
+  ** the reaper's thread waits out instead of the writer. A reader that
+  ** pins a mapping of s keeps it until it lets go. */
+  reap(&st->rp, seg_free_v, s);
+  reap(&st->rp, free, kt_slots);
   out->count += (int64_t)dropped;
   out->size += size;
   return rc;
 }
 
 /* Gives back the space the writer holds ahead, for a delete on a full
-** disk: the head's room allocated ahead (only close gave it back, so a
-** trim failed until a reopen) and the spare files of the next head (a
+** disk: the segments earlier deletes dropped (the reaper may not have
+** freed them yet), the head's room allocated ahead (only close gave it
+** back, so a trim failed until a reopen) and the spare files of the next head (a
 ** marker needs a little space before a delete frees any). Not on every
 ** delete: cutting the head's file under a reader that scans its tail is
 ** what close and sync do, rarely. */
 static void room_back(store *st) {
+  reaper_flush(&st->rp);
   head_trim(st, head(st));
   spare_drop(&st->hd.spare);
 }
@@ -250,7 +286,7 @@ klevdb_err klevdb_delete(klevdb *db, const int64_t *offsets, size_t n, klevdb_de
   }
   kbuf offs = {0};
   pthread_mutex_lock(&st->wmu);
-  txn_wait(st, db);
+  writer_wait(st, db);
   if (head(st)->fd < 0) {
     rc = kerr(e, KLEVDB_ECLOSED, "delete: store is closed");
   } else if (sorted[0] < st->segs[0]->base) {
@@ -285,6 +321,18 @@ static bool seg_touched(const store *st, size_t si, const klevdb_range *r, size_
     else hi = mid;
   }
   return lo < k && r[lo].from < end;
+}
+
+/* Between two segments of a delete of several (st->deleting set): the
+** publishes waiting for wmu take it now, while st->deleting keeps every
+** other writer out, so that a trim of many segments stalls a publish for
+** one segment's work instead of for all of it. Caller holds wmu. */
+static void let_publishes_by(store *st) {
+  if (!st->deleting || !__atomic_load_n(&st->wmu_want, __ATOMIC_SEQ_CST)) return;
+  pthread_mutex_unlock(&st->wmu);
+  /* The mutex is not fair: this thread would take it back at once. */
+  for (int i = 0; i < 100 && __atomic_load_n(&st->wmu_want, __ATOMIC_SEQ_CST); i++) sched_yield();
+  pthread_mutex_lock(&st->wmu);
 }
 
 /* Deletes the ranges r[0..k) (sorted, merged, below the next offset),
@@ -322,6 +370,7 @@ static klevdb_err delete_ranges_locked(store *st, const klevdb_range *r, size_t 
     sweep_wmu(st);
     if (rc || last || seg_end >= r[k - 1].to) break;
     from = seg_end;
+    let_publishes_by(st);
   }
   /* A delete that failed before any segment changed never began; one that
   ** failed later is finished by the next open. */
@@ -369,7 +418,7 @@ klevdb_err klevdb_delete_ranges(klevdb *db, const klevdb_range *ranges, size_t n
   if (!r) return kerr_sys(e, ENOMEM, "delete");
   klevdb_err rc = KLEVDB_OK;
   pthread_mutex_lock(&st->wmu);
-  txn_wait(st, db);
+  writer_wait(st, db);
   /* Offsets from the next one on do not exist: a range is cut there, so
   ** that finishing it at open never touches later messages. */
   size_t m = 0;
@@ -388,9 +437,12 @@ klevdb_err klevdb_delete_ranges(klevdb *db, const klevdb_range *ranges, size_t n
       r[k++] = r[i];
     }
   }
+  st->deleting = true;
   if (head(st)->fd < 0) rc = kerr(e, KLEVDB_ECLOSED, "delete: store is closed");
   else if (!(rc = delete_finish(st, e))) rc = delete_ranges_locked(st, r, k, &res, e);
   peers_stale(st);
+  st->deleting = false;
+  pthread_cond_broadcast(&st->txn_cv);
   pthread_mutex_unlock(&st->wmu);
   free(r);
   if (out) *out = res;

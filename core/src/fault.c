@@ -9,20 +9,29 @@
 
 #include "fault.h"
 
-static long fault_at = -1;   /* KLEVDB_FAULT_AT, read at the first point; 0: never */
-static long fault_hits;
+typedef struct fault_count {
+  const char *env;
+  long at;     /* the variable's value, read at the first point; 0: never */
+  long hits;
+} fault_count;
 
-void kfault_point(void) {
+static fault_count fault_fg = {"KLEVDB_FAULT_AT", -1, 0};
+static fault_count fault_bg = {"KLEVDB_FAULT_BG_AT", -1, 0};
+
+static void fault_pass(fault_count *f) {
   int saved = errno;   /* a point changes nothing of what the code around it sees */
-  long at = __atomic_load_n(&fault_at, __ATOMIC_SEQ_CST);
+  long at = __atomic_load_n(&f->at, __ATOMIC_SEQ_CST);
   if (at < 0) {
-    const char *s = getenv("KLEVDB_FAULT_AT");
+    const char *s = getenv(f->env);
     at = s ? strtol(s, NULL, 10) : 0;
     if (at < 0) at = 0;
-    __atomic_store_n(&fault_at, at, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&f->at, at, __ATOMIC_SEQ_CST);
   }
   /* The kill is the crash under test: nothing after the point runs, as
   ** after kill -9 between two system calls. */
-  if (__atomic_add_fetch(&fault_hits, 1, __ATOMIC_SEQ_CST) == at) raise(SIGKILL);
+  if (__atomic_add_fetch(&f->hits, 1, __ATOMIC_SEQ_CST) == at) raise(SIGKILL);
   errno = saved;
 }
+
+void kfault_point(void) { fault_pass(&fault_fg); }
+void kfault_bg_point(void) { fault_pass(&fault_bg); }

@@ -256,6 +256,11 @@ static klevdb_err head_room(store *st, seg *h, int64_t need, bool *mapped, klevd
     /* Nearly full: allocate just what this batch needs. */
     to = (need + 4095) & ~(int64_t)4095;
     r = fallocate(h->fd, 0, st->hd.alloc, to - st->hd.alloc);
+    if (r < 0 && errno == ENOSPC) {
+      /* A delete's dropped segments may still be on their way back. */
+      reaper_flush(&st->rp);
+      r = fallocate(h->fd, 0, st->hd.alloc, to - st->hd.alloc);
+    }
   }
   if (r < 0) {
     if (errno == EOPNOTSUPP || errno == ENOSYS) {
@@ -354,7 +359,7 @@ klevdb_err klevdb_publish(klevdb *db, const klevdb_msg *msgs, size_t n, int64_t 
   size_t total;
   klevdb_err bad = msgs_check(msgs, n, &total, e);
   if (bad) return bad;
-  pthread_mutex_lock(&st->wmu);
+  wmu_lock_publish(st);
   txn_wait(st, db);
   klevdb_err rc = KLEVDB_OK;
   seg *h = head(st);

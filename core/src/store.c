@@ -177,6 +177,7 @@ static klevdb_err lock_dir(store *st, klevdb_error *e) {
 }
 
 static void store_free(store *st) {
+  reaper_destroy(&st->rp);
   for (size_t i = 0; i < st->nsegs; i++) seg_free(st->segs[i]);
   free(st->segs);
   free(st->bases);
@@ -231,6 +232,7 @@ klevdb_err store_open(const char *dir, const klevdb_options *o, store **out,
                      .keep_rewrite_version = st->opts.keep_rewrite_version,
                      .loads = &st->loads, .moves = &st->moves};
   spare_init(&st->hd.spare, &st->cfg);
+  reaper_init(&st->rp);
   klevdb_err rc = KLEVDB_OK;
   int64_t *bases = NULL;
   size_t n = 0;
@@ -401,6 +403,9 @@ klevdb_err klevdb_backup(klevdb *db, const char *dir) {
   ** log ends at its last record, and its index gets the items the writer
   ** holds in memory, as sealing would write them. */
   pthread_mutex_lock(&st->wmu);
+  /* Not halfway through a delete of several segments: the copy would
+  ** have part of it without the marker that finishes it. */
+  delete_wait(st);
   if (!st->ro) head_trim(st, head(st));
   pthread_rwlock_rdlock(&st->lk);
   /* Progress in segments: the list cannot change while lk is held. */

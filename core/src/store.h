@@ -9,8 +9,11 @@
 **                             under it.
 **   st->wmu                   the writer: publish, rollover, delete, sync,
 **                             backup, gc, close; the head writer (st->hd and
-**                             the head's files), txn_owner (with txn_cv),
-**                             doubt. A delete reads the segment it
+**                             the head's files), txn_owner and deleting
+**                             (with txn_cv), doubt. A delete of several
+**                             segments lets publishes take it between two
+**                             segments (st->deleting keeps other writers
+**                             but publish out meanwhile). A delete reads the segment it
 **                             rewrites under wmu alone, so unmapping (gc,
 **                             sweep) takes wmu too.
 **   st->lk (rwlock)           the segment list (segs, bases, nsegs), the
@@ -24,9 +27,10 @@
 **   seg->load_mu              one segment's lazy load and its summary.
 **   st->cvmu (with cv)        blocking consumers' sleep; closing.
 **   st->hd.spare.mu (.cv)     the spare files' state (spare.c).
+**   st->rp.mu (.cv, .idle)    the reaper's queue (reaper.c).
 ** Lock order (take left before right, never the reverse):
 **   wmu -> registry_mu;  wmu -> lk -> tsmu -> seg->load_mu;
-**   wmu -> hd.spare.mu;  wmu -> cvmu.
+**   wmu -> hd.spare.mu;  wmu -> cvmu;  wmu -> rp.mu.
 ** registry_mu is held across store_open, which takes only the new store's
 ** own locks, which no other thread can see yet.
 **
@@ -37,6 +41,7 @@
 **                 under lk); set by tsmin_build (under tsmu), release.
 **   st->pubseq    bumped by publish (wake_waiters) and follow.
 **   st->waiters   blocking consumers (under cvmu, read outside it).
+**   st->wmu_want  publishes waiting for wmu (a delete lets them by).
 **   st->loads, st->swept    seg_load counts its mappings of sealed
 **                 segments; the sweep (under wmu) records where it was.
 **   st->moves, st->stale, st->refreshed, st->peers   see struct store.
@@ -57,6 +62,22 @@
 #include "segment.h"
 
 typedef struct store store;
+
+/* What a delete dropped, freed by a background thread (reaper.c). */
+typedef struct reap_item {
+  void (*fn)(void *);
+  void *p;
+} reap_item;
+typedef struct reaper {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;        /* the thread waits for work */
+  pthread_cond_t idle;      /* reaper_flush waits for the thread */
+  pthread_t tid;
+  bool running, stop;
+  bool busy;                /* work queued or being freed */
+  reap_item *v;
+  size_t n, cap;
+} reaper;
 
 /* The head writer's own state (read-write stores), under wmu. publish.c
 ** owns it: it opens, fills, trims, seals and closes the head's files.
@@ -93,11 +114,17 @@ struct store {
 
   segcfg cfg;               /* what the segment layer sees (copies) */
   struct head hd;           /* the head writer (read-write stores) */
+  reaper rp;                /* frees dropped segments off the locks */
 
   /* a handle holding the writes (klevdb_writer_lock), under wmu */
   struct klevdb *txn_owner;
   pthread_cond_t txn_cv;
   bool doubt;               /* a prepared batch is in the store, under wmu */
+  /* a delete of several segments is under way, under wmu: it lets
+  ** publishes by between segments, and keeps every other writer out
+  ** (deletes, backup, klevdb_writer_lock) until it ends (txn_cv) */
+  bool deleting;
+  int wmu_want;             /* atomic: publishes waiting for wmu */
 
   /* time lookups: the suffix minimum of each segment's first indexed
   ** time (empty segments count as +inf), rebuilt when segments change */
@@ -342,6 +369,26 @@ static inline void txn_wait(store *st, klevdb *db) {
   while (st->txn_owner && st->txn_owner != db) pthread_cond_wait(&st->txn_cv, &st->wmu);
 }
 
+/* txn_wait for writers other than publish: also while a delete of
+** several segments lets publishes by (it holds the store's state for a
+** moment without wmu). */
+static inline void writer_wait(store *st, klevdb *db) {
+  while ((st->txn_owner && st->txn_owner != db) || st->deleting)
+    pthread_cond_wait(&st->txn_cv, &st->wmu);
+}
+
+/* Waits out a delete of several segments (backup). Caller holds wmu. */
+static inline void delete_wait(store *st) {
+  while (st->deleting) pthread_cond_wait(&st->txn_cv, &st->wmu);
+}
+
+/* wmu for a publish: counted, so that a long delete lets it by. */
+static inline void wmu_lock_publish(store *st) {
+  __atomic_add_fetch(&st->wmu_want, 1, __ATOMIC_SEQ_CST);
+  pthread_mutex_lock(&st->wmu);
+  __atomic_sub_fetch(&st->wmu_want, 1, __ATOMIC_SEQ_CST);
+}
+
 /* The error of a write refused while a prepared batch is in doubt. */
 klevdb_err in_doubt(store *st, klevdb_error *e, const char *what);
 
@@ -440,6 +487,17 @@ static inline klevdb_err get_item(store *st, seg *s, size_t i, klevdb_batch *b, 
   klevdb_err rc = seg_read(&st->cfg, s, i, &m, e);
   return rc ? rc : batch_one(b, &m, s, e);
 }
+
+/* ---- reaper.c ---- */
+
+void reaper_init(reaper *rp);
+/* Has fn(p) run on the reaper's thread (started on first use), or at
+** once if it cannot be. */
+void reap(reaper *rp, void (*fn)(void *), void *p);
+/* Waits until everything queued is freed (a full disk wants the space). */
+void reaper_flush(reaper *rp);
+/* Frees what is queued, stops the thread (close). */
+void reaper_destroy(reaper *rp);
 
 /* ---- delete.c ---- */
 

@@ -24,8 +24,17 @@ klevdb_err klevdb_writer_lock(klevdb *db, int64_t timeout_ms) {
   }
   klevdb_err rc = KLEVDB_OK;
   pthread_mutex_lock(&st->wmu);
-  while (st->txn_owner && st->txn_owner != db) {
+  for (;;) {
+    /* Not in the middle of a delete of several segments, which lets
+    ** publishes by but not a transaction: wait for its end, as for wmu,
+    ** which such a delete used to hold throughout. */
+    if (st->deleting) {
+      pthread_cond_wait(&st->txn_cv, &st->wmu);
+      continue;
+    }
+    if (!st->txn_owner || st->txn_owner == db) break;
     if (timeout_ms <= 0 || pthread_cond_timedwait(&st->txn_cv, &st->wmu, &until) == ETIMEDOUT) {
+      if (st->deleting) continue;
       if (st->txn_owner && st->txn_owner != db)
         rc = kerr(&db->err, KLEVDB_ELOCKED, "write: another connection is writing this store (an open transaction, maybe of another table on it)");
       break;

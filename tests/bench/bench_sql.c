@@ -39,7 +39,7 @@
 ** table, which ours is reported against.
 **
 ** Usage: bench_sql [--rows N] [--inserts A] [--bulk-chunk K] [--min-time SECS]
-**                  [--dir PATH] [--keep]
+**                  [--dir PATH] [--keep] [--only trim]
 **
 ** --bulk-chunk K splits the bulk insert into transactions of K rows (not the
 ** issue's workload: for seeing what one giant transaction, which ours
@@ -89,6 +89,7 @@ static int64_t g_total;           /* g_rows + g_inserts */
 static int64_t g_cpos[CONSUMERS]; /* consumer i's position (name "c%06d") */
 static double g_min_time = 0.5;   /* seconds per query workload and side */
 static int g_keep = 0;
+static int g_only_trim = 0;       /* --only trim: one bulk run, no reads */
 static char g_root[4096];
 static int g_root_is_tmp = 0;
 static int g_cleaned = 0;
@@ -1207,13 +1208,14 @@ static double bench_delete(side *s, int64_t half) {
 static void usage(void) {
   fprintf(stderr,
           "usage: bench_sql [--rows N] [--inserts A] [--bulk-chunk K] [--min-time SECS] [--dir PATH]\n"
-          "                 [--keep]\n"
+          "                 [--keep] [--only trim]\n"
           "  --rows N      bulk-inserted messages (default 1000000)\n"
           "  --inserts A   autocommit inserts after them (default min(100000, N/10))\n"
           "  --bulk-chunk K  bulk insert in transactions of K rows (default: one transaction)\n"
           "  --min-time S  seconds per query workload and table (default 0.5)\n"
           "  --dir PATH    work in PATH (default: a new folder in $TMPDIR or /tmp)\n"
-          "  --keep        keep the files\n");
+          "  --keep        keep the files\n"
+          "  --only trim   one bulk run, then only DELETE and klevdb_trim of the oldest half\n");
 }
 
 static int64_t int_opt(const char *name, const char *v, int64_t min) {
@@ -1251,6 +1253,10 @@ int main(int argc, char **argv) {
       if (!end || *end || !(g_min_time > 0)) die("bad --min-time %s", argv[i]);
     } else if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc) dir_opt = argv[++i];
     else if (strcmp(argv[i], "--keep") == 0) g_keep = 1;
+    else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc && strcmp(argv[i + 1], "trim") == 0) {
+      g_only_trim = 1;
+      i++;
+    }
     else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
       usage();
       return 0;
@@ -1298,7 +1304,8 @@ int main(int argc, char **argv) {
   enum { BULK_RUNS = 5 };
   bulk_stat runs[BULK_RUNS][2]; /* [run][0: plain, 1: ours] */
   double rates[2][BULK_RUNS];
-  for (int r = 0; r < BULK_RUNS; r++) {
+  int bulk_runs = g_only_trim ? 1 : BULK_RUNS;
+  for (int r = 0; r < bulk_runs; r++) {
     if (r > 0) {
       close_side(&plain);
       close_side(&ours);
@@ -1317,29 +1324,29 @@ int main(int argc, char **argv) {
     progress("bulk run %d: plain %.0f rows/s, ours %.0f rows/s (%.2fx)", r + 1, rates[0][r],
              rates[1][r], rates[1][r] / rates[0][r]);
   }
-  qsort(rates[0], BULK_RUNS, sizeof(double), cmp_double);
-  qsort(rates[1], BULK_RUNS, sizeof(double), cmp_double);
-  double bp = rates[0][BULK_RUNS / 2], bo = rates[1][BULK_RUNS / 2];
+  qsort(rates[0], bulk_runs, sizeof(double), cmp_double);
+  qsort(rates[1], bulk_runs, sizeof(double), cmp_double);
+  double bp = rates[0][bulk_runs / 2], bo = rates[1][bulk_runs / 2];
   add_result(g_bulk_chunk > 0 ? "bulk insert, --bulk-chunk transactions, median of 5"
                               : "bulk insert, one transaction, median of 5 runs",
              "rows/s", R_RATE, bp, bo, G_RATIO_GE, 3);
   add_result("  slowest of the 5 runs (info)", "rows/s", R_RATE, rates[0][0], rates[1][0], G_NONE, 0);
-  add_result("  fastest of the 5 runs (info)", "rows/s", R_RATE, rates[0][BULK_RUNS - 1],
-             rates[1][BULK_RUNS - 1], G_NONE, 0);
+  add_result("  fastest of the 5 runs (info)", "rows/s", R_RATE, rates[0][bulk_runs - 1],
+             rates[1][bulk_runs - 1], G_NONE, 0);
   /* CPU time does not depend on who else has the machine: with a second
   ** CPU free, ours takes about its SQL thread's time (the stage writer
   ** runs beside it), so that ratio is the bulk insert's ceiling here. */
   double cpu[3][BULK_RUNS];
-  for (int r = 0; r < BULK_RUNS; r++) {
+  for (int r = 0; r < bulk_runs; r++) {
     cpu[0][r] = runs[r][0].cpu;
     cpu[1][r] = runs[r][1].cpu;
     cpu[2][r] = runs[r][1].cpu_sql;
   }
-  for (int k = 0; k < 3; k++) qsort(cpu[k], BULK_RUNS, sizeof(double), cmp_double);
-  add_result("  median CPU time of the process (info)", "s", R_TIME, cpu[0][BULK_RUNS / 2],
-             cpu[1][BULK_RUNS / 2], G_NONE, 0);
-  add_result("  ... ours' SQL thread only (info)", "s", R_TIME, cpu[0][BULK_RUNS / 2],
-             cpu[2][BULK_RUNS / 2], G_NONE, 0);
+  for (int k = 0; k < 3; k++) qsort(cpu[k], bulk_runs, sizeof(double), cmp_double);
+  add_result("  median CPU time of the process (info)", "s", R_TIME, cpu[0][bulk_runs / 2],
+             cpu[1][bulk_runs / 2], G_NONE, 0);
+  add_result("  ... ours' SQL thread only (info)", "s", R_TIME, cpu[0][bulk_runs / 2],
+             cpu[2][bulk_runs / 2], G_NONE, 0);
   double gen = bench_generate(&plain);
   /* Net of the row generation both pay: what the tables themselves cost. */
   double netp = 1.0 / bp - 1.0 / gen, neto = 1.0 / bo - 1.0 / gen;
@@ -1354,77 +1361,79 @@ int main(int argc, char **argv) {
   snprintf(name, sizeof name, "autocommit single-row INSERT (%" PRId64 ")", g_inserts);
   add_result(name, "rows/s", R_RATE, ap, ao, G_RATIO_GE, 3);
 
-  /* Reads. */
-  int64_t sp = 0, so = 0, sn = 0;
-  uint8_t *null_data = null_rows();
-  side nul = {.name = "null", .file = ":memory:", .ours = false};
-  open_null(&nul, null_data);
-  print_plan(&plain, SQL_SCAN);
-  print_plan(&ours, SQL_SCAN);
-  print_plan(&nul, SQL_SCAN);
-  double scp = bench_scan(&plain, &sp), sco = bench_scan(&ours, &so), scn = bench_scan(&nul, &sn);
-  if (sp != so || sn != so)
-    die("full scan sums differ: plain %" PRId64 ", ours %" PRId64 ", null %" PRId64, sp, so, sn);
-  add_result("full scan: count(*), sum(length(value))", "rows/s", R_RATE, scp, sco, G_RATIO_GE, 1);
-  add_floor("full scan: count(*), sum(length(value))", scn, scp, sco);
+  if (!g_only_trim) {
+    /* Reads. */
+    int64_t sp = 0, so = 0, sn = 0;
+    uint8_t *null_data = null_rows();
+    side nul = {.name = "null", .file = ":memory:", .ours = false};
+    open_null(&nul, null_data);
+    print_plan(&plain, SQL_SCAN);
+    print_plan(&ours, SQL_SCAN);
+    print_plan(&nul, SQL_SCAN);
+    double scp = bench_scan(&plain, &sp), sco = bench_scan(&ours, &so), scn = bench_scan(&nul, &sn);
+    if (sp != so || sn != so)
+      die("full scan sums differ: plain %" PRId64 ", ours %" PRId64 ", null %" PRId64, sp, so, sn);
+    add_result("full scan: count(*), sum(length(value))", "rows/s", R_RATE, scp, sco, G_RATIO_GE, 1);
+    add_floor("full scan: count(*), sum(length(value))", scn, scp, sco);
 
-  double gp = bench_query(&plain, "get", SQL_GET, Q_GET, 1000000, 1, 1, NULL, NULL);
-  double go = bench_query(&ours, "get", SQL_GET, Q_GET, 1000000, 1, 1, NULL, NULL);
-  add_result("get by offset (\"offset\" = ?)", "q/s", R_RATE, gp, go, G_RATIO_GE, 1);
+    double gp = bench_query(&plain, "get", SQL_GET, Q_GET, 1000000, 1, 1, NULL, NULL);
+    double go = bench_query(&ours, "get", SQL_GET, Q_GET, 1000000, 1, 1, NULL, NULL);
+    add_result("get by offset (\"offset\" = ?)", "q/s", R_RATE, gp, go, G_RATIO_GE, 1);
 
-  double cp = bench_query(&plain, "consume", SQL_CONSUME, Q_CONSUME, 1000000, 1, 2, NULL, NULL);
-  double co = bench_query(&ours, "consume", SQL_CONSUME, Q_CONSUME, 1000000, 1, 2, NULL, NULL);
-  add_result("consume 100 (\"offset\" >= ? ORDER BY \"offset\" LIMIT 100)", "q/s", R_RATE, cp, co,
-             G_RATIO_GE, 1.5);
-  double cn = bench_query(&nul, "consume", SQL_CONSUME, Q_CONSUME, 1000000, 1, 2, NULL, NULL);
-  add_floor("consume 100 from an offset", cn, cp, co);
+    double cp = bench_query(&plain, "consume", SQL_CONSUME, Q_CONSUME, 1000000, 1, 2, NULL, NULL);
+    double co = bench_query(&ours, "consume", SQL_CONSUME, Q_CONSUME, 1000000, 1, 2, NULL, NULL);
+    add_result("consume 100 (\"offset\" >= ? ORDER BY \"offset\" LIMIT 100)", "q/s", R_RATE, cp, co,
+               G_RATIO_GE, 1.5);
+    double cn = bench_query(&nul, "consume", SQL_CONSUME, Q_CONSUME, 1000000, 1, 2, NULL, NULL);
+    add_floor("consume 100 from an offset", cn, cp, co);
 
-  /* Named consumers: reading from a position costs one lookup more than
-  ** reading from an offset; committing one is one row written. */
-  setup_consumers(&plain, &ours);
-  double ccp = bench_query(&plain, "consumer", SQL_CONSUMER_PLAIN, Q_CONSUMER, 1000000, 1, 2, NULL, NULL);
-  double cco = bench_query(&ours, "consumer", SQL_CONSUMER_OURS, Q_CONSUMER, 1000000, 1, 2, NULL, NULL);
-  add_result("consume by consumer 100 (plain: a positions table)", "q/s", R_RATE, ccp, cco,
-             G_RATIO_GE, 1.5);
-  turn wa, wb;
-  turn_query(&wa, &ours, SQL_CONSUME, Q_CONSUME, 2);
-  turn_query(&wb, &ours, SQL_CONSUMER_OURS, Q_CONSUMER, 2);
-  turns("offset-vs-consumer", &wa, &wb);
-  double x = 0, y = 0;
-  double oo = turn_done(&wa, &x, &y), oc = turn_done(&wb, &x, &y);
-  add_result("  ours by offset (left) vs by consumer, in turns", "q/s", R_RATE, oo, oc, G_RATIO_GE, 0.9);
-  double crp, cgp, cro, cgo;
-  turn_commit(&wa, &plain, SQL_COMMIT_PLAIN);
-  turn_commit(&wb, &ours, SQL_COMMIT_OURS);
-  turns("commit", &wa, &wb);
-  double mp = turn_done(&wa, &crp, &cgp), mo = turn_done(&wb, &cro, &cgo);
-  add_result("commit position (UPDATE vs klevdb_commit), in turns", "tx/s", R_RATE, mp, mo, G_RATIO_GE, 0.8);
-  add_result("  rows written per commit (total_changes)", "rows", R_BYTES, crp, cro, G_RATIO_LE, 1);
-  add_result("  WAL pages written per commit", "pages", R_BYTES, cgp, cgo, G_RATIO_LE, 1);
-  close_side(&nul);
-  free(null_data);
+    /* Named consumers: reading from a position costs one lookup more than
+    ** reading from an offset; committing one is one row written. */
+    setup_consumers(&plain, &ours);
+    double ccp = bench_query(&plain, "consumer", SQL_CONSUMER_PLAIN, Q_CONSUMER, 1000000, 1, 2, NULL, NULL);
+    double cco = bench_query(&ours, "consumer", SQL_CONSUMER_OURS, Q_CONSUMER, 1000000, 1, 2, NULL, NULL);
+    add_result("consume by consumer 100 (plain: a positions table)", "q/s", R_RATE, ccp, cco,
+               G_RATIO_GE, 1.5);
+    turn wa, wb;
+    turn_query(&wa, &ours, SQL_CONSUME, Q_CONSUME, 2);
+    turn_query(&wb, &ours, SQL_CONSUMER_OURS, Q_CONSUMER, 2);
+    turns("offset-vs-consumer", &wa, &wb);
+    double x = 0, y = 0;
+    double oo = turn_done(&wa, &x, &y), oc = turn_done(&wb, &x, &y);
+    add_result("  ours by offset (left) vs by consumer, in turns", "q/s", R_RATE, oo, oc, G_RATIO_GE, 0.9);
+    double crp, cgp, cro, cgo;
+    turn_commit(&wa, &plain, SQL_COMMIT_PLAIN);
+    turn_commit(&wb, &ours, SQL_COMMIT_OURS);
+    turns("commit", &wa, &wb);
+    double mp = turn_done(&wa, &crp, &cgp), mo = turn_done(&wb, &cro, &cgo);
+    add_result("commit position (UPDATE vs klevdb_commit), in turns", "tx/s", R_RATE, mp, mo, G_RATIO_GE, 0.8);
+    add_result("  rows written per commit (total_changes)", "rows", R_BYTES, crp, cro, G_RATIO_LE, 1);
+    add_result("  WAL pages written per commit", "pages", R_BYTES, cgp, cgo, G_RATIO_LE, 1);
+    close_side(&nul);
+    free(null_data);
 
-  double kfp = 0, kfo = 0;
-  double kp = bench_query(&plain, "bykey", SQL_BY_KEY, Q_BY_KEY, 1000000, 1, 3, NULL, &kfp);
-  double ko = bench_query(&ours, "bykey", SQL_BY_KEY, Q_BY_KEY, 1000000, 1, 3, NULL, &kfo);
-  add_result("latest by key (key = ? ORDER BY \"offset\" DESC LIMIT 1)", "q/s", R_RATE, kp, ko,
-             G_RATIO_GE, 1.5);
-  add_result("  its first query (untimed above)", "ms", R_TIME, kfp, kfo, G_NONE, 0);
+    double kfp = 0, kfo = 0;
+    double kp = bench_query(&plain, "bykey", SQL_BY_KEY, Q_BY_KEY, 1000000, 1, 3, NULL, &kfp);
+    double ko = bench_query(&ours, "bykey", SQL_BY_KEY, Q_BY_KEY, 1000000, 1, 3, NULL, &kfo);
+    add_result("latest by key (key = ? ORDER BY \"offset\" DESC LIMIT 1)", "q/s", R_RATE, kp, ko,
+               G_RATIO_GE, 1.5);
+    add_result("  its first query (untimed above)", "ms", R_TIME, kfp, kfo, G_NONE, 0);
 
-  int64_t ntp = 0;
-  double tp = bench_query(&plain, "bytime-offset", SQL_BY_TIME, Q_BY_TIME, 20, 20, 4, &ntp, NULL);
-  double to = bench_query(&ours, "bytime", SQL_BY_TIME, Q_BY_TIME, 1000000, 1, 4, NULL, NULL);
-  snprintf(name, sizeof name, "first at/after time, ORDER BY \"offset\" (plain: %" PRId64 " q)", ntp);
-  add_result(name, "q/s", R_RATE, tp, to, G_RATIO_GE, 1000);
-  double tp2 = bench_query(&plain, "bytime-time", SQL_BY_TIME2, Q_BY_TIME, 1000000, 1, 4, NULL, NULL);
-  add_result("first at/after time, plain with ORDER BY time, \"offset\"", "q/s", R_RATE, tp2, to,
-             G_RATIO_GE, 1);
+    int64_t ntp = 0;
+    double tp = bench_query(&plain, "bytime-offset", SQL_BY_TIME, Q_BY_TIME, 20, 20, 4, &ntp, NULL);
+    double to = bench_query(&ours, "bytime", SQL_BY_TIME, Q_BY_TIME, 1000000, 1, 4, NULL, NULL);
+    snprintf(name, sizeof name, "first at/after time, ORDER BY \"offset\" (plain: %" PRId64 " q)", ntp);
+    add_result(name, "q/s", R_RATE, tp, to, G_RATIO_GE, 1000);
+    double tp2 = bench_query(&plain, "bytime-time", SQL_BY_TIME2, Q_BY_TIME, 1000000, 1, 4, NULL, NULL);
+    add_result("first at/after time, plain with ORDER BY time, \"offset\"", "q/s", R_RATE, tp2, to,
+               G_RATIO_GE, 1);
 
-  /* Reopen (page cache warm: the files were just written and read). */
-  double rp = bench_reopen(&plain), ro = bench_reopen(&ours);
-  add_result("close, reopen, first get by offset", "ms", R_TIME, rp, ro, G_OURS_LE, 5);
-  double rkp = first_by_key(&plain), rko = first_by_key(&ours);
-  add_result("  then the first latest-by-key query (info)", "ms", R_TIME, rkp, rko, G_NONE, 0);
+    /* Reopen (page cache warm: the files were just written and read). */
+    double rp = bench_reopen(&plain), ro = bench_reopen(&ours);
+    add_result("close, reopen, first get by offset", "ms", R_TIME, rp, ro, G_OURS_LE, 5);
+    double rkp = first_by_key(&plain), rko = first_by_key(&ours);
+    add_result("  then the first latest-by-key query (info)", "ms", R_TIME, rkp, rko, G_NONE, 0);
+  }
 
   /* Bytes on disk before the delete: the plain database checkpointed
   ** into its file (the WAL truncated), ours as it is. */
@@ -1503,7 +1512,7 @@ int main(int argc, char **argv) {
          "the machine (its busy time in /proc/stat less ours: other processes and the kernel's own\n"
          "threads, writeback among them); %ld CPUs online, load average %s at the start, %s at the end:\n",
          sysconf(_SC_NPROCESSORS_ONLN), load0, load1);
-  for (int r = 0; r < BULK_RUNS; r++)
+  for (int r = 0; r < bulk_runs; r++)
     for (int k = 0; k < 2; k++) {
       const bulk_stat *b = &runs[r][k];
       printf("  run %d %-5s %7.0f rows/s  wall %6.3f s  CPU %6.3f s (%.2f of wall): SQL thread %6.3f, "
