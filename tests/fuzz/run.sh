@@ -55,11 +55,13 @@ FUZZ_TMPDIR=$(mktemp -d "$shm/klevdb-fuzz-tmp.XXXXXX") || exit 1
 export FUZZ_TMPDIR
 trap 'rm -rf "$FUZZ_TMPDIR"' EXIT
 
-core=(crc32c error message index segfile segment batch stage spare store registry follow txn
-      publish read lookup delete prepared keytable
-      retention repair dirops dirlock parse codec)
+# The library's sources as core/meson.build lists them, so that a file
+# added there is never missing here.
 core_src=()
-for f in "${core[@]}"; do core_src+=("$src/core/src/$f.c"); done
+for f in $(grep -o "'src/[a-z_0-9]*\.c'" "$src/core/meson.build" | tr -d "'"); do
+  core_src+=("$src/core/$f")
+done
+[ ${#core_src[@]} -gt 10 ] || { echo "run.sh: no sources found in core/meson.build"; exit 1; }
 ext_src=("$src/ext/args.c" "$src/ext/codec.c")
 
 # Sources of each target (beyond the core).
