@@ -263,6 +263,15 @@ static kvt_vtab *table_arg(sqlite3_context *ctx, const char *fn, sqlite3_value *
 ** writes: their offsets and deletes were planned against the log as it
 ** was. */
 static bool refuse_pending(sqlite3_context *ctx, const char *fn, kvt_vtab *vt) {
+  /* A function is no write of the table that SQLite would enlist in the
+  ** transaction, so what it removes could not be rolled back: like VACUUM,
+  ** it runs outside a transaction only. DELETE goes with one. */
+  if (!sqlite3_get_autocommit(vt->conn->db)) {
+    fn_error(ctx, SQLITE_ERROR, "klevdb: %s: cannot run inside a transaction (what it removes "
+             "could not be rolled back); run it alone, or DELETE FROM %s WHERE ..., which "
+             "commits and rolls back with the transaction", fn, vt->name);
+    return true;
+  }
   if (vt->tx->n == 0 && vt->tx->ndels == 0) return false;
   fn_error(ctx, SQLITE_ERROR, "klevdb: %s: table %s has uncommitted changes; commit first", fn,
            vt->name);
