@@ -569,7 +569,7 @@ static double go_gets(const char *dir, int by_key, int readonly, int64_t n) {
   for (int64_t i = 0; i < n; i += 4) {
     size_t k = 0;
     for (; k < 4 && i + (int64_t)k < n; k++) {
-      snprintf(keys[k], sizeof keys[k], "%10" PRId64, i + (int64_t)k);
+      fmt_key(keys[k], i + (int64_t)k);
       m[k] = (klevdb_msg){.offset = 0, .time = TIME_BASE_US + (i + (int64_t)k) * 1000000,
                           .key = (const uint8_t *)keys[k], .key_len = KEY_LEN, .value = (const uint8_t *)value, .value_len = VALUE_LEN};
     }
@@ -584,7 +584,7 @@ static double go_gets(const char *dir, int by_key, int readonly, int64_t n) {
   char k[KEY_LEN + 1];
   for (int64_t i = 0; i < n; i++) {
     if (by_key) {
-      snprintf(k, sizeof k, "%10" PRId64, i);
+      fmt_key(k, i);
       CHECK(db, klevdb_get_by_key(db, k, KEY_LEN, &b));
     } else {
       CHECK(db, klevdb_get_by_time(db, TIME_BASE_US + i * 1000000, &b));
