@@ -32,15 +32,22 @@ static bool drop_offsets(void *ctx, int64_t off) {
   return lo < d->n && d->offs[lo] == off;
 }
 
-static bool drop_ranges(void *ctx, int64_t off) {
-  const dropset *d = ctx;
+/* How many ranges of d start at or below off: the last of them is the only
+** one that can hold it. */
+static size_t ranges_upto(const dropset *d, int64_t off) {
   size_t lo = 0, hi = d->nranges;
-  while (lo < hi) {   /* last range with from <= off */
+  while (lo < hi) {
     size_t mid = lo + (hi - lo) / 2;
     if (d->ranges[mid].from <= off) lo = mid + 1;
     else hi = mid;
   }
-  return lo > 0 && off < d->ranges[lo - 1].to;
+  return lo;
+}
+
+static bool drop_ranges(void *ctx, int64_t off) {
+  const dropset *d = ctx;
+  size_t k = ranges_upto(d, off);
+  return k > 0 && off < d->ranges[k - 1].to;
 }
 
 static void seg_free_v(void *s) { seg_free(s); }
@@ -50,13 +57,8 @@ static bool covered(drop_fn drop, void *ctx, const seg *s, size_t isz) {
   if (drop != drop_ranges || s->n == 0) return false;
   const dropset *d = ctx;
   int64_t lo = item_off(seg_items(s)), hi = item_off(seg_items(s) + (s->n - 1) * isz);
-  size_t a = 0, b = d->nranges;
-  while (a < b) {   /* last range with from <= lo */
-    size_t mid = a + (b - a) / 2;
-    if (d->ranges[mid].from <= lo) a = mid + 1;
-    else b = mid;
-  }
-  return a > 0 && hi < d->ranges[a - 1].to;
+  size_t k = ranges_upto(d, lo);
+  return k > 0 && hi < d->ranges[k - 1].to;
 }
 
 /* Replaces segment si by what survives the drop set (Go's Delete). Caller

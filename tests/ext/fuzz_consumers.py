@@ -905,21 +905,7 @@ REGRESSIONS = [
 
 
 def main(argv):
-    args = [a for a in argv[1:] if not a.startswith("--")]
-    only = None
-    if "--episode" in argv:
-        k = argv.index("--episode")
-        only = int(argv[k + 1])
-        args = [a for a in args if a != argv[k + 1]]
-    if len(args) < 2:
-        sys.exit(__doc__)
-    module = os.path.abspath(args[0])
-    if not os.path.exists(module):
-        sys.exit("fuzz_consumers: %s does not exist (build first)" % module)
-    total = int(args[2]) if len(args) > 2 else 1500
-    seed = int(args[3]) if len(args) > 3 else int(time.time())
-    os.makedirs(args[1], exist_ok=True)
-    work = tempfile.mkdtemp(prefix="fuzz_consumers.", dir=os.path.abspath(args[1]))
+    module, work, total, seed, only = fuzzlib.fuzz_args(argv, "fuzz_consumers", "--episode", 1500, __doc__)
     master = random.Random(seed)
     counters = {}
     start = time.monotonic()

@@ -105,21 +105,7 @@ REGRESSIONS = [
 
 
 def main(argv):
-    args = [a for a in argv[1:] if not a.startswith("--")]
-    only = None
-    if "--round" in argv:
-        k = argv.index("--round")
-        only = int(argv[k + 1])
-        args = [a for a in args if a != argv[k + 1]]
-    if len(args) < 2:
-        sys.exit(__doc__)
-    module = os.path.abspath(args[0])
-    if not os.path.exists(module):
-        sys.exit("fuzz_query: %s does not exist (build first)" % module)
-    total = int(args[2]) if len(args) > 2 else 2000
-    seed = int(args[3]) if len(args) > 3 else int(time.time())
-    os.makedirs(args[1], exist_ok=True)
-    work = tempfile.mkdtemp(prefix="fuzz_query.", dir=os.path.abspath(args[1]))
+    module, work, total, seed, only = fuzzlib.fuzz_args(argv, "fuzz_query", "--round", 2000, __doc__)
     master = random.Random(seed)
     counters = {"query": 0, "delete": 0}
     start = time.monotonic()

@@ -15,6 +15,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -1013,3 +1014,25 @@ if __name__ == "__main__":
         import fuzzlib   # one module for the pickled steps' classes and ours
         sys.exit(fuzzlib._replay_child(*sys.argv[2:]))
     sys.exit("usage: fuzzlib.py --replay MODULE WORKDIR CASE (used by fuzz_query.py, fuzz_tx.py)")
+
+
+def fuzz_args(argv, name, flag, default_total, doc):
+    """The command line every fuzzer takes: MODULE WORKDIR [STEPS [SEED]]
+    [FLAG N] (replay round or episode N alone). Returns (module, work dir
+    made for this run, total, seed, only)."""
+    args = [a for a in argv[1:] if not a.startswith("--")]
+    only = None
+    if flag in argv:
+        k = argv.index(flag)
+        only = int(argv[k + 1])
+        args = [a for a in args if a != argv[k + 1]]
+    if len(args) < 2:
+        sys.exit(doc)
+    module = os.path.abspath(args[0])
+    if not os.path.exists(module):
+        sys.exit("%s: %s does not exist (build first)" % (name, module))
+    total = int(args[2]) if len(args) > 2 else default_total
+    seed = int(args[3]) if len(args) > 3 else int(time.time())
+    os.makedirs(args[1], exist_ok=True)
+    work = tempfile.mkdtemp(prefix=name + ".", dir=os.path.abspath(args[1]))
+    return module, work, total, seed, only
