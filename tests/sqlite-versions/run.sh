@@ -28,7 +28,7 @@ mkdir -p "$cache"
 cache=$(realpath "$cache")
 
 # better-sqlite3 version -> the SQLite version its tarball bundles.
-versions="7.0.0:3.31.1 7.5.0:3.37.2 13.2.0:3.54.1"
+versions="7.0.0:3.31.1 7.5.0:3.37.2 7.6.2:3.39.1 13.2.0:3.54.1"
 too_old="5.4.3:3.29.0"   # must refuse to load
 cflags="-O1 -DSQLITE_THREADSAFE=1 -DSQLITE_ENABLE_JSON1"
 pass=0
