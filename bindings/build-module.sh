@@ -18,7 +18,8 @@ for tool in meson ninja; do
   }
 done
 if [ ! -f "$build/build.ninja" ]; then
-  meson setup "$build" "$root" --buildtype=release -Db_ndebug=if-release >&2
+  # Warnings stay warnings here: another compiler may have new ones.
+  meson setup "$build" "$root" --buildtype=release -Dwerror=false >&2
 fi
 ninja -C "$build" ext/klevdb.so >&2
 mkdir -p "$out"
