@@ -6,6 +6,7 @@
 # and linked with sql-tests/sqlrun.c built -DSQLRUN_LOADABLE, which loads the
 # module with ".load" and prints what the 3.40 shell prints. The system's
 # libsqlite3 goes through the same harness as a check of the harness itself.
+# Then the differential fuzzers run on each version's libsqlite3.so.0.
 #
 #   tests/sqlite-versions/run.sh [--update] MODULE [CACHE_DIR]
 #
@@ -30,13 +31,16 @@ cache=$(realpath "$cache")
 # better-sqlite3 version -> the SQLite version its tarball bundles.
 versions="7.0.0:3.31.1 7.5.0:3.37.2 7.6.2:3.39.1 13.2.0:3.54.1"
 too_old="5.4.3:3.29.0"   # must refuse to load
-cflags="-O1 -DSQLITE_THREADSAFE=1 -DSQLITE_ENABLE_JSON1"
+# DESERIALIZE: Python's sqlite3 module links sqlite3_deserialize (opt-in before 3.36).
+cflags="-O1 -fPIC -DSQLITE_THREADSAFE=1 -DSQLITE_ENABLE_JSON1 -DSQLITE_ENABLE_DESERIALIZE"
 pass=0
 fail=0
 
 build() {  # build BETTER_SQLITE3_VERSION SQLITE_VERSION -> $cache/$2/sqlrun
   local bs=$1 v=$2 d=$cache/$2
-  if [ -x "$d/sqlrun" ] && [ "$d/sqlrun" -nt "$root/sql-tests/sqlrun.c" ]; then return 0; fi
+  if [ -x "$d/sqlrun" ] && [ "$d/sqlrun" -nt "$root/sql-tests/sqlrun.c" ] && [ -f "$d/lib/libsqlite3.so.0" ]; then
+    return 0
+  fi
   mkdir -p "$d/src"
   if [ ! -f "$d/src/sqlite3.c" ]; then
     (cd "$d" && npm pack --silent "better-sqlite3@$bs" >/dev/null) || return 1
@@ -54,8 +58,39 @@ build() {  # build BETTER_SQLITE3_VERSION SQLITE_VERSION -> $cache/$2/sqlrun
     return 1
   }
   [ -f "$d/sqlite3.o" ] || cc $cflags -c "$d/src/sqlite3.c" -o "$d/sqlite3.o" || return 1
+  mkdir -p "$d/lib"
+  cc -shared -Wl,-soname,libsqlite3.so.0 "$d/sqlite3.o" -o "$d/lib/libsqlite3.so.0" -ldl -lpthread -lm ||
+    return 1
   cc -O1 -Wall -Wextra -Werror -DSQLRUN_LOADABLE -I"$d/src" "$root/sql-tests/sqlrun.c" "$d/sqlite3.o" \
     -o "$d/sqlrun" -ldl -lpthread -lm
+}
+
+# The differential fuzzers (tests/ext) with a fixed seed, in Python whose
+# sqlite3 module runs on this version's libsqlite3.so.0 (LD_LIBRARY_PATH;
+# Debian's python3, built for 3.40, calls nothing newer than 3.31 here).
+run_fuzz() {  # run_fuzz VERSION
+  local v=$1 py=/usr/bin/python3 t n got work
+  got=$(LD_LIBRARY_PATH=$cache/$v/lib "$py" -c 'import sqlite3; print(sqlite3.sqlite_version)' 2>&1)
+  if [ "$got" != "$v" ]; then
+    echo "FAIL $v fuzz: $py runs on SQLite $got"
+    fail=$((fail + 1))
+    return
+  fi
+  for t in fuzz_query:2000 fuzz_tx:500; do
+    n=${t##*:}
+    t=${t%%:*}
+    work=$(mktemp -d)
+    if LD_LIBRARY_PATH=$cache/$v/lib "$py" "$root/tests/ext/$t.py" "$module" "$work/d" "$n" 1 \
+        > "$work/log" 2>&1; then
+      echo "ok $v $t: $(tail -n 1 "$work/log")"
+      pass=$((pass + 1))
+    else
+      echo "FAIL $v $t"
+      tail -n 60 "$work/log"
+      fail=$((fail + 1))
+    fi
+    rm -rf "$work"
+  done
 }
 
 run_version() {  # run_version LABEL SQLRUN
@@ -111,6 +146,7 @@ for pair in $versions; do
   echo "== SQLite $v (better-sqlite3@$bs)"
   if build "$bs" "$v"; then
     run_version "$v" "$cache/$v/sqlrun"
+    [ "$update" = 1 ] || run_fuzz "$v"
   else
     echo "FAIL: cannot build SQLite $v"
     fail=$((fail + 1))
