@@ -283,8 +283,10 @@ int kvt_best_index(sqlite3_vtab *vtab, sqlite3_index_info *ix) {
       vtab->zErrMsg = sqlite3_mprintf("klevdb: %s: wait takes only \"wait = milliseconds\"", vt->name);
       return SQLITE_ERROR;
     }
-    /* consumer is a name to read as, not a value to compare. */
-    if (col == KVT_CONSUMER && (c->op != SQLITE_INDEX_CONSTRAINT_EQ || sqlite3_vtab_in(ix, i, -1))) {
+    /* consumer is a name to read as, not a value to compare. Before 3.38
+    ** an IN list cannot be told from = (one xFilter per name, as a join
+    ** with a list of names would do). */
+    if (col == KVT_CONSUMER && (c->op != SQLITE_INDEX_CONSTRAINT_EQ || (has_in && sqlite3_vtab_in(ix, i, -1)))) {
       sqlite3_free(vtab->zErrMsg);
       vtab->zErrMsg = sqlite3_mprintf("klevdb: %s: consumer takes only \"consumer = 'name'\"", vt->name);
       return SQLITE_ERROR;
