@@ -38,6 +38,11 @@ fail=0
 
 build() {  # build BETTER_SQLITE3_VERSION SQLITE_VERSION -> $cache/$2/sqlrun
   local bs=$1 v=$2 d=$cache/$2
+  # A cache built with other flags (an older run.sh) is built again: an
+  # object without -fPIC cannot become libsqlite3.so.0.
+  if [ "$(cat "$d/cflags" 2>/dev/null)" != "$cflags" ]; then
+    rm -rf "$d/sqlite3.o" "$d/sqlrun" "$d/lib"
+  fi
   if [ -x "$d/sqlrun" ] && [ "$d/sqlrun" -nt "$root/sql-tests/sqlrun.c" ] && [ -f "$d/lib/libsqlite3.so.0" ]; then
     return 0
   fi
@@ -57,7 +62,10 @@ build() {  # build BETTER_SQLITE3_VERSION SQLITE_VERSION -> $cache/$2/sqlrun
     echo "better-sqlite3@$bs does not bundle SQLite $v"
     return 1
   }
-  [ -f "$d/sqlite3.o" ] || cc $cflags -c "$d/src/sqlite3.c" -o "$d/sqlite3.o" || return 1
+  if [ ! -f "$d/sqlite3.o" ]; then
+    cc $cflags -c "$d/src/sqlite3.c" -o "$d/sqlite3.o" || return 1
+    echo "$cflags" > "$d/cflags"
+  fi
   mkdir -p "$d/lib"
   cc -shared -Wl,-soname,libsqlite3.so.0 "$d/sqlite3.o" -o "$d/lib/libsqlite3.so.0" -ldl -lpthread -lm ||
     return 1
