@@ -84,7 +84,7 @@ run_fuzz() {  # run_fuzz VERSION
     fail=$((fail + 1))
     return
   fi
-  for t in fuzz_query:2000 fuzz_tx:500; do
+  for t in fuzz_query:2000 fuzz_tx:500 fuzz_consumers:2000; do
     n=${t##*:}
     t=${t%%:*}
     work=$(mktemp -d)
