@@ -59,6 +59,12 @@ int sqlite3_klevdb_init(sqlite3 *db, char **err, const sqlite3_api_routines *api
 #else
   (void)api;
 #endif
+  if (sqlite3_libversion_number() < KVT_SQLITE_MIN) {
+    if (err)
+      *err = sqlite3_mprintf("klevdb: SQLite %s is too old; the klevdb module needs " KVT_SQLITE_MIN_TEXT
+                             " or newer", sqlite3_libversion());
+    return SQLITE_ERROR;
+  }
   kvt_conn *c = sqlite3_malloc(sizeof(*c));
   if (!c) return SQLITE_NOMEM;
   memset(c, 0, sizeof(*c));

@@ -19,6 +19,22 @@
 SQLITE_EXTENSION_INIT3
 #endif
 
+/* The oldest SQLite the module loads into: 3.31.0 brought
+** SQLITE_VTAB_DIRECTONLY, which keeps a schema's triggers and views away
+** from a table that writes files. Calls newer than that go through these
+** checks of the host's version, as a loaded module that calls past the end
+** of an older host's API table jumps anywhere; without them the table
+** gives the same rows and SQLite does more of the filtering. */
+#define KVT_SQLITE_MIN 3031000
+#define KVT_SQLITE_MIN_TEXT "3.31.0"
+/* sqlite3_vtab_in*, sqlite3_vtab_rhs_value, LIMIT/OFFSET constraints */
+#define KVT_HAS_VTAB_IN() (sqlite3_libversion_number() >= 3038000)
+/* sqlite3_total_changes64 */
+#define KVT_HAS_CHANGES64() (sqlite3_libversion_number() >= 3037000)
+/* SQLite refuses a trigger's INSERT or DELETE on a DIRECTONLY table
+** (before, only reads were refused: see kvt_begin) */
+#define KVT_HAS_TRIGGER_GUARD() (sqlite3_libversion_number() >= 3040000)
+
 /* Columns of a klevdb table, in declaration order. */
 enum { KVT_OFFSET = 0, KVT_TIME = 1, KVT_KEY = 2, KVT_VALUE = 3,
        KVT_WAIT = 4,   /* hidden: "wait = ms" makes a scan block for news */

@@ -268,6 +268,9 @@ int kvt_best_index(sqlite3_vtab *vtab, sqlite3_index_info *ix) {
   bool wait_unusable = false, consumer_unusable = false;
   klevdb_options o;
   klevdb_get_options(vt->kdb, &o);
+  /* Before 3.38 SQLite hands IN to xFilter one value at a time, as =,
+  ** and offers no LIMIT or OFFSET. */
+  bool has_in = KVT_HAS_VTAB_IN();
 
   for (int i = 0; i < ix->nConstraint; i++) {
     const struct sqlite3_index_constraint *c = &ix->aConstraint[i];
@@ -275,13 +278,15 @@ int kvt_best_index(sqlite3_vtab *vtab, sqlite3_index_info *ix) {
     int col = c->iColumn;
     /* Any other test of wait would compare with a column that has no
     ** value of its own and silently drop every row. */
-    if (col == KVT_WAIT && (c->op != SQLITE_INDEX_CONSTRAINT_EQ || sqlite3_vtab_in(ix, i, -1))) {
+    if (col == KVT_WAIT && (c->op != SQLITE_INDEX_CONSTRAINT_EQ || (has_in && sqlite3_vtab_in(ix, i, -1)))) {
       sqlite3_free(vtab->zErrMsg);
       vtab->zErrMsg = sqlite3_mprintf("klevdb: %s: wait takes only \"wait = milliseconds\"", vt->name);
       return SQLITE_ERROR;
     }
-    /* consumer is a name to read as, not a value to compare. */
-    if (col == KVT_CONSUMER && (c->op != SQLITE_INDEX_CONSTRAINT_EQ || sqlite3_vtab_in(ix, i, -1))) {
+    /* consumer is a name to read as, not a value to compare. Before 3.38
+    ** an IN list cannot be told from = (one xFilter per name, as a join
+    ** with a list of names would do). */
+    if (col == KVT_CONSUMER && (c->op != SQLITE_INDEX_CONSTRAINT_EQ || (has_in && sqlite3_vtab_in(ix, i, -1)))) {
       sqlite3_free(vtab->zErrMsg);
       vtab->zErrMsg = sqlite3_mprintf("klevdb: %s: consumer takes only \"consumer = 'name'\"", vt->name);
       return SQLITE_ERROR;
@@ -331,11 +336,11 @@ int kvt_best_index(sqlite3_vtab *vtab, sqlite3_index_info *ix) {
   /* IN lists come whole (all at once) for offset, and for key unless
   ** offset = is taken too: then SQLite calls xFilter once per key, and the
   ** offset list is checked against that one key. */
-  if (slot[0] >= 0 && sqlite3_vtab_in(ix, slot[0], -1)) {
+  if (has_in && slot[0] >= 0 && sqlite3_vtab_in(ix, slot[0], -1)) {
     sqlite3_vtab_in(ix, slot[0], 1);
     plan |= P_EQ_IN;
   }
-  if (slot[3] >= 0 && slot[0] < 0 && sqlite3_vtab_in(ix, slot[3], -1)) {
+  if (has_in && slot[3] >= 0 && slot[0] < 0 && sqlite3_vtab_in(ix, slot[3], -1)) {
     sqlite3_vtab_in(ix, slot[3], 1);
     plan |= P_KEY_IN;
   }
@@ -354,7 +359,7 @@ int kvt_best_index(sqlite3_vtab *vtab, sqlite3_index_info *ix) {
   ** WHERE clause excludes would come back. A literal LIMIT (looked at,
   ** not taken) only sizes the first read. */
   int64_t first_read = 0;
-  for (int i = 0; i < ix->nConstraint; i++) {
+  for (int i = 0; has_in && i < ix->nConstraint; i++) {
     const struct sqlite3_index_constraint *c = &ix->aConstraint[i];
     sqlite3_value *v;
     if (!c->usable || (c->op != SQLITE_INDEX_CONSTRAINT_LIMIT && c->op != SQLITE_INDEX_CONSTRAINT_OFFSET) ||

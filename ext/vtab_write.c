@@ -15,7 +15,8 @@
 ** An autocommit statement that writes nothing but this table, the common
 ** case, publishes in xSync as it comes, with no shadow row: the promise is
 ** about the table's writes together with others, and alone a COMMIT that
-** fails after xSync leaves them. It is told by sqlite3_total_changes64:
+** fails after xSync leaves them. It is told by sqlite3_total_changes64
+** (sqlite3_total_changes before SQLite 3.37, whose count is an int anyway):
 ** SQLite counts a statement's own rows only after its commit, and those of
 ** trigger programs when each ends, so an unchanged count between xBegin
 ** and xSync means no other table changed. In an explicit transaction xBegin
@@ -453,10 +454,52 @@ int kvt_update(sqlite3_vtab *vtab, int argc, sqlite3_value **argv, sqlite3_int64
                    "INSERT a new message and DELETE the old one)");
 }
 
+static int64_t total_changes(sqlite3 *db) {
+  return KVT_HAS_CHANGES64() ? sqlite3_total_changes64(db) : sqlite3_total_changes(db);
+}
+
+/* SQLite before 3.40 lets a trigger write a SQLITE_VTAB_DIRECTONLY table,
+** and the table is not told who writes. So there a table that triggers may
+** not use refuses every write while a trigger of its schema names it: such
+** a trigger came with the database file (a TEMP trigger is the
+** application's own), and SQLite 3.40 would refuse it anyway. Quotes are
+** dropped on both sides, as a name may be written "a""b", `a`, [a]. */
+static int guard_triggers(kvt_vtab *vt) {
+  if (vt->trusted || KVT_HAS_TRIGGER_GUARD() || sqlite3_stricmp(vt->schema, "temp") == 0)
+    return SQLITE_OK;
+  char *sql = sqlite3_mprintf(
+      "SELECT name FROM \"%w\".sqlite_master WHERE type = 'trigger' AND instr("
+      "lower(replace(replace(replace(replace(sql, '\"', ''), '`', ''), '[', ''), ']', '')), "
+      "lower(replace(replace(replace(replace(?1, '\"', ''), '`', ''), '[', ''), ']', ''))) > 0",
+      vt->schema);
+  if (!sql) return SQLITE_NOMEM;
+  sqlite3_stmt *st = NULL;
+  int rc = sqlite3_prepare_v2(vt->conn->db, sql, -1, &st, NULL);
+  sqlite3_free(sql);
+  if (rc == SQLITE_OK) {
+    sqlite3_bind_text(st, 1, vt->name, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+      rc = kvt_error(vt, SQLITE_ERROR,
+                     "table %s: trigger %s may write it, and SQLite %s cannot keep triggers "
+                     "from writing a table not allowed to them (3.40 can); drop the trigger, or "
+                     "declare the table triggers=1 and allow its store (klevdb_allow_triggers)",
+                     vt->name, (const char *)sqlite3_column_text(st, 0), sqlite3_libversion());
+    else if (rc == SQLITE_DONE)
+      rc = SQLITE_OK;
+  }
+  if (rc != SQLITE_OK && !vt->base.zErrMsg)
+    kvt_error(vt, rc, "table %s: %s", vt->name, sqlite3_errmsg(vt->conn->db));
+  sqlite3_finalize(st);
+  return rc;
+}
+
 int kvt_begin(sqlite3_vtab *vtab) {
   kvt_vtab *vt = (kvt_vtab *)vtab;
+  int rc = guard_triggers(vt);
+  if (rc != SQLITE_OK) return rc;
   vt->tx->autocommit = sqlite3_get_autocommit(vt->conn->db) != 0;
-  vt->tx->changes0 = sqlite3_total_changes64(vt->conn->db);
+  vt->tx->changes0 = total_changes(vt->conn->db);
   return SQLITE_OK;
 }
 
@@ -513,7 +556,7 @@ int kvt_sync(sqlite3_vtab *vtab) {
   kvt_pending *tx = vt->tx;
   if (tx->published || !tx->locked || (!tx->n && !tx->ndels)) return SQLITE_OK;
   bool alone = tx->autocommit && !others_write(vt) &&
-               sqlite3_total_changes64(vt->conn->db) == tx->changes0;
+               total_changes(vt->conn->db) == tx->changes0;
   /* Retention goes with the batch: the segments it drops are deleted
   ** when, and only when, the batch is committed. */
   klevdb_range *dels = tx->dels;

@@ -17,14 +17,14 @@ INSERT INTO c(key, value, time) VALUES ('k', 'v05', 1672531205000000);
 INSERT INTO c(key, value, time) VALUES ('k', 'v06', 1672531206000000);
 INSERT INTO c(key, value, time) VALUES ('k', 'v07', 1672531207000000);
 .print == 8 messages, 2 segments, nothing removed (4 newer than segment 0 are not 5)
-SELECT s->>'$.segments', s->>'$.messages', s->>'$.oldest_offset', s->>'$.retention.removed_messages' FROM (SELECT klevdb_stat('c') AS s);
+SELECT json_extract(s, '$.segments'), json_extract(s, '$.messages'), json_extract(s, '$.oldest_offset'), json_extract(s, '$.retention.removed_messages') FROM (SELECT klevdb_stat('c') AS s);
 INSERT INTO c(key, value, time) VALUES ('k', 'v08', 1672531208000000);
 .print == the 9th commit drops segment 0 with it: 4..8 left, 4 removed in 1 segment
 .print == last_insert_rowid() is still the 9th message (8): retention's record is no insert of the caller
 SELECT last_insert_rowid();
-SELECT s->>'$.segments', s->>'$.messages', s->>'$.oldest_offset', s->>'$.retention.removed_messages', s->>'$.retention.removed_segments' FROM (SELECT klevdb_stat('c') AS s);
+SELECT json_extract(s, '$.segments'), json_extract(s, '$.messages'), json_extract(s, '$.oldest_offset'), json_extract(s, '$.retention.removed_messages'), json_extract(s, '$.retention.removed_segments') FROM (SELECT klevdb_stat('c') AS s);
 SELECT min("offset"), max("offset"), count(*) FROM c;
-SELECT s->>'$.retention.last_removed_messages', s->>'$.retention.last_removed_segments', s->>'$.retention.last_removed_at' > 1672531200000000 FROM (SELECT klevdb_stat('c') AS s);
+SELECT json_extract(s, '$.retention.last_removed_messages'), json_extract(s, '$.retention.last_removed_segments'), json_extract(s, '$.retention.last_removed_at') > 1672531200000000 FROM (SELECT klevdb_stat('c') AS s);
 .print == the record is in the shadow table (ids 2: totals, 3: last)
 SELECT id, base, count FROM c_klevdb WHERE id IN (2, 3) ORDER BY id;
 .print == a ROLLBACK removes nothing; retention is part of the COMMIT
@@ -44,14 +44,14 @@ INSERT INTO log VALUES (1);
 SELECT min("offset"), count(*) FROM c;
 COMMIT;
 SELECT min("offset"), count(*) FROM c;
-SELECT s->>'$.retention.removed_messages', s->>'$.retention.removed_segments' FROM (SELECT klevdb_stat('c') AS s);
+SELECT json_extract(s, '$.retention.removed_messages'), json_extract(s, '$.retention.removed_segments') FROM (SELECT klevdb_stat('c') AS s);
 .print == a transaction that does not write the table applies nothing
 SELECT klevdb_commit('c', 'x', 13);
 SELECT min("offset"), count(*) FROM c;
 .print == a read-only table on the store never removes (max_count=1)
 CREATE VIRTUAL TABLE c_ro USING klevdb(dir='c.d', readonly=1, max_count=1);
 SELECT count(*) FROM c_ro;
-SELECT s->>'$.retention.max_count', s->>'$.retention.removed_messages' FROM (SELECT klevdb_stat('c_ro') AS s);
+SELECT json_extract(s, '$.retention.max_count'), json_extract(s, '$.retention.removed_messages') FROM (SELECT klevdb_stat('c_ro') AS s);
 
 .print ======== max_bytes=400: a segment goes once 400 newer bytes are there
 -- A sealed segment of 4 is 304 bytes (log and index, as klevdb_stat counts).
@@ -66,19 +66,19 @@ INSERT INTO b(key, value, time) VALUES ('k', 'v06', 1672531206000000);
 INSERT INTO b(key, value, time) VALUES ('k', 'v07', 1672531207000000);
 INSERT INTO b(key, value, time) VALUES ('k', 'v08', 1672531208000000);
 .print == 9 messages: segment 0 stays (newer: 304 bytes of 4..7 and the pending 8)
-SELECT s->>'$.segments', s->>'$.messages', s->>'$.bytes', s->>'$.retention.removed_messages' FROM (SELECT klevdb_stat('b') AS s);
+SELECT json_extract(s, '$.segments'), json_extract(s, '$.messages'), json_extract(s, '$.bytes'), json_extract(s, '$.retention.removed_messages') FROM (SELECT klevdb_stat('b') AS s);
 INSERT INTO b(key, value, time) VALUES ('k', 'v09', 1672531209000000);
 .print == the 10th: segment 0 goes (4 removed), 4..9 left
-SELECT s->>'$.segments', s->>'$.messages', s->>'$.bytes', s->>'$.retention.removed_messages' FROM (SELECT klevdb_stat('b') AS s);
+SELECT json_extract(s, '$.segments'), json_extract(s, '$.messages'), json_extract(s, '$.bytes'), json_extract(s, '$.retention.removed_messages') FROM (SELECT klevdb_stat('b') AS s);
 SELECT min("offset"), count(*) FROM b;
 INSERT INTO b(key, value, time) VALUES ('k', 'v10', 1672531210000000);
 INSERT INTO b(key, value, time) VALUES ('k', 'v11', 1672531211000000);
 INSERT INTO b(key, value, time) VALUES ('k', 'v12', 1672531212000000);
 .print == 4..12: the newer of segment 4 (8..12) are 5 messages, under 400 bytes
-SELECT min("offset"), count(*), klevdb_stat('b')->>'$.bytes' FROM b;
+SELECT min("offset"), count(*), json_extract(klevdb_stat('b'), '$.bytes') FROM b;
 INSERT INTO b(key, value, time) VALUES ('k', 'v13', 1672531213000000);
 .print == the 6th newer one tips it: 8..13 left, 8 removed in all
-SELECT min("offset"), count(*), klevdb_stat('b')->>'$.retention.removed_messages' FROM b;
+SELECT min("offset"), count(*), json_extract(klevdb_stat('b'), '$.retention.removed_messages') FROM b;
 
 .print ======== max_age=1d: messages of 2023 are past it; the head stays
 CREATE VIRTUAL TABLE a USING klevdb(dir='a.d', rollover=150, max_age='1d');
@@ -92,7 +92,7 @@ SELECT min("offset"), count(*) FROM a;
 INSERT INTO a(key, value, time) VALUES ('k', 'now', NULL);
 .print == the next commit drops it: 4, 5 left
 SELECT min("offset"), count(*) FROM a;
-SELECT s->>'$.retention.max_age_us', s->>'$.retention.removed_messages', s->>'$.retention.removed_segments' FROM (SELECT klevdb_stat('a') AS s);
+SELECT json_extract(s, '$.retention.max_age_us'), json_extract(s, '$.retention.removed_messages'), json_extract(s, '$.retention.removed_segments') FROM (SELECT klevdb_stat('a') AS s);
 .print == a segment with a young message stays (4 old, 5..7 young): 4..10 left
 INSERT INTO a(key, value) VALUES ('k', 'n1');
 INSERT INTO a(key, value) VALUES ('k', 'n2');
@@ -126,7 +126,7 @@ SELECT min("offset"), count(*) FROM y;
 .print ======== keep_unconsumed=1, max_count=2
 CREATE VIRTUAL TABLE k USING klevdb(dir='k.d', rollover=150, max_count=2, keep_unconsumed=1);
 .print == no consumers: stat says so, and retention works as without it
-SELECT s->>'$.retention.keep_unconsumed' FROM (SELECT klevdb_stat('k') AS s);
+SELECT json_extract(s, '$.retention.keep_unconsumed') FROM (SELECT klevdb_stat('k') AS s);
 INSERT INTO k(key, value, time) VALUES ('k', 'v00', 1672531200000000);
 INSERT INTO k(key, value, time) VALUES ('k', 'v01', 1672531201000000);
 INSERT INTO k(key, value, time) VALUES ('k', 'v02', 1672531202000000);
@@ -136,7 +136,7 @@ INSERT INTO k(key, value, time) VALUES ('k', 'v05', 1672531205000000);
 SELECT min("offset"), count(*) FROM k;
 .print == a consumer at 4 (the oldest) holds everything from 4 on
 SELECT klevdb_reset('k', 'slow', 'oldest');
-SELECT s->>'$.retention.keep_unconsumed' FROM (SELECT klevdb_stat('k') AS s);
+SELECT json_extract(s, '$.retention.keep_unconsumed') FROM (SELECT klevdb_stat('k') AS s);
 INSERT INTO k(key, value, time) VALUES ('k', 'v06', 1672531206000000);
 INSERT INTO k(key, value, time) VALUES ('k', 'v07', 1672531207000000);
 INSERT INTO k(key, value, time) VALUES ('k', 'v08', 1672531208000000);
@@ -159,7 +159,7 @@ SELECT min("offset"), count(*) FROM k;
 .print == a second consumer further back holds from its position
 SELECT klevdb_reset('k', 'slower', 9);
 SELECT klevdb_commit('k', 'slow', 14);
-SELECT s->>'$.retention.keep_unconsumed' FROM (SELECT klevdb_stat('k') AS s);
+SELECT json_extract(s, '$.retention.keep_unconsumed') FROM (SELECT klevdb_stat('k') AS s);
 .print == the abandoned one dropped: trim removes up to the other one's position
 SELECT klevdb_consumer_drop('k', 'slower');
 SELECT klevdb_trim('k', 'offset', 100);

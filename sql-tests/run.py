@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Runs SQL test scripts and compares their output with NAME.expected.
 
-usage: run.py [--update] [--keep] MODE MODULE_OR_RUNNER FIXTURES_DIR SQL_FILE...
+usage: run.py [--update] [--keep] [--shell=PATH] MODE MODULE_OR_RUNNER FIXTURES_DIR SQL_FILE...
 
 MODE shell:  MODULE_OR_RUNNER is the loadable module (build/ext/klevdb.so);
              each script runs through the real shell as
@@ -9,6 +9,8 @@ MODE shell:  MODULE_OR_RUNNER is the loadable module (build/ext/klevdb.so);
                        -cmd '.nullvalue NULL' -cmd '.headers off' < NAME.sql
              under `stdbuf -oL`, so stdout is line-buffered and rows and error
              messages (stderr) interleave in the order they happen.
+             --shell=PATH runs PATH instead of the sqlite3 on PATH (sqlrun
+             built against another SQLite: tests/sqlite-versions/run.sh).
 MODE runner: MODULE_OR_RUNNER is sql-tests/sqlrun (SQLite and the extension
              linked in; for sanitizer builds); `sqlrun < NAME.sql` prints
              exactly what the shell prints.
@@ -58,11 +60,11 @@ def copy_fixtures(src, dst):
             os.chmod(p, os.stat(p).st_mode | stat.S_IRUSR | stat.S_IWUSR)
 
 
-def command(mode, target):
+def command(mode, target, shell=None):
     if not os.path.exists(target):
         sys.exit("run.py: %s does not exist (build first)" % target)
     if mode == "shell":
-        shell = shutil.which("sqlite3")
+        shell = shell or shutil.which("sqlite3")
         if not shell:
             sys.exit("run.py: no sqlite3 shell on PATH (apt-get install sqlite3)")
         # The shell's .load takes one argument; quote it in case of spaces.
@@ -166,9 +168,12 @@ def main(argv):
     # meson ends a test that overruns with SIGTERM: clean up on the way out.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     update = keep = False
+    shell = None
     args = []
     for a in argv[1:]:
-        if a == "--update":
+        if a.startswith("--shell="):
+            shell = os.path.abspath(a[len("--shell="):])
+        elif a == "--update":
             update = True
         elif a == "--keep":
             keep = True
@@ -177,7 +182,7 @@ def main(argv):
     if len(args) < 4:
         sys.exit(__doc__)
     mode, target, fixtures = args[0], args[1], args[2]
-    cmd = command(mode, target)
+    cmd = command(mode, target, shell)
     failed = 0
     for sql_file in args[3:]:
         if not run_one(cmd, fixtures, sql_file, update, keep):

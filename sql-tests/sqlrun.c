@@ -6,7 +6,14 @@
 ** runs a script read from stdin the way `sqlite3 -batch` does, printing
 ** exactly what the shell prints so the same .expected files serve both:
 **
-**   sqlrun [DATABASE] < script.sql        (DATABASE defaults to :memory:)
+**   sqlrun [-batch] [-cmd DOTCOMMAND]... [DATABASE] < script.sql
+**                                         (DATABASE defaults to :memory:)
+**
+** Built with -DSQLRUN_LOADABLE against any SQLite amalgamation (see
+** tests/sqlite-versions/run.sh), it links no extension and takes the
+** module through ".load", as the shell does, so that the same scripts test
+** the loadable module in SQLite versions other than the system's. The
+** shell's command line is what run.py passes to the real shell.
 **
 ** Input is read line by line as the shell does: blank and comment-only lines
 ** between statements are skipped, a line starting with '.' (when no SQL is
@@ -26,6 +33,7 @@
 ** codes other than SQLITE_ERROR, N being the line the chunk started on.
 **
 ** Dot-commands supported (only what the tests use):
+**   .load FILE [ENTRY]    sqlite3_load_extension
 **   .print ARGS...        ARGS joined by one space, shell quoting and
 **                         backslash escapes
 **   .mode list            the only mode
@@ -43,7 +51,9 @@
 
 #include <sqlite3.h>
 
+#ifndef SQLRUN_LOADABLE
 int sqlite3_klevdb_init(sqlite3 *db, char **err, const sqlite3_api_routines *api);
+#endif
 
 static char null_value[100] = "NULL";
 static int show_headers = 0;
@@ -217,6 +227,12 @@ static int run_eqp(sqlite3_stmt *st) {
 /* The shell's shell_error_context(): the statement around the error offset
 ** with a caret under it. */
 static void error_context(sqlite3 *db, const char *sql) {
+#if SQLITE_VERSION_NUMBER < 3038000
+  /* No sqlite3_error_offset before 3.38: its shell shows no context. */
+  (void)db;
+  (void)sql;
+  (void)xmalloc;
+#else
   int off = sqlite3_error_offset(db);
   if (off < 0 || !sql) return;
   while (off > 50) {
@@ -242,6 +258,7 @@ static void error_context(sqlite3 *db, const char *sql) {
   else
     fprintf(stderr, "\n  %s\n  %*serror here ---^", code, off - 14, "");
   free(code);
+#endif
 }
 
 static void report(sqlite3 *db, const char *kind, int line, int rc, const char *sql) {
@@ -355,6 +372,16 @@ static int dot_command(sqlite3 *db, char *line) {
     fputc('\n', stdout);
     return 0;
   }
+  if (strcmp(cmd, "load") == 0 && (argc == 2 || argc == 3)) {
+    char *err = NULL;
+    sqlite3_db_config(db, SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, 1, (int *)NULL);
+    if (sqlite3_load_extension(db, argv[1], argc == 3 ? argv[2] : NULL, &err) == SQLITE_OK) return 0;
+    fflush(stdout);
+    fprintf(stderr, "Error: %s\n", err ? err : "cannot load");
+    fflush(stderr);
+    sqlite3_free(err);
+    return 1;
+  }
   if (strcmp(cmd, "mode") == 0 && argc == 2 && strcmp(argv[1], "list") == 0) return 0;
   if (strcmp(cmd, "headers") == 0 && argc == 2) {
     if (strcmp(argv[1], "on") == 0) {
@@ -432,11 +459,25 @@ static void fn_readfile(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
 }
 
 int main(int argc, char **argv) {
-  const char *dbname = argc > 1 ? argv[1] : ":memory:";
+  const char *dbname = ":memory:";
   sqlite3 *db;
   int errors = 0;
 
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "-batch") == 0) continue;
+    if (strcmp(argv[i], "-cmd") == 0 && i + 1 < argc) {
+      i++;   /* run once the database is open */
+      continue;
+    }
+    if (argv[i][0] == '-') {
+      fprintf(stderr, "sqlrun: unknown option %s\n", argv[i]);
+      return 1;
+    }
+    dbname = argv[i];
+  }
+#ifndef SQLRUN_LOADABLE
   sqlite3_auto_extension((void (*)(void))sqlite3_klevdb_init);
+#endif
   if (sqlite3_open(dbname, &db) != SQLITE_OK) {
     fprintf(stderr, "Error: unable to open database \"%s\": %s\n", dbname, sqlite3_errmsg(db));
     sqlite3_close(db);
@@ -444,6 +485,14 @@ int main(int argc, char **argv) {
   }
   sqlite3_create_function(db, "writefile", 2, SQLITE_UTF8, NULL, fn_writefile, NULL, NULL);
   sqlite3_create_function(db, "readfile", 1, SQLITE_UTF8, NULL, fn_readfile, NULL, NULL);
+  for (int i = 1; i + 1 < argc; i++) {
+    if (strcmp(argv[i], "-cmd") != 0) continue;
+    char *cmd = strdup(argv[++i]);
+    if (!cmd) return 2;
+    if (cmd[0] == '.') errors += dot_command(db, cmd);
+    else errors += run_chunk(db, cmd, 0);
+    free(cmd);
+  }
 
   char *line = NULL, *sql = NULL;
   size_t linecap = 0, nsql = 0, sqlcap = 0;
