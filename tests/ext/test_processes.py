@@ -20,6 +20,11 @@ load extensions.
       give an error or still work, never crash (run in a child process).
   (e) a reader's files rewritten under it (klevdb_backup of another store
       into its directory): the reader must not crash.
+  (f) another process's writes seen at the next query: a readonly=1 table
+      asks for the newest message of a key (and the first at a time) right
+      after another process published one, again and again, across
+      rollovers; each query must give what was just published (the store's
+      own gets look only every few ms; a query looks first).
 
 Prints "test_processes: N checks, M failed" and exits 1 if any failed.
 """
@@ -290,7 +295,41 @@ def test_rewritten_under_reader(work):
     check(status == 0, "the reader's process exits cleanly", "exit status %r" % status)
 
 
+def test_next_query_sees(work):
+    print("# (f) another process's publish is seen by the next query")
+    x = os.path.join(work, "f.d")
+    a = Child(work)
+    try:
+        r = a.sql("CREATE VIRTUAL TABLE t USING klevdb(dir=%s, key_index=1, time_index=1, "
+                  "rollover=2000)" % q(x))
+        check("ok" in r, "A: CREATE on X", str(r))
+        r = a.sql("INSERT INTO t(time, key, value) VALUES (1000, 'k', 'v0')")
+        check("ok" in r, "A: first INSERT", str(r))
+        b = connect(":memory:")
+        b.execute("CREATE VIRTUAL TABLE r USING klevdb(dir=%s, key_index=1, time_index=1, "
+                  "readonly=1)" % q(x))
+        stale_key = stale_time = 0
+        for i in range(1, 120):
+            r = a.sql("INSERT INTO t(time, key, value) VALUES (%d, 'k', 'v%d')" % (1000 + i, i))
+            if "ok" not in r:
+                check(False, "A: INSERT %d" % i, str(r))
+                break
+            got = b.execute("SELECT value FROM r WHERE key = 'k' ORDER BY \"offset\" DESC LIMIT 1").fetchall()
+            stale_key += got != [("v%d" % i,)]
+            got = b.execute("SELECT value FROM r WHERE time >= ? ORDER BY \"offset\" LIMIT 1",
+                            (1000 + i,)).fetchall()
+            stale_time += got != [("v%d" % i,)]
+        check(stale_key == 0, "B: the newest message of a key is the one just published, 119 times",
+              "%d stale answers" % stale_key)
+        check(stale_time == 0, "B: the first message at a time is the one just published, 119 times",
+              "%d stale answers" % stale_time)
+        b.close()
+    finally:
+        status = a.close()
+    check(status == 0, "A exits cleanly", "exit status %r" % status)
+
+
 if __name__ == "__main__":
     sys.exit(extcheck.main("test_processes", __doc__, sys.argv,
                            (test_second_writer, test_unwritable, test_removed_dir,
-                            test_rewritten_under_reader)))
+                            test_rewritten_under_reader, test_next_query_sees)))
