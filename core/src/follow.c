@@ -50,6 +50,15 @@ static void kt_add(store *st, seg *s, int64_t from) {
   }
 }
 
+/* A segment that is no longer the last was rolled over: its index file
+** is complete, so it becomes an ordinary mapped segment. */
+static void seal_in_view(seg *s) {
+  if (s->fd >= 0) close(s->fd);
+  s->fd = -1;
+  s->live = false;
+  seg_unload(s);
+}
+
 static klevdb_err relist(store *st, klevdb_error *e) {
   int64_t *bases;
   size_t n;
@@ -111,8 +120,6 @@ static klevdb_err relist(store *st, klevdb_error *e) {
     changed = moved = true;
   }
   if (moved) __atomic_add_fetch(&st->moves, 1, __ATOMIC_SEQ_CST);
-  /* A segment that is no longer the last was rolled over: its index file
-  ** is complete, so it becomes an ordinary mapped segment. */
   for (size_t i = 0; i + 1 < n; i++) {
     seg *s = ns[i];
     if (!s->live) continue;
@@ -123,12 +130,9 @@ static klevdb_err relist(store *st, klevdb_error *e) {
       sealed = s;
       sealed_from = seg_next(s, st->isz);
       if (!s->loaded || seg_follow(&st->cfg, s, NULL) != KLEVDB_OK) changed = true;
-      else continue;   /* unloaded below, after its items are added */
+      else continue;   /* sealed below, after its items are added */
     }
-    if (s->fd >= 0) close(s->fd);
-    s->fd = -1;
-    s->live = false;
-    seg_unload(s);
+    seal_in_view(s);
   }
   /* The last segment is read as a live one (items on the heap, following
   ** appends); one that was sealed in this view loads again that way. */
@@ -147,10 +151,7 @@ static klevdb_err relist(store *st, klevdb_error *e) {
   }
   if (sealed && sealed->live) {
     kt_add(st, sealed, sealed_from);
-    if (sealed->fd >= 0) close(sealed->fd);
-    sealed->fd = -1;
-    sealed->live = false;
-    seg_unload(sealed);
+    seal_in_view(sealed);
   }
   return KLEVDB_OK;
 }

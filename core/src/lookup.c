@@ -150,6 +150,16 @@ static klevdb_err get_by_key_locked(store *st, const void *key, size_t len, uint
   return kerr(e, KLEVDB_ENOTFOUND, "get by key: not found: key not found");
 }
 
+/* A get that found nothing on a read-only handle, which looks for another
+** process's publishes only every 10 ms (FOLLOW_US), looks at once and
+** says to try again, once. */
+static bool miss_look_again(store *st, klevdb_err *rc, bool *fresh, klevdb_error *e) {
+  if (*rc != KLEVDB_ENOTFOUND || !st->ro || *fresh) return false;
+  *fresh = true;
+  *rc = follow(st, true, e);
+  return *rc == KLEVDB_OK;
+}
+
 static klevdb_err get_by_key_once(klevdb *db, const void *key, size_t key_len, klevdb_batch *b) {
   BEGIN(db);
   batch_fail(b);
@@ -157,9 +167,8 @@ static klevdb_err get_by_key_once(klevdb *db, const void *key, size_t key_len, k
   klevdb_error *e = &db->err;
   if (!(st->params & IDX_KEYS)) return kerr(e, KLEVDB_ENOINDEX, "get by key: no index by key");
   if (key_len && !key) return kerr(e, KLEVDB_EINVAL, "get by key: no key bytes given");
-  /* A read-only handle looks for another process's publishes at most
-  ** every 10 ms (FOLLOW_US) here, not at each lookup (two system calls and the
-  ** list lock each time); a key it cannot find makes it look at once. */
+  /* Not a look for another process's publishes at each lookup (two
+  ** system calls and the list lock): see miss_look_again. */
   bool fresh = false;
   klevdb_err rc = read_begin(db, b, false);
   if (rc) return rc;
@@ -183,11 +192,7 @@ again:;
   rc = get_by_key_locked(st, key, key_len, h, b, e);
   pthread_rwlock_unlock(&st->lk);
   maybe_sweep(st);
-  if (rc == KLEVDB_ENOTFOUND && st->ro && !fresh) {
-    fresh = true;
-    if ((rc = follow(st, true, e))) return rc;
-    goto again;
-  }
+  if (miss_look_again(st, &rc, &fresh, e)) goto again;
   return rc;
 }
 
@@ -297,16 +302,15 @@ static klevdb_err get_by_time_once(klevdb *db, int64_t time_us, klevdb_batch *b)
   batch_fail(b);
   store *st = db->st;
   if (!(st->params & IDX_TIMES)) return kerr(&db->err, KLEVDB_ENOINDEX, "get by time: no index by time");
-  /* Paced as a get by key is: a time past what the handle knows makes
-  ** it look at once. */
+  /* Paced as a get by key is (miss_look_again). */
+  bool fresh = false;
   klevdb_err rc = read_begin(db, b, false);
-  for (bool fresh = false; !rc; fresh = true) {
+  while (!rc) {
     pthread_rwlock_rdlock(&st->lk);
     rc = get_by_time_locked(st, time_us, b, &db->err);
     pthread_rwlock_unlock(&st->lk);
     maybe_sweep(st);
-    if (rc != KLEVDB_ENOTFOUND || !st->ro || fresh) break;
-    if ((rc = follow(st, true, &db->err))) break;
+    if (!miss_look_again(st, &rc, &fresh, &db->err)) break;
   }
   return rc;
 }
