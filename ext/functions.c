@@ -259,10 +259,10 @@ static kvt_vtab *table_arg(sqlite3_context *ctx, const char *fn, sqlite3_value *
   return vt;
 }
 
-/* Maintenance that deletes must not run under the table's own pending
-** writes: their offsets and deletes were planned against the log as it
-** was. */
-static bool refuse_pending(sqlite3_context *ctx, const char *fn, kvt_vtab *vt) {
+/* Maintenance that deletes runs neither inside a transaction nor under
+** the table's own pending writes (an autocommit statement's), whose
+** offsets and deletes were planned against the log as it was. */
+static bool refuse_in_transaction(sqlite3_context *ctx, const char *fn, kvt_vtab *vt) {
   /* A function is no write of the table that SQLite would enlist in the
   ** transaction, so what it removes could not be rolled back: like VACUUM,
   ** it runs outside a transaction only. DELETE goes with one. */
@@ -602,7 +602,7 @@ static void fn_trim(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
              fn);
     return;
   }
-  if (refuse_pending(ctx, fn, vt)) return;
+  if (refuse_in_transaction(ctx, fn, vt)) return;
   run_delete(ctx, fn, vt, f, what, v);
 }
 
@@ -628,7 +628,7 @@ static void fn_compact(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   }
   int64_t before;
   if (!time_arg(ctx, fn, "before_time", argv[2], &before)) return;
-  if (refuse_pending(ctx, fn, vt)) return;
+  if (refuse_in_transaction(ctx, fn, vt)) return;
   run_delete(ctx, fn, vt, f, what, before);
 }
 
