@@ -53,8 +53,6 @@ import pickle
 import random
 import re
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -791,32 +789,11 @@ class CQuery(Query):
 # ---- replaying in a child process (a crash or a hang is a failure too) ----
 
 def replay(module, base, create, steps):
-    case = os.path.join(base, "case.pickle")
-    with open(case, "wb") as f:
-        pickle.dump((create, steps), f)
-    try:
-        p = subprocess.run([sys.executable, os.path.abspath(__file__), "--replay", module, base, case],
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                           timeout=STATEMENT_SECONDS * 6 + 30 + 2 * len(steps))
-        out, rc = p.stdout.decode("utf-8", "replace"), p.returncode
-    except subprocess.TimeoutExpired as e:
-        out, rc = (e.stdout or b"").decode("utf-8", "replace"), "timeout"
-    last = out.strip().split("\n")[-1] if out.strip() else ""
-    if rc == 0 and last.startswith("{"):
-        r = json.loads(last)
-        return r["failure"], r["index"], r["log"], r["counters"]
-    log, index = [], 0
-    with open(case + ".log", encoding="utf-8", errors="replace") as f:
-        for line in f.read().split("\n")[:-1]:
-            if line.startswith("\x00"):
-                index = int(line[1:])
-            else:
-                log.append(line.replace("\\n", "\n"))
-    why = ("the process hung" if rc == "timeout" else
-           "the process died of signal %d" % -rc if isinstance(rc, int) and rc < 0 else
-           "the process failed (exit code %s)" % rc)
-    tail = "\n".join(out.strip().split("\n")[-12:])
-    return "%s at this step; it printed:\n%s" % (why, tail), index, log, {}
+    r, why, index, log = fuzzlib.run_case(os.path.abspath(__file__), module, base,
+                                          (create, steps), len(steps), 30)
+    if r is None:
+        return why, index, log, {}
+    return r["failure"], r["index"], r["log"], r["counters"]
 
 
 def replay_child(module, base, case):

@@ -875,28 +875,25 @@ def apply_step(tables, step, counters=None):
     raise ValueError(step)
 
 
-def replay(module, base, create, steps, check_each=False, counters=None):
-    """(failure text or None, index of the failing step, the log) of the
-    steps run on a new pair in a fresh folder, in a child process (a crash
-    or a hang is a failure too); check_each: the contents are compared
-    after every step. counters: updated with the child's counts."""
+def run_case(script, module, base, payload, nsteps, slack):
+    """Runs `script --replay MODULE BASE CASE` in a child process on the
+    pickled payload, whose steps the child logs to CASE.log as it goes.
+    Returns (the child's JSON result, None, None, None) when it finished,
+    else (None, what went wrong with what it printed, the index of the step
+    it died at, the log so far): a crash or a hang is a failure too."""
     case = os.path.join(base, "case.pickle")
     with open(case, "wb") as f:
-        pickle.dump((create, steps, check_each), f)
+        pickle.dump(payload, f)
     try:
-        p = subprocess.run([sys.executable, os.path.abspath(__file__), "--replay", module, base, case],
+        p = subprocess.run([sys.executable, script, "--replay", module, base, case],
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                           timeout=STATEMENT_SECONDS * 6 + 10 + 2 * len(steps))
+                           timeout=STATEMENT_SECONDS * 6 + slack + 2 * nsteps)
         out, rc = p.stdout.decode("utf-8", "replace"), p.returncode
     except subprocess.TimeoutExpired as e:
         out, rc = (e.stdout or b"").decode("utf-8", "replace"), "timeout"
     last = out.strip().split("\n")[-1] if out.strip() else ""
     if rc == 0 and last.startswith("{"):
-        r = json.loads(last)
-        if counters is not None:
-            for k, v in r["counters"].items():
-                counters[k] = counters.get(k, 0) + v
-        return r["failure"], r["index"], r["log"]
+        return json.loads(last), None, None, None
     # Died: the log written so far says where.
     log, index = [], 0
     with open(case + ".log", encoding="utf-8", errors="replace") as f:
@@ -915,7 +912,22 @@ def replay(module, base, create, steps, check_each=False, counters=None):
     first = [i for i, l in enumerate(lines) if any(w in l for w in (
         "runtime error", "ERROR: AddressSanitizer", "statement stuck", "Traceback"))]
     tail = "\n".join(lines[first[0]:first[0] + 8] if first else lines[-8:])
-    return "%s at this step%s" % (why, ("; it printed:\n" + tail) if tail else ""), index, log
+    return None, "%s at this step%s" % (why, ("; it printed:\n" + tail) if tail else ""), index, log
+
+
+def replay(module, base, create, steps, check_each=False, counters=None):
+    """(failure text or None, index of the failing step, the log) of the
+    steps run on a new pair in a fresh folder, in a child process (a crash
+    or a hang is a failure too); check_each: the contents are compared
+    after every step. counters: updated with the child's counts."""
+    r, why, index, log = run_case(os.path.abspath(__file__), module, base,
+                                  (create, steps, check_each), len(steps), 10)
+    if r is None:
+        return why, index, log
+    if counters is not None:
+        for k, v in r["counters"].items():
+            counters[k] = counters.get(k, 0) + v
+    return r["failure"], r["index"], r["log"]
 
 
 class _Sink(list):
