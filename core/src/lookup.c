@@ -29,16 +29,18 @@ static klevdb_err consume_by_key_once(klevdb *db, const void *key, size_t key_le
   size_t si = pick_consume(st, offset);
   for (;;) {
     seg *s = st->segs[si], *v;
+    int64_t next = store_next(st);   /* before the count (consume_in) */
     /* A key's messages may be far apart: segments passed are not kept. */
     if ((rc = peek(st, s, &v, e))) break;
     if (offset == KLEVDB_OFFSET_NEWEST) {
-      b->next_offset = si + 1 == st->nsegs ? st->next : seg_next(v, st->isz);
+      b->next_offset = si + 1 == st->nsegs ? next : seg_next(v, st->isz);
       unpeek(s, v);
       break;
     }
     const uint8_t *items = seg_items(v);
-    long i = offset == KLEVDB_OFFSET_OLDEST ? 0 : items_seek(items, v->n, st->isz, offset);
-    for (size_t k = i < 0 ? v->n : (size_t)i; k < v->n && b->len < max_count; k++) {
+    size_t n = seg_n(v);
+    long i = offset == KLEVDB_OFFSET_OLDEST ? 0 : items_seek(items, n, st->isz, offset);
+    for (size_t k = i < 0 ? n : (size_t)i; k < n && b->len < max_count; k++) {
       const uint8_t *it = items + k * st->isz;
       if (item_hash(it, st->params) != h || item_off(it) < floor) continue;
       klevdb_msg m;
@@ -53,7 +55,7 @@ static klevdb_err consume_by_key_once(klevdb *db, const void *key, size_t key_le
     unpeek(s, v);
     if (rc || b->len) break;
     if (si + 1 == st->nsegs) {
-      b->next_offset = st->next;
+      b->next_offset = next;
       break;
     }
     si++;
@@ -78,6 +80,29 @@ static bool kt_complete(const store *st) {
   return st->nsegs == 0 || st->kt_lo <= st->segs[0]->base;
 }
 
+/* Adds the items of segment s at or past offset from to the key table.
+** *end: past the last item it saw (a head may have more by now). Caller
+** holds lk for writing. */
+static klevdb_err kt_add_seg(store *st, seg *s, int64_t from, int64_t *end, klevdb_error *e) {
+  seg *v;
+  klevdb_err rc = peek(st, s, &v, e);
+  if (rc) return rc;
+  const uint8_t *items = seg_items(v);
+  size_t n = seg_n(v);
+  long i = items_seek(items, n, st->isz, from);
+  for (size_t k = i < 0 ? n : (size_t)i; k < n; k++) {
+    const uint8_t *it = items + k * st->isz;
+    if (!kt_put(&st->kt, item_hash(it, st->params), item_off(it), kt_same, st)) {
+      kt_free(&st->kt);
+      st->kt_state = -1;
+      break;
+    }
+  }
+  *end = n ? item_off(items + (n - 1) * st->isz) + 1 : s->base;
+  unpeek(s, v);
+  return KLEVDB_OK;
+}
+
 /* Adds the newest segment the key table does not cover yet. The table
 ** grows from the newest segment back, only as far as key queries need
 ** (a recent key is found after a few segments, not a build of the whole
@@ -90,21 +115,25 @@ static klevdb_err kt_extend(store *st, klevdb_error *e) {
     else hi = mid;
   }
   if (lo == 0) return KLEVDB_OK;
-  seg *s = st->segs[lo - 1], *v;
-  klevdb_err rc = peek(st, s, &v, e);
-  if (rc) return rc;
-  const uint8_t *items = seg_items(v);
-  for (size_t i = 0; i < v->n; i++) {
-    const uint8_t *it = items + i * st->isz;
-    if (!kt_put(&st->kt, item_hash(it, st->params), item_off(it), kt_same, st)) {
-      kt_free(&st->kt);
-      st->kt_state = -1;
-      unpeek(s, v);
-      return KLEVDB_OK;
-    }
-  }
-  unpeek(s, v);
+  seg *s = st->segs[lo - 1];
+  int64_t end;
+  klevdb_err rc = kt_add_seg(st, s, INT64_MIN, &end, e);
+  if (rc || st->kt_state != 1) return rc;
+  if (lo == st->nsegs) st->kt_hi = end;   /* the first: the head */
   st->kt_lo = s->base;
+  return KLEVDB_OK;
+}
+
+/* Adds what was published since the table last looked (kt_hi): the rest
+** of the head, and of the heads rolled over since. Caller holds lk for
+** writing. */
+static klevdb_err kt_catch_up(store *st, klevdb_error *e) {
+  for (size_t si = seg_find(st, st->kt_hi); si < st->nsegs && st->kt_state == 1; si++) {
+    int64_t end;
+    klevdb_err rc = kt_add_seg(st, st->segs[si], st->kt_hi, &end, e);
+    if (rc) return rc;
+    if (end > st->kt_hi) st->kt_hi = end;
+  }
   return KLEVDB_OK;
 }
 
@@ -123,7 +152,7 @@ static klevdb_err get_by_key_locked(store *st, const void *key, size_t len, uint
     if (off < 0) return kerr(e, KLEVDB_ENOTFOUND, "get by key: not found: key not found");
     seg *s = st->segs[seg_find(st, off)];
     if ((rc = load(st, s, e))) return rc;
-    long i = items_find(seg_items(s), s->n, st->isz, off);
+    long i = items_find(seg_items(s), seg_n(s), st->isz, off);
     if (i >= 0) {
       klevdb_msg m;
       if ((rc = seg_read(&st->cfg, s, (size_t)i, &m, e))) return rc;
@@ -134,7 +163,7 @@ static klevdb_err get_by_key_locked(store *st, const void *key, size_t len, uint
     seg *s = st->segs[si], *v;
     if ((rc = peek(st, s, &v, e))) return rc;
     const uint8_t *items = seg_items(v);
-    for (size_t i = v->n; !rc && i-- > 0;) {
+    for (size_t i = seg_n(v); !rc && i-- > 0;) {
       if (item_hash(items + i * st->isz, st->params) != h) continue;
       klevdb_msg m;
       if ((rc = seg_read(&st->cfg, v, i, &m, e))) break;
@@ -174,17 +203,25 @@ static klevdb_err get_by_key_once(klevdb *db, const void *key, size_t key_len, k
   if (rc) return rc;
 again:;
   uint64_t h = klevdb_key_hash(key, key_len);
+  /* What was published before this call is what the table must hold;
+  ** publishes meanwhile may be seen or not (as with a lock). */
+  int64_t upto = store_next(st);
   pthread_rwlock_rdlock(&st->lk);
-  /* Until the table answers (it has the key, or covers every segment),
-  ** grow it by a segment under the write lock and look again. */
-  while (st->kt_state == 0 || (st->kt_state == 1 && !kt_complete(st) && kt_get(&st->kt, h, kt_same, st) < 0)) {
+  /* Until the table holds what was published and answers (it has the
+  ** key, or covers every segment), bring it up to date or grow it by a
+  ** segment under the write lock, and look again. */
+  while (st->kt_state == 0 ||
+         (st->kt_state == 1 && !st->ro && st->kt_hi < upto) ||
+         (st->kt_state == 1 && !kt_complete(st) && kt_get(&st->kt, h, kt_same, st) < 0)) {
     pthread_rwlock_unlock(&st->lk);
     pthread_rwlock_wrlock(&st->lk);
     if (st->kt_state == 0) {
       st->kt_state = 1;
       st->kt_lo = INT64_MAX;
+      st->kt_hi = INT64_MAX;   /* set by the first kt_extend, the head's */
     }
-    if (st->kt_state == 1) rc = kt_extend(st, e);
+    if (st->kt_state == 1 && !st->ro && st->kt_hi < upto) rc = kt_catch_up(st, e);
+    else if (st->kt_state == 1) rc = kt_extend(st, e);
     pthread_rwlock_unlock(&st->lk);
     if (rc) return rc;
     pthread_rwlock_rdlock(&st->lk);
@@ -233,7 +270,7 @@ static klevdb_err tsmin_build(store *st, klevdb_error *e) {
         int64_t t = INT64_MAX;
         if (si + 1 == st->nsegs) {
           if ((rc = load(st, s, e))) break;
-          if (s->n) t = item_ts(seg_items(s), st->params);
+          if (seg_n(s)) t = item_ts(seg_items(s), st->params);
         } else {
           if ((rc = summary(st, s, e))) break;
           t = s->sum_ts_lo;
@@ -246,7 +283,8 @@ static klevdb_err tsmin_build(store *st, klevdb_error *e) {
         seg *s = st->segs[si];
         int64_t t = INT64_MIN;
         if (si + 1 == st->nsegs) {
-          if (s->n) t = item_ts(seg_items(s) + (s->n - 1) * st->isz, st->params);
+          size_t n = seg_n(s);
+          if (n) t = item_ts(seg_items(s) + (n - 1) * st->isz, st->params);
         } else {
           t = s->sum_ts_hi;
         }
@@ -266,7 +304,7 @@ static klevdb_err first_from(store *st, size_t si, int64_t ts, klevdb_batch *b, 
     seg *s = st->segs[si];
     klevdb_err rc = load(st, s, e);
     if (rc) return rc;
-    if (s->n) return get_item(st, s, 0, b, e);
+    if (seg_n(s)) return get_item(st, s, 0, b, e);
   }
   return kerr(e, KLEVDB_ENOTFOUND, "get by time %lld: not found: time not found", (long long)ts);
 }
@@ -292,7 +330,7 @@ static klevdb_err get_by_time_locked(store *st, int64_t ts, klevdb_batch *b, kle
   }
   seg *s = st->segs[lo];
   if ((rc = load(st, s, e))) return rc;
-  long i = items_time(seg_items(s), s->n, st->isz, st->params, ts);
+  long i = items_time(seg_items(s), seg_n(s), st->isz, st->params, ts);
   if (i >= 0) return get_item(st, s, (size_t)i, b, e);
   return first_from(st, lo + 1, ts, b, e);
 }
@@ -339,7 +377,7 @@ static klevdb_err time_floor_once(klevdb *db, int64_t time_us, int64_t *offset_o
   klevdb_err rc = st->ro ? follow(st, true, e) : KLEVDB_OK;
   if (rc) return rc;
   pthread_rwlock_rdlock(&st->lk);
-  *offset_out = st->next;
+  *offset_out = store_next(st);
   /* Indexed times never fall within a segment and are at least the real
   ** time, so everything before the first item at or past time_us, in the
   ** first segment that reaches it, is older. That segment is the first
@@ -359,9 +397,10 @@ static klevdb_err time_floor_once(klevdb *db, int64_t time_us, int64_t *offset_o
   for (size_t si = from; !rc && si < st->nsegs; si++) {
     seg *s = st->segs[si];
     if ((rc = load(st, s, e))) break;
-    if (s->n == 0) continue;
+    size_t n = seg_n(s);
+    if (n == 0) continue;
     const uint8_t *items = seg_items(s);
-    long i = items_time(items, s->n, st->isz, st->params, time_us);
+    long i = items_time(items, n, st->isz, st->params, time_us);
     if (i == IX_AFTER_END) continue;
     *offset_out = item_off(items + (i < 0 ? 0 : (size_t)i) * st->isz);
     break;

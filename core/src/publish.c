@@ -473,18 +473,22 @@ klevdb_err klevdb_publish(klevdb *db, const klevdb_msg *msgs, size_t n, int64_t 
     goto out;
   }
 
-  pthread_rwlock_wrlock(&st->lk);
-  if (h->n == 0) tsmin_stale(st);
-  h->ibuf.len += n * st->isz;
-  h->n += n;
-  h->log_end = pos;
-  __atomic_store_n(&st->next, off + (int64_t)n, __ATOMIC_SEQ_CST);
-  if (st->kt_state == 1) {
-    for (size_t i = 0; i < n; i++)
-      if (!kt_put(&st->kt, item_hash(items + i * st->isz, st->params), off + (int64_t)i, kt_same, st))
-        st->kt_state = -1;
+  /* Readers see the batch once the count covers it (seg_n): the items
+  ** and records below it are written by now, the end before the count,
+  ** the next offset after it. The list lock is left alone, so a publish
+  ** never waits for readers, except for a head's first item: a time
+  ** table built meanwhile under the read lock must not miss it. The key
+  ** table takes the batch at the next get by key (kt_hi). */
+  bool first = h->n == 0;
+  if (first) {
+    pthread_rwlock_wrlock(&st->lk);
+    tsmin_stale(st);
   }
-  pthread_rwlock_unlock(&st->lk);
+  h->ibuf.len += n * st->isz;
+  __atomic_store_n(&h->log_end, pos, __ATOMIC_RELEASE);
+  __atomic_store_n(&h->n, h->n + n, __ATOMIC_RELEASE);
+  __atomic_store_n(&st->next, off + (int64_t)n, __ATOMIC_SEQ_CST);
+  if (first) pthread_rwlock_unlock(&st->lk);
   st->hd.last_ts = last_ts;
   wake_waiters(st);
 out:

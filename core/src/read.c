@@ -27,29 +27,34 @@ static klevdb_err consume_in(store *st, size_t si, int64_t offset, size_t max, i
   for (;;) {
     seg *s = st->segs[si];
     bool last = si + 1 == st->nsegs;
+    /* The next offset before the head's count: the count then covers
+    ** every offset below it, so an answer "nothing past here" never skips
+    ** a message published in between. */
+    int64_t next = store_next(st);
     klevdb_err rc = load(st, s, e);
     if (rc) return rc;
     if (offset == KLEVDB_OFFSET_NEWEST) {
-      b->next_offset = last ? st->next : seg_next(s, st->isz);
+      b->next_offset = last ? next : seg_next(s, st->isz);
       return KLEVDB_OK;
     }
-    long i = offset == KLEVDB_OFFSET_OLDEST ? (s->n ? 0 : IX_EMPTY)
-                                            : items_seek(seg_items(s), s->n, st->isz, offset);
+    size_t n = seg_n(s);
+    long i = offset == KLEVDB_OFFSET_OLDEST ? (n ? 0 : IX_EMPTY)
+                                            : items_seek(seg_items(s), n, st->isz, offset);
     if (i < 0) {
       if (last) {
-        if (offset <= st->next) {
-          b->next_offset = st->next;
+        if (offset <= next) {
+          b->next_offset = next;
           return KLEVDB_OK;
         }
         return kerr(e, KLEVDB_EINVALID_OFFSET,
                     "consume %lld: invalid offset: offset after end (next offset is %lld)",
-                    (long long)offset, (long long)st->next);
+                    (long long)offset, (long long)next);
       }
       si++;
       offset = from >= 0 ? from : KLEVDB_OFFSET_OLDEST;
       continue;
     }
-    size_t count = s->n - (size_t)i;
+    size_t count = n - (size_t)i;
     if (count > max) count = max;
     if ((rc = batch_reset(b, count, e))) return rc;
     if (flags & KLEVDB_READ_OFFSETS) {
@@ -72,19 +77,20 @@ static klevdb_err consume_back(store *st, int64_t offset, size_t max, int flags,
                                klevdb_batch *b, klevdb_error *e) {
   b->next_offset = -1;
   if (offset < 0 && offset != KLEVDB_OFFSET_NEWEST) return KLEVDB_OK;
-  if (offset >= st->next) offset = KLEVDB_OFFSET_NEWEST;
+  if (offset >= store_next(st)) offset = KLEVDB_OFFSET_NEWEST;
   size_t si = offset == KLEVDB_OFFSET_NEWEST ? st->nsegs - 1 : seg_find(st, offset);
   for (;;) {
     seg *s = st->segs[si];
     klevdb_err rc = load(st, s, e);
     if (rc) return rc;
     const uint8_t *items = seg_items(s);
+    size_t n = seg_n(s);
     long i = -1;
-    if (s->n && offset == KLEVDB_OFFSET_NEWEST) {
-      i = (long)s->n - 1;
-    } else if (s->n && offset >= item_off(items)) {
-      long j = items_seek(items, s->n, st->isz, offset + 1);
-      i = j == IX_AFTER_END ? (long)s->n - 1 : j - 1;
+    if (n && offset == KLEVDB_OFFSET_NEWEST) {
+      i = (long)n - 1;
+    } else if (n && offset >= item_off(items)) {
+      long j = items_seek(items, n, st->isz, offset + 1);
+      i = j == IX_AFTER_END ? (long)n - 1 : j - 1;
     }
     if (i < 0) {
       if (si == 0) return KLEVDB_OK;
@@ -123,7 +129,7 @@ static klevdb_err read_once(klevdb *db, int64_t offset, size_t max_count, int fl
   klevdb_err rc = read_begin(db, b, false);
   if (rc) return rc;
   if (flags & KLEVDB_READ_BACKWARD) {
-    if (st->ro && (offset == KLEVDB_OFFSET_NEWEST || offset >= st->next) && (rc = follow(st, true, e)))
+    if (st->ro && (offset == KLEVDB_OFFSET_NEWEST || offset >= store_next(st)) && (rc = follow(st, true, e)))
       return rc;
     pthread_rwlock_rdlock(&st->lk);
     rc = consume_back(st, offset, max_count, flags, b, e);
@@ -133,7 +139,7 @@ static klevdb_err read_once(klevdb *db, int64_t offset, size_t max_count, int fl
     return rc;
   }
   pthread_rwlock_rdlock(&st->lk);
-  if (st->ro && (offset == KLEVDB_OFFSET_NEWEST || offset >= st->next)) {
+  if (st->ro && (offset == KLEVDB_OFFSET_NEWEST || offset >= store_next(st))) {
     pthread_rwlock_unlock(&st->lk);
     if ((rc = follow(st, true, e))) return rc;
     pthread_rwlock_rdlock(&st->lk);
@@ -160,11 +166,12 @@ klevdb_err klevdb_read(klevdb *db, int64_t offset, size_t max_count, int flags, 
 ** that the items around where it would be hold the records they name, so
 ** that a damaged index is reported as such and not as a missing message. */
 static klevdb_err verify_around(store *st, seg *s, int64_t offset, klevdb_error *e) {
-  if (s->n == 0) return KLEVDB_OK;
-  long j = items_seek(seg_items(s), s->n, st->isz, offset);
-  size_t at = j < 0 ? s->n : (size_t)j;
+  size_t n = seg_n(s);
+  if (n == 0) return KLEVDB_OK;
+  long j = items_seek(seg_items(s), n, st->isz, offset);
+  size_t at = j < 0 ? n : (size_t)j;
   klevdb_msg m;
-  for (size_t k = at > 0 ? at - 1 : 0; k <= at && k < s->n; k++) {
+  for (size_t k = at > 0 ? at - 1 : 0; k <= at && k < n; k++) {
     klevdb_err rc = seg_read(&st->cfg, s, k, &m, e);
     if (rc) return rc;
   }
@@ -179,7 +186,8 @@ static klevdb_err get_locked(store *st, int64_t offset, klevdb_batch *b, klevdb_
     for (size_t si = st->nsegs; si-- > 0;) {
       seg *s = st->segs[si];
       if ((rc = load(st, s, e))) return rc;
-      if (s->n) return get_item(st, s, s->n - 1, b, e);
+      size_t n = seg_n(s);
+      if (n) return get_item(st, s, n - 1, b, e);
     }
     return kerr(e, KLEVDB_EINVALID_OFFSET, "get newest: invalid offset: the log is empty");
   }
@@ -187,7 +195,7 @@ static klevdb_err get_locked(store *st, int64_t offset, klevdb_batch *b, klevdb_
     for (size_t si = 0; si < st->nsegs; si++) {
       seg *s = st->segs[si];
       if ((rc = load(st, s, e))) return rc;
-      if (s->n) return get_item(st, s, 0, b, e);
+      if (seg_n(s)) return get_item(st, s, 0, b, e);
     }
     return kerr(e, KLEVDB_EINVALID_OFFSET, "get oldest: invalid offset: the log is empty");
   }
@@ -197,13 +205,14 @@ static klevdb_err get_locked(store *st, int64_t offset, klevdb_batch *b, klevdb_
                   (long long)offset);
     return kerr(e, KLEVDB_ENOTFOUND, "get %lld: not found: offset before start", (long long)offset);
   }
-  if (offset >= st->next)
+  int64_t next = store_next(st);
+  if (offset >= next)
     return kerr(e, KLEVDB_EINVALID_OFFSET, "get %lld: invalid offset: offset after end (next offset is %lld)",
-                (long long)offset, (long long)st->next);
+                (long long)offset, (long long)next);
   size_t si = seg_find(st, offset);
   seg *s = st->segs[si];
   if ((rc = load(st, s, e))) return rc;
-  long i = items_find(seg_items(s), s->n, st->isz, offset);
+  long i = items_find(seg_items(s), seg_n(s), st->isz, offset);
   if (i >= 0) return get_item(st, s, (size_t)i, b, e);
   if ((rc = verify_around(st, s, offset, e))) return rc;
   if (i == IX_EMPTY && si + 1 == st->nsegs)
@@ -403,7 +412,9 @@ static klevdb_err bounds_once(klevdb *db, klevdb_bounds *out) {
   out->oldest_offset = out->newest_offset = -1;
   out->oldest_time = out->newest_time = -1;
   pthread_rwlock_rdlock(&st->lk);
-  out->next_offset = st->next;
+  /* Publishes only add while lk is held for reading: an empty log seen
+  ** below was empty at this next offset too. */
+  int64_t next = store_next(st);
   rc = get_locked(st, KLEVDB_OFFSET_OLDEST, &b, &db->err);
   if (!rc) {
     out->oldest_offset = b.msgs[0].offset;
@@ -413,10 +424,13 @@ static klevdb_err bounds_once(klevdb *db, klevdb_bounds *out) {
       out->newest_offset = b.msgs[0].offset;
       out->newest_time = b.msgs[0].time;
     }
+    /* Taken after the newest, which it then is past. */
+    next = store_next(st);
   } else if (rc == KLEVDB_EINVALID_OFFSET) {
     rc = KLEVDB_OK;   /* empty */
     db->err.code = KLEVDB_OK;
   }
+  out->next_offset = next;
   pthread_rwlock_unlock(&st->lk);
   klevdb_batch_free(&b);
   maybe_sweep(st);

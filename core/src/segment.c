@@ -471,12 +471,12 @@ klevdb_err seg_follow(const segcfg *c, seg *s, klevdb_error *e) {
 klevdb_err seg_read(const segcfg *c, const seg *s, size_t i, klevdb_msg *m,
                     klevdb_error *e) {
   const uint8_t *it = seg_items(s) + i * c->isz;
-  int64_t pos = item_pos(it), len;
-  if (pos < log_start(s->ver) || pos >= s->log_end)
+  int64_t pos = item_pos(it), len, end = seg_end(s);
+  if (pos < log_start(s->ver) || pos >= end)
     return kerr(e, KLEVDB_ECORRUPT_INDEX,
                 "segment %lld: index corrupted: offset %lld points past the log",
                 (long long)s->base, (long long)item_off(it));
-  int r = rec_decode(s->ver, s->log->data + pos, s->log_end - pos, true, m, &len, e);
+  int r = rec_decode(s->ver, s->log->data + pos, end - pos, true, m, &len, e);
   if (r < 0) {
     kerr_wrap(e, "segment %lld: offset %lld", (long long)s->base, (long long)item_off(it));
     return KLEVDB_ECORRUPT_LOG;
@@ -493,25 +493,27 @@ klevdb_err seg_read(const segcfg *c, const seg *s, size_t i, klevdb_msg *m,
 
 int64_t seg_rec_len(const segcfg *c, const seg *s, size_t i) {
   const uint8_t *it = seg_items(s) + i * c->isz;
-  if (i + 1 < s->n) return item_pos(it + c->isz) - item_pos(it);
+  if (i + 1 < seg_n(s)) return item_pos(it + c->isz) - item_pos(it);
   /* The last record: its own header says how long it is. */
   klevdb_msg m;
-  int64_t len, pos = item_pos(it);
-  if (pos >= 0 && pos < s->log_end &&
-      rec_decode(s->ver, s->log->data + pos, s->log_end - pos, false, &m, &len, NULL) == 1)
+  int64_t len, pos = item_pos(it), end = seg_end(s);
+  if (pos >= 0 && pos < end &&
+      rec_decode(s->ver, s->log->data + pos, end - pos, false, &m, &len, NULL) == 1)
     return len;
-  return s->log_end - pos;
+  return end - pos;
 }
 
 klevdb_err seg_stat(const segcfg *c, seg *s, int64_t *msgs, int64_t *bytes,
                     klevdb_error *e) {
   klevdb_err rc = seg_load(c, s, INT64_MAX, e);
   if (rc) return rc;
-  int64_t isize = s->live ? (s->iver == FMT_V2 ? FILE_HDR : 0) + (int64_t)(s->n * c->isz)
+  /* The count first: the end then covers at least its records. */
+  size_t n = seg_n(s);
+  int64_t isize = s->live ? (s->iver == FMT_V2 ? FILE_HDR : 0) + (int64_t)(n * c->isz)
                           : s->isize;
   if (c->ro && s->base == 0 && s->log->len == 0) isize = 0;   /* virtual */
-  *msgs = (int64_t)s->n;
-  *bytes = s->log_end + isize;
+  *msgs = (int64_t)n;
+  *bytes = seg_end(s) + isize;
   return KLEVDB_OK;
 }
 

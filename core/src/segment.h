@@ -66,6 +66,17 @@ static inline const uint8_t *seg_items(const seg *s) {
   return s->imap ? s->imap->data + s->ioff : s->ibuf.p;
 }
 
+/* A head's count and log end grow while readers look: publish stores them
+** (release) without the list lock, once the items and records they cover
+** are written. Readers take each once (acquire) and keep to what it
+** covers; the writer, the only one to grow them, reads them plainly. */
+static inline size_t seg_n(const seg *s) {
+  return __atomic_load_n(&s->n, __ATOMIC_ACQUIRE);
+}
+static inline int64_t seg_end(const seg *s) {
+  return __atomic_load_n(&s->log_end, __ATOMIC_ACQUIRE);
+}
+
 /* ---- segment.c ---- */
 
 seg *seg_new(int64_t base);
@@ -90,7 +101,8 @@ int64_t seg_rec_len(const segcfg *c, const seg *s, size_t i);
 klevdb_err seg_stat(const segcfg *c, seg *s, int64_t *msgs, int64_t *bytes,
                     klevdb_error *e);
 static inline int64_t seg_next(const seg *s, size_t isz) {
-  return s->n ? item_off(seg_items(s) + (s->n - 1) * isz) + 1 : s->base;
+  size_t n = seg_n(s);
+  return n ? item_off(seg_items(s) + (n - 1) * isz) + 1 : s->base;
 }
 /* Room to map for a log that grows, now size bytes. */
 size_t log_reserve(const segcfg *c, int64_t size);

@@ -154,7 +154,7 @@ bool kt_same(void *ctx, int64_t offset, uint64_t hash) {
   store *st = ctx;
   seg *s = st->segs[seg_find(st, offset)];
   if (load(st, s, NULL)) return false;
-  long i = items_find(seg_items(s), s->n, st->isz, offset);
+  long i = items_find(seg_items(s), seg_n(s), st->isz, offset);
   return i >= 0 && item_hash(seg_items(s) + (size_t)i * st->isz, st->params) == hash;
 }
 

@@ -17,11 +17,13 @@
 **                             rewrites under wmu alone, so unmapping (gc,
 **                             sweep) takes wmu too.
 **   st->lk (rwlock)           the segment list (segs, bases, nsegs), the
-**                             items and log mapping of the head (the writer
-**                             appends under wmu and publishes them under lk
-**                             for writing), the key table (kt, kt_state,
-**                             kt_lo); read-only stores: the whole view
-**                             (follow and relist hold it for writing).
+**                             head's items buffer and log mapping (moved
+**                             only under lk for writing; a publish that
+**                             needs neither moved adds to them under wmu
+**                             alone, see seg_n), the key table (kt,
+**                             kt_state, kt_lo, kt_hi); read-only stores:
+**                             the whole view (follow and relist hold it
+**                             for writing).
 **   st->tsmu                  serializes rebuilders of tsmin/tsmax (which
 **                             run under lk for reading).
 **   seg->load_mu              one segment's lazy load and its summary.
@@ -35,8 +37,11 @@
 ** own locks, which no other thread can see yet.
 **
 ** Atomic fields (read anywhere without a lock):
-**   st->next      written by the writer (under wmu and lk) or by follow
-**                 (under lk); read by anyone.
+**   st->next      written by the writer (under wmu, after the head's
+**                 count) or by follow (under lk); read by anyone
+**                 (store_next), before a head's count when both are.
+**   seg->n, seg->log_end  a head's grow under wmu alone (seg_n, seg_end);
+**                 they shrink only under lk for writing.
 **   st->tsmin_n   0 when the time table is stale (segment list changes,
 **                 under lk); set by tsmin_build (under tsmu), release.
 **   st->pubseq    bumped by publish (wake_waiters) and follow.
@@ -139,6 +144,9 @@ struct store {
   int kt_state;             /* 0 not started, 1 in use, -1 unusable */
   int64_t kt_lo;            /* the table covers the segments from this base
                             ** on: it grows back from the newest as needed */
+  int64_t kt_hi;            /* read-write stores: ... and the offsets below
+                            ** this; publish leaves the rest to the next
+                            ** get by key, so that it never waits for lk */
 
   /* blocking consumers */
   pthread_mutex_t cvmu;
@@ -264,6 +272,7 @@ static inline bool ro_transient(klevdb_err rc) {
   } while (0)
 
 static inline seg *head(store *st) { return st->segs[st->nsegs - 1]; }
+static inline int64_t store_next(const store *st) { return __atomic_load_n(&st->next, __ATOMIC_ACQUIRE); }
 
 /* Time lookups rebuild their table of first times on next use. */
 static inline void tsmin_stale(store *st) { __atomic_store_n(&st->tsmin_n, 0, __ATOMIC_RELEASE); }

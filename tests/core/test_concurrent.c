@@ -201,6 +201,86 @@ static void *deleter(void *arg) {
   return NULL;
 }
 
+/* No deletes: a reader from the oldest gets every offset, in order, none
+** skipped, however the publishes (which leave the list lock alone) fall
+** between its look at the next offset and at the head. */
+static void *strict_reader(void *arg) {
+  shared *s = arg;
+  klevdb *db = open_shared(s);
+  if (!db) return NULL;
+  klevdb_batch b = KLEVDB_BATCH_INIT;
+  int64_t cur = KLEVDB_OFFSET_OLDEST, last = -1;
+  while (last + 1 < TOTAL) {
+    if (klevdb_consume(db, cur, 7, &b)) {
+      atomic_fetch_add(&s->errors, 1);
+      break;
+    }
+    for (size_t k = 0; k < b.len; k++) {
+      if (b.msgs[k].offset != last + 1 || !same_msg(&b.msgs[k])) atomic_fetch_add(&s->bad, 1);
+      last = b.msgs[k].offset;
+    }
+    /* Past the end, the next offset is where the next message will be. */
+    if (b.len == 0 && b.next_offset != last + 1) atomic_fetch_add(&s->bad, 1);
+    atomic_fetch_add(&s->read, (long)b.len);
+    cur = b.next_offset;
+  }
+  klevdb_batch_free(&b);
+  klevdb_close(db);
+  return NULL;
+}
+
+/* No deletes: whatever was published before a get is found by it, by
+** key (the key table catches up with publishes at the get) and by time,
+** and the bounds never put the newest message at or past the next offset. */
+static void *strict_getter(void *arg) {
+  shared *s = arg;
+  klevdb *db = open_shared(s);
+  if (!db) return NULL;
+  klevdb_batch b = KLEVDB_BATCH_INIT;
+  while (!atomic_load(&s->done)) {
+    int64_t next;
+    if (klevdb_next_offset(db, &next)) {
+      atomic_fetch_add(&s->errors, 1);
+      break;
+    }
+    if (next == 0) continue;
+    int i = (int)next - 1;
+    char key[16];
+    snprintf(key, sizeof(key), "%10d", i);
+    klevdb_err e = klevdb_get_by_key(db, key, 10, &b);
+    if (e || b.msgs[0].offset != i || !same_msg(&b.msgs[0])) atomic_fetch_add(&s->bad, 1);
+    e = klevdb_get_by_time(db, TI(i), &b);
+    if (e || b.msgs[0].offset != i || !same_msg(&b.msgs[0])) atomic_fetch_add(&s->bad, 1);
+    klevdb_bounds bd;
+    if (klevdb_bounds_get(db, &bd)) atomic_fetch_add(&s->errors, 1);
+    else if (bd.oldest_offset != 0 || bd.newest_offset < i || bd.newest_offset >= bd.next_offset)
+      atomic_fetch_add(&s->bad, 1);
+    atomic_fetch_add(&s->read, 1);
+  }
+  klevdb_batch_free(&b);
+  klevdb_close(db);
+  return NULL;
+}
+
+static void no_deletes(void) {
+  SECTION("writer, strict readers and getter, no deletes");
+  char dir[256];
+  tmp_dir(dir, sizeof(dir));
+  shared s = {.dir = dir, .o = opts_tk()};
+  s.o.rollover = 64 << 10;
+  klevdb *keep = OPEN(dir, &s.o);
+  pthread_t th[4];
+  void *(*fn[4])(void *) = {writer, strict_reader, strict_reader, strict_getter};
+  for (int i = 0; i < 4; i++) pthread_create(&th[i], NULL, fn[i], &s);
+  for (int i = 0; i < 4; i++) pthread_join(th[i], NULL);
+  CHECK_EQ(atomic_load(&s.errors), 0);
+  CHECK_EQ(atomic_load(&s.bad), 0);
+  CHECK(atomic_load(&s.read) >= 2 * TOTAL);
+  CHECK_NEXT(keep, TOTAL);
+  CHECK_OK(klevdb_close(keep));
+  rm_rf(dir);
+}
+
 int main(int argc, char **argv) {
   if (argc == 4 && strcmp(argv[1], "--reader") == 0) return other_process(argv[2], atoi(argv[3]));
   const char *self = argv[0];
@@ -249,5 +329,6 @@ int main(int argc, char **argv) {
   if (n > 0) CHECK_EQ(offs[n - 1], TOTAL - 1);
   CHECK_OK(klevdb_close(keep));
   rm_rf(dir);
+  no_deletes();
   return check_done();
 }
