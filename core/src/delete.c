@@ -5,6 +5,7 @@
 */
 #include <errno.h>
 #include <sched.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -51,6 +52,8 @@ static bool drop_ranges(void *ctx, int64_t off) {
 }
 
 static void seg_free_v(void *s) { seg_free(s); }
+/* fd + 1 as a pointer: reap passes over NULL. */
+static void close_v(void *fd1) { close((int)(intptr_t)fd1 - 1); }
 
 /* Does one range of the drop set hold every item of s (loaded)? */
 static bool covered(drop_fn drop, void *ctx, const seg *s, size_t isz) {
@@ -61,14 +64,77 @@ static bool covered(drop_fn drop, void *ctx, const seg *s, size_t isz) {
   return k > 0 && hi < d->ranges[k - 1].to;
 }
 
+/* Does one range of the drop set hold every offset of [base, upper)? */
+static bool span_covered(drop_fn drop, void *ctx, int64_t base, int64_t upper) {
+  if (drop != drop_ranges) return false;
+  const dropset *d = ctx;
+  size_t k = ranges_upto(d, base);
+  return k > 0 && upper <= d->ranges[k - 1].to;
+}
+
+/* Drops sealed segment si whole without mapping it (a trim's): seg_whole
+** gives its count and size, and keeps its files open for the reaper. It
+** leaves the list before its files lose their names: it is not loaded, and
+** a reader that loaded it now would find its index gone and write it
+** again. Caller holds wmu. */
+static bool drop_whole(store *st, size_t si, klevdb_deleted *out, klevdb_err *rc,
+                       klevdb_error *e) {
+  seg *s = st->segs[si];
+  size_t n;
+  int64_t size;
+  int fds[2];
+  if (!seg_whole(&st->cfg, s, seg_upper(st, s), &n, &size, fds)) return false;
+  char old_log[PATH_CAP], old_idx[PATH_CAP];
+  seg_path(old_log, sizeof(old_log), st->dir, s->base, ".log");
+  seg_path(old_idx, sizeof(old_idx), st->dir, s->base, ".index");
+  /* Under the marker that open finishes after a crash (delete_recover). */
+  if ((*rc = delete_mark(st->dir, s->base, -1, "-", "-", st->opts.auto_sync, e))) {
+    close(fds[0]);
+    close(fds[1]);
+    return true;
+  }
+  FAULT_POINT();
+  uint64_t *kt_slots = NULL;
+  pthread_rwlock_wrlock(&st->lk);
+  memmove(&st->segs[si], &st->segs[si + 1], (st->nsegs - si - 1) * sizeof(seg *));
+  st->nsegs--;
+  segs_changed(st);   /* shrinks: cannot fail */
+  /* Its keys are not looked at: the key table is built again if used. */
+  if (st->kt_state == 1) {
+    kt_slots = st->kt.slots;
+    st->kt = (ktab){0};
+    st->kt_state = 0;
+  }
+  tsmin_stale(st);
+  pthread_rwlock_unlock(&st->lk);
+  unlink(old_idx);
+  unlink(old_log);
+  delete_unmark(st->dir, st->opts.auto_sync);
+  if (st->opts.auto_sync) dir_sync(st->dir, NULL);
+  /* As a mapping would, the open files outlive their names until the
+  ** reaper's thread closes them: that is when the kernel frees them. */
+  reap(&st->rp, seg_free_v, s);
+  reap(&st->rp, close_v, (void *)(intptr_t)(fds[0] + 1));
+  reap(&st->rp, close_v, (void *)(intptr_t)(fds[1] + 1));
+  reap(&st->rp, free, kt_slots);
+  out->count += (int64_t)n;
+  out->size += size;
+  return true;
+}
+
 /* Replaces segment si by what survives the drop set (Go's Delete). Caller
 ** holds wmu. Adds to *out and, if offs is set, appends dropped offsets. */
 static klevdb_err delete_in(store *st, size_t si, drop_fn drop, void *ctx, klevdb_deleted *out,
                             kbuf *offs, klevdb_error *e) {
   seg *s = st->segs[si];
   bool is_head = si + 1 == st->nsegs && !st->ro;
-  klevdb_err rc = load(st, s, e);
-  if (rc) return rc;
+  klevdb_err rc = KLEVDB_OK;
+  /* Mapping and checking each item of a segment that goes whole was most
+  ** of a trim's time. */
+  if (!is_head && !offs && span_covered(drop, ctx, s->base, seg_upper(st, s)) &&
+      drop_whole(st, si, out, &rc, e))
+    return rc;
+  if ((rc = load(st, s, e))) return rc;
   /* A kill between the renames below can leave the old head as a sealed
   ** segment: without the room allocated ahead, its log reads as it is. */
   if (is_head) head_trim(st, s);

@@ -503,6 +503,56 @@ int64_t seg_rec_len(const segcfg *c, const seg *s, size_t i) {
   return end - pos;
 }
 
+/* Reads want bytes at off of fd into buf, all of them inside the file. */
+static bool peek_at(int fd, int64_t size, int64_t off, void *buf, size_t want) {
+  return off >= 0 && off + (int64_t)want <= size && pread(fd, buf, want, off) == (ssize_t)want;
+}
+
+static bool whole_of(const segcfg *c, const seg *s, int64_t upper, const int fds[2], size_t *n,
+                     int64_t *bytes) {
+  struct stat lsb, isb;
+  if (fstat(fds[0], &lsb) < 0 || fstat(fds[1], &isb) < 0) return false;
+  int64_t lsize = lsb.st_size, isize = isb.st_size, ioff;
+  uint8_t hdr[FILE_HDR], first[32], last[32], rec[REC_HDR];   /* items: 32 bytes at most */
+  int ver, iver;
+  if (!peek_at(fds[1], isize, 0, hdr, FILE_HDR) ||
+      index_detect(hdr, isize, s->base, c->params, &iver, &ioff, NULL) ||
+      isize <= ioff || (isize - ioff) % (int64_t)c->isz != 0 ||
+      !peek_at(fds[1], isize, ioff, first, c->isz) ||
+      !peek_at(fds[1], isize, isize - (int64_t)c->isz, last, c->isz))
+    return false;
+  size_t k = (size_t)(isize - ioff) / c->isz;
+  /* The items climb within the segment's offsets (items_sane checks each
+  ** one; a delete of all of them needs only the ends). */
+  int64_t o0 = item_off(first), o1 = item_off(last), p0 = item_pos(first), p1 = item_pos(last);
+  if (o0 < s->base || o1 >= upper || o1 - o0 + 1 < (int64_t)k || p1 < p0) return false;
+  /* The last item names the record the log has there (ends_match), whose
+  ** header gives its length. */
+  if (!peek_at(fds[0], lsize, 0, hdr, FILE_HDR) || log_detect(hdr, lsize, s->base, &ver, NULL) ||
+      p0 < log_start(ver) || !peek_at(fds[0], lsize, p1, rec, REC_HDR))
+    return false;
+  const uint8_t *f = rec + (ver == FMT_V2 ? REC2_FIELDS : 0);
+  int64_t len = rec_size(ver, get_be32(f + REC_KLEN), get_be32(f + REC_VLEN));
+  if ((int64_t)get_be64(f + REC_OFFSET) != o1 || p1 + len > lsize) return false;
+  *n = k;
+  *bytes = p1 - p0 + len + (int64_t)(k * c->isz);
+  return true;
+}
+
+bool seg_whole(const segcfg *c, const seg *s, int64_t upper, size_t *n, int64_t *bytes,
+               int fds[2]) {
+  char lpath[PATH_CAP], ipath[PATH_CAP];
+  seg_path(lpath, sizeof(lpath), c->dir, s->base, ".log");
+  seg_path(ipath, sizeof(ipath), c->dir, s->base, ".index");
+  fds[0] = open(lpath, O_RDONLY | O_CLOEXEC);
+  fds[1] = fds[0] < 0 ? -1 : open(ipath, O_RDONLY | O_CLOEXEC);
+  if (fds[1] >= 0 && whole_of(c, s, upper, fds, n, bytes)) return true;
+  if (fds[0] >= 0) close(fds[0]);
+  if (fds[1] >= 0) close(fds[1]);
+  fds[0] = fds[1] = -1;
+  return false;
+}
+
 klevdb_err seg_stat(const segcfg *c, seg *s, int64_t *msgs, int64_t *bytes,
                     klevdb_error *e) {
   klevdb_err rc = seg_load(c, s, INT64_MAX, e);

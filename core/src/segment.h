@@ -97,6 +97,14 @@ klevdb_err seg_read(const segcfg *c, const seg *s, size_t i, klevdb_msg *m,
                     klevdb_error *e);
 /* Byte size of the record of item i (from positions, without reading it). */
 int64_t seg_rec_len(const segcfg *c, const seg *s, size_t i);
+/* The messages of sealed segment s and their bytes (records and index
+** items, as a delete counts them), from its files' headers and ends alone,
+** without mapping them: for a delete that drops all of it. fds: the log
+** and index, left open for the caller (whose last close frees them).
+** False when the files do not add up (the caller loads it, which
+** rebuilds or reports). */
+bool seg_whole(const segcfg *c, const seg *s, int64_t upper, size_t *n, int64_t *bytes,
+               int fds[2]);
 /* Stat of the last segment of a store: messages and bytes of both files. */
 klevdb_err seg_stat(const segcfg *c, seg *s, int64_t *msgs, int64_t *bytes,
                     klevdb_error *e);
