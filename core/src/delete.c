@@ -20,6 +20,7 @@ typedef struct {
   size_t n;
   const klevdb_range *ranges;  /* sorted by from, for delete_ranges */
   size_t nranges;
+  bool marked;                 /* the ranges are on disk (.delete-ranges) */
 } dropset;
 
 static bool drop_offsets(void *ctx, int64_t off) {
@@ -76,9 +77,12 @@ static bool span_covered(drop_fn drop, void *ctx, int64_t base, int64_t upper) {
 ** gives its count and size, and keeps its files open for the reaper. It
 ** leaves the list before its files lose their names: it is not loaded, and
 ** a reader that loaded it now would find its index gone and write it
-** again. Caller holds wmu. */
-static bool drop_whole(store *st, size_t si, klevdb_deleted *out, klevdb_err *rc,
-                       klevdb_error *e) {
+** again. A delete of several segments has its ranges on disk already, and
+** open finishes it from them (a log left without its index is indexed
+** again, then dropped): such a segment needs no marker of its own. Caller
+** holds wmu. */
+static bool drop_whole(store *st, size_t si, const dropset *d, klevdb_deleted *out,
+                       klevdb_err *rc, klevdb_error *e) {
   seg *s = st->segs[si];
   size_t n;
   int64_t size;
@@ -88,7 +92,7 @@ static bool drop_whole(store *st, size_t si, klevdb_deleted *out, klevdb_err *rc
   seg_path(old_log, sizeof(old_log), st->dir, s->base, ".log");
   seg_path(old_idx, sizeof(old_idx), st->dir, s->base, ".index");
   /* Under the marker that open finishes after a crash (delete_recover). */
-  if ((*rc = delete_mark(st->dir, s->base, -1, "-", "-", st->opts.auto_sync, e))) {
+  if (!d->marked && (*rc = delete_mark(st->dir, s->base, -1, "-", "-", st->opts.auto_sync, e))) {
     close(fds[0]);
     close(fds[1]);
     return true;
@@ -108,8 +112,9 @@ static bool drop_whole(store *st, size_t si, klevdb_deleted *out, klevdb_err *rc
   tsmin_stale(st);
   pthread_rwlock_unlock(&st->lk);
   unlink(old_idx);
+  FAULT_POINT();
   unlink(old_log);
-  delete_unmark(st->dir, st->opts.auto_sync);
+  if (!d->marked) delete_unmark(st->dir, st->opts.auto_sync);
   if (st->opts.auto_sync) dir_sync(st->dir, NULL);
   /* As a mapping would, the open files outlive their names until the
   ** reaper's thread closes them: that is when the kernel frees them. */
@@ -132,7 +137,7 @@ static klevdb_err delete_in(store *st, size_t si, drop_fn drop, void *ctx, klevd
   /* Mapping and checking each item of a segment that goes whole was most
   ** of a trim's time. */
   if (!is_head && !offs && span_covered(drop, ctx, s->base, seg_upper(st, s)) &&
-      drop_whole(st, si, out, &rc, e))
+      drop_whole(st, si, ctx, out, &rc, e))
     return rc;
   if ((rc = load(st, s, e))) return rc;
   /* A kill between the renames below can leave the old head as a sealed
@@ -360,7 +365,7 @@ klevdb_err klevdb_delete(klevdb *db, const int64_t *offsets, size_t n, klevdb_de
   } else if (sorted[0] < st->segs[0]->base) {
     rc = kerr(e, KLEVDB_ENOTFOUND, "delete %lld: not found: offset before start", (long long)sorted[0]);
   } else {
-    dropset d = {sorted, n, NULL, 0};
+    dropset d = {sorted, n, NULL, 0, false};
     rc = delete_seg(st, seg_find(st, sorted[0]), drop_offsets, &d, &res,
                     deleted_offsets ? &offs : NULL, e);
     peers_stale(st);
@@ -410,13 +415,14 @@ static void let_publishes_by(store *st) {
 static klevdb_err delete_ranges_locked(store *st, const klevdb_range *r, size_t k,
                                        klevdb_deleted *res, klevdb_error *e) {
   if (!k) return KLEVDB_OK;
-  dropset d = {NULL, 0, r, k};
+  dropset d = {NULL, 0, r, k, false};
   size_t touched = 0;
   for (size_t si = seg_find(st, r[0].from); si < st->nsegs && touched < 2; si++) {
     if (st->segs[si]->base >= r[k - 1].to) break;
     if (seg_touched(st, si, r, k)) touched++;
   }
   bool marked = touched > 1;
+  d.marked = marked;
   klevdb_err rc = KLEVDB_OK;
   if (marked) {
     rc = ranges_mark(st->dir, r, k, st->opts.auto_sync, e);

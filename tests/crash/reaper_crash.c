@@ -1,18 +1,22 @@
 /*
-** reaper_crash.c - kill -9 while the reaper thread frees what a trim
-** dropped (core/src/reaper.c), at each of its crash points in turn, then
-** reopen: no dropped file is left and no dropped message comes back.
+** reaper_crash.c - kill -9 during a trim of many whole segments, at each
+** of the trim's own crash points in turn (between a segment's two unlinks
+** among them), then at each point of the reaper thread that frees what it
+** dropped (core/src/reaper.c); then reopen: the trim is all there or not
+** at all, no dropped file is left and no dropped message comes back.
 **
 ** Built with the core's sources and -DKLEVDB_FAULTS: the child kills
-** itself at background point KLEVDB_FAULT_BG_AT=N (core/src/fault.h).
-**   reaper_crash WORKDIR            the driver: N = 1, 2, ... until a child
-**                                   passes every point
+** itself at point KLEVDB_FAULT_AT=N, or background point
+** KLEVDB_FAULT_BG_AT=N (core/src/fault.h).
+**   reaper_crash WORKDIR            the driver: for each kind of point,
+**                                   N = 1, 2, ... until a child passes all
 **   reaper_crash child STORE        one trim, then close (joins the reaper)
 */
 #include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,23 +114,28 @@ static void make_store(const char *store) {
   klevdb_close(db);
 }
 
-/* After a child's kill: what a reopen finds is exactly [CUT, end). */
-static void verify(const char *store, int point, int *midway) {
+/* After a child's kill: what a reopen finds is exactly [CUT, end), or
+** with may_undone (a kill before the trim began) all of [0, end). */
+static void verify(const char *store, int point, int *midway, bool may_undone) {
   /* A kill while the trim still ran (the reaper frees the first segments
   ** while the writer drops the next) leaves .delete-ranges, which the
   ** open finishes; after the trim returned no dropped file is left. */
   char marker[4200];
   snprintf(marker, sizeof(marker), "%s/.delete-ranges", store);
-  if (access(marker, F_OK) == 0) (*midway)++;
-  else CHECK_EQ(files_below(store, DROPPED * PER_SEG), 0);
+  bool pending = access(marker, F_OK) == 0;
+  int left = files_below(store, DROPPED * PER_SEG);
+  if (pending) (*midway)++;
+  /* Not begun: every file is there (two a segment). */
+  bool undone = !pending && may_undone && left == 2 * DROPPED;
+  if (!pending && !undone) CHECK_EQ(left, 0);
   klevdb_options o = opts();
   klevdb *db = NULL;
   klevdb_error e;
   klevdb_err rc = klevdb_open(store, &o, &db, &e);
   if (!chk_report(rc == KLEVDB_OK, __FILE__, __LINE__, "point %d: reopen: %s", point, e.msg)) return;
-  CHECK_EQ(files_below(store, DROPPED * PER_SEG), 0);
+  CHECK_EQ(files_below(store, DROPPED * PER_SEG), undone ? 2 * DROPPED : 0);
   klevdb_batch b = KLEVDB_BATCH_INIT;
-  int64_t cur = KLEVDB_OFFSET_OLDEST, want = CUT;
+  int64_t cur = KLEVDB_OFFSET_OLDEST, want = undone ? 0 : CUT;
   for (;;) {
     rc = klevdb_consume(db, cur, 64, &b);
     if (!chk_report(rc == KLEVDB_OK, __FILE__, __LINE__, "point %d: consume: %s", point,
@@ -148,9 +157,45 @@ static void verify(const char *store, int point, int *midway) {
   }
   CHECK_EQ(want, SEGS * PER_SEG);
   b.len = 0;
-  CHECK_ERR(klevdb_get(db, CUT - 1, &b), KLEVDB_ENOTFOUND);
+  if (!undone) CHECK_ERR(klevdb_get(db, CUT - 1, &b), KLEVDB_ENOTFOUND);
   klevdb_batch_free(&b);
   CHECK_OK(klevdb_close(db));
+}
+
+/* Kills a child at each point of one kind (KLEVDB_FAULT_AT or
+** KLEVDB_FAULT_BG_AT) in turn and checks the store after each; returns
+** the number of kills. */
+static int kill_at_each(const char *self, const char *store, const char *var, int *midway) {
+  int kills = 0, point;
+  bool fg = strcmp(var, "KLEVDB_FAULT_AT") == 0;
+  for (point = 1; point < 10000; point++) {
+    SECTION(fg ? "crash point of the trim" : "crash point of the reaper");
+    make_store(store);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+      char n[32];
+      snprintf(n, sizeof(n), "%d", point);
+      setenv(var, n, 1);
+      execl("/proc/self/exe", self, "child", store, (char *)NULL);
+      _exit(127);
+    }
+    int status = 0;
+    if (waitpid(pid, &status, 0) != pid) {
+      perror("waitpid");
+      exit(2);
+    }
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) break;   /* passed every point */
+    if (!chk_report(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, __FILE__, __LINE__,
+                    "%s=%d: child ended with status 0x%x", var, point, status))
+      break;
+    kills++;
+    verify(store, point, midway, fg);
+  }
+  CHECK_EQ(kills, point - 1);
+  /* The last run, not killed, is the same store. */
+  verify(store, 0, midway, false);
+  return kills;
 }
 
 int main(int argc, char **argv) {
@@ -163,37 +208,16 @@ int main(int argc, char **argv) {
   mkdir(argv[1], 0700);
   char store[4096];
   snprintf(store, sizeof(store), "%s/store", argv[1]);
-  int kills = 0, midway = 0, point;
-  for (point = 1; point < 10000; point++) {
-    SECTION("crash point");
-    make_store(store);
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid == 0) {
-      char n[32];
-      snprintf(n, sizeof(n), "%d", point);
-      setenv("KLEVDB_FAULT_BG_AT", n, 1);
-      execl("/proc/self/exe", argv[0], "child", store, (char *)NULL);
-      _exit(127);
-    }
-    int status = 0;
-    if (waitpid(pid, &status, 0) != pid) {
-      perror("waitpid");
-      return 2;
-    }
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) break;   /* passed every point */
-    if (!chk_report(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, __FILE__, __LINE__,
-                    "point %d: child ended with status 0x%x", point, status))
-      break;
-    kills++;
-    verify(store, point, &midway);
-  }
-  printf("reaper_crash: killed at %d background points (%d while the trim ran), the child "
-         "passed all %d\n", kills, midway, point - 1);
-  CHECK(kills >= MIN_POINTS);
-  CHECK_EQ(kills, point - 1);
-  /* The last run, not killed, is the same store. */
-  verify(store, 0, &midway);
+  int fg_midway = 0, bg_midway = 0;
+  int fg = kill_at_each(argv[0], store, "KLEVDB_FAULT_AT", &fg_midway);
+  int bg = kill_at_each(argv[0], store, "KLEVDB_FAULT_BG_AT", &bg_midway);
+  printf("reaper_crash: killed at %d points of the trim (%d with its ranges on disk) and %d "
+         "points of the reaper (%d while the trim ran)\n", fg, fg_midway, bg, bg_midway);
+  /* Two points a dropped segment in the trim (before its unlinks and
+  ** between them), one in the reaper. */
+  CHECK(fg >= 2 * DROPPED);
+  CHECK(fg_midway >= 2 * DROPPED);
+  CHECK(bg >= MIN_POINTS);
   nftw(argv[1], rm_cb, 16, FTW_DEPTH | FTW_PHYS);
   return check_done();
 }
