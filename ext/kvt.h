@@ -91,6 +91,7 @@ const char *kvt_codec_name(kvt_codec c);
 typedef struct kvt_buf {
   uint8_t *p;
   size_t len, cap;
+  size_t ready;   /* bytes from p faulted in ahead (big buffers) */
 } kvt_buf;
 void kvt_buf_free(kvt_buf *b);
 
@@ -142,7 +143,8 @@ bool kvt_triggers_allowed(const kvt_conn *c, const char *dir);
 /* A message waiting for commit. */
 typedef struct kvt_row {
   int64_t time;
-  size_t koff, klen, voff, vlen;   /* in kvt_pending.arena */
+  size_t koff;            /* in kvt_pending.arena: the key, then the value */
+  uint32_t klen, vlen;    /* each at most KLEVDB_MAX_PAYLOAD */
 } kvt_row;
 
 /* The writes of the open transaction. Shared by the instances of one

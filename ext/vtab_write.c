@@ -68,7 +68,7 @@ klevdb_msg kvt_pending_msg(const kvt_pending *tx, size_t i) {
   const uint8_t *a = tx->arena.p;
   return (klevdb_msg){.offset = tx->base + (int64_t)i, .time = r->time,
                       .key = r->klen ? a + r->koff : NULL, .key_len = r->klen,
-                      .value = r->vlen ? a + r->voff : NULL, .value_len = r->vlen};
+                      .value = r->vlen ? a + r->koff + r->klen : NULL, .value_len = r->vlen};
 }
 
 bool kvt_pending_deleted(const kvt_vtab *vt, int64_t offset) {
@@ -382,21 +382,19 @@ static int insert(kvt_vtab *vt, sqlite3_value **argv, sqlite3_int64 *rowid) {
       return kvt_error(vt, SQLITE_MISMATCH, "time %lld cannot be stored (the store takes it for "
                        "\"now\"; give NULL for now)", (long long)t);
   }
-  size_t alen = tx->arena.len;
-  kvt_row r = {.time = t, .koff = alen};
+  size_t alen = tx->arena.len, klen = 0, vlen = 0;
   char *err = NULL;
   int rc = kvt_encode(vt->args.key, argv[2 + KVT_KEY], "key", &tx->arena, &err);
   if (rc == SQLITE_OK) {
-    r.klen = tx->arena.len - alen;
-    r.voff = tx->arena.len;
+    klen = tx->arena.len - alen;
     rc = kvt_encode(vt->args.value, argv[2 + KVT_VALUE], "value", &tx->arena, &err);
-    r.vlen = tx->arena.len - r.voff;
+    vlen = tx->arena.len - alen - klen;
   }
-  if (rc == SQLITE_OK && r.klen + r.vlen > KLEVDB_MAX_PAYLOAD) {
+  if (rc == SQLITE_OK && klen + vlen > KLEVDB_MAX_PAYLOAD) {
     rc = SQLITE_TOOBIG;
     /* SQLite's printf: %llu, not %zu (its %z means "print and free"). */
     err = sqlite3_mprintf("klevdb: message too big: key + value is %llu bytes, the limit is %d",
-                          (unsigned long long)(r.klen + r.vlen), KLEVDB_MAX_PAYLOAD);
+                          (unsigned long long)(klen + vlen), KLEVDB_MAX_PAYLOAD);
   }
   if (rc != SQLITE_OK) {
     tx->arena.len = alen;
@@ -408,7 +406,7 @@ static int insert(kvt_vtab *vt, sqlite3_value **argv, sqlite3_int64 *rowid) {
     tx->arena.len = alen;
     return rc;
   }
-  tx->rows[tx->n++] = r;
+  tx->rows[tx->n++] = (kvt_row){.time = t, .koff = alen, .klen = (uint32_t)klen, .vlen = (uint32_t)vlen};
   klevdb_msg m = kvt_pending_msg(tx, tx->n - 1);
   tx->bytes += klevdb_size(vt->kdb, &m);
   *rowid = tx->base + (sqlite3_int64)tx->n - 1;
