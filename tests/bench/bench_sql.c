@@ -410,6 +410,7 @@ typedef struct floor_row {
   char name[48];
   double null, plain, ours; /* rows/s or q/s */
   bool pass_floor, pass_plain;
+  bool info;                /* shown against the floor, no goal */
 } floor_row;
 
 static floor_row g_floor[4];
@@ -430,9 +431,17 @@ static void add_floor(const char *name, double null, double plain, double ours) 
   progress("%-40s null %12.4g  plain %12.4g  ours %12.4g", name, null, plain, ours);
 }
 
+static void add_floor_info(const char *name, double null, double plain, double ours) {
+  add_floor(name, null, plain, ours);
+  floor_row *f = &g_floor[g_nfloor - 1];
+  g_misses -= !f->pass_floor + !f->pass_plain;
+  f->info = true;
+}
+
 static void print_floor_table(void) {
-  printf("\nreads against a null virtual table (the same rows from memory, the klevdb table's "
-         "planning: SQLite's own cost per row of a virtual table)\n\n");
+  printf("\nagainst a null virtual table (reads: the same rows from memory, the klevdb table's "
+         "planning; inserts: values read, kept nowhere): SQLite's own cost per row of a virtual "
+         "table\n\n");
   printf("%-40s | %12s | %12s | %12s | %9s | %9s | %s\n", "workload", "null", "plain", "ours",
          "ours/null", "ours/plain", "goal");
   for (int i = 0; i < 40 + 3 * 4 + 12 * 3 + 9 * 2 + 3 + 34; i++) putchar('-');
@@ -443,9 +452,13 @@ static void print_floor_table(void) {
     fmt_num(n, sizeof n, f->null);
     fmt_num(p, sizeof p, f->plain);
     fmt_num(o, sizeof o, f->ours);
-    printf("%-40s | %12s | %12s | %12s | %9.2f | %9.2fx | >= %.1f of null %s, >= 1x plain %s\n",
-           f->name, n, p, o, f->ours / f->null, f->ours / f->plain, FLOOR_GOAL,
-           f->pass_floor ? "PASS" : "MISS", f->pass_plain ? "PASS" : "MISS");
+    if (f->info)
+      printf("%-40s | %12s | %12s | %12s | %9.2f | %9.2fx | (info)\n", f->name, n, p, o,
+             f->ours / f->null, f->ours / f->plain);
+    else
+      printf("%-40s | %12s | %12s | %12s | %9.2f | %9.2fx | >= %.1f of null %s, >= 1x plain %s\n",
+             f->name, n, p, o, f->ours / f->null, f->ours / f->plain, FLOOR_GOAL,
+             f->pass_floor ? "PASS" : "MISS", f->pass_plain ? "PASS" : "MISS");
   }
 }
 
@@ -526,6 +539,7 @@ typedef struct null_vtab {
   sqlite3_vtab base;
   const uint8_t *rows; /* g_total rows of NULL_ROW bytes: key, value */
   int64_t n;
+  int64_t inserted, bytes; /* what INSERTs handed over (kept nowhere) */
 } null_vtab;
 
 typedef struct null_cursor {
@@ -675,6 +689,20 @@ static int null_rowid(sqlite3_vtab_cursor *cur, sqlite3_int64 *rowid) {
   return SQLITE_OK;
 }
 
+/* An INSERT into the null table reads the row's values, as any table
+** must, and keeps nothing: SQLite's own cost per row of a virtual table's
+** INSERT, the bulk insert's floor. Its rows do not join the ones read. */
+static int null_update(sqlite3_vtab *vtab, int argc, sqlite3_value **argv, sqlite3_int64 *rowid) {
+  null_vtab *vt = (null_vtab *)vtab;
+  if (argc != 6 || sqlite3_value_type(argv[0]) != SQLITE_NULL) return SQLITE_READONLY;
+  sqlite3_int64 time = sqlite3_value_int64(argv[3]);
+  const void *k = sqlite3_value_blob(argv[4]), *v = sqlite3_value_blob(argv[5]);
+  vt->bytes += sqlite3_value_bytes(argv[4]) + sqlite3_value_bytes(argv[5]) + (time != 0) +
+               (k != NULL) + (v != NULL);
+  *rowid = vt->n + vt->inserted++;
+  return SQLITE_OK;
+}
+
 static const sqlite3_module null_module = {
     .iVersion = 1,
     .xCreate = null_connect,
@@ -689,6 +717,7 @@ static const sqlite3_module null_module = {
     .xEof = null_eof,
     .xColumn = null_column,
     .xRowid = null_rowid,
+    .xUpdate = null_update,
 };
 
 /* The rows of the null table: message i's key and value, as the bulk
@@ -844,6 +873,28 @@ static double bench_bulk(side *s, bulk_stat *bs) {
   if (n != g_rows) die("[%s] after bulk insert count(*) = %" PRId64 ", want %" PRId64, s->name, n, g_rows);
   int64_t mx = query_int(s, "SELECT max(\"offset\") FROM t");
   if (mx != g_rows - 1) die("[%s] after bulk insert max(offset) = %" PRId64, s->name, mx);
+  return (double)g_rows / (t1 - t0);
+}
+
+/* The bulk INSERT, same SQL as ours, into a fresh null table: rows/s of
+** SQLite's own work (generating the rows and handing each to xUpdate). */
+static double bench_bulk_null(void) {
+  side s = {.name = "null", .file = ":memory:", .ours = false};
+  open_null(&s, NULL);
+  sqlite3_stmt *st = prep(&s, SQL_BULK_OURS);
+  CK(&s, sqlite3_bind_int64(st, 1, g_rows));
+  CK(&s, sqlite3_bind_int64(st, 2, TIME_BASE_US));
+  CK(&s, sqlite3_bind_int64(st, 3, 0));
+  exec(&s, "BEGIN");
+  double t0 = now_sec();
+  step(&s, st, SQLITE_DONE);
+  exec(&s, "COMMIT");
+  double t1 = now_sec();
+  mark("bulk", "null", t0, t1);
+  if (sqlite3_changes64(s.db) != g_rows)
+    die("[null] bulk insert changed %lld rows, want %" PRId64, (long long)sqlite3_changes64(s.db), g_rows);
+  finalize(&s, &st);
+  close_side(&s);
   return (double)g_rows / (t1 - t0);
 }
 
@@ -1348,10 +1399,14 @@ int main(int argc, char **argv) {
   add_result("  ... ours' SQL thread only (info)", "s", R_TIME, cpu[0][bulk_runs / 2],
              cpu[2][bulk_runs / 2], G_NONE, 0);
   double gen = bench_generate(&plain);
+  double bn[3];
+  for (int r = 0; r < 3; r++) bn[r] = bench_bulk_null();
+  qsort(bn, 3, sizeof(double), cmp_double);
   /* Net of the row generation both pay: what the tables themselves cost. */
   double netp = 1.0 / bp - 1.0 / gen, neto = 1.0 / bo - 1.0 / gen;
   add_result("  median, net of generating the rows (info)", "us/row", R_TIME,
              netp > 0 ? netp * 1e6 : -1, neto > 0 ? neto * 1e6 : -1, G_NONE, 0);
+  add_floor_info("bulk insert, one transaction (median)", bn[1], bp, bo);
   int64_t nsegs, maxlog;
   segments_of("t.d", &nsegs, &maxlog);
   progress("ours after the bulk insert: %" PRId64 " segments, largest log %.1f MiB", nsegs,
