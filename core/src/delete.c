@@ -80,14 +80,23 @@ static bool span_covered(drop_fn drop, void *ctx, int64_t base, int64_t upper) {
 ** again. A delete of several segments has its ranges on disk already, and
 ** open finishes it from them (a log left without its index is indexed
 ** again, then dropped): such a segment needs no marker of its own. Caller
-** holds wmu. */
+** holds wmu. A delete of several segments (st->deleting keeps other
+** writers out) lets publishes have wmu while it reads and unlinks the
+** files: a sealed segment's files do not change, and a publish only adds
+** segments after it, so the list changes under wmu alone. */
 static bool drop_whole(store *st, size_t si, const dropset *d, klevdb_deleted *out,
                        klevdb_err *rc, klevdb_error *e) {
   seg *s = st->segs[si];
   size_t n;
   int64_t size;
   int fds[2];
-  if (!seg_whole(&st->cfg, s, seg_upper(st, s), &n, &size, fds)) return false;
+  bool let_by = st->deleting;
+  int64_t upper = seg_upper(st, s);
+  if (let_by) pthread_mutex_unlock(&st->wmu);
+  bool whole = seg_whole(&st->cfg, s, upper, &n, &size, fds);
+  if (let_by) pthread_mutex_lock(&st->wmu);
+  if (!whole) return false;
+  if (st->segs[si] != s) si = seg_find(st, s->base);   /* not expected: publishes append */
   char old_log[PATH_CAP], old_idx[PATH_CAP];
   seg_path(old_log, sizeof(old_log), st->dir, s->base, ".log");
   seg_path(old_idx, sizeof(old_idx), st->dir, s->base, ".index");
@@ -111,11 +120,13 @@ static bool drop_whole(store *st, size_t si, const dropset *d, klevdb_deleted *o
   }
   tsmin_stale(st);
   pthread_rwlock_unlock(&st->lk);
+  if (let_by) pthread_mutex_unlock(&st->wmu);
   unlink(old_idx);
   FAULT_POINT();
   unlink(old_log);
   if (!d->marked) delete_unmark(st->dir, st->opts.auto_sync);
   if (st->opts.auto_sync) dir_sync(st->dir, NULL);
+  if (let_by) pthread_mutex_lock(&st->wmu);
   /* As a mapping would, the open files outlive their names until the
   ** reaper's thread closes them: that is when the kernel frees them. */
   reap(&st->rp, seg_free_v, s);
