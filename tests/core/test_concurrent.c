@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <sys/wait.h>
 
 #include "check.h"
@@ -29,6 +30,13 @@ static int same_msg(const klevdb_msg *m) {
   gen(&t, (int)m->offset);
   return m->time == t.m.time && m->key_len == 10 && m->value_len == 128 &&
          memcmp(m->key, t.key, 10) == 0 && memcmp(m->value, t.val, 128) == 0;
+}
+
+/* False, with the error counted, unless rc is KLEVDB_OK. */
+static bool ok(shared *s, klevdb_err rc) {
+  if (rc == KLEVDB_OK) return true;
+  atomic_fetch_add(&s->errors, 1);
+  return false;
 }
 
 static klevdb *open_shared(shared *s) {
@@ -73,10 +81,7 @@ static void *reader(void *arg) {
   int64_t cur = KLEVDB_OFFSET_OLDEST, last = -1;
   for (;;) {
     int fin = atomic_load(&s->done);
-    if (klevdb_consume_blocking(db, cur, 16, 5, &b)) {
-      atomic_fetch_add(&s->errors, 1);
-      break;
-    }
+    if (!ok(s, klevdb_consume_blocking(db, cur, 16, 5, &b))) break;
     for (size_t k = 0; k < b.len; k++) {
       if (b.msgs[k].offset <= last || !same_msg(&b.msgs[k])) atomic_fetch_add(&s->bad, 1);
       last = b.msgs[k].offset;
@@ -104,10 +109,7 @@ static void *getter(void *arg) {
   uint64_t x = 88172645463325252ull;
   while (!atomic_load(&s->done)) {
     int64_t next;
-    if (klevdb_next_offset(db, &next)) {
-      atomic_fetch_add(&s->errors, 1);
-      break;
-    }
+    if (!ok(s, klevdb_next_offset(db, &next))) break;
     if (next == 0) continue;
     x ^= x << 13, x ^= x >> 7, x ^= x << 17;
     int i = (int)(x % (uint64_t)next);
@@ -188,12 +190,12 @@ static void *deleter(void *arg) {
   while (!atomic_load(&s->done)) {
     int64_t next;
     klevdb_deleted d;
-    if (klevdb_next_offset(db, &next)) atomic_fetch_add(&s->errors, 1);
+    ok(s, klevdb_next_offset(db, &next));
     if (next > KEEP) {
-      if (klevdb_trim_by_offset(db, next - KEEP, &d)) atomic_fetch_add(&s->errors, 1);
-      else atomic_fetch_add(&s->deleted, (long)d.count);
+      if (ok(s, klevdb_trim_by_offset(db, next - KEEP, &d)))
+        atomic_fetch_add(&s->deleted, (long)d.count);
     }
-    if (klevdb_gc(db, 0)) atomic_fetch_add(&s->errors, 1);
+    ok(s, klevdb_gc(db, 0));
     struct timespec ts = {0, 2000000};
     nanosleep(&ts, NULL);
   }
@@ -211,10 +213,7 @@ static void *strict_reader(void *arg) {
   klevdb_batch b = KLEVDB_BATCH_INIT;
   int64_t cur = KLEVDB_OFFSET_OLDEST, last = -1;
   while (last + 1 < TOTAL) {
-    if (klevdb_consume(db, cur, 7, &b)) {
-      atomic_fetch_add(&s->errors, 1);
-      break;
-    }
+    if (!ok(s, klevdb_consume(db, cur, 7, &b))) break;
     for (size_t k = 0; k < b.len; k++) {
       if (b.msgs[k].offset != last + 1 || !same_msg(&b.msgs[k])) atomic_fetch_add(&s->bad, 1);
       last = b.msgs[k].offset;
@@ -239,10 +238,7 @@ static void *strict_getter(void *arg) {
   klevdb_batch b = KLEVDB_BATCH_INIT;
   while (!atomic_load(&s->done)) {
     int64_t next;
-    if (klevdb_next_offset(db, &next)) {
-      atomic_fetch_add(&s->errors, 1);
-      break;
-    }
+    if (!ok(s, klevdb_next_offset(db, &next))) break;
     if (next == 0) continue;
     int i = (int)next - 1;
     char key[16];
@@ -252,8 +248,7 @@ static void *strict_getter(void *arg) {
     e = klevdb_get_by_time(db, TI(i), &b);
     if (e || b.msgs[0].offset != i || !same_msg(&b.msgs[0])) atomic_fetch_add(&s->bad, 1);
     klevdb_bounds bd;
-    if (klevdb_bounds_get(db, &bd)) atomic_fetch_add(&s->errors, 1);
-    else if (bd.oldest_offset != 0 || bd.newest_offset < i || bd.newest_offset >= bd.next_offset)
+    if (ok(s, klevdb_bounds_get(db, &bd)) && (bd.oldest_offset != 0 || bd.newest_offset < i || bd.newest_offset >= bd.next_offset))
       atomic_fetch_add(&s->bad, 1);
     atomic_fetch_add(&s->read, 1);
   }
