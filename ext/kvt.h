@@ -176,6 +176,10 @@ typedef struct kvt_pending {
   klevdb_prepared *prep;
   bool autocommit;          /* xBegin came in an autocommit statement */
   int64_t changes0;         /* sqlite3_total_changes64 at xBegin */
+  /* Retention an xSync of this transaction recorded in the shadow table:
+  ** a COMMIT that failed with BUSY keeps it, and the next xSync records
+  ** only the difference. */
+  int64_t ret_msgs, ret_segs;
 } kvt_pending;
 
 struct kvt_vtab {

@@ -22,12 +22,17 @@ static int64_t now_us(void) {
   return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+/* Records that this transaction removes msgs messages in segs segments:
+** the totals grow by what an earlier xSync of it (a COMMIT that failed
+** with BUSY) did not record already. */
 static int record(kvt_vtab *vt, int64_t msgs, int64_t segs) {
+  kvt_pending *tx = vt->tx;
   static const char fmt[] =
-      "INSERT INTO \"%w\".\"%w_klevdb\"(id, txid, base, count) VALUES(2, ?1, ?2, ?3) "
+      "INSERT INTO \"%w\".\"%w_klevdb\"(id, txid, base, count) VALUES(2, ?1, ?4, ?5) "
       "ON CONFLICT(id) DO UPDATE SET txid = excluded.txid, base = base + excluded.base, "
       "count = count + excluded.count; "
-      "INSERT OR REPLACE INTO \"%w\".\"%w_klevdb\"(id, txid, base, count) VALUES(3, ?1, ?2, ?3)";
+      "INSERT OR REPLACE INTO \"%w\".\"%w_klevdb\"(id, txid, base, count) "
+      "SELECT 3, ?1, ?2, ?3 WHERE ?2 > 0";
   char *sql = sqlite3_mprintf(fmt, vt->schema, vt->name, vt->schema, vt->name);
   if (!sql) return SQLITE_NOMEM;
   int rc = kvt_shadow_create(vt);
@@ -40,13 +45,21 @@ static int record(kvt_vtab *vt, int64_t msgs, int64_t segs) {
     sqlite3_stmt *st = NULL;
     rc = sqlite3_prepare_v2(vt->conn->db, tail, -1, &st, &tail);
     if (rc != SQLITE_OK || !st) break;
+    /* Each statement has the parameters it names; binding the others is
+    ** refused (SQLITE_RANGE) and harmless. */
     sqlite3_bind_text(st, 1, when, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, msgs);
     sqlite3_bind_int64(st, 3, segs);
+    sqlite3_bind_int64(st, 4, msgs - tx->ret_msgs);
+    sqlite3_bind_int64(st, 5, segs - tx->ret_segs);
     rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(vt->conn->db);
     sqlite3_finalize(st);
   }
   sqlite3_free(sql);
+  if (rc == SQLITE_OK) {
+    tx->ret_msgs = msgs;
+    tx->ret_segs = segs;
+  }
   sqlite3_set_last_insert_rowid(vt->conn->db, last);
   if (rc != SQLITE_OK)
     kvt_error(vt, rc, "table %s: cannot record retention: %s", vt->name,
@@ -162,6 +175,10 @@ int kvt_retention(kvt_vtab *vt, klevdb_range **out, size_t *n) {
         sqlite3_free(r);
       }
     }
+  } else if (rc == SQLITE_OK && vt->tx->ret_msgs > 0) {
+    /* An earlier xSync of this transaction recorded a removal that this
+    ** one no longer makes: take it back out of the totals. */
+    rc = record(vt, 0, 0);
   }
   free(sg);
   return rc;

@@ -350,6 +350,53 @@ static void test_busy(bool retry) {
   sqlite3_close(db);
 }
 
+/* Retention recorded by a COMMIT that failed with BUSY is recorded once,
+** whether the retried COMMIT comes at once or after more writes (which
+** make xSync prepare the batch, and plan retention, again): the shadow
+** table's totals are the messages and segments really removed. */
+static void test_busy_retention(bool more) {
+  char ev[256], sql[512];
+  const char *name = more ? "busyret2" : "busyret1";
+  snprintf(ev, sizeof ev, "%s/%s.ev", work, name);
+  char db_name[64];
+  snprintf(db_name, sizeof db_name, "%s.db", name);
+  sqlite3 *db = db_open(db_name);
+  /* A segment a message (rollover 10 bytes); max_count 2 keeps the newest
+  ** two messages' segments. */
+  snprintf(sql, sizeof sql,
+           "CREATE TABLE orders(id INTEGER PRIMARY KEY);"
+           "CREATE VIRTUAL TABLE ev USING klevdb(dir='%s', create_dirs=1, value='text', "
+           "rollover=10, max_count=2);", ev);
+  EXEC_OK(db, sql);
+  EXEC_OK(db, "INSERT INTO ev(value) VALUES ('a'); INSERT INTO ev(value) VALUES ('b'); "
+              "INSERT INTO ev(value) VALUES ('c')");
+  int64_t before = one(db, "SELECT count(*) FROM ev");
+  int64_t removed0 = one(db, "SELECT coalesce((SELECT base FROM ev_klevdb WHERE id = 2), 0)");
+  sqlite3 *r = db_open(db_name);
+  sqlite3_stmt *st;
+  EXEC_OK(r, "BEGIN");
+  CHECK(sqlite3_prepare_v2(r, "SELECT * FROM orders", -1, &st, NULL) == SQLITE_OK);
+  sqlite3_step(st);
+  EXEC_OK(db, "BEGIN; INSERT INTO orders VALUES (1); INSERT INTO ev(value) VALUES ('d')");
+  CHECK_EQ(exec(db, "COMMIT"), SQLITE_BUSY);
+  int64_t added = 1;
+  if (more) {
+    EXEC_OK(db, "INSERT INTO ev(value) VALUES ('e')");
+    added++;
+    CHECK_EQ(exec(db, "COMMIT"), SQLITE_BUSY);
+  }
+  sqlite3_finalize(st);
+  EXEC_OK(r, "COMMIT");
+  EXEC_OK(db, "COMMIT");
+  int64_t after = one(db, "SELECT count(*) FROM ev");
+  int64_t removed = one(db, "SELECT base FROM ev_klevdb WHERE id = 2") - removed0;
+  CHECK(removed > 0);
+  CHECK_EQ(removed, before + added - after);
+  CHECK_EQ(one(db, "SELECT base FROM ev_klevdb WHERE id = 3"), removed);
+  sqlite3_close(r);
+  sqlite3_close(db);
+}
+
 /* A crash after xSync: the store as it was then (the batch prepared) is
 ** put back once the connection is gone; the next connection's first use
 ** settles it as the database decided. */
@@ -648,6 +695,8 @@ int main(int argc, char **argv) {
   test_trigger();
   test_busy(true);
   test_busy(false);
+  test_busy_retention(false);
+  test_busy_retention(true);
   test_crash(true);
   test_crash(false);
   test_two_files();
