@@ -197,6 +197,10 @@ typedef struct kmap {
 klevdb_err kmap_open(int fd, size_t reserve, bool writable, kmap **out, klevdb_error *e);
 kmap *kmap_ref(kmap *m);
 void kmap_unref(kmap *m);
+/* kmap_unref in two steps: true when that was the last reference, which
+** the caller then frees (kmap_free) where it likes. */
+bool kmap_drop(kmap *m);
+void kmap_free(kmap *m);
 
 /* Opens a file of the store (flags as open(2), O_CLOEXEC added; created
 ** 0600): never through a symbolic link (one to another segment's file

@@ -50,7 +50,7 @@ static klevdb_err consume_by_key_once(klevdb *db, const void *key, size_t key_le
     }
     if (!rc && b->len) {
       b->next_offset = b->msgs[b->len - 1].offset + 1;
-      batch_pin(b, v->log);
+      batch_pin(st, b, v->log);
     }
     unpeek(s, v);
     if (rc || b->len) break;
@@ -156,7 +156,7 @@ static klevdb_err get_by_key_locked(store *st, const void *key, size_t len, uint
     if (i >= 0) {
       klevdb_msg m;
       if ((rc = seg_read(&st->cfg, s, (size_t)i, &m, e))) return rc;
-      if (key_eq(&m, key, len)) return batch_one(b, &m, s, e);
+      if (key_eq(&m, key, len)) return batch_one(st, b, &m, s, e);
     }
   }
   for (size_t si = st->nsegs; si-- > 0;) {
@@ -168,7 +168,7 @@ static klevdb_err get_by_key_locked(store *st, const void *key, size_t len, uint
       klevdb_msg m;
       if ((rc = seg_read(&st->cfg, v, i, &m, e))) break;
       if (key_eq(&m, key, len)) {
-        rc = batch_one(b, &m, v, e);
+        rc = batch_one(st, b, &m, v, e);
         unpeek(s, v);
         return rc;
       }

@@ -67,7 +67,7 @@ static klevdb_err consume_in(store *st, size_t si, int64_t offset, size_t max, i
     }
     b->len = count;
     b->next_offset = b->msgs[count - 1].offset + 1;
-    batch_pin(b, s->log);
+    batch_pin(st, b, s->log);
     return KLEVDB_OK;
   }
 }
@@ -109,7 +109,7 @@ static klevdb_err consume_back(store *st, int64_t offset, size_t max, int flags,
     }
     b->len = count;
     b->next_offset = b->msgs[count - 1].offset - 1;
-    batch_pin(b, s->log);
+    batch_pin(st, b, s->log);
     return KLEVDB_OK;
   }
 }

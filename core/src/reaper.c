@@ -40,6 +40,8 @@ static void *reaper_main(void *arg) {
   return NULL;
 }
 
+void kmap_free_v(void *m) { kmap_free(m); }
+
 void reaper_init(reaper *rp) {
   pthread_mutex_init(&rp->mu, NULL);
   pthread_cond_init(&rp->cv, NULL);

@@ -180,10 +180,17 @@ kmap *kmap_ref(kmap *m) {
   return m;
 }
 
-void kmap_unref(kmap *m) {
-  if (!m || __atomic_sub_fetch(&m->refs, 1, __ATOMIC_ACQ_REL) != 0) return;
+bool kmap_drop(kmap *m) {
+  return m && __atomic_sub_fetch(&m->refs, 1, __ATOMIC_ACQ_REL) == 0;
+}
+
+void kmap_free(kmap *m) {
   if (m->len) munmap((void *)m->data, m->len);
   free(m);
+}
+
+void kmap_unref(kmap *m) {
+  if (kmap_drop(m)) kmap_free(m);
 }
 
 klevdb_err file_open(const char *path, int flags, klevdb_err bad, int *fd_out, klevdb_error *e) {

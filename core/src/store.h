@@ -439,9 +439,25 @@ static inline klevdb_err batch_reset(klevdb_batch *b, size_t want, klevdb_error 
   return KLEVDB_OK;
 }
 
-static inline void batch_pin(klevdb_batch *b, kmap *m) {
+/* ---- reaper.c ---- */
+
+void reaper_init(reaper *rp);
+/* Has fn(p) run on the reaper's thread (started on first use), or at
+** once if it cannot be. */
+void reap(reaper *rp, void (*fn)(void *), void *p);
+/* kmap_free for reap(). */
+void kmap_free_v(void *m);
+/* Waits until everything queued is freed (a full disk wants the space). */
+void reaper_flush(reaper *rp);
+/* Frees what is queued, stops the thread (close). */
+void reaper_destroy(reaper *rp);
+
+/* The batch's pin moves to m. A reader holds lk here: if the mapping it
+** let go of was the last of a segment a delete dropped, its munmap (where
+** the kernel frees the file) goes to the reaper's thread. */
+static inline void batch_pin(store *st, klevdb_batch *b, kmap *m) {
   if (b->pin == m) return;
-  kmap_unref(b->pin);
+  if (kmap_drop(b->pin)) reap(&st->rp, kmap_free_v, b->pin);
   b->pin = kmap_ref(m);
 }
 
@@ -458,13 +474,14 @@ static inline klevdb_err batch_add(klevdb_batch *b, const klevdb_msg *m, klevdb_
 }
 
 /* Makes m (read from segment s) the batch's one message. */
-static inline klevdb_err batch_one(klevdb_batch *b, const klevdb_msg *m, seg *s, klevdb_error *e) {
+static inline klevdb_err batch_one(store *st, klevdb_batch *b, const klevdb_msg *m, seg *s,
+                                   klevdb_error *e) {
   klevdb_err rc = batch_reset(b, 1, e);
   if (rc) return rc;
   b->msgs[0] = *m;
   b->len = 1;
   b->next_offset = m->offset + 1;
-  batch_pin(b, s->log);
+  batch_pin(st, b, s->log);
   return KLEVDB_OK;
 }
 
@@ -494,19 +511,8 @@ static inline size_t pick_consume(const store *st, int64_t offset) {
 static inline klevdb_err get_item(store *st, seg *s, size_t i, klevdb_batch *b, klevdb_error *e) {
   klevdb_msg m;
   klevdb_err rc = seg_read(&st->cfg, s, i, &m, e);
-  return rc ? rc : batch_one(b, &m, s, e);
+  return rc ? rc : batch_one(st, b, &m, s, e);
 }
-
-/* ---- reaper.c ---- */
-
-void reaper_init(reaper *rp);
-/* Has fn(p) run on the reaper's thread (started on first use), or at
-** once if it cannot be. */
-void reap(reaper *rp, void (*fn)(void *), void *p);
-/* Waits until everything queued is freed (a full disk wants the space). */
-void reaper_flush(reaper *rp);
-/* Frees what is queued, stops the thread (close). */
-void reaper_destroy(reaper *rp);
 
 /* ---- delete.c ---- */
 

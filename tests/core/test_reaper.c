@@ -164,6 +164,11 @@ static void test_trim_readers(void) {
 
   /* The pinned batch still reads what it read, byte for byte. */
   CHECK_BATCH(&pinned, 0, 0, PER_SEG);
+  /* A read into it moves the pin on: the last reference to the dropped
+  ** log goes, under the reader's lock, to the reaper's thread. */
+  CHECK_DBOK(db, klevdb_consume(db, f.cut, 1, &pinned));
+  CHECK_EQ(pinned.len, 1);
+  CHECK_EQ(pinned.msgs[0].offset, f.cut);
   klevdb_batch_free(&pinned);
   /* With the pin gone, the space of every dropped file comes back (the
   ** read-only handle may map the old files too: it lets go at its next
