@@ -39,6 +39,7 @@ static klevdb_err consume_by_key_once(klevdb *db, const void *key, size_t key_le
     }
     const uint8_t *items = seg_items(v);
     size_t n = seg_n(v);
+    if (si + 1 == st->nsegs) n = seg_n_below(st, v, n, next);
     long i = offset == KLEVDB_OFFSET_OLDEST ? 0 : items_seek(items, n, st->isz, offset);
     for (size_t k = i < 0 ? n : (size_t)i; k < n && b->len < max_count; k++) {
       const uint8_t *it = items + k * st->isz;

@@ -38,6 +38,7 @@ static klevdb_err consume_in(store *st, size_t si, int64_t offset, size_t max, i
       return KLEVDB_OK;
     }
     size_t n = seg_n(s);
+    if (last) n = seg_n_below(st, s, n, next);
     long i = offset == KLEVDB_OFFSET_OLDEST ? (n ? 0 : IX_EMPTY)
                                             : items_seek(seg_items(s), n, st->isz, offset);
     if (i < 0) {
@@ -77,7 +78,8 @@ static klevdb_err consume_back(store *st, int64_t offset, size_t max, int flags,
                                klevdb_batch *b, klevdb_error *e) {
   b->next_offset = -1;
   if (offset < 0 && offset != KLEVDB_OFFSET_NEWEST) return KLEVDB_OK;
-  if (offset >= store_next(st)) offset = KLEVDB_OFFSET_NEWEST;
+  int64_t next = store_next(st);   /* before the count (consume_in) */
+  if (offset >= next) offset = KLEVDB_OFFSET_NEWEST;
   size_t si = offset == KLEVDB_OFFSET_NEWEST ? st->nsegs - 1 : seg_find(st, offset);
   for (;;) {
     seg *s = st->segs[si];
@@ -85,6 +87,7 @@ static klevdb_err consume_back(store *st, int64_t offset, size_t max, int flags,
     if (rc) return rc;
     const uint8_t *items = seg_items(s);
     size_t n = seg_n(s);
+    if (si + 1 == st->nsegs) n = seg_n_below(st, s, n, next);
     long i = -1;
     if (n && offset == KLEVDB_OFFSET_NEWEST) {
       i = (long)n - 1;
@@ -402,6 +405,22 @@ klevdb_err klevdb_segments_get(klevdb *db, klevdb_segment_info **out, size_t *n)
   RO_RETRY(db, segments_once(db, out, n));
 }
 
+/* The newest message below next, under lk: what a reader that saw next
+** may report (seg_n_below). Only the last segment can hold more: the list
+** does not change while lk is held, and a segment was sealed by a publish
+** after the one that moved the next offset past its items. */
+static klevdb_err newest_below(store *st, int64_t next, klevdb_batch *b, klevdb_error *e) {
+  for (size_t si = st->nsegs; si-- > 0;) {
+    seg *s = st->segs[si];
+    klevdb_err rc = load(st, s, e);
+    if (rc) return rc;
+    size_t n = seg_n(s);
+    if (si + 1 == st->nsegs) n = seg_n_below(st, s, n, next);
+    if (n) return get_item(st, s, n - 1, b, e);
+  }
+  return kerr(e, KLEVDB_EINVALID_OFFSET, "bounds: the log is empty");
+}
+
 static klevdb_err bounds_once(klevdb *db, klevdb_bounds *out) {
   BEGIN(db);
   store *st = db->st;
@@ -412,20 +431,22 @@ static klevdb_err bounds_once(klevdb *db, klevdb_bounds *out) {
   out->oldest_offset = out->newest_offset = -1;
   out->oldest_time = out->newest_time = -1;
   pthread_rwlock_rdlock(&st->lk);
-  /* Publishes only add while lk is held for reading: an empty log seen
-  ** below was empty at this next offset too. */
+  /* The next offset first: the bounds are those of the log at it. A
+  ** publish makes its items visible before it moves the next offset, so
+  ** the oldest and newest are looked for below it; publishes only add
+  ** while lk is held for reading. */
   int64_t next = store_next(st);
   rc = get_locked(st, KLEVDB_OFFSET_OLDEST, &b, &db->err);
+  if (!rc && b.msgs[0].offset >= next)
+    rc = kerr(&db->err, KLEVDB_EINVALID_OFFSET, "bounds: the log is empty");
   if (!rc) {
     out->oldest_offset = b.msgs[0].offset;
     out->oldest_time = b.msgs[0].time;
-    rc = get_locked(st, KLEVDB_OFFSET_NEWEST, &b, &db->err);
+    rc = newest_below(st, next, &b, &db->err);
     if (!rc) {
       out->newest_offset = b.msgs[0].offset;
       out->newest_time = b.msgs[0].time;
     }
-    /* Taken after the newest, which it then is past. */
-    next = store_next(st);
   } else if (rc == KLEVDB_EINVALID_OFFSET) {
     rc = KLEVDB_OK;   /* empty */
     db->err.code = KLEVDB_OK;

@@ -274,6 +274,17 @@ static inline bool ro_transient(klevdb_err rc) {
 static inline seg *head(store *st) { return st->segs[st->nsegs - 1]; }
 static inline int64_t store_next(const store *st) { return __atomic_load_n(&st->next, __ATOMIC_ACQUIRE); }
 
+/* How many of the head's n items a reader that saw next offset next may
+** return: a publish makes its items visible (the head's count) before it
+** moves the next offset, and a reader that returned an item at or past
+** the next offset it saw would send its caller past the end, where the
+** next read, seeing the next offset not moved yet, fails. */
+static inline size_t seg_n_below(const store *st, const seg *s, size_t n, int64_t next) {
+  if (n == 0 || item_off(seg_items(s) + (n - 1) * st->isz) < next) return n;
+  long j = items_seek(seg_items(s), n, st->isz, next);
+  return j >= 0 ? (size_t)j : n;
+}
+
 /* Time lookups rebuild their table of first times on next use. */
 static inline void tsmin_stale(store *st) { __atomic_store_n(&st->tsmin_n, 0, __ATOMIC_RELEASE); }
 

@@ -32,12 +32,14 @@ static int same_msg(const klevdb_msg *m) {
          memcmp(m->key, t.key, 10) == 0 && memcmp(m->value, t.val, 128) == 0;
 }
 
-/* False, with the error counted, unless rc is KLEVDB_OK. */
-static bool ok(shared *s, klevdb_err rc) {
+/* False, with the error counted and shown, unless rc is KLEVDB_OK. */
+static bool ok_at(shared *s, klevdb *db, klevdb_err rc, const char *call, int line) {
   if (rc == KLEVDB_OK) return true;
   atomic_fetch_add(&s->errors, 1);
+  fprintf(stderr, "test_concurrent.c:%d: %s: %s\n", line, call, klevdb_errmsg(db));
   return false;
 }
+#define ok(s, call) ok_at((s), db, (call), #call, __LINE__)
 
 static klevdb *open_shared(shared *s) {
   klevdb *db;
@@ -63,7 +65,10 @@ static void *writer(void *arg) {
       m[k] = t[k].m;
     }
     int64_t next;
-    if (klevdb_publish(db, m, (size_t)n, &next) || next != i + n) atomic_fetch_add(&s->errors, 1);
+    if (ok(s, klevdb_publish(db, m, (size_t)n, &next)) && next != i + n) {
+      fprintf(stderr, "test_concurrent.c:%d: publish: next %lld, want %d\n", __LINE__, (long long)next, i + n);
+      atomic_fetch_add(&s->errors, 1);
+    }
     i += n;
   }
   atomic_store(&s->done, 1);
