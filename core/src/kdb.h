@@ -234,8 +234,11 @@ klevdb_err log_scan(const uint8_t *data, int64_t size, int ver, int64_t from,
 ** zeros is not zero, a V1 offset cannot go back to 0). */
 bool log_zero_tail(const uint8_t *data, int64_t size, int64_t from);
 
-/* Writes a whole index file (header for ver V2, then items), fsynced if
-** sync, replacing any file at path. */
+/* Writes an index's content to fd (header for ver V2, then items): 0 or
+** an errno. */
+int index_put(int fd, int ver, int params, const uint8_t *items, size_t len);
+/* Writes a whole index file (index_put), fsynced if sync, replacing any
+** file at path. */
 klevdb_err index_write(const char *path, int ver, int params,
                        const uint8_t *items, size_t len, bool sync, klevdb_error *e);
 

@@ -355,19 +355,23 @@ bool log_zero_tail(const uint8_t *data, int64_t size, int64_t from) {
   return true;
 }
 
-klevdb_err index_write(const char *path, int ver, int params,
-                       const uint8_t *items, size_t len, bool sync, klevdb_error *e) {
-  char tmp[4096];
-  snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return kerr_sys(e, errno, "create %s", tmp);
+int index_put(int fd, int ver, int params, const uint8_t *items, size_t len) {
   int err = 0;
   if (ver == FMT_V2) {
     uint8_t h[FILE_HDR];
     index_header(h, params);
     err = write_full(fd, h, FILE_HDR);
   }
-  if (!err) err = write_full(fd, items, len);
+  return err ? err : write_full(fd, items, len);
+}
+
+klevdb_err index_write(const char *path, int ver, int params,
+                       const uint8_t *items, size_t len, bool sync, klevdb_error *e) {
+  char tmp[4096];
+  snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return kerr_sys(e, errno, "create %s", tmp);
+  int err = index_put(fd, ver, params, items, len);
   if (!err && sync && fsync(fd) < 0) err = errno;
   if (close(fd) < 0 && !err) err = errno;
   if (!err && rename(tmp, path) < 0) err = errno;

@@ -652,13 +652,7 @@ klevdb_err seg_rewrite(const segcfg *c, seg *s, int64_t upper, drop_fn drop, voi
   if (!rc && (ifd = open(tmp_idx, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0)
     rc = kerr_sys(e, errno, "create %s", tmp_idx);
   if (!rc) {
-    uint8_t h[FILE_HDR];
-    int err = 0;
-    if (ver == FMT_V2) {
-      index_header(h, c->params);
-      err = write_full(ifd, h, FILE_HDR);
-    }
-    if (!err) err = write_full(ifd, nitems.p, nitems.len);
+    int err = index_put(ifd, ver, c->params, nitems.p, nitems.len);
     if (!err) sync_file_range(ifd, 0, 0, SYNC_FILE_RANGE_WRITE);
     if (err) rc = kerr_sys(e, err, "write %s", tmp_idx);
   }
