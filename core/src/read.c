@@ -181,19 +181,28 @@ static klevdb_err verify_around(store *st, seg *s, int64_t offset, klevdb_error 
   return KLEVDB_OK;
 }
 
+/* The newest message below next, under lk: what a reader that saw next
+** may report (seg_n_below; INT64_MAX: the newest there is). Only the last
+** segment can hold more: the list does not change while lk is held, and a
+** segment was sealed by a publish after the one that moved the next
+** offset past its items. */
+static klevdb_err newest_below(store *st, int64_t next, klevdb_batch *b, klevdb_error *e) {
+  for (size_t si = st->nsegs; si-- > 0;) {
+    seg *s = st->segs[si];
+    klevdb_err rc = load(st, s, e);
+    if (rc) return rc;
+    size_t n = seg_n(s);
+    if (si + 1 == st->nsegs) n = seg_n_below(st, s, n, next);
+    if (n) return get_item(st, s, n - 1, b, e);
+  }
+  return kerr(e, KLEVDB_EINVALID_OFFSET, "get newest: invalid offset: the log is empty");
+}
+
 /* Get by offset (Go's Get) under lk, with differences D3: the newest
 ** message is found even when the head is empty. */
 static klevdb_err get_locked(store *st, int64_t offset, klevdb_batch *b, klevdb_error *e) {
   klevdb_err rc;
-  if (offset == KLEVDB_OFFSET_NEWEST) {
-    for (size_t si = st->nsegs; si-- > 0;) {
-      seg *s = st->segs[si];
-      if ((rc = load(st, s, e))) return rc;
-      size_t n = seg_n(s);
-      if (n) return get_item(st, s, n - 1, b, e);
-    }
-    return kerr(e, KLEVDB_EINVALID_OFFSET, "get newest: invalid offset: the log is empty");
-  }
+  if (offset == KLEVDB_OFFSET_NEWEST) return newest_below(st, INT64_MAX, b, e);
   if (offset == KLEVDB_OFFSET_OLDEST) {
     for (size_t si = 0; si < st->nsegs; si++) {
       seg *s = st->segs[si];
@@ -403,22 +412,6 @@ static klevdb_err segments_once(klevdb *db, klevdb_segment_info **out, size_t *n
 
 klevdb_err klevdb_segments_get(klevdb *db, klevdb_segment_info **out, size_t *n) {
   RO_RETRY(db, segments_once(db, out, n));
-}
-
-/* The newest message below next, under lk: what a reader that saw next
-** may report (seg_n_below). Only the last segment can hold more: the list
-** does not change while lk is held, and a segment was sealed by a publish
-** after the one that moved the next offset past its items. */
-static klevdb_err newest_below(store *st, int64_t next, klevdb_batch *b, klevdb_error *e) {
-  for (size_t si = st->nsegs; si-- > 0;) {
-    seg *s = st->segs[si];
-    klevdb_err rc = load(st, s, e);
-    if (rc) return rc;
-    size_t n = seg_n(s);
-    if (si + 1 == st->nsegs) n = seg_n_below(st, s, n, next);
-    if (n) return get_item(st, s, n - 1, b, e);
-  }
-  return kerr(e, KLEVDB_EINVALID_OFFSET, "bounds: the log is empty");
 }
 
 static klevdb_err bounds_once(klevdb *db, klevdb_bounds *out) {
